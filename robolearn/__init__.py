@@ -1,0 +1,3 @@
+"""robolearn: robot learning and sim-to-real, from MuJoCo training to a Unitree robot."""
+
+__version__ = "0.1.0"

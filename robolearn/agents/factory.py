@@ -1,0 +1,196 @@
+"""Build an SB3 PPO/SAC/TD3 from its config, with the loop hook that makes checkpoints exact.
+
+Checkpoints are taken at the top of SB3's training loop, just before each `collect_rollouts`: the
+previous rollout has been trained on and no RNG of the next one has been drawn yet, so a run resumed
+from there continues bit for bit. SB3 has no callback at that point (`on_rollout_start` fires after
+the gSDE noise reset), hence a thin subclass per algorithm. The subclass adds no saved attributes:
+its checkpoints load with plain `stable_baselines3.<Algo>.load`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch.nn as nn
+from stable_baselines3 import PPO, SAC, TD3
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.noise import ActionNoise, NormalActionNoise, OrnsteinUhlenbeckActionNoise
+from stable_baselines3.common.vec_env import VecEnv
+
+from robolearn.errors import UserError, close_matches
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+}
+
+LoopHook = Callable[[BaseAlgorithm], None]
+
+
+class _LoopHookMixin:
+    """Calls `self.before_collect(self)` at the top of every iteration of SB3's learn loop."""
+
+    before_collect: LoopHook | None = None
+
+    def collect_rollouts(self, *args: Any, **kwargs: Any) -> Any:
+        hook = self.before_collect
+        if hook is not None:
+            hook(self)  # type: ignore[arg-type]
+        return super().collect_rollouts(*args, **kwargs)  # type: ignore[misc]
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "before_collect"]  # type: ignore[misc]
+
+
+class RobolearnPPO(_LoopHookMixin, PPO):
+    """PPO with the checkpoint loop hook."""
+
+
+class RobolearnSAC(_LoopHookMixin, SAC):
+    """SAC with the checkpoint loop hook."""
+
+
+class RobolearnTD3(_LoopHookMixin, TD3):
+    """TD3 with the checkpoint loop hook."""
+
+
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
+    "ppo": RobolearnPPO,
+    "sac": RobolearnSAC,
+    "td3": RobolearnTD3,
+}
+
+# The plain SB3 class each algorithm's checkpoints load with.
+SB3_CLASSES: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC, "td3": TD3}
+
+
+def algorithm_class(algo: str) -> type[BaseAlgorithm]:
+    """The class for an algorithm name, or a one-line error listing the choices."""
+    try:
+        return ALGORITHMS[algo]
+    except KeyError:
+        raise UserError(
+            f"agent.algo={algo} is not a known algorithm{close_matches(algo, ALGORITHMS)}; "
+            f"choose one of {', '.join(sorted(ALGORITHMS))}"
+        ) from None
+
+
+def _schedule(value: float, kind: str, key: str) -> float | Callable[[float], float]:
+    if kind == "constant":
+        return float(value)
+    if kind == "linear":
+        start = float(value)
+        return lambda progress_remaining: progress_remaining * start
+    raise UserError(f"{key}={kind} is not a schedule; use constant or linear")
+
+
+def _policy_kwargs(pk: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if pk.net_arch is not None:
+        arch = pk.net_arch
+        out["net_arch"] = {k: list(v) for k, v in arch.items()} if hasattr(arch, "items") else list(arch)
+    if pk.activation != "default":
+        if pk.activation not in ACTIVATIONS:
+            raise UserError(
+                f"agent.policy_kwargs.activation={pk.activation} is unknown"
+                f"{close_matches(pk.activation, ACTIVATIONS)}; choose one of {', '.join(ACTIVATIONS)}"
+            )
+        out["activation_fn"] = ACTIVATIONS[pk.activation]
+    for name in ("log_std_init", "ortho_init", "squash_output", "n_critics"):
+        value = getattr(pk, name)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def _number_or_auto(value: str, key: str) -> str | float:
+    if value == "auto" or value.startswith("auto_"):
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise UserError(f"{key}={value} is neither 'auto', 'auto_<init>' nor a number") from None
+
+
+def _action_noise(agent: Any, env: VecEnv) -> ActionNoise | None:
+    kind = agent.action_noise
+    if kind == "none":
+        return None
+    shape = env.action_space.shape
+    assert shape is not None
+    mean, sigma = np.zeros(shape), agent.action_noise_std * np.ones(shape)
+    if kind == "normal":
+        return NormalActionNoise(mean, sigma)
+    if kind == "ornstein_uhlenbeck":
+        return OrnsteinUhlenbeckActionNoise(mean, sigma)
+    raise UserError(f"agent.action_noise={kind} is unknown; choose none, normal or ornstein_uhlenbeck")
+
+
+def agent_kwargs(agent: Any, env: VecEnv) -> dict[str, Any]:
+    """SB3 constructor keyword arguments for an agent config node."""
+    kw: dict[str, Any] = {
+        "learning_rate": _schedule(agent.learning_rate, agent.lr_schedule, "agent.lr_schedule"),
+        "gamma": agent.gamma,
+        "use_sde": agent.use_sde,
+        "sde_sample_freq": agent.sde_sample_freq,
+        "policy_kwargs": _policy_kwargs(agent.policy_kwargs),
+    }
+    if agent.algo == "ppo":
+        kw.update(
+            n_steps=agent.n_steps,
+            batch_size=agent.batch_size,
+            n_epochs=agent.n_epochs,
+            gae_lambda=agent.gae_lambda,
+            clip_range=_schedule(agent.clip_range, agent.clip_range_schedule, "agent.clip_range_schedule"),
+            normalize_advantage=agent.normalize_advantage,
+            ent_coef=agent.ent_coef,
+            vf_coef=agent.vf_coef,
+            max_grad_norm=agent.max_grad_norm,
+            target_kl=agent.target_kl,
+        )
+    else:
+        kw.update(
+            buffer_size=agent.buffer_size,
+            learning_starts=agent.learning_starts,
+            batch_size=agent.batch_size,
+            tau=agent.tau,
+            train_freq=agent.train_freq,
+            gradient_steps=agent.gradient_steps,
+            optimize_memory_usage=agent.optimize_memory_usage,
+        )
+        if agent.optimize_memory_usage:
+            kw["replay_buffer_kwargs"] = {"handle_timeout_termination": False}
+    if agent.algo == "sac":
+        kw.update(
+            ent_coef=_number_or_auto(agent.ent_coef, "agent.ent_coef"),
+            target_update_interval=agent.target_update_interval,
+            target_entropy=_number_or_auto(agent.target_entropy, "agent.target_entropy"),
+        )
+    if agent.algo == "td3":
+        kw.pop("use_sde")
+        kw.pop("sde_sample_freq")
+        kw.update(
+            action_noise=_action_noise(agent, env),
+            policy_delay=agent.policy_delay,
+            target_policy_noise=agent.target_policy_noise,
+            target_noise_clip=agent.target_noise_clip,
+        )
+    return kw
+
+
+def build_agent(agent: Any, env: VecEnv, seed: int, device: str, tensorboard_log: str | None = None) -> BaseAlgorithm:
+    """Construct the algorithm for `agent.algo` on env, seeded."""
+    cls = algorithm_class(agent.algo)
+    return cls(
+        agent.policy,
+        env,
+        seed=seed,
+        device=device,
+        verbose=0,
+        tensorboard_log=tensorboard_log,
+        **agent_kwargs(agent, env),
+    )

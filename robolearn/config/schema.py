@@ -1,0 +1,157 @@
+"""Dataclass schemas for every config group, so a typo or a wrong type fails at composition.
+
+Agent hyperparameter names follow the stable-baselines3 constructor arguments; the RL Zoo's tuned
+values (configs/agent_tuned/<algo>/<env>.yaml) are written against these schemas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class PolicyKwargsConfig:
+    """Network shape. net_arch: a list of layer sizes shared by actor and critic, or a dict
+    {pi: [...], vf: [...]} (on-policy) / {pi: [...], qf: [...]} (off-policy)."""
+
+    net_arch: Any = None
+    activation: str = "default"  # default (SB3's per-algorithm choice) | relu | tanh | elu | leaky_relu
+    log_std_init: float | None = None
+    ortho_init: bool | None = None
+    squash_output: bool | None = None
+    n_critics: int | None = None
+
+
+@dataclass
+class AgentConfig:
+    """Fields shared by every agent."""
+
+    algo: str = MISSING
+    policy: str = "MlpPolicy"
+    n_envs: int = 1
+    normalize_obs: bool = False
+    normalize_reward: bool = False
+    learning_rate: float = 3e-4
+    lr_schedule: str = "constant"  # constant | linear (decays to 0 at the end of training)
+    gamma: float = 0.99
+    use_sde: bool = False
+    sde_sample_freq: int = -1
+    policy_kwargs: PolicyKwargsConfig = field(default_factory=PolicyKwargsConfig)
+
+
+@dataclass
+class PPOConfig(AgentConfig):
+    algo: str = "ppo"
+    n_steps: int = 2048
+    batch_size: int = 64
+    n_epochs: int = 10
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
+    clip_range_schedule: str = "constant"  # constant | linear
+    normalize_advantage: bool = True
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    target_kl: float | None = None
+
+
+@dataclass
+class OffPolicyConfig(AgentConfig):
+    buffer_size: int = 1_000_000
+    learning_starts: int = 100
+    batch_size: int = 256
+    tau: float = 0.005
+    train_freq: int = 1
+    gradient_steps: int = 1
+    optimize_memory_usage: bool = False
+
+
+@dataclass
+class SACConfig(OffPolicyConfig):
+    algo: str = "sac"
+    ent_coef: str = "auto"  # "auto", "auto_<init>" or a fixed number as a string, as in SB3
+    target_update_interval: int = 1
+    target_entropy: str = "auto"
+
+
+@dataclass
+class TD3Config(OffPolicyConfig):
+    algo: str = "td3"
+    learning_rate: float = 1e-3
+    action_noise: str = "normal"  # none | normal | ornstein_uhlenbeck
+    action_noise_std: float = 0.1
+    policy_delay: int = 2
+    target_policy_noise: float = 0.2
+    target_noise_clip: float = 0.5
+
+
+@dataclass
+class EnvConfig:
+    """One environment: the gymnasium id and the keyword arguments passed to gymnasium.make."""
+
+    id: str = MISSING
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    max_episode_steps: int | None = None  # None keeps the registered time limit
+    vec_env: str = "dummy"  # dummy (one process) | subproc (one process per env)
+
+
+@dataclass
+class EvalConfig:
+    every: int = 5000  # env steps between evaluations; 0 evaluates only at the end
+    episodes: int = 10
+    deterministic: bool = True
+    seed_offset: int = 1_000_000  # eval episode i resets with seed + seed_offset + i
+
+
+@dataclass
+class CheckpointConfig:
+    every: int = 10_000  # env steps between checkpoints (always one at the end)
+    save_replay_buffer: bool = True
+
+
+@dataclass
+class WandbConfig:
+    enabled: bool = False
+    mode: str = "offline"  # offline | online | disabled
+    project: str = "robolearn"
+    entity: str | None = None
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LoggerConfig:
+    tensorboard: bool = True
+    log_interval: int = 4  # SB3 log_interval: episodes (off-policy) or iterations (on-policy)
+    progress: str = "auto"  # auto (rich bar on a terminal, log lines otherwise) | bar | lines | none
+    progress_every_s: float = 30.0
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+@dataclass
+class TrainConfig:
+    env: EnvConfig = MISSING
+    agent: AgentConfig = MISSING
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    steps: int = 10_000
+    seed: int = 0
+    device: str = "cpu"  # cpu | cuda | auto
+    torch_threads: int = 1
+    resume: str | None = None
+
+
+def register_schemas() -> None:
+    """Register schemas with Hydra's ConfigStore (idempotent)."""
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(group="env", name="env_schema", node=EnvConfig)
+    cs.store(group="agent", name="ppo_schema", node=PPOConfig)
+    cs.store(group="agent", name="sac_schema", node=SACConfig)
+    cs.store(group="agent", name="td3_schema", node=TD3Config)
+    cs.store(group="logger", name="logger_schema", node=LoggerConfig)

@@ -1,0 +1,175 @@
+"""Checks that run before any work: compose every requested config, then check values.
+
+Hydra and OmegaConf catch unknown keys and wrong types, but report them over several lines with a
+traceback hint; here each problem becomes one line naming the key, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from omegaconf import DictConfig
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from robolearn.errors import UserError, close_matches
+from robolearn.resources import configs_dir
+
+Check = Callable[[Any], bool]
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "device": ("cpu", "cuda", "auto"),
+    "env.vec_env": ("dummy", "subproc"),
+    "agent.lr_schedule": ("constant", "linear"),
+    "agent.clip_range_schedule": ("constant", "linear"),
+    "agent.action_noise": ("none", "normal", "ornstein_uhlenbeck"),
+    "agent.policy_kwargs.activation": ("default", "relu", "tanh", "elu", "leaky_relu"),
+    "logger.progress": ("auto", "bar", "lines", "none"),
+    "logger.wandb.mode": ("offline", "online", "disabled"),
+}
+
+# key -> (check, what is allowed)
+_RANGES: dict[str, tuple[Check, str]] = {
+    "steps": (lambda v: v > 0, "a positive number of env steps"),
+    "seed": (lambda v: v >= 0, "an integer >= 0"),
+    "torch_threads": (lambda v: v >= 1, "an integer >= 1"),
+    "eval.every": (lambda v: v >= 0, "env steps >= 0 (0: only at the end)"),
+    "eval.episodes": (lambda v: v >= 1, "an integer >= 1"),
+    "checkpoint.every": (lambda v: v > 0, "a positive number of env steps"),
+    "logger.log_interval": (lambda v: v >= 1, "an integer >= 1"),
+    "agent.n_envs": (lambda v: v >= 1, "an integer >= 1"),
+    "agent.learning_rate": (lambda v: v > 0, "a positive number"),
+    "agent.gamma": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "agent.batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "agent.n_steps": (lambda v: v >= 1, "an integer >= 1"),
+    "agent.n_epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "agent.gae_lambda": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "agent.clip_range": (lambda v: v > 0, "a positive number"),
+    "agent.ent_coef": (lambda v: not isinstance(v, int | float) or v >= 0, "a number >= 0"),
+    "agent.buffer_size": (lambda v: v >= 1, "an integer >= 1"),
+    "agent.learning_starts": (lambda v: v >= 0, "an integer >= 0"),
+    "agent.tau": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "agent.train_freq": (lambda v: v >= 1, "an integer >= 1"),
+    "agent.gradient_steps": (lambda v: v >= 1 or v == -1, "an integer >= 1, or -1"),
+    "agent.policy_delay": (lambda v: v >= 1, "an integer >= 1"),
+    "agent.action_noise_std": (lambda v: v >= 0, "a number >= 0"),
+}
+
+
+def _get(cfg: DictConfig, dotted: str) -> tuple[bool, Any]:
+    node: Any = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, DictConfig) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def validate_train_config(cfg: DictConfig) -> None:
+    """Raise UserError for the first value outside its allowed set or range."""
+    for key, choices in _CHOICES.items():
+        present, value = _get(cfg, key)
+        if present and value not in choices:
+            raise UserError(f"{key}={value} is not allowed{close_matches(str(value), choices)}; choose one of {', '.join(choices)}")
+    for key, (ok, allowed) in _RANGES.items():
+        present, value = _get(cfg, key)
+        if present and value is not None and not ok(value):
+            raise UserError(f"{key}={value} is out of range; use {allowed}")
+    _check_env_id(cfg.env.id)
+
+
+def _check_env_id(env_id: str) -> None:
+    import gymnasium as gym
+
+    from robolearn.envs import register_envs
+
+    register_envs()
+    if env_id not in gym.registry:
+        raise UserError(f"env.id={env_id} is not a registered gymnasium id{close_matches(env_id, gym.registry.keys())}")
+
+
+def group_options(group: str) -> list[str]:
+    """Config files available in a config group (folder), without the .yaml suffix."""
+    folder = configs_dir() / group
+    return sorted(str(p.relative_to(folder).with_suffix("")) for p in folder.rglob("*.yaml"))
+
+
+def _sweep_variants(overrides: list[str]) -> Iterator[list[str]]:
+    """Concrete override lists covering every value of every sweep (one value varied at a time)."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except OverrideParseException as exc:
+        raise UserError(f"cannot parse overrides: {str(exc).splitlines()[0]}") from None
+    base: list[str] = []
+    sweeps: list[tuple[int, list[str]]] = []
+    for idx, ov in enumerate(parsed):
+        if ov.is_sweep_override():
+            values = [str(v) for v in ov.sweep_string_iterator()]
+            prefix = ov.get_key_element()
+            variants = [f"{prefix}={v}" for v in values]
+            sweeps.append((idx, variants))
+            base.append(variants[0])
+        else:
+            base.append(overrides[idx])
+    yield base
+    for idx, variants in sweeps:
+        for variant in itertools.islice(variants, 1, None):
+            yield [*base[:idx], variant, *base[idx + 1 :]]
+
+
+def _explain(exc: Exception, overrides: list[str]) -> str:
+    if isinstance(exc, MissingConfigException):
+        group = None
+        for ov in overrides:
+            key, _, value = ov.lstrip("+~").partition("=")
+            if key in ("env", "agent", "experiment", "logger") and value not in group_options(key):
+                group = key
+                options = group_options(key)
+                shown = [o for o in options if not o.endswith("_schema")]
+                return (
+                    f"{key}={value} is not a known {key}{close_matches(value, shown)}; "
+                    f"choose one of {', '.join(shown)}"
+                )
+        return str(exc).splitlines()[0] if group is None else ""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, OmegaConfBaseException):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, ConfigKeyError):
+        full_key = getattr(cause, "full_key", None) or "?"
+        key = full_key.rsplit(".", 1)[-1]
+        obj_type = getattr(cause, "object_type", None)
+        allowed = [f.name for f in dataclasses.fields(obj_type)] if dataclasses.is_dataclass(obj_type) else []
+        hint = close_matches(key, allowed)
+        return f"unknown config key {full_key}{hint}" + ("" if hint else f"; keys here: {', '.join(allowed)}")
+    if isinstance(cause, ValidationError):
+        full_key = getattr(cause, "full_key", None) or "?"
+        msg = str(getattr(cause, "msg", cause)).splitlines()[0]
+        return f"{full_key}: {msg}"
+    if isinstance(cause, OmegaConfBaseException):
+        return str(getattr(cause, "msg", cause)).splitlines()[0]
+    return str(exc).splitlines()[0]
+
+
+def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
+    """Compose a config from the project's config folder, turning composition errors into UserError."""
+    from robolearn.config.schema import register_schemas
+
+    register_schemas()
+    with initialize_config_dir(config_dir=str(Path(configs_dir())), version_base="1.3"):
+        try:
+            return compose(config_name=config_name, overrides=overrides)
+        except (ConfigCompositionException, MissingConfigException, OmegaConfBaseException, ValueError) as exc:
+            raise UserError(_explain(exc, overrides)) from None
+
+
+def precheck_overrides(config_name: str, argv: list[str], validate: Callable[[DictConfig], None]) -> None:
+    """Compose and validate every config a command line asks for, before Hydra starts any job."""
+    overrides = [a for a in argv if "=" in a and not a.startswith("-") and not a.lstrip("+~").startswith("hydra")]
+    for variant in _sweep_variants(overrides):
+        validate(compose_config(config_name, variant))

@@ -1,0 +1,317 @@
+"""The training job behind `python -m robolearn.train`: one run directory, resumable at any kill.
+
+Flow: compare with what the run directory already holds (skip a completed run, resume an interrupted
+one, refuse a different config), build env and agent (or load the newest checkpoint), learn with
+periodic evaluation and checkpoints, then evaluate, checkpoint and summarise.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from robolearn.agents import algorithm_class, build_agent
+from robolearn.envs import make_eval_env, make_vec_env
+from robolearn.errors import UserError, require
+from robolearn.runs.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_model_files
+from robolearn.runs.evaluation import EvalResult, evaluate_policy
+from robolearn.runs.layout import RunDir
+from robolearn.runs.metrics import JsonlMetricsWriter, WallClock, WandbWriter
+from robolearn.runs.progress import ProgressReporter
+from robolearn.utils.io import atomic_write_json, atomic_write_text, replace_dir
+from robolearn.utils.seeding import seed_everything
+from robolearn.utils.sysinfo import cpu_info, package_versions
+
+# Keys that may differ between a run directory's saved config and a resumed/re-run invocation:
+# they change how long or how verbosely a run goes, not what it computes.
+_RESUMABLE_KEYS = ("steps", "resume", "logger.progress", "logger.progress_every_s", "device", "torch_threads")
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Keys (dotted) whose values differ, ignoring the keys a resumed run may change."""
+    a, b = _flatten(saved), _flatten(current)
+    keys = sorted(set(a) | set(b))
+    return [k for k in keys if a.get(k) != b.get(k) and not k.startswith(_RESUMABLE_KEYS)]
+
+
+class _TrainingCallback(BaseCallback):
+    """Periodic evaluation (with best-model saving) and progress, inside SB3's loop."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        super().__init__()
+        self.trainer = trainer
+
+    def _on_step(self) -> bool:
+        t = self.trainer
+        for info in self.locals.get("infos", ()):
+            episode = info.get("episode") if isinstance(info, dict) else None
+            if episode is not None:
+                t.progress.episode_return = float(episode["r"])
+        if self.num_timesteps >= t.next_eval:
+            t.evaluate_and_log()
+            while t.next_eval <= self.num_timesteps:
+                t.next_eval += t.cfg.eval.every
+        t.progress.update(self.num_timesteps)
+        return True
+
+
+class Trainer:
+    """One training run in one run directory."""
+
+    def __init__(self, cfg: DictConfig, run_root: Path, command: str) -> None:
+        self.cfg = cfg
+        self.run = RunDir(Path(run_root))
+        self.command = command
+        self.resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+
+    # -- run directory bookkeeping -------------------------------------------------------------------
+    def _check_existing(self) -> dict[str, Any] | None:
+        if self.run.config.is_file():
+            saved = OmegaConf.to_container(OmegaConf.load(self.run.config), resolve=True)
+            diffs = config_differences(saved, self.resolved)  # type: ignore[arg-type]
+            if diffs:
+                key = diffs[0]
+                old, new = _flatten(saved).get(key), _flatten(self.resolved).get(key)  # type: ignore[arg-type]
+                raise UserError(
+                    f"{self.run.root} holds a run with {key}={old}, not {new} ({len(diffs)} keys differ); "
+                    "pick another run directory (hydra.run.dir=...) or resume with the run's own config"
+                )
+        summary = self.run.read_summary()
+        if summary is not None and summary.get("status") == "completed" and summary.get("steps", 0) >= self.cfg.steps:
+            return summary
+        return None
+
+    def _write_config(self) -> None:
+        atomic_write_text(self.run.config, OmegaConf.to_yaml(self.cfg, resolve=True))
+
+    # -- construction --------------------------------------------------------------------------------
+    def _build(self) -> tuple[BaseAlgorithm, VecEnv, dict[str, Any]]:
+        cfg, agent = self.cfg, self.cfg.agent
+        torch.set_num_threads(cfg.torch_threads)
+        seed_everything(cfg.seed)
+        venv = make_vec_env(
+            cfg.env,
+            n_envs=agent.n_envs,
+            seed=cfg.seed,
+            normalize_obs=agent.normalize_obs,
+            normalize_reward=agent.normalize_reward,
+            gamma=agent.gamma,
+        )
+        device = _device(cfg.device)
+        ckpt = latest_checkpoint(self.run)
+        if ckpt is None:
+            return build_agent(agent, venv, seed=cfg.seed, device=device), venv, {}
+        model, extra = load_checkpoint(ckpt, algorithm_class(agent.algo), venv, device)
+        print(f"resuming {self.run.root} from step {ckpt.step}", flush=True)
+        return model, venv, extra
+
+    def _logger(self, extra: dict[str, Any]) -> Logger:
+        # A fresh run truncates whatever a run killed before its first checkpoint wrote.
+        self.metrics = JsonlMetricsWriter(self.run.metrics, self.clock, offset=extra.get("metrics_offset", 0))
+        outputs: list[Any] = [self.metrics]
+        if self.cfg.logger.tensorboard:
+            outputs.append(TensorBoardOutputFormat(str(self.run.tensorboard)))
+        wb = self.cfg.logger.wandb
+        if wb.enabled:
+            outputs.append(WandbWriter(self._wandb_run()))
+        logger = Logger(folder=str(self.run.root), output_formats=outputs)
+        pending = extra.get("logger_pending")
+        if pending:
+            # Values recorded but not yet dumped when the checkpoint was taken.
+            logger.name_to_value.update(pending["value"])
+            logger.name_to_count.update(pending["count"])
+            logger.name_to_excluded.update(pending["excluded"])
+        return logger
+
+    def _wandb_run(self) -> Any:
+        wandb: Any = require("wandb", "logger.wandb.enabled=true", "dev", "wandb")
+        wb = self.cfg.logger.wandb
+        id_file = self.run.root / "wandb_id.txt"
+        run_id = id_file.read_text().strip() if id_file.is_file() else wandb.util.generate_id()
+        atomic_write_text(id_file, run_id)
+        return wandb.init(
+            project=wb.project,
+            entity=wb.entity,
+            group=wb.group,
+            tags=list(wb.tags),
+            mode=wb.mode,
+            dir=str(self.run.root),
+            config=self.resolved,
+            id=run_id,
+            resume="allow",
+            name=self.run.root.name,
+        )
+
+    # -- evaluation and checkpoints --------------------------------------------------------------------
+    def _obs_transform(self) -> Any:
+        norm = self.venv if isinstance(self.venv, VecNormalize) else None
+        return None if norm is None else norm.normalize_obs
+
+    def evaluate(self) -> EvalResult:
+        """Deterministic evaluation of the current policy on the eval env."""
+        ev = self.cfg.eval
+        return evaluate_policy(
+            self.model,
+            self.eval_env,
+            episodes=ev.episodes,
+            base_seed=self.cfg.seed + ev.seed_offset,
+            deterministic=ev.deterministic,
+            obs_transform=self._obs_transform(),
+        )
+
+    def evaluate_and_log(self) -> EvalResult:
+        """Evaluate, log eval/* at the current step, and keep the best model."""
+        step = int(self.model.num_timesteps)
+        result = self.evaluate()
+        logger = self.model.logger
+        logger.record("eval/mean_return", result.mean_return)
+        logger.record("eval/std_return", result.std_return)
+        logger.record("eval/mean_length", float(sum(result.lengths) / len(result.lengths)))
+        logger.dump(step)
+        self.last_eval = (step, result)
+        self.progress.eval_return = result.mean_return
+        if result.mean_return > self.best_return:
+            self.best_return, self.best_step = result.mean_return, step
+            tmp = self.run.root / ".tmp-best"
+            save_model_files(self.model, self.venv, tmp)
+            atomic_write_json(tmp / "eval.json", {"step": step, "mean_return": result.mean_return})
+            replace_dir(tmp, self.run.best)
+        return result
+
+    def _extra_state(self) -> dict[str, Any]:
+        logger = self.model.logger
+        return {
+            "next_eval": self.next_eval,
+            "next_checkpoint": self.next_checkpoint,
+            "best_return": self.best_return,
+            "best_step": self.best_step,
+            "last_eval_step": self.last_eval[0] if self.last_eval else None,
+            "metrics_offset": self.metrics.tell(),
+            "wall_time_s": self.clock(),
+            "resumes": self.resumes,
+            "logger_pending": {
+                "value": dict(logger.name_to_value),
+                "count": dict(logger.name_to_count),
+                "excluded": dict(logger.name_to_excluded),
+            },
+        }
+
+    def _checkpoint(self) -> None:
+        save_checkpoint(self.run, self.model, self.venv, self._extra_state(), self.cfg.checkpoint.save_replay_buffer)
+
+    def _before_collect(self, model: BaseAlgorithm) -> None:
+        if model.num_timesteps >= self.next_checkpoint and model.num_timesteps > 0:
+            while self.next_checkpoint <= model.num_timesteps:
+                self.next_checkpoint += self.cfg.checkpoint.every
+            self._checkpoint()
+
+    # -- the run -------------------------------------------------------------------------------------
+    def run_training(self) -> dict[str, Any]:
+        """Train to cfg.steps (resuming if possible) and return the summary."""
+        done = self._check_existing()
+        if done is not None:
+            print(f"{self.run.root} already completed {done['steps']} steps; skipping", flush=True)
+            return done
+        self.run.root.mkdir(parents=True, exist_ok=True)
+        self._write_config()
+        try:
+            return self._train()
+        except BaseException as exc:
+            if not isinstance(exc, KeyboardInterrupt | SystemExit):
+                atomic_write_text(self.run.error, f"{type(exc).__name__}: {exc}\n")
+            raise
+
+    def _train(self) -> dict[str, Any]:
+        cfg = self.cfg
+        self.model, self.venv, extra = self._build()
+        self.clock = WallClock(extra.get("wall_time_s", 0.0))
+        self.model.set_logger(self._logger(extra))
+        self.eval_env = make_eval_env(cfg.env)
+        every = cfg.eval.every if cfg.eval.every > 0 else math.inf
+        self.next_eval = extra.get("next_eval", every)
+        self.next_checkpoint = extra.get("next_checkpoint", cfg.checkpoint.every)
+        self.best_return = extra.get("best_return", -math.inf)
+        self.best_step = extra.get("best_step")
+        self.resumes = extra.get("resumes", -1) + 1
+        self.last_eval: tuple[int, EvalResult] | None = None
+        start = int(self.model.num_timesteps)
+        self.progress = ProgressReporter(cfg.steps, start, cfg.logger.progress, cfg.logger.progress_every_s)
+        self.model.before_collect = self._before_collect  # type: ignore[attr-defined]
+        try:
+            remaining = cfg.steps - start
+            if remaining > 0:
+                self.model.learn(
+                    total_timesteps=remaining,
+                    callback=_TrainingCallback(self),
+                    log_interval=cfg.logger.log_interval,
+                    reset_num_timesteps=start == 0,
+                    progress_bar=False,
+                )
+            step = int(self.model.num_timesteps)
+            if self.last_eval is not None and self.last_eval[0] == step:
+                final = self.last_eval[1]
+            elif extra.get("last_eval_step") == step and remaining <= 0:
+                final = self.evaluate()
+            else:
+                final = self.evaluate_and_log()
+            self._checkpoint()
+            tmp = self.run.root / ".tmp-final"
+            save_model_files(self.model, self.venv, tmp)
+            replace_dir(tmp, self.run.final)
+        finally:
+            self.progress.close(int(self.model.num_timesteps))
+            self.model.logger.close()
+            self.eval_env.close()
+            self.venv.close()
+        summary = self._summary(final)
+        atomic_write_json(self.run.summary, summary)
+        if self.run.error.exists():
+            self.run.error.unlink()
+        return summary
+
+    def _summary(self, final: EvalResult) -> dict[str, Any]:
+        return {
+            "status": "completed",
+            "eval/mean_return": final.mean_return,
+            "eval/std_return": final.std_return,
+            "eval/episodes": len(final.returns),
+            "eval/returns": final.returns,
+            "best/mean_return": self.best_return,
+            "best/step": self.best_step,
+            "steps": int(self.model.num_timesteps),
+            "wall_time_s": round(self.clock(), 3),
+            "seed": int(self.cfg.seed),
+            "env": self.cfg.env.id,
+            "algo": self.cfg.agent.algo,
+            "resumes": self.resumes,
+            "command": self.command,
+            "versions": package_versions(),
+            "cpu": cpu_info(),
+            "torch_threads": torch.get_num_threads(),
+            "run_dir": str(self.run.root.resolve()),
+        }
+
+
+def _device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device={name} but torch sees no CUDA device; use device=cpu or install a CUDA build of torch")
+    return name
