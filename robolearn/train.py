@@ -4,7 +4,7 @@ Examples:
     python -m robolearn.train                                   # SAC on Pendulum-v1, 10k steps
     python -m robolearn.train env=Hopper-v5 agent=td3 seed=1 steps=100000
     python -m robolearn.train -m agent=sac,td3 seed=0,1,2 hydra.sweep.dir=sweeps/pend
-    python -m robolearn.train resume=outputs/2026-11-26/10-00-00_sac_Pendulum-v1
+    python -m robolearn.train resume=outputs/2026-11-26/10-00-00_sac_Pendulum-v1 [steps=20000]
 """
 
 from __future__ import annotations
@@ -13,17 +13,16 @@ import sys
 from pathlib import Path
 
 import hydra
-import yaml
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from robolearn.cli import command_line, precheck
 from robolearn.config.schema import register_schemas
-from robolearn.config.validate import validate_train_config
+from robolearn.config.validate import compose_config, validate_train_config
 from robolearn.errors import UserError, report_user_errors
 from robolearn.resources import configs_dir
-from robolearn.runs.layout import existing_run_dir
-from robolearn.runs.trainer import Trainer
+from robolearn.runs.layout import RunDir, existing_run_dir
+from robolearn.runs.trainer import Trainer, check_same_run
 
 _ARGV: list[str] = []
 
@@ -32,25 +31,37 @@ def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
-def expand_resume(argv: list[str]) -> list[str]:
-    """Turn `resume=<run dir>` into that run's own overrides, pointed at its directory.
+def resume_config(argv: list[str]) -> tuple[RunDir, DictConfig]:
+    """The saved config of the run named by `resume=<run dir>`, with the other overrides applied.
 
-    Overrides given beside resume= win (e.g. steps=... to extend a run); any that change what the
-    run computes are refused by the trainer's config comparison.
+    Only keys that change how long or how verbosely a run goes (steps=..., logger.progress=...) may
+    differ from the saved run; anything else is refused, since it would not be the same run.
     """
-    resumes = [a for a in argv if a.startswith("resume=")]
-    if not resumes:
-        return argv
-    run = existing_run_dir(resumes[-1].split("=", 1)[1])
-    saved = run.root / ".hydra" / "overrides.yaml"
-    if not saved.is_file():
-        raise UserError(f"{saved} is missing, so the run's command line is unknown; re-run it with its overrides")
-    original = [o for o in (yaml.safe_load(saved.read_text()) or []) if _key(o) != "resume" and not _key(o).startswith("hydra")]
-    rest = [a for a in argv if not a.startswith("resume=") and not a.startswith("-")]
-    given = {_key(a) for a in rest if "=" in a}
-    merged = [o for o in original if _key(o) not in given] + rest
-    root = run.root.resolve()
-    return [*merged, f"resume={root}", f"hydra.run.dir={root}"]
+    resume = [a for a in argv if a.startswith("resume=")][-1].split("=", 1)[1]
+    run = existing_run_dir(resume, key="resume")
+    saved = OmegaConf.load(run.config)
+    assert isinstance(saved, DictConfig)
+    overrides = [a for a in argv if not a.startswith("resume=")]
+    for item in overrides:
+        key = _key(item)
+        if (
+            item.startswith("-")
+            or "=" not in item
+            or OmegaConf.select(saved, key, default=_MISSING) is _MISSING
+        ):
+            raise UserError(
+                f"{item} cannot be combined with resume=; only existing keys such as steps=N may be set"
+            )
+    cfg = OmegaConf.merge(saved, OmegaConf.from_dotlist(overrides), {"resume": str(run.root)})
+    assert isinstance(cfg, DictConfig)
+    validate_train_config(cfg)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(resolved, dict)
+    check_same_run(run, resolved)
+    return run, cfg
+
+
+_MISSING = object()
 
 
 @hydra.main(version_base="1.3", config_path=str(configs_dir()), config_name="train")
@@ -59,10 +70,11 @@ def _hydra_main(cfg: DictConfig) -> float:
 
 
 @report_user_errors
-def train_job(cfg: DictConfig) -> float:
+def train_job(cfg: DictConfig, run_dir: Path | None = None) -> float:
     """One training job (a Hydra task): validate, train, print and return the final eval return."""
     validate_train_config(cfg)
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if run_dir is None:
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
     summary = Trainer(cfg, run_dir, command_line("train", _ARGV)).run_training()
     print(
         f"{cfg.agent.algo} on {cfg.env.id} seed {cfg.seed}: eval return {summary['eval/mean_return']:.1f} "
@@ -73,19 +85,38 @@ def train_job(cfg: DictConfig) -> float:
     return float(summary["eval/mean_return"])
 
 
+def _check_target_dir(argv: list[str]) -> None:
+    # Hydra rewrites <run dir>/.hydra before the job starts, so a run directory that already holds
+    # a different run must be refused here, before Hydra touches it.
+    if any(a in ("-m", "--multirun") for a in argv):
+        return
+    dirs = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
+    if not dirs or not (Path(dirs[-1]) / "config.yaml").is_file():
+        return
+    task = [a for a in argv if "=" in a and not a.startswith("-") and not _key(a).startswith("hydra")]
+    resolved = OmegaConf.to_container(compose_config("train", task), resolve=True)
+    assert isinstance(resolved, dict)
+    check_same_run(RunDir(Path(dirs[-1])), resolved)
+
+
 @report_user_errors
-def _prepare(argv: list[str]) -> list[str]:
-    argv = expand_resume(argv)
+def _prepare(argv: list[str]) -> tuple[RunDir, DictConfig] | None:
+    if any(a.startswith("resume=") for a in argv):
+        return resume_config(argv)
     precheck("train", argv, validate_train_config)
-    return argv
+    _check_target_dir(argv)
+    return None
 
 
 def main() -> None:
     """Console entry point (robolearn-train)."""
     register_schemas()
-    argv = _prepare(sys.argv[1:])
-    _ARGV[:] = [a for a in sys.argv[1:]]
-    sys.argv = [sys.argv[0], *argv]
+    _ARGV[:] = sys.argv[1:]
+    resumed = _prepare(sys.argv[1:])
+    if resumed is not None:
+        run, cfg = resumed
+        train_job(cfg, run.root)
+        return
     _hydra_main()
 
 

@@ -182,7 +182,9 @@ def agent_kwargs(agent: Any, env: VecEnv) -> dict[str, Any]:
     return kw
 
 
-def build_agent(agent: Any, env: VecEnv, seed: int, device: str, tensorboard_log: str | None = None) -> BaseAlgorithm:
+def build_agent(
+    agent: Any, env: VecEnv, seed: int, device: str, tensorboard_log: str | None = None
+) -> BaseAlgorithm:
     """Construct the algorithm for `agent.algo` on env, seeded."""
     cls = algorithm_class(agent.algo)
     return cls(

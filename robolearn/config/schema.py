@@ -126,7 +126,10 @@ class WandbConfig:
 @dataclass
 class LoggerConfig:
     tensorboard: bool = True
-    log_interval: int = 4  # SB3 log_interval: episodes (off-policy) or iterations (on-policy)
+    # SB3's log_interval: episodes for off-policy agents (default 4), rollouts for on-policy ones
+    # (default 1). SB3 counts rollouts afresh in each learn() call, so with an on-policy agent and
+    # log_interval > 1 a resumed run logs its training scalars at shifted steps (figures unchanged).
+    log_interval: int | None = None
     progress: str = "auto"  # auto (rich bar on a terminal, log lines otherwise) | bar | lines | none
     progress_every_s: float = 30.0
     wandb: WandbConfig = field(default_factory=WandbConfig)
@@ -146,10 +149,24 @@ class TrainConfig:
     resume: str | None = None
 
 
+@dataclass
+class EvaluateConfig:
+    """`python -m robolearn.evaluate run=<run dir> ...`"""
+
+    run: str = MISSING
+    checkpoint: str = "final"  # final | best | latest (newest resumable checkpoint)
+    episodes: int = 10
+    seed: int | None = None  # None: the run's own eval seeds (seed + eval.seed_offset), as in training
+    deterministic: bool = True
+    video: bool = False
+    video_episodes: int = 1
+
+
 def register_schemas() -> None:
     """Register schemas with Hydra's ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="evaluate_schema", node=EvaluateConfig)
     cs.store(group="env", name="env_schema", node=EnvConfig)
     cs.store(group="agent", name="ppo_schema", node=PPOConfig)
     cs.store(group="agent", name="sac_schema", node=SACConfig)

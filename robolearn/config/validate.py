@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from robolearn.errors import UserError, close_matches
 from robolearn.resources import configs_dir
@@ -42,7 +42,7 @@ _RANGES: dict[str, tuple[Check, str]] = {
     "eval.every": (lambda v: v >= 0, "env steps >= 0 (0: only at the end)"),
     "eval.episodes": (lambda v: v >= 1, "an integer >= 1"),
     "checkpoint.every": (lambda v: v > 0, "a positive number of env steps"),
-    "logger.log_interval": (lambda v: v >= 1, "an integer >= 1"),
+    "logger.log_interval": (lambda v: v >= 1, "an integer >= 1 (or null for the agent's default)"),
     "agent.n_envs": (lambda v: v >= 1, "an integer >= 1"),
     "agent.learning_rate": (lambda v: v > 0, "a positive number"),
     "agent.gamma": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
@@ -76,7 +76,9 @@ def validate_train_config(cfg: DictConfig) -> None:
     for key, choices in _CHOICES.items():
         present, value = _get(cfg, key)
         if present and value not in choices:
-            raise UserError(f"{key}={value} is not allowed{close_matches(str(value), choices)}; choose one of {', '.join(choices)}")
+            raise UserError(
+                f"{key}={value} is not allowed{close_matches(str(value), choices)}; choose one of {', '.join(choices)}"
+            )
     for key, (ok, allowed) in _RANGES.items():
         present, value = _get(cfg, key)
         if present and value is not None and not ok(value):
@@ -91,7 +93,9 @@ def _check_env_id(env_id: str) -> None:
 
     register_envs()
     if env_id not in gym.registry:
-        raise UserError(f"env.id={env_id} is not a registered gymnasium id{close_matches(env_id, gym.registry.keys())}")
+        raise UserError(
+            f"env.id={env_id} is not a registered gymnasium id{close_matches(env_id, gym.registry.keys())}"
+        )
 
 
 def group_options(group: str) -> list[str]:
@@ -140,7 +144,7 @@ def _explain(exc: Exception, overrides: list[str]) -> str:
     cause: BaseException | None = exc
     while cause is not None and not isinstance(cause, OmegaConfBaseException):
         cause = cause.__cause__ or cause.__context__
-    if isinstance(cause, ConfigKeyError):
+    if isinstance(cause, ConfigKeyError | ConfigAttributeError):
         full_key = getattr(cause, "full_key", None) or "?"
         key = full_key.rsplit(".", 1)[-1]
         obj_type = getattr(cause, "object_type", None)
@@ -164,12 +168,19 @@ def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
     with initialize_config_dir(config_dir=str(Path(configs_dir())), version_base="1.3"):
         try:
             return compose(config_name=config_name, overrides=overrides)
-        except (ConfigCompositionException, MissingConfigException, OmegaConfBaseException, ValueError) as exc:
+        except (
+            ConfigCompositionException,
+            MissingConfigException,
+            OmegaConfBaseException,
+            ValueError,
+        ) as exc:
             raise UserError(_explain(exc, overrides)) from None
 
 
 def precheck_overrides(config_name: str, argv: list[str], validate: Callable[[DictConfig], None]) -> None:
     """Compose and validate every config a command line asks for, before Hydra starts any job."""
-    overrides = [a for a in argv if "=" in a and not a.startswith("-") and not a.lstrip("+~").startswith("hydra")]
+    overrides = [
+        a for a in argv if "=" in a and not a.startswith("-") and not a.lstrip("+~").startswith("hydra")
+    ]
     for variant in _sweep_variants(overrides):
         validate(compose_config(config_name, variant))

@@ -69,7 +69,7 @@ def _save_replay_buffer(buffer: ReplayBuffer, path: Path) -> None:
     arrays = _replay_arrays(buffer)
     meta = np.array([buffer.pos, int(buffer.full), buffer.buffer_size], dtype=np.int64)
     with open(path, "wb") as fh:
-        np.savez(fh, __meta__=meta, **arrays)
+        np.savez(fh, __meta__=meta, **arrays)  # type: ignore[arg-type]
 
 
 def _load_replay_buffer(buffer: ReplayBuffer, path: Path) -> None:
@@ -168,9 +168,13 @@ def load_checkpoint(
             state = pickle.load(fh)
         model = cls.load(ckpt.model, env=venv, device=device, force_reset=False)
     except (OSError, pickle.UnpicklingError, EOFError, ValueError, KeyError) as exc:
-        raise UserError(f"checkpoint {ckpt.path} cannot be read ({exc}); delete it to restart the run") from None
+        raise UserError(
+            f"checkpoint {ckpt.path} cannot be read ({exc}); delete it to restart the run"
+        ) from None
     if state.get("format_version") != FORMAT_VERSION:
-        raise UserError(f"checkpoint {ckpt.path} has format {state.get('format_version')}, expected {FORMAT_VERSION}")
+        raise UserError(
+            f"checkpoint {ckpt.path} has format {state.get('format_version')}, expected {FORMAT_VERSION}"
+        )
     replay = ckpt.path / REPLAY_FILE
     if isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None and replay.is_file():
         _load_replay_buffer(model.replay_buffer, replay)

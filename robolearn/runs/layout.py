@@ -69,12 +69,12 @@ class RunDir:
         return data
 
 
-def existing_run_dir(path: str | Path) -> RunDir:
+def existing_run_dir(path: str | Path, key: str = "run") -> RunDir:
     """A RunDir for a path that must hold a run, or a one-line error saying what is missing."""
     root = Path(path).expanduser()
     if not root.is_dir():
-        raise UserError(f"run={path} is not a directory; pass the run directory that train wrote")
+        raise UserError(f"{key}={path} is not a directory; pass the run directory that train wrote")
     run = RunDir(root)
     if not run.config.is_file():
-        raise UserError(f"run={path} has no config.yaml, so it is not a robolearn run directory")
+        raise UserError(f"{key}={path} has no config.yaml, so it is not a robolearn run directory")
     return run

@@ -56,7 +56,7 @@ class JsonlMetricsWriter(KVWriter):
             # Lines written after the checkpoint we resume from belong to the lost future.
             with open(path, "r+b") as fh:
                 fh.truncate(offset)
-        self._fh = open(path, "a", encoding="utf-8")
+        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open for the run's lifetime
 
     def tell(self) -> int:
         """Byte offset of the end of what was written so far (stored in checkpoints)."""
@@ -100,7 +100,7 @@ class WandbWriter(KVWriter):
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
     """All rows of a metrics.jsonl (a torn last line from a kill is skipped)."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     if not path.exists():
         return rows
     for line in path.read_text(encoding="utf-8").splitlines():

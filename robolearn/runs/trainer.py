@@ -35,7 +35,7 @@ from robolearn.utils.sysinfo import cpu_info, package_versions
 _RESUMABLE_KEYS = ("steps", "resume", "logger.progress", "logger.progress_every_s", "device", "torch_threads")
 
 
-def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+def _flatten(node: Any, prefix: str = "") -> dict[Any, Any]:
     if isinstance(node, dict):
         out: dict[str, Any] = {}
         for key, value in node.items():
@@ -44,11 +44,27 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: node}
 
 
-def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+def config_differences(saved: dict[Any, Any], current: dict[Any, Any]) -> list[str]:
     """Keys (dotted) whose values differ, ignoring the keys a resumed run may change."""
     a, b = _flatten(saved), _flatten(current)
     keys = sorted(set(a) | set(b))
     return [k for k in keys if a.get(k) != b.get(k) and not k.startswith(_RESUMABLE_KEYS)]
+
+
+def check_same_run(run: RunDir, resolved: dict[Any, Any]) -> None:
+    """Refuse to write a different run into a directory that already holds one."""
+    if not run.config.is_file():
+        return
+    saved = OmegaConf.to_container(OmegaConf.load(run.config), resolve=True)
+    assert isinstance(saved, dict)
+    diffs = config_differences(saved, resolved)
+    if diffs:
+        key = diffs[0]
+        old, new = _flatten(saved).get(key), _flatten(resolved).get(key)
+        raise UserError(
+            f"{run.root} holds a run with {key}={old}, not {new} ({len(diffs)} keys differ); "
+            "pick another run directory (hydra.run.dir=...) or resume with the run's own config"
+        )
 
 
 class _TrainingCallback(BaseCallback):
@@ -80,21 +96,29 @@ class Trainer:
         self.run = RunDir(Path(run_root))
         self.command = command
         self.resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+        # Set when training starts (_train); declared here for readers and the type checker.
+        self.model: BaseAlgorithm
+        self.venv: VecEnv
+        self.eval_env: Any
+        self.metrics: JsonlMetricsWriter
+        self.clock: WallClock
+        self.progress: ProgressReporter
+        self.next_eval: float = math.inf
+        self.next_checkpoint: int = 0
+        self.best_return: float = -math.inf
+        self.best_step: int | None = None
+        self.last_eval: tuple[int, EvalResult] | None = None
+        self.resumes = 0
 
     # -- run directory bookkeeping -------------------------------------------------------------------
     def _check_existing(self) -> dict[str, Any] | None:
-        if self.run.config.is_file():
-            saved = OmegaConf.to_container(OmegaConf.load(self.run.config), resolve=True)
-            diffs = config_differences(saved, self.resolved)  # type: ignore[arg-type]
-            if diffs:
-                key = diffs[0]
-                old, new = _flatten(saved).get(key), _flatten(self.resolved).get(key)  # type: ignore[arg-type]
-                raise UserError(
-                    f"{self.run.root} holds a run with {key}={old}, not {new} ({len(diffs)} keys differ); "
-                    "pick another run directory (hydra.run.dir=...) or resume with the run's own config"
-                )
+        check_same_run(self.run, self.resolved)
         summary = self.run.read_summary()
-        if summary is not None and summary.get("status") == "completed" and summary.get("steps", 0) >= self.cfg.steps:
+        if (
+            summary is not None
+            and summary.get("status") == "completed"
+            and summary.get("steps", 0) >= self.cfg.steps
+        ):
             return summary
         return None
 
@@ -214,7 +238,9 @@ class Trainer:
         }
 
     def _checkpoint(self) -> None:
-        save_checkpoint(self.run, self.model, self.venv, self._extra_state(), self.cfg.checkpoint.save_replay_buffer)
+        save_checkpoint(
+            self.run, self.model, self.venv, self._extra_state(), self.cfg.checkpoint.save_replay_buffer
+        )
 
     def _before_collect(self, model: BaseAlgorithm) -> None:
         if model.num_timesteps >= self.next_checkpoint and model.num_timesteps > 0:
@@ -246,11 +272,11 @@ class Trainer:
         self.eval_env = make_eval_env(cfg.env)
         every = cfg.eval.every if cfg.eval.every > 0 else math.inf
         self.next_eval = extra.get("next_eval", every)
-        self.next_checkpoint = extra.get("next_checkpoint", cfg.checkpoint.every)
+        self.next_checkpoint = int(extra.get("next_checkpoint", cfg.checkpoint.every))
         self.best_return = extra.get("best_return", -math.inf)
         self.best_step = extra.get("best_step")
         self.resumes = extra.get("resumes", -1) + 1
-        self.last_eval: tuple[int, EvalResult] | None = None
+        self.last_eval = None
         start = int(self.model.num_timesteps)
         self.progress = ProgressReporter(cfg.steps, start, cfg.logger.progress, cfg.logger.progress_every_s)
         self.model.before_collect = self._before_collect  # type: ignore[attr-defined]
@@ -260,7 +286,7 @@ class Trainer:
                 self.model.learn(
                     total_timesteps=remaining,
                     callback=_TrainingCallback(self),
-                    log_interval=cfg.logger.log_interval,
+                    log_interval=_log_interval(cfg),
                     reset_num_timesteps=start == 0,
                     progress_bar=False,
                 )
@@ -309,9 +335,17 @@ class Trainer:
         }
 
 
+def _log_interval(cfg: DictConfig) -> int:
+    if cfg.logger.log_interval is not None:
+        return int(cfg.logger.log_interval)
+    return 1 if cfg.agent.algo == "ppo" else 4
+
+
 def _device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device={name} but torch sees no CUDA device; use device=cpu or install a CUDA build of torch")
+        raise UserError(
+            f"device={name} but torch sees no CUDA device; use device=cpu or install a CUDA build of torch"
+        )
     return name

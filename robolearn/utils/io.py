@@ -12,12 +12,20 @@ from pathlib import Path
 from typing import Any
 
 
+def _discard(_: object) -> None:
+    return None
+
+
 def _atomic(path: Path, write: Callable[[Path], None]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp makes 0600 files; give the result the permissions a plain open() would.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         write(tmp)
         with open(tmp, "rb") as fh:
@@ -30,12 +38,12 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write bytes to path atomically (temp file in the same folder, fsync, rename)."""
-    _atomic(path, lambda tmp: tmp.write_bytes(data))
+    _atomic(path, lambda tmp: _discard(tmp.write_bytes(data)))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write text to path atomically."""
-    _atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    _atomic(path, lambda tmp: _discard(tmp.write_text(text, encoding="utf-8")))
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -45,7 +53,7 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 def atomic_pickle(path: Path, obj: Any) -> None:
     """Pickle obj to path atomically."""
-    _atomic(path, lambda tmp: tmp.write_bytes(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)))
+    _atomic(path, lambda tmp: _discard(tmp.write_bytes(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))))
 
 
 def atomic_save_with(path: Path, save: Callable[[Path], None]) -> None:

@@ -1,0 +1,82 @@
+"""A tiny training run per agent writes the whole run directory, and its models load with plain SB3."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import tiny_config
+from stable_baselines3 import PPO, SAC, TD3
+
+from robolearn.runs.metrics import read_metrics
+from robolearn.runs.trainer import Trainer
+
+SB3 = {"ppo": PPO, "sac": SAC, "td3": TD3}
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3", "ppo"])
+def test_tiny_run_writes_run_directory(tmp_path: Path, algo: str) -> None:
+    cfg = tiny_config(algo)
+    run = tmp_path / "run"
+    summary = Trainer(cfg, run, "test").run_training()
+
+    for name in ("config.yaml", "metrics.jsonl", "summary.json", "final/model.zip", "best/model.zip"):
+        assert (run / name).is_file(), name
+    assert list((run / "tb").glob("events.out.tfevents.*")), "TensorBoard events missing"
+    assert json.loads((run / "checkpoints" / "latest.json").read_text())["step"] == summary["steps"]
+
+    rows = read_metrics(run / "metrics.jsonl")
+    assert rows and all("step" in r and "wall_time_s" in r for r in rows)
+    eval_steps = [r["step"] for r in rows if "eval/mean_return" in r]
+    assert eval_steps[:2] == [300, 600] or eval_steps[0] >= 300  # PPO rolls out in blocks of n_steps
+    assert any(k.startswith("train/") for r in rows for k in r), "agent's training scalars not logged"
+
+    on_disk = json.loads((run / "summary.json").read_text())
+    assert on_disk == json.loads(json.dumps(summary))
+    for key in (
+        "eval/mean_return",
+        "eval/std_return",
+        "eval/episodes",
+        "steps",
+        "wall_time_s",
+        "seed",
+        "command",
+    ):
+        assert key in on_disk
+    assert on_disk["steps"] >= 600 and on_disk["eval/episodes"] == 2
+    assert on_disk["cpu"]["cores"] >= 1 and "model" in on_disk["cpu"]
+    assert on_disk["versions"]["stable-baselines3"]
+    assert np.isfinite(on_disk["eval/mean_return"])
+
+
+@pytest.mark.parametrize("algo", ["sac", "ppo"])
+def test_checkpoint_loads_with_plain_sb3(tmp_path: Path, algo: str) -> None:
+    cfg = tiny_config(algo)
+    Trainer(cfg, tmp_path / "run", "test").run_training()
+    model = SB3[algo].load(tmp_path / "run" / "final" / "model.zip", device="cpu")
+    ckpt = SB3[algo].load(next((tmp_path / "run" / "checkpoints").glob("step_*")) / "model.zip", device="cpu")
+    obs = np.zeros(3, dtype=np.float32)
+    action, _ = model.predict(obs, deterministic=True)
+    assert action.shape == (1,) and -2.0 <= float(action[0]) <= 2.0
+    assert type(model) is SB3[algo] and ckpt.num_timesteps > 0
+
+
+def test_same_seed_same_figures(tmp_path: Path) -> None:
+    a = Trainer(tiny_config("sac"), tmp_path / "a", "test").run_training()
+    b = Trainer(tiny_config("sac"), tmp_path / "b", "test").run_training()
+    c = Trainer(tiny_config("sac", "seed=1"), tmp_path / "c", "test").run_training()
+    assert a["eval/returns"] == b["eval/returns"]
+    assert a["eval/returns"] != c["eval/returns"]
+
+
+def test_completed_run_is_skipped_and_changed_config_refused(tmp_path: Path) -> None:
+    from robolearn.errors import UserError
+
+    run = tmp_path / "run"
+    first = Trainer(tiny_config("sac"), run, "test").run_training()
+    again = Trainer(tiny_config("sac"), run, "test").run_training()
+    assert again == json.loads(json.dumps(first))
+    with pytest.raises(UserError, match=r"agent.learning_rate"):
+        Trainer(tiny_config("sac", "agent.learning_rate=0.5"), run, "test").run_training()
