@@ -1,0 +1,225 @@
+"""Pure observation and action functions over a RobotState, shared by training envs and deploy.
+
+No MuJoCo here: the deploy runtime feeds these the robot's LowState, the envs feed them the
+simulator's, and a policy sees the same numbers either way. Observations are named terms, each
+scaled and optionally noised, concatenated on the last axis; observation_layout() lists them
+(name, start, size, scale, noise) for the policy contract.
+
+Scales and noise of LOCOMOTION_TERMS are those of legged_gym / unitree_rl_gym (obs_scales and
+noise_scales in legged_robot_config.py, cmd_scale in deploy/deploy_mujoco/configs/g1.yaml).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from robolearn.errors import UserError, close_matches
+from robolearn.robots.spec import RobotSpec
+from robolearn.robots.state import RobotState
+
+_GRAVITY_DIRECTION = np.array([0.0, 0.0, -1.0])
+
+
+def quat_rotate_inverse(quat_wxyz: ArrayLike, vec: ArrayLike) -> np.ndarray:
+    """Express a world-frame vector in the body frame of a (batch of) w-x-y-z quaternion(s)."""
+    q = np.asarray(quat_wxyz, dtype=np.float64)
+    # Normalise so a slightly drifted IMU quaternion still gives a unit gravity vector.
+    q = q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-12)
+    w = q[..., :1]
+    u = q[..., 1:]
+    v = np.broadcast_to(np.asarray(vec, dtype=np.float64), u.shape)
+    uv = np.cross(u, v)
+    return v - 2.0 * w * uv + 2.0 * np.cross(u, uv)
+
+
+def base_ang_vel(state: RobotState, spec: RobotSpec) -> np.ndarray:
+    """IMU angular velocity in the body frame (rad/s)."""
+    return np.asarray(state.gyro, dtype=np.float64)
+
+
+def projected_gravity(state: RobotState, spec: RobotSpec) -> np.ndarray:
+    """Unit gravity direction in the body frame: (0, 0, -1) when level."""
+    return quat_rotate_inverse(state.base_quat, _GRAVITY_DIRECTION)
+
+
+def commands(state: RobotState, spec: RobotSpec) -> np.ndarray:
+    """Velocity command: vx, vy (m/s), yaw rate (rad/s)."""
+    return np.asarray(state.command, dtype=np.float64)
+
+
+def joint_pos_rel(state: RobotState, spec: RobotSpec) -> np.ndarray:
+    """Joint positions minus the default pose (rad), in motor order."""
+    return np.asarray(state.joint_pos, dtype=np.float64) - spec.default_pos_array
+
+
+def joint_vel(state: RobotState, spec: RobotSpec) -> np.ndarray:
+    """Joint velocities (rad/s), in motor order."""
+    return np.asarray(state.joint_vel, dtype=np.float64)
+
+
+def last_action(state: RobotState, spec: RobotSpec) -> np.ndarray:
+    """The previous policy output, unscaled."""
+    return np.asarray(state.last_action, dtype=np.float64)
+
+
+TermFunction = Callable[[RobotState, RobotSpec], np.ndarray]
+
+# name -> (function, size for a spec)
+TERMS: dict[str, tuple[TermFunction, Callable[[RobotSpec], int]]] = {
+    "base_ang_vel": (base_ang_vel, lambda spec: 3),
+    "projected_gravity": (projected_gravity, lambda spec: 3),
+    "commands": (commands, lambda spec: 3),
+    "joint_pos_rel": (joint_pos_rel, lambda spec: spec.num_joints),
+    "joint_vel": (joint_vel, lambda spec: spec.num_joints),
+    "last_action": (last_action, lambda spec: spec.num_joints),
+}
+
+
+@dataclass(frozen=True)
+class ObsTerm:
+    """One observation term: which function, its scale, and uniform noise half-width in physical units.
+
+    The observed value is scale * (raw + U(-noise, noise)); scale is one number or one per element.
+    """
+
+    name: str
+    scale: float | tuple[float, ...] = 1.0
+    noise: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.name not in TERMS:
+            raise UserError(f"unknown observation term '{self.name}'{close_matches(self.name, TERMS)}")
+        if self.noise < 0:
+            raise UserError(f"observation term '{self.name}' has negative noise {self.noise}")
+
+    def size(self, spec: RobotSpec) -> int:
+        """Number of values this term contributes for the spec."""
+        return TERMS[self.name][1](spec)
+
+    def scale_array(self, spec: RobotSpec) -> np.ndarray:
+        """Per-element scale, checked against the term's size."""
+        size = self.size(spec)
+        if not isinstance(self.scale, tuple):
+            return np.full(size, float(self.scale))
+        if len(self.scale) != size:
+            raise UserError(
+                f"observation term '{self.name}' has {len(self.scale)} scales but {size} values for {spec.name}"
+            )
+        return np.asarray(self.scale, dtype=np.float64)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (name, scale, noise)."""
+        scale: Any = list(self.scale) if isinstance(self.scale, tuple) else self.scale
+        return {"name": self.name, "scale": scale, "noise": self.noise}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ObsTerm:
+        """Inverse of to_dict; also accepts an ObsLayoutEntry dict (its start and size are ignored)."""
+        if "name" not in data:
+            raise UserError("observation term entry has no 'name'")
+        scale = data.get("scale", 1.0)
+        return cls(
+            name=str(data["name"]),
+            scale=tuple(float(s) for s in scale) if isinstance(scale, list | tuple) else float(scale),
+            noise=float(data.get("noise", 0.0)),
+        )
+
+
+# The 45-value proprioceptive locomotion observation of unitree_rl_gym (its G1 policy adds a
+# 2-value gait phase; Go2's adds base linear velocity, which the real robot cannot measure).
+LOCOMOTION_TERMS: tuple[ObsTerm, ...] = (
+    ObsTerm("base_ang_vel", scale=0.25, noise=0.2),
+    ObsTerm("projected_gravity", scale=1.0, noise=0.05),
+    ObsTerm("commands", scale=(2.0, 2.0, 0.25)),
+    ObsTerm("joint_pos_rel", scale=1.0, noise=0.01),
+    ObsTerm("joint_vel", scale=0.05, noise=1.5),
+    ObsTerm("last_action", scale=1.0),
+)
+
+
+@dataclass(frozen=True)
+class ObsLayoutEntry:
+    """Where a term sits in the observation vector, for contract.json."""
+
+    name: str
+    start: int
+    size: int
+    scale: tuple[float, ...]
+    noise: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "name": self.name,
+            "start": self.start,
+            "size": self.size,
+            "scale": list(self.scale),
+            "noise": self.noise,
+        }
+
+
+def observation_layout(
+    spec: RobotSpec, terms: Sequence[ObsTerm] = LOCOMOTION_TERMS
+) -> tuple[ObsLayoutEntry, ...]:
+    """The terms' positions, sizes, per-element scales and noise, in observation order."""
+    names = [t.name for t in terms]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise UserError(f"observation term '{dup}' is listed twice")
+    entries = []
+    start = 0
+    for term in terms:
+        size = term.size(spec)
+        entries.append(
+            ObsLayoutEntry(term.name, start, size, tuple(term.scale_array(spec).tolist()), term.noise)
+        )
+        start += size
+    return tuple(entries)
+
+
+def observation_size(spec: RobotSpec, terms: Sequence[ObsTerm] = LOCOMOTION_TERMS) -> int:
+    """Length of the observation vector."""
+    return sum(t.size(spec) for t in terms)
+
+
+def build_observation(
+    state: RobotState,
+    spec: RobotSpec,
+    terms: Sequence[ObsTerm] = LOCOMOTION_TERMS,
+    rng: np.random.Generator | None = None,
+    clip: float | None = None,
+) -> np.ndarray:
+    """Concatenate the scaled (and, with rng, noised) terms on the last axis; float32, batched like state.
+
+    Noise is drawn only when rng is given, from that generator, so a seed reproduces it exactly.
+    """
+    parts = []
+    for term in terms:
+        raw = TERMS[term.name][0](state, spec)
+        if rng is not None and term.noise > 0:
+            raw = raw + rng.uniform(-term.noise, term.noise, size=raw.shape)
+        parts.append(raw * term.scale_array(spec))
+    obs = np.concatenate(parts, axis=-1)
+    if clip is not None:
+        obs = np.clip(obs, -clip, clip)
+    return obs.astype(np.float32)
+
+
+def action_to_joint_targets(action: ArrayLike, spec: RobotSpec, clip: float | None = None) -> np.ndarray:
+    """PD position targets in motor order: default_joint_pos + action_scale * action (action clipped first)."""
+    a = np.asarray(action, dtype=np.float64)
+    if a.shape[-1:] != (spec.num_joints,):
+        raise UserError(f"action must end in size {spec.num_joints} for {spec.name}, got shape {a.shape}")
+    if clip is not None:
+        a = np.clip(a, -clip, clip)
+    return spec.default_pos_array + spec.action_scale_array * a
+
+
+def joint_targets_to_action(target_pos: ArrayLike, spec: RobotSpec) -> np.ndarray:
+    """The action that action_to_joint_targets maps to these targets (for labelling demonstrations)."""
+    return (np.asarray(target_pos, dtype=np.float64) - spec.default_pos_array) / spec.action_scale_array
