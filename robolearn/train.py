@@ -14,6 +14,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from robolearn.cli import command_line, precheck
@@ -23,9 +24,6 @@ from robolearn.errors import UserError, report_user_errors
 from robolearn.resources import configs_dir
 from robolearn.runs.layout import RunDir, existing_run_dir
 from robolearn.runs.trainer import Trainer, check_same_run
-
-_ARGV: list[str] = []
-
 
 def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
@@ -69,13 +67,27 @@ def _hydra_main(cfg: DictConfig) -> float:
     return train_job(cfg)
 
 
-@report_user_errors
-def train_job(cfg: DictConfig, run_dir: Path | None = None) -> float:
-    """One training job (a Hydra task): validate, train, print and return the final eval return."""
-    validate_train_config(cfg)
+def train_job(cfg: DictConfig, run_dir: Path | None = None, command: str | None = None) -> float:
+    """One training job (a Hydra task): validate, train, print and return the final eval return.
+
+    In a sweep, a job's failure is raised to Hydra, which records it and runs the other jobs; the
+    trainer has written the message to the job's error.txt for the report.
+    """
+    multirun = False
     if run_dir is None:
-        run_dir = Path(HydraConfig.get().runtime.output_dir)
-    summary = Trainer(cfg, run_dir, command_line("train", _ARGV)).run_training()
+        hydra_cfg = HydraConfig.get()
+        run_dir = Path(hydra_cfg.runtime.output_dir)
+        multirun = hydra_cfg.mode == RunMode.MULTIRUN
+        # The job's own overrides (sweep values included): correct in remote workers too.
+        command = command_line("train", list(hydra_cfg.overrides.task))
+    try:
+        validate_train_config(cfg)
+        summary = Trainer(cfg, run_dir, command or command_line("train", [])).run_training()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        if multirun:
+            raise
+        raise SystemExit(2) from None
     print(
         f"{cfg.agent.algo} on {cfg.env.id} seed {cfg.seed}: eval return {summary['eval/mean_return']:.1f} "
         f"± {summary['eval/std_return']:.1f} over {summary['eval/episodes']} episodes after "
@@ -111,11 +123,10 @@ def _prepare(argv: list[str]) -> tuple[RunDir, DictConfig] | None:
 def main() -> None:
     """Console entry point (robolearn-train)."""
     register_schemas()
-    _ARGV[:] = sys.argv[1:]
     resumed = _prepare(sys.argv[1:])
     if resumed is not None:
         run, cfg = resumed
-        train_job(cfg, run.root)
+        train_job(cfg, run.root, command_line("train", sys.argv[1:]))
         return
     _hydra_main()
 

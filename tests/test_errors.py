@@ -26,6 +26,9 @@ CASES = [
     (["agent.gamma=1.5"], "agent.gamma=1.5", "(0, 1]"),
     (["logger.progress=loud"], "logger.progress=loud", "choose one of"),
     (["resume=/nonexistent/run"], "resume=/nonexistent/run", "not a directory"),
+    (["env.max_episode_steps=0"], "env.max_episode_steps=0", "positive"),
+    (["hydra/launcher=rayy"], "hydra/launcher=rayy", "ray_local"),
+    (["-m", "seed=0,1", "hydra/launcher=local", "hydra.launcher.n_job=2"], "hydra.launcher.n_job", "n_jobs"),
 ]
 
 

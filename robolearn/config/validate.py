@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from robolearn.errors import UserError, close_matches
@@ -42,6 +43,7 @@ _RANGES: dict[str, tuple[Check, str]] = {
     "eval.every": (lambda v: v >= 0, "env steps >= 0 (0: only at the end)"),
     "eval.episodes": (lambda v: v >= 1, "an integer >= 1"),
     "checkpoint.every": (lambda v: v > 0, "a positive number of env steps"),
+    "env.max_episode_steps": (lambda v: v >= 1, "a positive number of steps, or null for the registered limit"),
     "logger.log_interval": (lambda v: v >= 1, "an integer >= 1 (or null for the agent's default)"),
     "agent.n_envs": (lambda v: v >= 1, "an integer >= 1"),
     "agent.learning_rate": (lambda v: v > 0, "a positive number"),
@@ -129,18 +131,16 @@ def _sweep_variants(overrides: list[str]) -> Iterator[list[str]]:
 
 def _explain(exc: Exception, overrides: list[str]) -> str:
     if isinstance(exc, MissingConfigException):
-        group = None
-        for ov in overrides:
-            key, _, value = ov.lstrip("+~").partition("=")
-            if key in ("env", "agent", "experiment", "logger") and value not in group_options(key):
-                group = key
-                options = group_options(key)
-                shown = [o for o in options if not o.endswith("_schema")]
+        found = re.search(r"Could not find '([^']+)'", str(exc))
+        if found is not None:
+            group, _, value = found.group(1).rpartition("/")
+            shown = [o for o in (exc.options or []) if not o.endswith("_schema")]
+            if group and shown:
                 return (
-                    f"{key}={value} is not a known {key}{close_matches(value, shown)}; "
+                    f"{group}={value} is not a known {group.rsplit('/', 1)[-1]}{close_matches(value, shown)}; "
                     f"choose one of {', '.join(shown)}"
                 )
-        return str(exc).splitlines()[0] if group is None else ""
+        return str(exc).splitlines()[0]
     cause: BaseException | None = exc
     while cause is not None and not isinstance(cause, OmegaConfBaseException):
         cause = cause.__cause__ or cause.__context__
@@ -150,7 +150,9 @@ def _explain(exc: Exception, overrides: list[str]) -> str:
         obj_type = getattr(cause, "object_type", None)
         allowed = [f.name for f in dataclasses.fields(obj_type)] if dataclasses.is_dataclass(obj_type) else []
         hint = close_matches(key, allowed)
-        return f"unknown config key {full_key}{hint}" + ("" if hint else f"; keys here: {', '.join(allowed)}")
+        if hint or not allowed:
+            return f"unknown config key {full_key}{hint or '; prefix it with + to add a new key'}"
+        return f"unknown config key {full_key}; keys here: {', '.join(allowed)}"
     if isinstance(cause, ValidationError):
         full_key = getattr(cause, "full_key", None) or "?"
         msg = str(getattr(cause, "msg", cause)).splitlines()[0]
@@ -165,9 +167,16 @@ def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
     from robolearn.config.schema import register_schemas
 
     register_schemas()
+    # Overrides of Hydra's own config (launcher, sweep dir...) are checked too; the hydra node is
+    # then dropped, since only a running Hydra can resolve it.
+    with_hydra = any(o.lstrip("+~").startswith("hydra") for o in overrides)
     with initialize_config_dir(config_dir=str(Path(configs_dir())), version_base="1.3"):
         try:
-            return compose(config_name=config_name, overrides=overrides)
+            cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=with_hydra)
+            if with_hydra:
+                with open_dict(cfg):
+                    del cfg["hydra"]
+            return cfg
         except (
             ConfigCompositionException,
             MissingConfigException,
@@ -179,8 +188,6 @@ def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
 
 def precheck_overrides(config_name: str, argv: list[str], validate: Callable[[DictConfig], None]) -> None:
     """Compose and validate every config a command line asks for, before Hydra starts any job."""
-    overrides = [
-        a for a in argv if "=" in a and not a.startswith("-") and not a.lstrip("+~").startswith("hydra")
-    ]
+    overrides = [a for a in argv if "=" in a and not a.startswith("-")]
     for variant in _sweep_variants(overrides):
         validate(compose_config(config_name, variant))

@@ -80,7 +80,9 @@ class _TrainingCallback(BaseCallback):
             episode = info.get("episode") if isinstance(info, dict) else None
             if episode is not None:
                 t.progress.episode_return = float(episode["r"])
-        if self.num_timesteps >= t.next_eval:
+        # The last evaluation happens after learn() returns, on the final model (SB3 still trains
+        # once after this callback at the last step).
+        if t.next_eval <= self.num_timesteps < t.cfg.steps:
             t.evaluate_and_log()
             while t.next_eval <= self.num_timesteps:
                 t.next_eval += t.cfg.eval.every
@@ -291,12 +293,9 @@ class Trainer:
                     progress_bar=False,
                 )
             step = int(self.model.num_timesteps)
-            if self.last_eval is not None and self.last_eval[0] == step:
-                final = self.last_eval[1]
-            elif extra.get("last_eval_step") == step and remaining <= 0:
-                final = self.evaluate()
-            else:
-                final = self.evaluate_and_log()
+            # A run resumed from its final checkpoint has logged this evaluation already.
+            already_logged = remaining <= 0 and extra.get("last_eval_step") == step
+            final = self.evaluate() if already_logged else self.evaluate_and_log()
             self._checkpoint()
             tmp = self.run.root / ".tmp-final"
             save_model_files(self.model, self.venv, tmp)
