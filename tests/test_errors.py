@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, tiny_config
+from train_helpers import run_cli, tiny_config
 
 from robolearn.runs.trainer import Trainer
 from robolearn.train import _prepare

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, tiny_config
+from train_helpers import run_cli, tiny_config
 
 from robolearn.config.validate import compose_config
 from robolearn.errors import UserError

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, TINY, TINY_PER_ALGO, run_cli
+from train_helpers import REPO, TINY, TINY_PER_ALGO, run_cli
 
 from robolearn.runs.metrics import read_metrics
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from train_helpers import run_cli
 
 SWEEP = ["+experiment=smoke", "steps=300", "logger.progress=none"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny_config
+from train_helpers import tiny_config
 from stable_baselines3 import PPO, SAC, TD3
 
 from robolearn.runs.metrics import read_metrics
@@ -80,3 +80,15 @@ def test_completed_run_is_skipped_and_changed_config_refused(tmp_path: Path) -> 
     assert again == json.loads(json.dumps(first))
     with pytest.raises(UserError, match=r"agent.learning_rate"):
         Trainer(tiny_config("sac", "agent.learning_rate=0.5"), run, "test").run_training()
+
+
+def test_wandb_offline_writes_run_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    run = tmp_path / "run"
+    Trainer(tiny_config("sac", "steps=300", "logger.wandb.enabled=true"), run, "test").run_training()
+    offline = list((run / "wandb").glob("offline-run-*"))
+    assert offline, "no offline wandb run written"
+    assert list(offline[0].glob("*.wandb")), "offline run has no history file"
+    assert (run / "wandb_id.txt").read_text().strip() in offline[0].name

@@ -8,6 +8,7 @@ periodic evaluation and checkpoints, then evaluate, checkpoint and summarise.
 from __future__ import annotations
 
 import math
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +171,7 @@ class Trainer:
         wandb: Any = require("wandb", "logger.wandb.enabled=true", "dev", "wandb")
         wb = self.cfg.logger.wandb
         id_file = self.run.root / "wandb_id.txt"
-        run_id = id_file.read_text().strip() if id_file.is_file() else wandb.util.generate_id()
+        run_id = id_file.read_text().strip() if id_file.is_file() else secrets.token_hex(4)
         atomic_write_text(id_file, run_id)
         return wandb.init(
             project=wb.project,

@@ -1,4 +1,5 @@
-"""Shared helpers: compose configs the way the CLI does, and run the CLI in a subprocess."""
+"""Shared test helpers (imported by name; not a conftest, so sub-folder conftests cannot shadow it):
+compose configs the way the CLI does, and run the CLI in a subprocess."""
 
 from __future__ import annotations
 
