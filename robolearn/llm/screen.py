@@ -1,0 +1,162 @@
+"""Screening candidate priors by rollouts: N seeded episodes each, in sandbox children, best mean wins.
+
+The CAMEL paper screened LLM-written policies by hand; here every candidate that passed the checker and
+the probe is rolled out for ``episodes`` episodes with seeds ``seed, seed + 1, ...`` (deterministic:
+same program, same seeds, same returns) and ranked by mean return. Rollouts run in sandbox children
+(robolearn.llm.sandbox_child) because a program that behaved on sampled observations can still loop
+forever on a state the probe did not cover.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.spaces import Box
+
+from robolearn.errors import UserError
+from robolearn.llm.sandbox import ChildFailure, SandboxLimits, run_child
+
+DEFAULT_SCREEN_LIMITS = SandboxLimits(cpu_s=300.0, memory_mb=1024.0, wall_s=600.0)
+
+
+@dataclass(frozen=True)
+class ScreenResult:
+    """Rollout returns of one candidate, or the reason it failed."""
+
+    name: str
+    returns: tuple[float, ...] = ()
+    lengths: tuple[int, ...] = ()
+    clipped_fraction: float = 0.0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when every episode ran to its end."""
+        return self.error is None and bool(self.returns)
+
+    @property
+    def mean(self) -> float:
+        """Mean episode return (-inf for a failed candidate, so it ranks last)."""
+        return float(np.mean(self.returns)) if self.ok else float("-inf")
+
+    @property
+    def std(self) -> float:
+        """Standard deviation of the episode returns."""
+        return float(np.std(self.returns)) if self.ok else float("nan")
+
+
+def make_env(env_id: str) -> gym.Env[Any, Any]:
+    """gymnasium.make with a one-line UserError for unknown ids (robolearn/ ids register on import)."""
+    if env_id.startswith("robolearn/"):
+        try:
+            importlib.import_module("robolearn.envs")
+        except ImportError as exc:
+            raise UserError(f"cannot import robolearn.envs to register {env_id!r}: {exc}") from None
+    try:
+        return gym.make(env_id)
+    except gym.error.Error as exc:
+        raise UserError(f"cannot make env {env_id!r}: {str(exc).splitlines()[0]}") from None
+
+
+def action_bounds(env: gym.Env[Any, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) of a Box action space as float64; UserError for any other space."""
+    space = env.action_space
+    if not isinstance(space, Box):
+        raise UserError(
+            f"priors need a continuous (Box) action space, {env.spec.id if env.spec else env} has {space}"
+        )
+    return np.asarray(space.low, dtype=np.float64), np.asarray(space.high, dtype=np.float64)
+
+
+def sample_observations(env_id: str, n: int = 64, seed: int = 0, episode_steps: int = 50) -> np.ndarray:
+    """``n`` observations from uniform-random rollouts (resets included), for probing candidates."""
+    env = make_env(env_id)
+    rng = np.random.default_rng(seed)
+    env.action_space.seed(seed)
+    samples: list[np.ndarray] = []
+    episode = 0
+    try:
+        while len(samples) < n:
+            obs, _ = env.reset(seed=seed + episode)
+            samples.append(np.asarray(obs, dtype=np.float64))
+            # Random-length episodes spread the samples over early and late states.
+            for _ in range(int(rng.integers(1, episode_steps + 1))):
+                obs, _, terminated, truncated, _ = env.step(env.action_space.sample())
+                samples.append(np.asarray(obs, dtype=np.float64))
+                if terminated or truncated or len(samples) >= n:
+                    break
+            episode += 1
+    finally:
+        env.close()
+    return np.stack(samples[:n])
+
+
+def screen_sources(
+    sources: Sequence[tuple[str, str]],
+    env_id: str,
+    episodes: int = 10,
+    seed: int = 0,
+    max_steps: int | None = None,
+    limits: SandboxLimits = DEFAULT_SCREEN_LIMITS,
+    workers: int | None = None,
+) -> list[ScreenResult]:
+    """Roll out each (name, source) for ``episodes`` seeded episodes in parallel sandbox children."""
+    if episodes < 1:
+        raise UserError(f"screen.episodes must be at least 1, got {episodes}")
+    make_env(env_id)  # a bad id fails once here, with a clear message, not once per candidate
+
+    def one(item: tuple[str, str]) -> ScreenResult:
+        name, source = item
+        request = {
+            "mode": "rollout",
+            "source": source,
+            "env_id": env_id,
+            "episodes": episodes,
+            "seed": seed,
+            "max_steps": max_steps,
+        }
+        try:
+            result = run_child(request, limits)
+        except ChildFailure as failure:
+            return ScreenResult(name=name, error=str(failure))
+        if "error" in result:
+            return ScreenResult(name=name, error=str(result["error"]))
+        return ScreenResult(
+            name=name,
+            returns=tuple(float(r) for r in result["returns"]),
+            lengths=tuple(int(n) for n in result["lengths"]),
+            clipped_fraction=float(result["clipped_fraction"]),
+        )
+
+    n_workers = workers or max(1, min(len(sources), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        return list(pool.map(one, sources))
+
+
+def random_policy_returns(
+    env_id: str, episodes: int = 10, seed: int = 0, max_steps: int | None = None
+) -> list[float]:
+    """Returns of a uniform-random policy over the same seeded episodes, as a screening baseline."""
+    env = make_env(env_id)
+    env.action_space.seed(seed)
+    returns: list[float] = []
+    try:
+        for episode in range(episodes):
+            env.reset(seed=seed + episode)
+            total, steps, done = 0.0, 0, False
+            while not done:
+                _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+                total += float(reward)
+                steps += 1
+                done = terminated or truncated or (max_steps is not None and steps >= max_steps)
+            returns.append(total)
+    finally:
+        env.close()
+    return returns
