@@ -16,21 +16,24 @@ from train_helpers import REPO, TINY, TINY_PER_ALGO, run_cli
 from robolearn.runs.metrics import read_metrics
 
 CASES = {
-    "sac": [],
-    "td3": [],
+    "sac": ("sac", []),
+    "td3": ("td3", []),
     # Two envs and observation/reward normalisation exercise VecNormalize's state too.
-    "ppo": ["agent.n_envs=2", "agent.normalize_obs=true", "agent.normalize_reward=true"],
+    "ppo": ("ppo", ["agent.n_envs=2", "agent.normalize_obs=true", "agent.normalize_reward=true"]),
+    # CAMEL's mask generator, per-episode mask flags and the boxes in replay.
+    "camel": ("td3", ["method=camel", "method.prior=pendulum_energy_swingup", "method.probe=false"]),
 }
 
 
-def _args(algo: str, run: Path) -> list[str]:
+def _args(case: str, run: Path) -> list[str]:
+    algo, extra = CASES[case]
     return [
         "robolearn.train",
         f"hydra.run.dir={run}",
         "env=Pendulum-v1",
         *TINY_PER_ALGO[algo],
         *TINY,
-        *CASES[algo],
+        *extra,
         "steps=1600",
         "checkpoint.every=200",
         "eval.every=400",
@@ -74,7 +77,7 @@ def _kill_after_checkpoint(args: list[str], run: Path, min_step: int) -> None:
     assert not (run / "summary.json").exists(), "run finished before the kill"
 
 
-@pytest.mark.parametrize("algo", ["sac", "td3", "ppo"])
+@pytest.mark.parametrize("algo", list(CASES))
 def test_kill_and_resume_reproduces_uninterrupted_run(tmp_path: Path, algo: str) -> None:
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     uninterrupted = subprocess.Popen(

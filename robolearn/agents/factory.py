@@ -183,16 +183,21 @@ def agent_kwargs(agent: Any, env: VecEnv) -> dict[str, Any]:
 
 
 def build_agent(
-    agent: Any, env: VecEnv, seed: int, device: str, tensorboard_log: str | None = None
+    agent: Any,
+    env: VecEnv,
+    seed: int,
+    device: str,
+    algorithm: type[BaseAlgorithm] | None = None,
+    **extra: Any,
 ) -> BaseAlgorithm:
-    """Construct the algorithm for `agent.algo` on env, seeded."""
-    cls = algorithm_class(agent.algo)
+    """Construct the algorithm for `agent.algo` (or `algorithm`, e.g. a method's subclass) on env, seeded."""
+    cls = algorithm or algorithm_class(agent.algo)
     return cls(
         agent.policy,
         env,
         seed=seed,
         device=device,
         verbose=0,
-        tensorboard_log=tensorboard_log,
         **agent_kwargs(agent, env),
+        **extra,
     )

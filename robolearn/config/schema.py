@@ -90,6 +90,23 @@ class TD3Config(OffPolicyConfig):
 
 
 @dataclass
+class CamelConfig:
+    """CAMEL action masking around a prior policy (robolearn/methods/camel.py)."""
+
+    name: str = "camel"
+    # A prior by name (policies/priors/<env>/<name>.py or the user prior folder), a path to a .py
+    # prior file, or expert:<run dir> to centre the mask on a trained agent (expert masking).
+    prior: str = MISSING
+    radius: float = 0.3  # box half-width, as a fraction of each action dimension's half-range
+    eps_fraction: float = 0.5  # mask probability decays 1 -> 0 over this fraction of `steps`
+    eps_mode: str = "episode"  # episode (one draw per episode) | step
+    on_bad_prior: str = (
+        "stop"  # stop (refuse to train) | unmasked (train plain TD3/SAC, noted in the summary)
+    )
+    probe: bool = True  # run the prior in the sandbox before training
+
+
+@dataclass
 class EnvConfig:
     """One environment: the gymnasium id and the keyword arguments passed to gymnasium.make."""
 
@@ -147,6 +164,7 @@ class TrainConfig:
     device: str = "cpu"  # cpu | cuda | auto
     torch_threads: int = 1
     resume: str | None = None
+    method: Any = None  # None (plain agent) or a method node, e.g. method=camel
 
 
 @dataclass
@@ -172,3 +190,4 @@ def register_schemas() -> None:
     cs.store(group="agent", name="sac_schema", node=SACConfig)
     cs.store(group="agent", name="td3_schema", node=TD3Config)
     cs.store(group="logger", name="logger_schema", node=LoggerConfig)
+    cs.store(group="method", name="camel_schema", node=CamelConfig)

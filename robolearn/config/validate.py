@@ -33,6 +33,9 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "agent.policy_kwargs.activation": ("default", "relu", "tanh", "elu", "leaky_relu"),
     "logger.progress": ("auto", "bar", "lines", "none"),
     "logger.wandb.mode": ("offline", "online", "disabled"),
+    "method.name": ("camel",),
+    "method.eps_mode": ("episode", "step"),
+    "method.on_bad_prior": ("stop", "unmasked"),
 }
 
 # key -> (check, what is allowed)
@@ -43,7 +46,10 @@ _RANGES: dict[str, tuple[Check, str]] = {
     "eval.every": (lambda v: v >= 0, "env steps >= 0 (0: only at the end)"),
     "eval.episodes": (lambda v: v >= 1, "an integer >= 1"),
     "checkpoint.every": (lambda v: v > 0, "a positive number of env steps"),
-    "env.max_episode_steps": (lambda v: v >= 1, "a positive number of steps, or null for the registered limit"),
+    "env.max_episode_steps": (
+        lambda v: v >= 1,
+        "a positive number of steps, or null for the registered limit",
+    ),
     "logger.log_interval": (lambda v: v >= 1, "an integer >= 1 (or null for the agent's default)"),
     "agent.n_envs": (lambda v: v >= 1, "an integer >= 1"),
     "agent.learning_rate": (lambda v: v > 0, "a positive number"),
@@ -61,6 +67,8 @@ _RANGES: dict[str, tuple[Check, str]] = {
     "agent.gradient_steps": (lambda v: v >= 1 or v == -1, "an integer >= 1, or -1"),
     "agent.policy_delay": (lambda v: v >= 1, "an integer >= 1"),
     "agent.action_noise_std": (lambda v: v >= 0, "a number >= 0"),
+    "method.radius": (lambda v: v > 0, "a positive fraction of the action half-range (e.g. 0.3)"),
+    "method.eps_fraction": (lambda v: 0 <= v <= 1, "a fraction of training in [0, 1]"),
 }
 
 
@@ -86,6 +94,9 @@ def validate_train_config(cfg: DictConfig) -> None:
         if present and value is not None and not ok(value):
             raise UserError(f"{key}={value} is out of range; use {allowed}")
     _check_env_id(cfg.env.id)
+    method = cfg.get("method")
+    if method is not None and method.name == "camel" and cfg.agent.algo not in ("td3", "sac"):
+        raise UserError(f"method=camel needs agent=td3 or agent=sac, not agent={cfg.agent.algo}")
 
 
 def _check_env_id(env_id: str) -> None:

@@ -22,13 +22,14 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from robolearn.agents import algorithm_class, build_agent
 from robolearn.envs import make_eval_env, make_vec_env
 from robolearn.errors import UserError, require
+from robolearn.methods import configure_method, method_algorithm
 from robolearn.runs.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_model_files
 from robolearn.runs.evaluation import EvalResult, evaluate_policy
 from robolearn.runs.layout import RunDir
 from robolearn.runs.metrics import JsonlMetricsWriter, WallClock, WandbWriter
 from robolearn.runs.progress import ProgressReporter
 from robolearn.utils.io import atomic_write_json, atomic_write_text, replace_dir
-from robolearn.utils.seeding import seed_everything
+from robolearn.utils.seeding import get_global_rng_state, seed_everything, set_global_rng_state
 from robolearn.utils.sysinfo import cpu_info, package_versions
 
 # Keys that may differ between a run directory's saved config and a resumed/re-run invocation:
@@ -112,6 +113,7 @@ class Trainer:
         self.best_step: int | None = None
         self.last_eval: tuple[int, EvalResult] | None = None
         self.resumes = 0
+        self.method_facts: dict[str, Any] = {}
 
     # -- run directory bookkeeping -------------------------------------------------------------------
     def _check_existing(self) -> dict[str, Any] | None:
@@ -142,11 +144,21 @@ class Trainer:
             gamma=agent.gamma,
         )
         device = _device(cfg.device)
+        algorithm, method_kwargs = method_algorithm(cfg)
         ckpt = latest_checkpoint(self.run)
+        extra: dict[str, Any] = {}
         if ckpt is None:
-            return build_agent(agent, venv, seed=cfg.seed, device=device), venv, {}
-        model, extra = load_checkpoint(ckpt, algorithm_class(agent.algo), venv, device)
-        print(f"resuming {self.run.root} from step {ckpt.step}", flush=True)
+            model = build_agent(
+                agent, venv, seed=cfg.seed, device=device, algorithm=algorithm, **method_kwargs
+            )
+        else:
+            model, extra = load_checkpoint(ckpt, algorithm or algorithm_class(agent.algo), venv, device)
+            print(f"resuming {self.run.root} from step {ckpt.step}", flush=True)
+        # Attaching a method (e.g. probing CAMEL's prior in a sandbox) must not move any RNG, so a
+        # method that ends up inactive trains exactly like the plain agent.
+        rng = get_global_rng_state()
+        self.method_facts = configure_method(cfg, model, venv)
+        set_global_rng_state(rng)
         return model, venv, extra
 
     def _logger(self, extra: dict[str, Any]) -> Logger:
@@ -326,6 +338,7 @@ class Trainer:
             "seed": int(self.cfg.seed),
             "env": self.cfg.env.id,
             "algo": self.cfg.agent.algo,
+            **self.method_facts,
             "resumes": self.resumes,
             "command": self.command,
             "versions": package_versions(),

@@ -1,0 +1,57 @@
+"""Research methods built on the agents: each core readable in one file (camel.py, ...).
+
+`method_algorithm` and `configure_method` are the two hooks the trainer calls; a run without a
+`method` node trains the plain agent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecEnv
+
+from robolearn.errors import UserError
+
+METHODS = ("camel",)
+
+
+def method_name(cfg: DictConfig) -> str | None:
+    """The method a training config asks for, or None for the plain agent."""
+    method = cfg.get("method")
+    return None if method is None else str(method.name)
+
+
+def method_algorithm(cfg: DictConfig) -> tuple[type[BaseAlgorithm] | None, dict[str, Any]]:
+    """(algorithm class, extra constructor kwargs) for the config's method; (None, {}) for none."""
+    name = method_name(cfg)
+    if name is None:
+        return None, {}
+    if name == "camel":
+        from robolearn.methods.camel import CAMEL_ALGORITHMS, CamelReplayBuffer
+
+        return CAMEL_ALGORITHMS[cfg.agent.algo], {"replay_buffer_class": CamelReplayBuffer}
+    raise UserError(f"method.name={name} is unknown; choose one of {', '.join(METHODS)}")
+
+
+def configure_method(cfg: DictConfig, model: BaseAlgorithm, venv: VecEnv) -> dict[str, Any]:
+    """Attach the method's runtime parts (e.g. CAMEL's prior) to a built or loaded model.
+
+    Returns facts for the run's summary (e.g. the prior used, or why training runs unmasked).
+    """
+    if method_name(cfg) != "camel":
+        return {}
+    from robolearn.methods.camel_prior import resolve_prior
+
+    prior_fn, status = resolve_prior(cfg, venv)
+    method = cfg.method
+    model.configure_camel(  # type: ignore[attr-defined]
+        prior_fn,
+        radius=float(method.radius),
+        eps_fraction=float(method.eps_fraction),
+        eps_mode=str(method.eps_mode),
+        total_steps=int(cfg.steps),
+        seed=int(cfg.seed),
+    )
+    return {"method": "camel", "camel/prior": str(method.prior), "camel/prior_status": status}

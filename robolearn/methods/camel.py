@@ -1,0 +1,411 @@
+"""CAMEL: continuous action masking around an LLM-written prior policy (Zhao et al., 2025), on TD3/SAC.
+
+The method, top to bottom:
+
+1. A prior policy p(s) (a checked program from robolearn.llm, or a trained expert) proposes an action.
+2. The mask is a per-dimension box of radius `radius` around it, clipped to the action bounds. We
+   work in SB3's scaled action space [-1, 1], where the radius is a fraction of each dimension's
+   half-range: box = [max(-1, p - r), min(1, p + r)].
+3. The actor's squashed output u in [-1, 1] (exploration noise already added and clipped, as SB3
+   does) is mapped affinely into the box: a = lo + (u + 1) / 2 * (hi - lo). The map is part of the
+   actor loss, so gradients flow through it; target actions go through the same map with the box at
+   the next state, stored in replay when the transition was collected.
+4. Epsilon-masking: the mask is applied with probability eps, which decays linearly from 1 to 0 over
+   `eps_fraction` of training; the draw is made per episode (default) or per step. An unmasked step
+   uses the actor's action untouched, so at eps = 0 the agent is exactly plain TD3/SAC (bit for bit:
+   the mask draws use their own generator and the replay sampling draws the same numbers).
+
+Replay stores the executed (masked) action, whether it was masked, and the boxes at s and s'.
+A prior that raises or returns NaN during training is disabled for the rest of the run (logged as
+`camel/prior_disabled`); training continues unmasked.
+
+Logged metrics: `camel/eps` (current mask probability), `camel/masked_fraction` (fraction of env
+steps masked since the last log point), `camel/prior_disabled` (1 once the prior was disabled).
+
+Deviations from the paper (whose code is not public): the radius is relative to each dimension's
+half-range rather than absolute; SAC support adds the map's log-determinant to the log-probability
+(the paper evaluates TD3 only); with per-step masking the target map uses the transition's own mask
+draw at s'. See docs/camel.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch as th
+import torch.nn.functional as F
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from stable_baselines3.common.utils import polyak_update
+from stable_baselines3.common.vec_env import VecNormalize
+
+from robolearn.agents.factory import RobolearnSAC, RobolearnTD3
+
+PriorFn = Callable[[np.ndarray], np.ndarray]  # (n_envs, obs_dim) raw obs -> (n_envs, act_dim) env units
+
+
+class MaskedSamples(NamedTuple):
+    """A replay batch with the mask of each transition (boxes in scaled action space)."""
+
+    observations: th.Tensor
+    actions: th.Tensor
+    next_observations: th.Tensor
+    dones: th.Tensor
+    rewards: th.Tensor
+    discounts: th.Tensor | None
+    masked: th.Tensor  # (batch, 1) 1.0 where the mask was applied
+    low: th.Tensor
+    high: th.Tensor
+    next_low: th.Tensor
+    next_high: th.Tensor
+
+
+def mask_box(prior_scaled: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension box of `radius` around a scaled prior action, clipped to [-1, 1]."""
+    return np.clip(prior_scaled - radius, -1.0, 1.0), np.clip(prior_scaled + radius, -1.0, 1.0)
+
+
+def map_into_box(u: Any, low: Any, high: Any) -> Any:
+    """Affine map of u in [-1, 1] into [low, high] (numpy or torch)."""
+    return low + (u + 1.0) * 0.5 * (high - low)
+
+
+def epsilon(step: int, total_steps: int, eps_fraction: float) -> float:
+    """Mask probability: 1 at the start, linearly to 0 at eps_fraction of training, then 0."""
+    horizon = eps_fraction * total_steps
+    if horizon <= 0:
+        return 0.0
+    return float(max(0.0, 1.0 - step / horizon))
+
+
+class CamelReplayBuffer(ReplayBuffer):
+    """Replay that also stores, per transition, whether it was masked and the boxes at s and s'.
+
+    The agent sets `pending` (mask flags and boxes at s) before SB3 calls add(), and `next_box_fn`
+    computes the box at s' from the raw next observation.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        act_dim = int(np.prod(self.action_space.shape or (1,)))
+        shape = (self.buffer_size, self.n_envs, act_dim)
+        self.masked = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
+        self.mask_low = np.zeros(shape, dtype=np.float32)
+        self.mask_high = np.zeros(shape, dtype=np.float32)
+        self.next_mask_low = np.zeros(shape, dtype=np.float32)
+        self.next_mask_high = np.zeros(shape, dtype=np.float32)
+        self.pending: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.next_box_fn: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
+
+    def add(self, obs: Any, next_obs: Any, action: Any, reward: Any, done: Any, infos: Any) -> None:
+        """Store a transition and its mask (SB3 ReplayBuffer.add plus the pending mask)."""
+        pos = self.pos
+        if self.pending is not None:
+            masked, low, high = self.pending
+            self.masked[pos] = masked
+            self.mask_low[pos] = low
+            self.mask_high[pos] = high
+            if self.next_box_fn is not None and masked.any():
+                next_low, next_high = self.next_box_fn(np.asarray(next_obs), masked)
+            else:
+                next_low, next_high = -np.ones_like(low), np.ones_like(high)
+            self.next_mask_low[pos] = next_low
+            self.next_mask_high[pos] = next_high
+            self.pending = None
+        super().add(obs, next_obs, action, reward, done, infos)
+
+    def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> MaskedSamples:  # type: ignore[override]
+        # SB3 draws the env index of each sample from NumPy's global generator inside _get_samples;
+        # peek at the same draw so the base batch (and the RNG stream) equal plain SB3's exactly.
+        state = np.random.get_state()
+        env_indices = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
+        np.random.set_state(state)
+        base: ReplayBufferSamples = super()._get_samples(batch_inds, env)
+        extra = (
+            self.masked[batch_inds, env_indices].reshape(-1, 1),
+            self.mask_low[batch_inds, env_indices],
+            self.mask_high[batch_inds, env_indices],
+            self.next_mask_low[batch_inds, env_indices],
+            self.next_mask_high[batch_inds, env_indices],
+        )
+        return MaskedSamples(*base, *(self.to_torch(x) for x in extra))
+
+
+class _CamelMixin:
+    """Acting with the mask, shared by TD3 and SAC. Configure with configure_camel() after construction."""
+
+    # Declared for the type checker; set in configure_camel().
+    prior_fn: PriorFn | None
+    camel_radius: float
+    camel_eps_fraction: float
+    camel_eps_mode: str
+    camel_total_steps: int
+    camel_prior_disabled: bool
+    camel_masked: np.ndarray
+    camel_new_episode: np.ndarray
+    camel_mask_rng: np.random.Generator
+    camel_counts: np.ndarray  # [masked steps, steps] since the last log point
+
+    def configure_camel(
+        self,
+        prior_fn: PriorFn | None,
+        radius: float,
+        eps_fraction: float,
+        eps_mode: str,
+        total_steps: int,
+        seed: int,
+    ) -> None:
+        """Set the prior and the masking schedule (state that is not already restored from a save)."""
+        self.prior_fn = prior_fn
+        if not hasattr(self, "camel_mask_rng"):
+            n_envs = self.n_envs  # type: ignore[attr-defined]
+            self.camel_mask_rng = np.random.default_rng(np.random.SeedSequence([seed, 0xCA3E1]))
+            self.camel_masked = np.zeros(n_envs, dtype=bool)
+            self.camel_new_episode = np.ones(n_envs, dtype=bool)
+            self.camel_prior_disabled = prior_fn is None
+            self.camel_counts = np.zeros(2, dtype=np.int64)
+        self.camel_radius = radius
+        self.camel_eps_fraction = eps_fraction
+        self.camel_eps_mode = eps_mode
+        self.camel_total_steps = total_steps
+        buffer = self.replay_buffer  # type: ignore[attr-defined]
+        if isinstance(buffer, CamelReplayBuffer):
+            buffer.next_box_fn = self._next_box
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "prior_fn"]  # type: ignore[misc]
+
+    # -- the prior and its boxes ---------------------------------------------------------------------
+    def _raw_obs(self) -> np.ndarray:
+        original = getattr(self, "_last_original_obs", None)
+        return np.asarray(original if original is not None else self._last_obs)  # type: ignore[attr-defined]
+
+    def _prior_scaled(self, raw_obs: np.ndarray) -> np.ndarray | None:
+        """The prior's actions in scaled space, or None (and the prior disabled) if it fails."""
+        assert self.prior_fn is not None
+        try:
+            actions = np.asarray(self.prior_fn(raw_obs), dtype=np.float64)
+            if not np.isfinite(actions).all():
+                raise FloatingPointError(f"non-finite prior action {actions.tolist()}")
+        except Exception as exc:  # any failure of user/LLM code disables the prior, not the run
+            self.camel_prior_disabled = True
+            self.logger.record("camel/prior_disabled", 1)  # type: ignore[attr-defined]
+            print(f"warning: CAMEL prior disabled at step {self.num_timesteps}: {exc}", flush=True)  # type: ignore[attr-defined]
+            return None
+        return self.policy.scale_action(actions)  # type: ignore[attr-defined]
+
+    def _next_box(self, next_obs: np.ndarray, masked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        full = np.ones((len(masked), *self.action_space.shape), dtype=np.float64)  # type: ignore[attr-defined]
+        if self.camel_prior_disabled:
+            return -full, full
+        prior = self._prior_scaled(next_obs)
+        if prior is None:
+            return -full, full
+        low, high = mask_box(prior, self.camel_radius)
+        return np.where(masked[:, None], low, -full), np.where(masked[:, None], high, full)
+
+    # -- acting --------------------------------------------------------------------------------------
+    def _sample_action(
+        self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        action, buffer_action = super()._sample_action(learning_starts, action_noise, n_envs)  # type: ignore[misc]
+        eps = epsilon(self.num_timesteps, self.camel_total_steps, self.camel_eps_fraction)  # type: ignore[attr-defined]
+        self.logger.record("camel/eps", eps)  # type: ignore[attr-defined]
+        draw = self.camel_new_episode if self.camel_eps_mode == "episode" else np.ones(n_envs, dtype=bool)
+        if draw.any():
+            u = self.camel_mask_rng.random(n_envs)
+            self.camel_masked = np.where(draw, u < eps, self.camel_masked)
+            self.camel_new_episode[:] = False
+        masked = self.camel_masked & (not self.camel_prior_disabled)
+        full = np.ones_like(buffer_action, dtype=np.float64)
+        low, high = -full, full
+        if masked.any():
+            prior = self._prior_scaled(self._raw_obs())
+            if prior is None:
+                masked = np.zeros_like(masked)
+            else:
+                box_low, box_high = mask_box(prior, self.camel_radius)
+                low = np.where(masked[:, None], box_low, low)
+                high = np.where(masked[:, None], box_high, high)
+                mapped = map_into_box(buffer_action, box_low, box_high)
+                buffer_action = np.where(masked[:, None], mapped, buffer_action).astype(buffer_action.dtype)
+                action = self.policy.unscale_action(buffer_action)  # type: ignore[attr-defined]
+        self.camel_counts += (int(masked.sum()), n_envs)
+        self.logger.record("camel/masked_fraction", self.camel_counts[0] / max(self.camel_counts[1], 1))  # type: ignore[attr-defined]
+        buffer = self.replay_buffer  # type: ignore[attr-defined]
+        if isinstance(buffer, CamelReplayBuffer):
+            buffer.pending = (masked.astype(np.float32), low, high)
+        return action, buffer_action
+
+    def _store_transition(
+        self, replay_buffer: Any, buffer_action: Any, new_obs: Any, reward: Any, dones: Any, infos: Any
+    ) -> None:
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)  # type: ignore[misc]
+        self.camel_new_episode |= np.asarray(dones, dtype=bool)
+
+    def dump_logs(self) -> None:
+        """SB3's periodic log dump; the masked-fraction counter restarts after each."""
+        super().dump_logs()  # type: ignore[misc]
+        self.camel_counts[:] = 0
+
+
+def _masked(samples: Any, actions: th.Tensor, next_state: bool = False) -> th.Tensor:
+    """Actions mapped into the transitions' boxes where masked, untouched elsewhere."""
+    low, high = (samples.next_low, samples.next_high) if next_state else (samples.low, samples.high)
+    return th.where(samples.masked > 0, map_into_box(actions, low, high), actions)
+
+
+class CamelTD3(_CamelMixin, RobolearnTD3):
+    """TD3 whose actor acts, and is trained, through the CAMEL mask."""
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        """TD3's update (Fujimoto et al.) with the mask map in the target and in the actor loss."""
+        self.policy.set_training_mode(True)
+        self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
+        actor_losses, critic_losses = [], []
+        for _ in range(gradient_steps):
+            self._n_updates += 1
+            batch = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            any_masked = bool(batch.masked.any()) if isinstance(batch, MaskedSamples) else False
+            discounts = batch.discounts if batch.discounts is not None else self.gamma
+            with th.no_grad():
+                noise = batch.actions.clone().data.normal_(0, self.target_policy_noise)
+                noise = noise.clamp(-self.target_noise_clip, self.target_noise_clip)
+                next_actions = (self.actor_target(batch.next_observations) + noise).clamp(-1, 1)
+                if any_masked:
+                    next_actions = _masked(batch, next_actions, next_state=True)
+                next_q = th.cat(self.critic_target(batch.next_observations, next_actions), dim=1)
+                next_q, _ = th.min(next_q, dim=1, keepdim=True)
+                target_q = batch.rewards + (1 - batch.dones) * discounts * next_q
+            current_q = self.critic(batch.observations, batch.actions)
+            critic_loss = sum(F.mse_loss(q, target_q) for q in current_q)
+            assert isinstance(critic_loss, th.Tensor)
+            critic_losses.append(critic_loss.item())
+            self.critic.optimizer.zero_grad()
+            critic_loss.backward()
+            self.critic.optimizer.step()
+
+            if self._n_updates % self.policy_delay == 0:
+                actions = self.actor(batch.observations)
+                if any_masked:  # masking-aware: the loss sees (and differentiates) the executed action
+                    actions = _masked(batch, actions)
+                actor_loss = -self.critic.q1_forward(batch.observations, actions).mean()
+                actor_losses.append(actor_loss.item())
+                self.actor.optimizer.zero_grad()
+                actor_loss.backward()
+                self.actor.optimizer.step()
+                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+                polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.tau)
+                polyak_update(self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0)
+                polyak_update(self.actor_batch_norm_stats, self.actor_batch_norm_stats_target, 1.0)
+
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        if actor_losses:
+            self.logger.record("train/actor_loss", np.mean(actor_losses))
+        self.logger.record("train/critic_loss", np.mean(critic_losses))
+
+
+class CamelSAC(_CamelMixin, RobolearnSAC):
+    """SAC whose actor acts, and is trained, through the CAMEL mask.
+
+    The affine map scales dimension i by (hi_i - lo_i) / 2, so a masked action's log-density gains
+    -sum_i log((hi_i - lo_i) / 2); the entropy terms use that corrected log-probability.
+    """
+
+    @staticmethod
+    def _log_det(samples: MaskedSamples, next_state: bool = False) -> th.Tensor:
+        low, high = (samples.next_low, samples.next_high) if next_state else (samples.low, samples.high)
+        log_scale = th.log(th.clamp((high - low) * 0.5, min=1e-6)).sum(dim=1, keepdim=True)
+        return th.where(samples.masked > 0, log_scale, th.zeros_like(log_scale))
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        """SAC's update (Haarnoja et al.) with the mask map in the target and in the actor loss."""
+        self.policy.set_training_mode(True)
+        optimizers = [self.actor.optimizer, self.critic.optimizer]
+        if self.ent_coef_optimizer is not None:
+            optimizers += [self.ent_coef_optimizer]
+        self._update_learning_rate(optimizers)
+        ent_coef_losses, ent_coefs, actor_losses, critic_losses = [], [], [], []
+        for gradient_step in range(gradient_steps):
+            batch = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            any_masked = bool(batch.masked.any()) if isinstance(batch, MaskedSamples) else False
+            discounts = batch.discounts if batch.discounts is not None else self.gamma
+            if self.use_sde:
+                self.actor.reset_noise()
+            actions_pi, log_prob = self.actor.action_log_prob(batch.observations)
+            log_prob = log_prob.reshape(-1, 1)
+            if any_masked:
+                assert isinstance(batch, MaskedSamples)
+                actions_pi = _masked(batch, actions_pi)
+                log_prob = log_prob - self._log_det(batch)
+
+            ent_coef_loss = None
+            if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
+                ent_coef = th.exp(self.log_ent_coef.detach())
+                assert isinstance(self.target_entropy, float)
+                ent_coef_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
+                ent_coef_losses.append(ent_coef_loss.item())
+            else:
+                ent_coef = self.ent_coef_tensor
+            ent_coefs.append(ent_coef.item())
+            if ent_coef_loss is not None and self.ent_coef_optimizer is not None:
+                self.ent_coef_optimizer.zero_grad()
+                ent_coef_loss.backward()
+                self.ent_coef_optimizer.step()
+
+            with th.no_grad():
+                next_actions, next_log_prob = self.actor.action_log_prob(batch.next_observations)
+                next_log_prob = next_log_prob.reshape(-1, 1)
+                if any_masked:
+                    assert isinstance(batch, MaskedSamples)
+                    next_actions = _masked(batch, next_actions, next_state=True)
+                    next_log_prob = next_log_prob - self._log_det(batch, next_state=True)
+                next_q = th.cat(self.critic_target(batch.next_observations, next_actions), dim=1)
+                next_q, _ = th.min(next_q, dim=1, keepdim=True)
+                next_q = next_q - ent_coef * next_log_prob
+                target_q = batch.rewards + (1 - batch.dones) * discounts * next_q
+
+            current_q = self.critic(batch.observations, batch.actions)
+            critic_loss = 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
+            assert isinstance(critic_loss, th.Tensor)
+            critic_losses.append(critic_loss.item())
+            self.critic.optimizer.zero_grad()
+            critic_loss.backward()
+            self.critic.optimizer.step()
+
+            q_pi = th.cat(self.critic(batch.observations, actions_pi), dim=1)
+            min_q_pi, _ = th.min(q_pi, dim=1, keepdim=True)
+            actor_loss = (ent_coef * log_prob - min_q_pi).mean()
+            actor_losses.append(actor_loss.item())
+            self.actor.optimizer.zero_grad()
+            actor_loss.backward()
+            self.actor.optimizer.step()
+
+            if gradient_step % self.target_update_interval == 0:
+                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+
+        self._n_updates += gradient_steps
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/ent_coef", np.mean(ent_coefs))
+        self.logger.record("train/actor_loss", np.mean(actor_losses))
+        self.logger.record("train/critic_loss", np.mean(critic_losses))
+        if ent_coef_losses:
+            self.logger.record("train/ent_coef_loss", np.mean(ent_coef_losses))
+
+
+CAMEL_ALGORITHMS: dict[str, type[CamelTD3] | type[CamelSAC]] = {"td3": CamelTD3, "sac": CamelSAC}
+
+
+def batch_prior(single: Callable[[np.ndarray], np.ndarray], action_space: spaces.Box) -> PriorFn:
+    """Lift a one-observation prior to the (n_envs, obs_dim) -> (n_envs, act_dim) form the agent uses."""
+    shape = action_space.shape
+
+    def prior(obs: np.ndarray) -> np.ndarray:
+        return np.stack([np.asarray(single(o), dtype=np.float64).reshape(shape) for o in obs])
+
+    return prior

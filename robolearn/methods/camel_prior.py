@@ -1,0 +1,54 @@
+"""Where CAMEL's prior comes from: a checked prior program (robolearn.llm) or a trained expert run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from gymnasium import spaces
+from omegaconf import DictConfig, OmegaConf
+from stable_baselines3.common.vec_env import VecEnv
+
+from robolearn.errors import UserError
+from robolearn.methods.camel import PriorFn, batch_prior
+
+
+def _expert_prior(run_dir: str) -> PriorFn:
+    """Expert masking: the mask is centred on a trained agent's deterministic action."""
+    from robolearn.evaluate import load_policy
+    from robolearn.runs.layout import existing_run_dir
+
+    run = existing_run_dir(run_dir, key="method.prior=expert:<run dir>")
+    train_cfg = OmegaConf.load(run.config)
+    assert isinstance(train_cfg, DictConfig)
+    model, obs_transform = load_policy(run, "final", train_cfg)
+
+    def prior(obs: np.ndarray) -> np.ndarray:
+        policy_obs = obs_transform(obs) if obs_transform is not None else obs
+        action, _ = model.predict(policy_obs, deterministic=True)
+        return np.asarray(action, dtype=np.float64)
+
+    return prior
+
+
+def resolve_prior(cfg: DictConfig, venv: VecEnv) -> tuple[PriorFn | None, str]:
+    """(batched prior, status) for cfg.method.prior; a bad prior stops the run or, with
+    method.on_bad_prior=unmasked, returns (None, 'unmasked: <reason>')."""
+    method = cfg.method
+    ref = str(method.prior)
+    action_space = venv.action_space
+    assert isinstance(action_space, spaces.Box)
+    try:
+        if ref.startswith("expert:"):
+            return _expert_prior(ref.split(":", 1)[1]), "ok (expert)"
+        from robolearn.llm.priors import load_prior
+
+        loaded = load_prior(
+            Path(ref) if ref.endswith(".py") else ref, env_id=str(cfg.env.id), probe=bool(method.probe)
+        )
+        return batch_prior(loaded.policy, action_space), f"ok ({loaded.file.path})"
+    except UserError as exc:
+        if method.on_bad_prior == "unmasked":
+            print(f"warning: training unmasked: {exc}", flush=True)
+            return None, f"unmasked: {exc}"
+        raise UserError(f"{exc} (set method.on_bad_prior=unmasked to train without the mask)") from None

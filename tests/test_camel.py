@@ -1,0 +1,154 @@
+"""CAMEL masking: actions stay in the mask box, eps = 0 is plain TD3 bit for bit, bad priors are
+refused or disabled, and the map is differentiated in the actor loss."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch as th
+from train_helpers import run_cli, tiny_config
+
+from robolearn.errors import UserError
+from robolearn.methods.camel import CamelReplayBuffer, CamelTD3, epsilon, map_into_box, mask_box
+from robolearn.runs.trainer import Trainer
+
+PRIOR = "pendulum_energy_swingup"
+
+
+def camel_config(*extra: str):  # type: ignore[no-untyped-def]
+    return tiny_config("td3", "method=camel", f"method.prior={PRIOR}", "method.probe=false", *extra)
+
+
+def test_box_and_map_stay_inside_bounds() -> None:
+    rng = np.random.default_rng(0)
+    prior = rng.uniform(-1, 1, size=(1000, 3))
+    low, high = mask_box(prior, 0.3)
+    assert np.all(low >= -1) and np.all(high <= 1) and np.all(high - low <= 0.6 + 1e-12)
+    u = rng.uniform(-1, 1, size=(1000, 3))
+    a = map_into_box(u, low, high)
+    assert np.all(a >= low - 1e-12) and np.all(a <= high + 1e-12)
+    assert np.allclose(map_into_box(-np.ones(3), low[0], high[0]), low[0])
+    assert np.allclose(map_into_box(np.ones(3), low[0], high[0]), high[0])
+
+
+def test_epsilon_schedule() -> None:
+    assert epsilon(0, 1000, 0.5) == 1.0
+    assert epsilon(250, 1000, 0.5) == pytest.approx(0.5)
+    assert epsilon(500, 1000, 0.5) == 0.0 and epsilon(900, 1000, 0.5) == 0.0
+    assert epsilon(0, 1000, 0.0) == 0.0
+
+
+def test_masked_actions_inside_box_and_bounds(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    trainer = Trainer(
+        camel_config("steps=400", "method.eps_fraction=1.0", "method.eps_mode=step"), run, "test"
+    )
+    trainer.run_training()
+    model = trainer.model
+    assert isinstance(model, CamelTD3)
+    buffer = model.replay_buffer
+    assert isinstance(buffer, CamelReplayBuffer)
+    n = buffer.pos
+    masked = buffer.masked[:n, 0] > 0
+    assert 0 < masked.sum() < n, "eps decays from 1 over training: some steps masked, some not"
+    actions = buffer.actions[:n, 0]
+    low, high = buffer.mask_low[:n, 0], buffer.mask_high[:n, 0]
+    assert np.all(actions[masked] >= low[masked] - 1e-6) and np.all(actions[masked] <= high[masked] + 1e-6)
+    assert np.all(np.abs(actions) <= 1.0)
+    # The box is centred on the prior (clipped to the bounds), radius 0.3 of the half-range.
+    assert np.all(high[masked] - low[masked] <= 0.6 + 1e-6)
+    assert np.all(buffer.next_mask_high[:n, 0][masked] - buffer.next_mask_low[:n, 0][masked] <= 0.6 + 1e-6)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["method"] == "camel" and summary["camel/prior_status"].startswith("ok")
+
+
+def test_eps_zero_is_plain_td3_bit_for_bit(tmp_path: Path) -> None:
+    plain = Trainer(tiny_config("td3"), tmp_path / "plain", "test")
+    plain_summary = plain.run_training()
+    camel = Trainer(camel_config("method.eps_fraction=0.0"), tmp_path / "camel", "test")
+    camel_summary = camel.run_training()
+    assert camel_summary["eval/returns"] == plain_summary["eval/returns"]
+    for (name, p), (_, q) in zip(
+        plain.model.policy.state_dict().items(), camel.model.policy.state_dict().items(), strict=True
+    ):
+        assert th.equal(p, q), name
+
+
+def test_actor_loss_differentiates_through_the_map() -> None:
+    low, high = th.tensor([[-0.2]]), th.tensor([[0.4]])
+    u = th.tensor([[0.5]], requires_grad=True)
+    a = map_into_box(u, low, high)
+    a.sum().backward()
+    assert u.grad is not None and float(u.grad) == pytest.approx(0.3)  # (high - low) / 2
+
+
+def test_failing_prior_is_disabled_and_training_continues(tmp_path: Path) -> None:
+    trainer = Trainer(camel_config("steps=300", "method.eps_fraction=1.0"), tmp_path / "run", "test")
+    calls = {"n": 0}
+
+    def flaky(obs: np.ndarray) -> np.ndarray:
+        calls["n"] += 1
+        if calls["n"] > 50:
+            raise ZeroDivisionError("prior bug")
+        return np.zeros((len(obs), 1))
+
+    real_configure = CamelTD3.configure_camel
+
+    def configure(self: CamelTD3, prior_fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        real_configure(self, flaky, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(CamelTD3, "configure_camel", configure)
+        summary = trainer.run_training()
+    assert trainer.model.camel_prior_disabled  # type: ignore[attr-defined]
+    assert summary["steps"] >= 300
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any(r.get("camel/prior_disabled") == 1 for r in rows)
+
+
+BAD_PRIOR = """# robolearn-prior: 1
+# env: Pendulum-v1
+# name: bad_prior
+# origin: hand-written
+# label: a test prior that imports os
+# model: none
+# prompt_sha256: none
+# created: 2026-11-26
+
+import os
+import numpy as np
+
+def policy(obs):
+    return np.zeros(1)
+"""
+
+
+def test_bad_prior_stops_before_training_or_trains_unmasked(tmp_path: Path) -> None:
+    bad = tmp_path / "bad_prior.py"
+    bad.write_text(BAD_PRIOR)
+    run = tmp_path / "stop"
+    with pytest.raises(UserError, match="on_bad_prior=unmasked"):
+        Trainer(tiny_config("td3", "method=camel", f"method.prior={bad}"), run, "test").run_training()
+    assert not (run / "metrics.jsonl").exists() or (run / "metrics.jsonl").stat().st_size == 0
+
+    summary = Trainer(
+        tiny_config(
+            "td3", "steps=300", "method=camel", f"method.prior={bad}", "method.on_bad_prior=unmasked"
+        ),
+        tmp_path / "unmasked",
+        "test",
+    ).run_training()
+    assert summary["camel/prior_status"].startswith("unmasked:") and "os" in summary["camel/prior_status"]
+
+
+def test_cli_refuses_camel_with_ppo(tmp_path: Path) -> None:
+    result = run_cli(
+        "robolearn.train", "agent=ppo", "method=camel", f"method.prior={PRIOR}", f"hydra.run.dir={tmp_path}/r"
+    )
+    assert (
+        result.returncode == 2
+        and result.stderr.strip() == "error: method=camel needs agent=td3 or agent=sac, not agent=ppo"
+    )
