@@ -94,9 +94,10 @@ class CamelConfig:
     """CAMEL action masking around a prior policy (robolearn/methods/camel.py)."""
 
     name: str = "camel"
-    # A prior by name (policies/priors/<env>/<name>.py or the user prior folder), a path to a .py
-    # prior file, or expert:<run dir> to centre the mask on a trained agent (expert masking).
-    prior: str = MISSING
+    # best (the env's prior with the highest screened return), a prior by name
+    # (policies/priors/<env>/<name>.py or the user prior folder), a path to a .py prior file, or
+    # expert:<run dir> to centre the mask on a trained agent (expert masking).
+    prior: str = "best"
     radius: float = 0.3  # box half-width, as a fraction of each action dimension's half-range
     eps_fraction: float = 0.5  # mask probability decays 1 -> 0 over this fraction of `steps`
     eps_mode: str = "episode"  # episode (one draw per episode) | step

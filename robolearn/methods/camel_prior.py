@@ -31,6 +31,18 @@ def _expert_prior(run_dir: str) -> PriorFn:
     return prior
 
 
+def best_prior_name(env_id: str) -> str:
+    """The shipped or user prior for env_id with the highest screened return."""
+    from robolearn.llm.priors import list_priors
+
+    screened = [(p.screened_return, p.name) for p in list_priors(env_id) if p.screened_return is not None]
+    if not screened:
+        raise UserError(
+            f"method.prior=best: no screened prior for {env_id}; generate one (python -m robolearn.prior action=generate env=...) or pass a path"
+        )
+    return max(screened)[1]
+
+
 def resolve_prior(cfg: DictConfig, venv: VecEnv) -> tuple[PriorFn | None, str]:
     """(batched prior, status) for cfg.method.prior; a bad prior stops the run or, with
     method.on_bad_prior=unmasked, returns (None, 'unmasked: <reason>')."""
@@ -42,6 +54,9 @@ def resolve_prior(cfg: DictConfig, venv: VecEnv) -> tuple[PriorFn | None, str]:
         if ref.startswith("expert:"):
             return _expert_prior(ref.split(":", 1)[1]), "ok (expert)"
         from robolearn.llm.priors import load_prior
+
+        if ref == "best":
+            ref = best_prior_name(str(cfg.env.id))
 
         loaded = load_prior(
             Path(ref) if ref.endswith(".py") else ref, env_id=str(cfg.env.id), probe=bool(method.probe)
