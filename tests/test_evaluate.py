@@ -60,3 +60,23 @@ def test_video_without_renderer_says_how_to_get_one(trained_run: Path) -> None:
         assert "apt-get install" in str(exc) or "pip install" in str(exc)
     else:  # a renderer is available here: the MP4 exists and is not empty
         assert Path(out["video"]).stat().st_size > 0
+
+
+def test_video_of_a_mujoco_env(tmp_path: Path) -> None:
+    pytest.importorskip("imageio_ffmpeg", reason="needs robolearn[video]")
+    run = tmp_path / "run"
+    cfg = compose_config(
+        "train",
+        ["env=InvertedPendulum-v5", "agent=sac", "steps=200", "agent.learning_starts=100", "agent.batch_size=32"]
+        + ["agent.policy_kwargs.net_arch=[16]", "eval.every=0", "eval.episodes=1", "checkpoint.every=200"]
+        + ["logger.progress=none", "env.max_episode_steps=60"],
+    )
+    Trainer(cfg, run, "test").run_training()
+    try:
+        out = evaluate_run(compose_config("evaluate", [f"run={run}", "episodes=1", "video=true"]))
+    except UserError as exc:  # no offscreen GL here: the message must say how to get one
+        assert "apt-get install" in str(exc)
+        return
+    video = Path(out["video"])
+    assert video.suffix == ".mp4" and video.stat().st_size > 1000
+    assert video.read_bytes()[4:8] == b"ftyp"  # an MP4 container
