@@ -64,7 +64,9 @@ def measure(env_id: str, steps: int, rounds: int) -> dict[str, Any]:
 
 def main() -> None:
     """Run the benchmark and print a markdown table."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--envs", nargs="+", default=["Hopper-v5", "Ant-v5"])
     parser.add_argument("--steps", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
@@ -74,11 +76,17 @@ def main() -> None:
     print("| env | bare gymnasium.make (steps/s) | robolearn (steps/s) | ratio |")
     print("|---|---|---|---|")
     for r in rows:
-        print(f"| {r['env']} | {r['bare_steps_per_s']:.0f} | {r['robolearn_steps_per_s']:.0f} | {r['ratio']:.3f} |")
+        print(
+            f"| {r['env']} | {r['bare_steps_per_s']:.0f} | {r['robolearn_steps_per_s']:.0f} | {r['ratio']:.3f} |"
+        )
     cpu = cpu_info()
     print(f"machine: {cpu['model']}, {cpu['cores']} cores")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": rows, "cpu": cpu, "versions": package_versions(), **vars(args)}, indent=2, default=str))
+    args.out.write_text(
+        json.dumps(
+            {"rows": rows, "cpu": cpu, "versions": package_versions(), **vars(args)}, indent=2, default=str
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from robolearn.resources import configs_dir
 from robolearn.runs.layout import RunDir, existing_run_dir
 from robolearn.runs.trainer import Trainer, check_same_run
 
+
 def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 

@@ -34,7 +34,9 @@ def test_best_and_latest_checkpoints(trained_run: Path) -> None:
     best = evaluate_run(compose_config("evaluate", [f"run={trained_run}", "episodes=2", "checkpoint=best"]))
     summary = json.loads((trained_run / "summary.json").read_text())
     assert best["mean_return"] == pytest.approx(summary["best/mean_return"])
-    latest = evaluate_run(compose_config("evaluate", [f"run={trained_run}", "episodes=1", "checkpoint=latest"]))
+    latest = evaluate_run(
+        compose_config("evaluate", [f"run={trained_run}", "episodes=1", "checkpoint=latest"])
+    )
     assert len(latest["returns"]) == 1
 
 
@@ -48,7 +50,7 @@ def test_missing_final_model_is_a_clear_error(trained_run: Path, tmp_path: Path)
     broken = tmp_path / "broken"
     os.makedirs(broken)
     (broken / "config.yaml").write_text((trained_run / "config.yaml").read_text())
-    with pytest.raises(UserError, match="final/model.zip is missing"):
+    with pytest.raises(UserError, match=r"final/model\.zip is missing"):
         evaluate_run(compose_config("evaluate", [f"run={broken}"]))
 
 
@@ -67,9 +69,11 @@ def test_video_of_a_mujoco_env(tmp_path: Path) -> None:
     run = tmp_path / "run"
     cfg = compose_config(
         "train",
-        ["env=InvertedPendulum-v5", "agent=sac", "steps=200", "agent.learning_starts=100", "agent.batch_size=32"]
-        + ["agent.policy_kwargs.net_arch=[16]", "eval.every=0", "eval.episodes=1", "checkpoint.every=200"]
-        + ["logger.progress=none", "env.max_episode_steps=60"],
+        [
+            *("env=InvertedPendulum-v5", "agent=sac", "steps=200", "agent.learning_starts=100"),
+            *("agent.batch_size=32", "agent.policy_kwargs.net_arch=[16]", "eval.every=0", "eval.episodes=1"),
+            *("checkpoint.every=200", "logger.progress=none", "env.max_episode_steps=60"),
+        ],
     )
     Trainer(cfg, run, "test").run_training()
     try:

@@ -45,11 +45,18 @@ def test_local_launcher_sweep_skips_finished_and_isolates_failures(tmp_path: Pat
 def _run_launcher(tmp_path: Path, launcher: str) -> dict[str, float]:
     sweep = tmp_path / launcher
     result = run_cli(
-        "robolearn.train", "-m", *SWEEP, "seed=0,1", f"hydra.sweep.dir={sweep}", f"hydra/launcher={launcher}", timeout=240
+        "robolearn.train",
+        "-m",
+        *SWEEP,
+        "seed=0,1",
+        f"hydra.sweep.dir={sweep}",
+        f"hydra/launcher={launcher}",
+        timeout=240,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return {
-        name: json.loads((path / "summary.json").read_text())["eval/mean_return"] for name, path in _jobs(sweep).items()
+        name: json.loads((path / "summary.json").read_text())["eval/mean_return"]
+        for name, path in _jobs(sweep).items()
     }
 
 
@@ -62,7 +69,10 @@ def local_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, float]:
 
 @pytest.mark.parametrize(
     ("launcher", "plugin"),
-    [("ray_local", "hydra_plugins.hydra_ray_launcher"), ("submitit_local", "hydra_plugins.hydra_submitit_launcher")],
+    [
+        ("ray_local", "hydra_plugins.hydra_ray_launcher"),
+        ("submitit_local", "hydra_plugins.hydra_submitit_launcher"),
+    ],
 )
 def test_distributed_launchers_match_local_results(
     tmp_path: Path, local_results: dict[str, float], launcher: str, plugin: str

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from train_helpers import tiny_config
 from stable_baselines3 import PPO, SAC, TD3
+from train_helpers import tiny_config
 
 from robolearn.runs.metrics import read_metrics
 from robolearn.runs.trainer import Trainer
