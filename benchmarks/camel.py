@@ -14,7 +14,8 @@ interrupted benchmark resumes where it stopped), then:
 Writes <out>/camel.md and <out>/camel.json and prints the markdown.
 
 Both methods use the RL Zoo's TD3 values for each env except learning_starts=1000 (the zoo's 10k
-would spend half the budget on uniform random actions); CAMEL uses method.radius=0.3,
+would spend half the budget on uniform random actions) and 256-256 networks (the TD3 authors' current
+implementation; the zoo's 400-300 costs twice the compute); CAMEL uses method.radius=0.3,
 method.eps_fraction=0.5 and the env's best shipped prior (a negated one for Pendulum).
 """
 
@@ -35,7 +36,13 @@ from robolearn.report.stats import aggregate_iqm, interval_estimate, probability
 from robolearn.utils.sysinfo import cpu_info, package_versions
 
 MUJOCO = ["Hopper-v5", "Ant-v5", "Walker2d-v5"]
-COMMON = ["agent=td3", "agent.learning_starts=1000", "eval.episodes=5", "logger.progress=none"]
+COMMON = [
+    "agent=td3",
+    "agent.learning_starts=1000",
+    "agent.policy_kwargs.net_arch=[256,256]",
+    "eval.episodes=5",
+    "logger.progress=none",
+]
 CAMEL = ["method=camel", "method.radius=0.3", "method.eps_fraction=0.5"]
 
 

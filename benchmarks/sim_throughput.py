@@ -1,0 +1,247 @@
+"""Simulation throughput of robolearn's velocity tasks, side by side (docs/envs.md quotes the result).
+
+    python benchmarks/sim_throughput.py [--envs 64] [--threads 2] [--steps 400] [--out outputs/benchmarks]
+
+For Go2Velocity-v0 and G1Velocity-v0 with the same envs, threads and action sequence:
+
+- bare: mujoco.batch.Batch stepping the same model, `decimation` substeps per control step, from
+  the very states our env passed through (recorded in a first pass), with nothing else: the limit.
+- batch env: our `backend=batch` SB3 VecEnv (PD law every substep, observations, rewards, resets).
+- subproc: SB3 SubprocVecEnv with one process per env, each a single env (`backend=mujoco`).
+- dummy: SB3 DummyVecEnv over the same single envs, in one process.
+- warp: `backend=warp` when mujoco_warp is installed (Warp's CPU device here; GPUs: warp_gpu.py).
+
+Rates are env steps (control steps) per second, the median of `--repeats` runs; bare and batch env
+alternate in blocks of 20 control steps, so other load on the machine hits both alike.
+Writes sim_throughput.md and sim_throughput.json under --out and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from mujoco.batch import Batch
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+
+from robolearn.envs.backends import make_batched_env
+from robolearn.envs.backends.batch_backend import BatchBackend
+from robolearn.envs.factory import register_envs
+
+TASK_IDS = ("robolearn/Go2Velocity-v0", "robolearn/G1Velocity-v0")
+BLOCK = 20
+
+
+def _cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return platform.processor() or "unknown"
+    for line in out.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def _actions(steps: int, envs: int, nj: int, seed: int = 0) -> np.ndarray:
+    # Small actions around the default pose: the Go2 keeps standing, the G1 falls now and then and
+    # is reset, so resets are part of the measured work.
+    return np.random.default_rng(seed).uniform(-0.3, 0.3, (steps, envs, nj))
+
+
+def _median_rate(runs: list[float]) -> float:
+    return float(statistics.median(runs))
+
+
+def _time_vec_env(venv: VecEnv, actions: np.ndarray) -> float:
+    venv.reset()
+    start = time.perf_counter()
+    for a in actions:
+        venv.step(a)
+    return actions.shape[0] * actions.shape[1] / (time.perf_counter() - start)
+
+
+def _single_env_fns(env_id: str, n: int) -> list[Callable[[], gym.Env]]:
+    def thunk() -> gym.Env:
+        register_envs()
+        return gym.make(env_id, disable_env_checker=True)
+
+    return [thunk for _ in range(n)]
+
+
+def measure_task(
+    env_id: str, envs: int, threads: int, steps: int, repeats: int, warp_steps: int
+) -> dict[str, Any]:
+    """All rates for one task."""
+    venv = make_batched_env(env_id, envs, seed=0, threads=threads, backend="batch")
+    task = venv.task
+    backend = task.backend
+    assert isinstance(backend, BatchBackend)
+    nj = task.robot_spec.num_joints
+    actions = _actions(steps, envs, nj)
+
+    # Pass 1: record the state rows each control step starts from (after auto-resets).
+    venv.reset()
+    start_state = venv.get_state()
+    recorded = np.empty((steps, *backend.batch.state.shape))
+    for k, a in enumerate(actions):
+        recorded[k] = backend.batch.state
+        venv.step(a)
+    resets = 0
+
+    # Bare and env alternate in blocks of BLOCK control steps over the same stretch of the episode,
+    # so load from anything else on the machine hits both alike.
+    bare = Batch(backend.model, envs, nthread=threads)
+    decimation = task.robot_spec.decimation
+    bare_runs, env_runs = [], []
+    for _ in range(repeats):
+        venv.set_state(start_state)
+        bare_s = env_s = 0.0
+        for k0 in range(0, steps, BLOCK):
+            for k in range(k0, min(k0 + BLOCK, steps)):
+                bare.state[...] = recorded[k]
+                t0 = time.perf_counter()
+                bare.step(nstep=decimation)
+                bare_s += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            for a in actions[k0 : k0 + BLOCK]:
+                _, _, done, _ = venv.step(a)
+                resets += int(done.sum())
+            env_s += time.perf_counter() - t0
+        bare_runs.append(steps * envs / bare_s)
+        env_runs.append(steps * envs / env_s)
+    venv.close()
+
+    sub_steps = max(20, steps // 4)
+    subproc = SubprocVecEnv(_single_env_fns(env_id, envs), start_method="fork")
+    subproc_rate = _time_vec_env(subproc, actions[:sub_steps])
+    subproc.close()
+    dummy = DummyVecEnv(_single_env_fns(env_id, envs))
+    dummy_rate = _time_vec_env(dummy, actions[:sub_steps])
+    dummy.close()
+
+    result: dict[str, Any] = {
+        "env_id": env_id,
+        "envs": envs,
+        "threads": threads,
+        "steps": steps,
+        "resets_per_run": resets // repeats,
+        "bare": _median_rate(bare_runs),
+        "batch_env": _median_rate(env_runs),
+        "subproc": subproc_rate,
+        "dummy": dummy_rate,
+        "bare_runs": bare_runs,
+        "batch_env_runs": env_runs,
+    }
+    result.update(_measure_warp(env_id, envs, warp_steps, actions))
+    return result
+
+
+def _measure_warp(env_id: str, envs: int, steps: int, actions: np.ndarray) -> dict[str, Any]:
+    try:
+        import mujoco_warp  # noqa: F401
+        import warp  # noqa: F401
+    except ImportError:
+        return {"warp": None, "warp_note": "mujoco_warp not installed"}
+    from robolearn.envs.backends.warp_backend import WarpBackend
+
+    venv = make_batched_env(env_id, envs, seed=0, backend="warp", device=None)
+    backend = venv.task.backend
+    assert isinstance(backend, WarpBackend)
+    venv.reset()
+    venv.step(actions[0])  # compile / capture outside the timing
+    t0 = time.perf_counter()
+    for a in actions[1 : steps + 1]:
+        venv.step(a)
+    rate = steps * envs / (time.perf_counter() - t0)
+    # Host-side cost of reaching the device: the frame copies the task reads every step.
+    t1 = time.perf_counter()
+    for _ in range(steps):
+        backend.frame()
+    frame_s = (time.perf_counter() - t1) / steps
+    device = str(backend.device)
+    venv.close()
+    return {
+        "warp": rate,
+        "warp_device": device,
+        "warp_frame_copy_ms": 1e3 * frame_s,
+        "warp_step_ms": 1e3 * envs / rate,
+    }
+
+
+def _fmt(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:,.0f}"
+
+
+def render_table(results: list[dict[str, Any]], machine: dict[str, Any]) -> str:
+    """Markdown table of rates and goal ratios."""
+    lines = [
+        f"Env steps per second, {results[0]['envs']} envs on {results[0]['threads']} threads; "
+        f"{machine['cpu']}, {machine['cores']} cores, load average {machine['load_before']} before / "
+        f"{machine['load_after']} after; mujoco {machine['mujoco']}.",
+        "",
+        "| task | bare Batch (limit) | batch env | batch / bare (goal ≥ 0.8) | SubprocVecEnv | batch / subproc (goal ≥ 3) | DummyVecEnv | warp |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        warp = _fmt(r["warp"]) + (f" ({r['warp_device']})" if r.get("warp") else "")
+        lines.append(
+            f"| {r['env_id'].split('/')[-1]} | {_fmt(r['bare'])} | {_fmt(r['batch_env'])} | "
+            f"{r['batch_env'] / r['bare']:.2f} | {_fmt(r['subproc'])} | {r['batch_env'] / r['subproc']:.1f} | "
+            f"{_fmt(r['dummy'])} | {warp} |"
+        )
+    for r in results:
+        if r.get("warp"):
+            lines.append("")
+            lines.append(
+                f"{r['env_id'].split('/')[-1]} warp: {r['warp_step_ms']:.1f} ms per control step, of which "
+                f"{r['warp_frame_copy_ms']:.2f} ms copying the frame to the host."
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    """Run every measurement, write the table and JSON, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warp-steps", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=Path("outputs/benchmarks"))
+    args = parser.parse_args()
+    register_envs()
+    machine: dict[str, Any] = {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "mujoco": mujoco.__version__,
+        "python": platform.python_version(),
+        "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    results = [
+        measure_task(t, args.envs, args.threads, args.steps, args.repeats, args.warp_steps) for t in TASK_IDS
+    ]
+    machine["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    table = render_table(results, machine)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "sim_throughput.md").write_text(table)
+    (args.out / "sim_throughput.json").write_text(
+        json.dumps({"machine": machine, "results": results}, indent=2)
+    )
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
