@@ -17,7 +17,6 @@ REPO = Path(__file__).resolve().parent.parent
 # Tiny, fast settings that still exercise every part of a run (eval, checkpoints, best model).
 TINY = [
     "steps=600",
-    "agent.batch_size=32",
     "agent.policy_kwargs.net_arch=[16]",
     "eval.every=300",
     "eval.episodes=2",
@@ -25,9 +24,11 @@ TINY = [
     "logger.progress=none",
 ]
 TINY_PER_ALGO = {
-    "sac": ["agent=sac", "agent.learning_starts=100"],
-    "td3": ["agent=td3", "agent.learning_starts=100"],
-    "ppo": ["agent=ppo", "agent.n_steps=64", "agent.n_epochs=2"],
+    "sac": ["agent=sac", "agent.learning_starts=100", "agent.batch_size=32"],
+    "td3": ["agent=td3", "agent.learning_starts=100", "agent.batch_size=32"],
+    "ppo": ["agent=ppo", "agent.n_steps=64", "agent.n_epochs=2", "agent.batch_size=32"],
+    "zero": ["agent=zero"],
+    "random": ["agent=random"],
 }
 
 

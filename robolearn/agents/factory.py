@@ -19,6 +19,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.noise import ActionNoise, NormalActionNoise, OrnsteinUhlenbeckActionNoise
 from stable_baselines3.common.vec_env import VecEnv
 
+from robolearn.agents.null import RandomAgent, ZeroAgent
 from robolearn.errors import UserError, close_matches
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -58,14 +59,30 @@ class RobolearnTD3(_LoopHookMixin, TD3):
     """TD3 with the checkpoint loop hook."""
 
 
+class RobolearnZero(_LoopHookMixin, ZeroAgent):
+    """agent=zero with the checkpoint loop hook."""
+
+
+class RobolearnRandom(_LoopHookMixin, RandomAgent):
+    """agent=random with the checkpoint loop hook."""
+
+
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
     "ppo": RobolearnPPO,
     "sac": RobolearnSAC,
     "td3": RobolearnTD3,
+    "zero": RobolearnZero,
+    "random": RobolearnRandom,
 }
 
-# The plain SB3 class each algorithm's checkpoints load with.
-SB3_CLASSES: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC, "td3": TD3}
+# The class each algorithm's checkpoints load with: plain SB3 for the learning agents.
+SB3_CLASSES: dict[str, type[BaseAlgorithm]] = {
+    "ppo": PPO,
+    "sac": SAC,
+    "td3": TD3,
+    "zero": ZeroAgent,
+    "random": RandomAgent,
+}
 
 
 def algorithm_class(algo: str) -> type[BaseAlgorithm]:
@@ -132,6 +149,8 @@ def _action_noise(agent: Any, env: VecEnv) -> ActionNoise | None:
 
 def agent_kwargs(agent: Any, env: VecEnv) -> dict[str, Any]:
     """SB3 constructor keyword arguments for an agent config node."""
+    if agent.algo in ("zero", "random"):
+        return {}
     kw: dict[str, Any] = {
         "learning_rate": _schedule(agent.learning_rate, agent.lr_schedule, "agent.lr_schedule"),
         "gamma": agent.gamma,

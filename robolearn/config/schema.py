@@ -90,6 +90,13 @@ class TD3Config(OffPolicyConfig):
 
 
 @dataclass
+class NullAgentConfig(AgentConfig):
+    """agent=zero | agent=random: sanity agents that act without learning (robolearn/agents/null.py)."""
+
+    algo: str = "zero"
+
+
+@dataclass
 class CamelConfig:
     """CAMEL action masking around a prior policy (robolearn/methods/camel.py)."""
 
@@ -190,5 +197,6 @@ def register_schemas() -> None:
     cs.store(group="agent", name="ppo_schema", node=PPOConfig)
     cs.store(group="agent", name="sac_schema", node=SACConfig)
     cs.store(group="agent", name="td3_schema", node=TD3Config)
+    cs.store(group="agent", name="null_schema", node=NullAgentConfig)
     cs.store(group="logger", name="logger_schema", node=LoggerConfig)
     cs.store(group="method", name="camel_schema", node=CamelConfig)

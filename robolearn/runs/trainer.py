@@ -351,7 +351,8 @@ class Trainer:
 def _log_interval(cfg: DictConfig) -> int:
     if cfg.logger.log_interval is not None:
         return int(cfg.logger.log_interval)
-    return 1 if cfg.agent.algo == "ppo" else 4
+    # Off-policy agents count episodes between log points, the others iterations.
+    return 4 if cfg.agent.algo in ("sac", "td3") else 1
 
 
 def _device(name: str) -> str:
