@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -77,7 +78,30 @@ def make_vec_env(
     normalize_reward: bool = False,
     gamma: float = 0.99,
 ) -> VecEnv:
-    """The training VecEnv: n copies with episode monitors and state snapshots, seeded seed+i."""
+    """The training VecEnv: n copies with episode monitors and state snapshots, seeded seed+i.
+
+    A robolearn task with env.kwargs.backend=batch|warp is stepped as one batch instead (threads:
+    the cores this process may use); its episode statistics and snapshots come from the batch itself.
+    """
+    kwargs = dict(_cfg_get(env_cfg, "kwargs") or {})
+    venv: VecEnv
+    if kwargs.get("backend", "mujoco") in ("batch", "warp"):
+        from robolearn.envs.backends.vector import make_batched_env
+
+        register_envs()
+        max_steps = _cfg_get(env_cfg, "max_episode_steps")
+        if max_steps is not None:
+            kwargs["max_episode_steps"] = int(max_steps)
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        venv = make_batched_env(str(_cfg_get(env_cfg, "id")), n_envs, seed, threads=threads, **kwargs)
+    else:
+        venv = _vec_of_single_envs(env_cfg, n_envs, seed)
+    if normalize_obs or normalize_reward:
+        venv = VecNormalize(venv, norm_obs=normalize_obs, norm_reward=normalize_reward, gamma=gamma)
+    return venv
+
+
+def _vec_of_single_envs(env_cfg: Any, n_envs: int, seed: int) -> VecEnv:
     fns = [_train_env_fn(env_cfg) for _ in range(n_envs)]
     vec_kind = str(_cfg_get(env_cfg, "vec_env", "dummy"))
     venv: VecEnv
@@ -86,8 +110,6 @@ def make_vec_env(
     else:
         venv = DummyVecEnv(fns)
     venv.seed(seed)
-    if normalize_obs or normalize_reward:
-        venv = VecNormalize(venv, norm_obs=normalize_obs, norm_reward=normalize_reward, gamma=gamma)
     return venv
 
 

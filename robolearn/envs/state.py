@@ -46,7 +46,7 @@ def _is_plain(value: Any) -> bool:
     return False
 
 
-def _layer_state(layer: Any) -> dict[str, Any]:
+def layer_state(layer: Any) -> dict[str, Any]:
     state: dict[str, Any] = {}
     for name, value in vars(layer).items():
         if name in _SKIP:
@@ -64,7 +64,7 @@ def _layer_state(layer: Any) -> dict[str, Any]:
     return state
 
 
-def _set_layer_state(layer: Any, state: dict[str, Any]) -> None:
+def set_layer_state(layer: Any, state: dict[str, Any]) -> None:
     for name, (kind, value) in state.items():
         current = getattr(layer, name, None)
         if kind == "generator":
@@ -101,7 +101,7 @@ class EnvSnapshotWrapper(gym.Wrapper):
 
     def get_state(self) -> list[dict[str, Any]]:
         """Per-layer snapshot, outermost first."""
-        return [_layer_state(layer) for layer in _layers(self.env)]
+        return [layer_state(layer) for layer in _layers(self.env)]
 
     def set_state(self, state: list[dict[str, Any]]) -> None:
         """Write a snapshot from get_state() back into this (identically built) env."""
@@ -109,7 +109,7 @@ class EnvSnapshotWrapper(gym.Wrapper):
         if len(layers) != len(state):
             raise ValueError(f"env has {len(layers)} wrapper layers, snapshot has {len(state)}")
         for layer, layer_state in zip(layers, state, strict=True):
-            _set_layer_state(layer, layer_state)
+            set_layer_state(layer, layer_state)
 
 
 def _vec_normalize(venv: VecEnv) -> VecNormalize | None:

@@ -87,8 +87,9 @@ def pd_torque(
     kd: ArrayLike,
     torque_limit: ArrayLike,
     target_vel: ArrayLike = 0.0,
+    feedforward: ArrayLike = 0.0,
 ) -> np.ndarray:
-    """Ideal PD motor: kp*(q* - q) + kd*(dq* - dq), clipped to ±torque_limit; batched by broadcasting.
+    """Ideal PD motor: kp*(q* - q) + kd*(dq* - dq) + tau_ff, clipped to ±torque_limit; batched by broadcasting.
 
     This is the law Unitree's motor drivers run on (q, dq, kp, kd) from LowCmd, so the simulator and
     the robot agree on what an action means. A non-finite result (NaN target, NaN state) gives zero
@@ -99,6 +100,7 @@ def pd_torque(
     limit = np.abs(np.asarray(torque_limit, dtype=np.float64))
     with np.errstate(invalid="ignore", over="ignore"):
         tau = np.asarray(kp, dtype=np.float64) * q_err + np.asarray(kd, dtype=np.float64) * dq_err
+        tau = tau + np.asarray(feedforward, dtype=np.float64)
     tau = np.where(np.isnan(tau), 0.0, tau)
     return np.clip(tau, -limit, limit)
 

@@ -1,0 +1,370 @@
+"""RobotTask: task logic written once over batched numpy arrays (leading env axis) on any backend.
+
+A task instance simulates num_envs robots. It is also a gymnasium.Env: with num_envs=1 its
+reset()/step() are the single-robot API that gymnasium.make returns; the vectorised adapters in
+robolearn.envs.backends.vector call the batched reset_envs()/step_envs() instead.
+
+Every piece of mutable state is a plain attribute (numpy arrays, ints, one numpy Generator), and a
+single env on the mujoco backend exposes its MjData as `data`, so robolearn.envs.state snapshots it
+without help. Subclasses supply the robot's initial state, observation extras, reward terms and
+termination; this class does actions (clip, delay, PD targets), physics, domain randomisation,
+pushes, reward weighting and episode bookkeeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from robolearn.envs.backends import make_backend
+from robolearn.envs.backends.base import DynamicsParams, RootJointState, SimFrame
+from robolearn.envs.backends.mujoco_backend import MujocoBackend
+from robolearn.envs.tasks.randomization import Randomization, uniform
+from robolearn.errors import UserError, close_matches
+from robolearn.robots.model import load_model
+from robolearn.robots.observations import ObsTerm, action_to_joint_targets, build_observation
+from robolearn.robots.registry import get_robot_spec
+from robolearn.robots.spec import RobotSpec
+from robolearn.robots.state import RobotState
+
+# legged_gym's clip_observations: keeps a diverging state from producing huge network inputs.
+OBS_CLIP = 100.0
+
+RewardFunction = Callable[[Any], np.ndarray]
+
+
+class _AppliedDynamics:
+    """Which dynamics dict the backend currently holds; deliberately not snapshotted (see step_envs)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: object = None
+
+
+class RobotTask(gym.Env[np.ndarray, np.ndarray]):
+    """Batched robot task: subclasses define state init, observations, rewards and termination."""
+
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 50}  # noqa: RUF012
+
+    # Subclasses: the reward functions by name, and the bodies whose poses the task reads.
+    reward_functions: ClassVar[Mapping[str, RewardFunction]] = {}
+
+    def __init__(
+        self,
+        robot: str,
+        proprio_terms: Sequence[ObsTerm],
+        reward_scales: Mapping[str, float],
+        bodies: Sequence[str] = (),
+        num_envs: int = 1,
+        backend: str = "mujoco",
+        threads: int = 1,
+        device: str | None = None,
+        model_path: str | None = None,
+        randomization: Mapping[str, Any] | Randomization | None = None,
+        action_clip: float = 5.0,
+        only_positive_rewards: bool = False,
+        max_episode_steps: int | None = None,
+        render_mode: str | None = None,
+        extra_obs_size: int = 0,
+    ) -> None:
+        self.robot_spec: RobotSpec = get_robot_spec(robot)
+        spec = self.robot_spec
+        self.num_envs = int(num_envs)
+        self.render_mode = render_mode
+        self.randomization = Randomization.from_kwargs(randomization)
+        self.max_episode_steps = max_episode_steps
+        self.action_clip = float(action_clip)
+        self.control_dt = spec.control_dt
+        self.mj_model = load_model(spec, model_path)
+        # A single env (the gymnasium API) always simulates on the reference backend: `batch` with one
+        # simulation is the same computation, and `warp` is for many worlds on a GPU.
+        name = "mujoco" if (self.num_envs == 1 and backend == "batch") else backend
+        self.backend = make_backend(
+            name,
+            self.mj_model,
+            spec,
+            self.num_envs,
+            bodies=bodies,
+            threads=threads,
+            device=device,
+            randomize_dynamics=self.randomization.randomizes_dynamics,
+        )
+        if isinstance(self.backend, MujocoBackend) and self.num_envs == 1:
+            # Exposed so robolearn.envs.state captures the physics (it pairs `data` with `model`).
+            self.data = self.backend.datas[0]
+            self.model = self.backend.models[0]
+        noise = self.randomization.obs_noise
+        self.proprio_terms = tuple(replace(t, noise=t.noise * noise) for t in proprio_terms)
+        self._noisy_obs = noise > 0 and any(t.noise > 0 for t in self.proprio_terms)
+        self.reward_names, self.reward_scales = self._check_scales(reward_scales)
+        self.only_positive_rewards = bool(only_positive_rewards)
+        self._is_termination = np.array(
+            [n.endswith("termination") for n in self.reward_names], dtype=np.float64
+        )
+        self._not_termination = 1.0 - self._is_termination
+
+        nj = spec.num_joints
+        obs_size = sum(t.size(spec) for t in self.proprio_terms) + extra_obs_size
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(obs_size,), dtype=np.float32)
+        self.action_space = gym.spaces.Box(-self.action_clip, self.action_clip, shape=(nj,), dtype=np.float32)
+
+        n = self.num_envs
+        self.rng = np.random.default_rng()
+        self.episode_step = np.zeros(n, dtype=np.int64)
+        self.last_action = np.zeros((n, nj))
+        self.last_joint_vel = np.zeros((n, nj))
+        self.command = np.zeros((n, 3))
+        self.action_history = np.zeros((n, self.randomization.max_action_delay + 1, nj))
+        self.history_head = 0
+        self.action_delay = np.zeros(n, dtype=np.int64)
+        self.kp = np.broadcast_to(spec.kp_array, (n, nj)).copy()
+        self.kd = np.broadcast_to(spec.kd_array, (n, nj)).copy()
+        self.torque_limit = np.broadcast_to(spec.torque_limit_array, (n, nj)).copy()
+        self.push_timer = np.full(n, np.inf)
+        self.term_sums = np.zeros((n, len(self.reward_names)))
+        self.dynamics: dict[str, np.ndarray] | None = None
+        self._applied = _AppliedDynamics()
+        self._renderer: Any = None
+
+    # -- subclass hooks -------------------------------------------------------------------------------
+    def initial_state(self, ids: np.ndarray) -> RootJointState:
+        """The state envs ids start an episode in."""
+        raise NotImplementedError
+
+    def on_reset(self, ids: np.ndarray) -> None:
+        """Task buffers for a new episode of envs ids (commands, motion phase, ...)."""
+
+    def extra_observation(self, frame: SimFrame, ids: np.ndarray) -> np.ndarray | None:
+        """Task-specific observation values appended after the proprioceptive terms, (k, extra)."""
+        return None
+
+    def reward_context(
+        self, frame: SimFrame, action: np.ndarray, torque: np.ndarray, terminated: np.ndarray
+    ) -> Any:
+        """The inputs the reward functions read."""
+        raise NotImplementedError
+
+    def fallen(self, frame: SimFrame) -> np.ndarray:
+        """Which envs failed this step (terminated)."""
+        raise NotImplementedError
+
+    def after_step(self, frame: SimFrame) -> None:
+        """Advance task time (commands, motion phase) after rewards are computed."""
+
+    # -- construction helpers -------------------------------------------------------------------------
+    def _check_scales(self, scales: Mapping[str, float]) -> tuple[tuple[str, ...], np.ndarray]:
+        for name in scales:
+            if name not in self.reward_functions:
+                raise UserError(
+                    f"unknown reward term '{name}'{close_matches(name, self.reward_functions)}; "
+                    f"terms: {', '.join(self.reward_functions)}"
+                )
+        names = tuple(n for n in self.reward_functions if float(scales.get(n, 0.0)) != 0.0)
+        return names, np.array([float(scales[n]) for n in names])
+
+    # -- batched API ----------------------------------------------------------------------------------
+    def seed_rng(self, seed: int | None) -> None:
+        """Reseed the task's generator (all randomness of the batch comes from it)."""
+        self.rng = np.random.default_rng(seed)
+
+    def reset_envs(self, ids: np.ndarray) -> None:
+        """Start new episodes in envs ids: randomise, place the robots, clear buffers."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) == 0:
+            return
+        spec, dr, k, nj = self.robot_spec, self.randomization, len(ids), self.robot_spec.num_joints
+        if dr.randomizes_dynamics:
+            if self.dynamics is None:
+                self.dynamics = {
+                    "friction_scale": np.ones(self.num_envs),
+                    "mass_scale": np.ones((self.num_envs, self.mj_model.nbody)),
+                    "base_com_offset": np.zeros((self.num_envs, 3)),
+                }
+            # A new dict object on every change: step_envs re-applies by identity (see there).
+            dyn = {key: value.copy() for key, value in self.dynamics.items()}
+            dyn["friction_scale"][ids] = uniform(self.rng, dr.friction, (k,))
+            dyn["mass_scale"][ids] = uniform(self.rng, dr.link_mass, (k, self.mj_model.nbody))
+            dyn["base_com_offset"][ids] = (
+                self.rng.uniform(-dr.com_offset, dr.com_offset, size=(k, 3)) if dr.com_offset > 0 else 0.0
+            )
+            self.dynamics = dyn
+            self._apply_dynamics(ids)
+        strength = uniform(self.rng, dr.motor_strength, (k, nj))
+        self.kp[ids] = spec.kp_array * uniform(self.rng, dr.kp_scale, (k, nj)) * strength
+        self.kd[ids] = spec.kd_array * uniform(self.rng, dr.kd_scale, (k, nj)) * strength
+        self.torque_limit[ids] = spec.torque_limit_array * strength
+        if dr.action_delay is not None:
+            self.action_delay[ids] = self.rng.integers(dr.action_delay[0], dr.action_delay[1] + 1, size=k)
+        if dr.push_interval_s is not None:
+            self.push_timer[ids] = self.rng.uniform(*dr.push_interval_s, size=k)
+        self.backend.reset_envs(ids, self.initial_state(ids))
+        self.episode_step[ids] = 0
+        self.last_action[ids] = 0.0
+        self.last_joint_vel[ids] = 0.0
+        self.action_history[ids] = 0.0
+        self.term_sums[ids] = 0.0
+        self.on_reset(ids)
+
+    def _apply_dynamics(self, ids: np.ndarray) -> None:
+        assert self.dynamics is not None
+        d = self.dynamics
+        params = DynamicsParams(d["friction_scale"][ids], d["mass_scale"][ids], d["base_com_offset"][ids])
+        self.backend.set_dynamics(ids, params)
+        self._applied.value = d
+
+    def observe(self, frame: SimFrame, ids: np.ndarray | None = None) -> np.ndarray:
+        """float32 observations of envs ids (all by default): robots-package terms, then task extras."""
+        sel = slice(None) if ids is None else ids
+        state = RobotState(
+            joint_pos=frame.joint_pos[sel],
+            joint_vel=frame.joint_vel[sel],
+            base_quat=frame.root_quat[sel],
+            gyro=frame.root_ang_vel[sel],
+            command=self.command[sel],
+            last_action=self.last_action[sel],
+        )
+        rng = self.rng if self._noisy_obs else None
+        obs = build_observation(state, self.robot_spec, self.proprio_terms, rng=rng, clip=OBS_CLIP)
+        extra = self.extra_observation(frame, np.arange(self.num_envs) if ids is None else ids)
+        if extra is not None:
+            obs = np.concatenate((obs, np.clip(extra, -OBS_CLIP, OBS_CLIP).astype(np.float32)), axis=-1)
+        return obs
+
+    def step_envs(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Advance every env one control step; returns obs, reward, terminated, truncated, reward terms.
+
+        Envs are not reset here: the caller resets the done ones (auto-reset) and re-observes them.
+        """
+        if self.dynamics is not None and self._applied.value is not self.dynamics:
+            # The dynamics dict was restored from a snapshot (a new object): give the backend its values.
+            self._apply_dynamics(np.arange(self.num_envs))
+        action = np.clip(
+            np.asarray(actions, dtype=np.float64).reshape(self.num_envs, -1),
+            -self.action_clip,
+            self.action_clip,
+        )
+        if self.action_history.shape[1] > 1:
+            length = self.action_history.shape[1]
+            self.history_head = (self.history_head + 1) % length
+            self.action_history[:, self.history_head] = action
+            applied = self.action_history[
+                np.arange(self.num_envs), (self.history_head - self.action_delay) % length
+            ]
+        else:
+            applied = action
+        targets = action_to_joint_targets(applied, self.robot_spec)
+        torque = self.backend.step(targets, self.kp, self.kd, self.torque_limit)
+        frame = self.backend.frame()
+        self.episode_step += 1
+
+        terminated = self.fallen(frame) | ~np.isfinite(frame.joint_pos).all(axis=1)
+        ctx = self.reward_context(frame, action, torque, terminated)
+        terms = {name: self.reward_functions[name](ctx) for name in self.reward_names}
+        values = (
+            np.stack([terms[n] for n in self.reward_names], axis=1) if terms else np.zeros((self.num_envs, 0))
+        )
+        # legged_gym / mjlab convention: every term is a rate, weighted by its scale times the step.
+        weighted = values * (self.reward_scales * self.control_dt)
+        weighted[~np.isfinite(weighted)] = 0.0  # a diverged env ends (terminated) without poisoning the batch
+        if self.only_positive_rewards:
+            # legged_gym's only_positive_rewards: penalties cannot make a step worth less than nothing,
+            # so ending the episode early never pays; the termination penalty is added after the clip.
+            # Elementwise sums, not matrix products: a BLAS call here starts OpenBLAS threads that spin
+            # on the cores the batch backend's threads need (measured: a third of G1's throughput).
+            reward = np.clip((weighted * self._not_termination).sum(axis=1), 0.0, None) + (
+                weighted * self._is_termination
+            ).sum(axis=1)
+        else:
+            reward = weighted.sum(axis=1)
+        self.term_sums += weighted
+        if self.max_episode_steps is None:
+            truncated = np.zeros(self.num_envs, dtype=bool)
+        else:
+            truncated = (self.episode_step >= self.max_episode_steps) & ~terminated
+
+        self.last_action = action
+        self.last_joint_vel = frame.joint_vel
+        self.after_step(frame)
+        self._push()
+        obs = self.observe(frame)
+        return obs, reward, terminated, truncated, terms
+
+    def _push(self) -> None:
+        dr = self.randomization
+        if dr.push_interval_s is None:
+            return
+        self.push_timer -= self.control_dt
+        due = np.flatnonzero(self.push_timer <= 0.0)
+        if len(due) == 0:
+            return
+        kick = np.zeros((len(due), 3))
+        kick[:, :2] = self.rng.uniform(-dr.push_velocity, dr.push_velocity, size=(len(due), 2))
+        self.backend.add_root_velocity(due, kick)
+        self.push_timer[due] = self.rng.uniform(*dr.push_interval_s, size=len(due))
+
+    def episode_terms(self, i: int) -> dict[str, float]:
+        """Weighted reward-term sums of env i's current episode (logged when it ends)."""
+        return {name: float(v) for name, v in zip(self.reward_names, self.term_sums[i], strict=True)}
+
+    # -- gymnasium single-env API (num_envs == 1) -----------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode; a seed reseeds the task's generator."""
+        self._require_single()
+        super().reset(seed=seed)
+        if seed is not None:
+            self.rng = self.np_random
+        self.reset_envs(np.zeros(1, dtype=np.int64))
+        frame = self.backend.frame()
+        return self.observe(frame)[0], {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """One control step of the single env; info carries this step's unweighted reward terms."""
+        self._require_single()
+        obs, reward, terminated, truncated, terms = self.step_envs(np.asarray(action)[None])
+        info: dict[str, Any] = {"reward_terms": {name: float(v[0]) for name, v in terms.items()}}
+        return obs[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
+
+    def render(self) -> np.ndarray | None:
+        """An RGB frame following the robot (render_mode='rgb_array', mujoco backend)."""
+        if self.render_mode != "rgb_array":
+            return None
+        if not isinstance(self.backend, MujocoBackend):
+            raise UserError("rendering needs backend=mujoco")
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self.backend.models[0], height=240, width=320)
+            self._camera = mujoco.MjvCamera()
+            self._camera.type = mujoco.mjtCamera.mjCAMERA_TRACKING
+            self._camera.trackbodyid = self.backend.layout.base_body_id
+            self._camera.distance = 3.0 * self.robot_spec.base_height + 0.5
+            self._camera.elevation = -20.0
+            self._camera.azimuth = 135.0
+            self._render_data = mujoco.MjData(self.backend.models[0])
+        # Render a forwarded copy: the env's own MjData keeps the derived fields of its last step.
+        mujoco.mj_copyData(self._render_data, self.backend.models[0], self.backend.datas[0])
+        mujoco.mj_forward(self.backend.models[0], self._render_data)
+        self._renderer.update_scene(self._render_data, camera=self._camera)
+        return np.asarray(self._renderer.render())
+
+    def close(self) -> None:
+        """Release the backend and the renderer."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        self.backend.close()
+
+    def _require_single(self) -> None:
+        if self.num_envs != 1:
+            raise UserError(
+                f"this task simulates {self.num_envs} envs; use robolearn.envs.backends.make_batched_env "
+                "for the vectorised API"
+            )

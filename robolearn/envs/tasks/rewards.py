@@ -1,0 +1,239 @@
+"""Reward terms: named pure functions of a context of batched arrays, each returning (N,) values.
+
+A task weights them by its scales dict (times the control period, the legged_gym / mjlab
+convention, so a scale is "per second"). Penalties are positive here and get negative scales.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from robolearn.envs.tasks.rotations import quat_angle_between
+
+
+class LocomotionContext(NamedTuple):
+    """What the locomotion terms read, for N envs (body frame = the base's)."""
+
+    command: np.ndarray  # (N, 3) vx, vy, yaw rate
+    base_lin_vel: np.ndarray  # (N, 3) body frame
+    base_ang_vel: np.ndarray  # (N, 3) body frame
+    projected_gravity: np.ndarray  # (N, 3)
+    base_height: np.ndarray  # (N,)
+    base_height_target: float
+    joint_pos: np.ndarray  # (N, nj)
+    joint_vel: np.ndarray
+    joint_acc: np.ndarray
+    default_joint_pos: np.ndarray  # (nj,)
+    soft_lower: np.ndarray  # (nj,)
+    soft_upper: np.ndarray
+    torque: np.ndarray  # (N, nj) last physics step
+    action: np.ndarray
+    last_action: np.ndarray
+    hip_joints: np.ndarray  # indices of joints to hold near their default (humanoid hip roll/yaw)
+    foot_contact: np.ndarray  # (N, nf) bool
+    foot_first_contact: np.ndarray  # (N, nf) bool: touched down this step
+    foot_air_time: np.ndarray  # (N, nf) seconds in the air before this touch-down
+    foot_lin_vel: np.ndarray  # (N, nf, 3) world frame
+    air_time_target: float
+    tracking_sigma: float
+    terminated: np.ndarray  # (N,) bool
+
+
+def tracking_lin_vel(c: LocomotionContext) -> np.ndarray:
+    """Planar velocity tracking, exp(-|v*_xy - v_xy|² / σ) in the base frame."""
+    err = np.sum(np.square(c.command[:, :2] - c.base_lin_vel[:, :2]), axis=1)
+    return np.exp(-err / c.tracking_sigma)
+
+
+def tracking_ang_vel(c: LocomotionContext) -> np.ndarray:
+    """Yaw-rate tracking, exp(-(ω*_z - ω_z)² / σ)."""
+    return np.exp(-np.square(c.command[:, 2] - c.base_ang_vel[:, 2]) / c.tracking_sigma)
+
+
+def lin_vel_z(c: LocomotionContext) -> np.ndarray:
+    """Vertical base velocity squared (bouncing)."""
+    return np.square(c.base_lin_vel[:, 2])
+
+
+def ang_vel_xy(c: LocomotionContext) -> np.ndarray:
+    """Roll and pitch rates squared (wobbling)."""
+    return np.sum(np.square(c.base_ang_vel[:, :2]), axis=1)
+
+
+def orientation(c: LocomotionContext) -> np.ndarray:
+    """Tilt: squared horizontal components of gravity in the base frame."""
+    return np.sum(np.square(c.projected_gravity[:, :2]), axis=1)
+
+
+def base_height(c: LocomotionContext) -> np.ndarray:
+    """Squared error of the base height against its target."""
+    return np.square(c.base_height - c.base_height_target)
+
+
+def torques(c: LocomotionContext) -> np.ndarray:
+    """Sum of squared joint torques (energy)."""
+    return np.sum(np.square(c.torque), axis=1)
+
+
+def joint_vel(c: LocomotionContext) -> np.ndarray:
+    """Sum of squared joint velocities."""
+    return np.sum(np.square(c.joint_vel), axis=1)
+
+
+def joint_acc(c: LocomotionContext) -> np.ndarray:
+    """Sum of squared joint accelerations over the control step (jerky motion)."""
+    return np.sum(np.square(c.joint_acc), axis=1)
+
+
+def action_rate(c: LocomotionContext) -> np.ndarray:
+    """Sum of squared action changes between control steps."""
+    return np.sum(np.square(c.action - c.last_action), axis=1)
+
+
+def joint_limits(c: LocomotionContext) -> np.ndarray:
+    """How far joints are past their soft limits (rad, summed)."""
+    below = np.clip(c.soft_lower - c.joint_pos, 0.0, None)
+    above = np.clip(c.joint_pos - c.soft_upper, 0.0, None)
+    return np.sum(below + above, axis=1)
+
+
+def hip_deviation(c: LocomotionContext) -> np.ndarray:
+    """Squared deviation of the hip roll and yaw joints from the default pose (humanoid gait shape)."""
+    dev = c.joint_pos[:, c.hip_joints] - c.default_joint_pos[c.hip_joints]
+    return np.sum(np.square(dev), axis=1)
+
+
+def feet_air_time(c: LocomotionContext) -> np.ndarray:
+    """Steps of at least the target air time, paid at touch-down, only while commanded to move."""
+    paid = np.sum((c.foot_air_time - c.air_time_target) * c.foot_first_contact, axis=1)
+    moving = np.linalg.norm(c.command[:, :2], axis=1) > 0.1
+    return paid * moving
+
+
+def feet_slip(c: LocomotionContext) -> np.ndarray:
+    """Squared planar speed of feet in contact."""
+    speed = np.sum(np.square(c.foot_lin_vel[..., :2]), axis=2)
+    return np.sum(speed * c.foot_contact, axis=1)
+
+
+def alive(c: LocomotionContext) -> np.ndarray:
+    """One per second of not having fallen."""
+    return np.ones(len(c.terminated))
+
+
+def termination(c: LocomotionContext) -> np.ndarray:
+    """One on the step an env falls (not on time-outs)."""
+    return c.terminated.astype(np.float64)
+
+
+LOCOMOTION_REWARDS = {
+    f.__name__: f
+    for f in (
+        tracking_lin_vel,
+        tracking_ang_vel,
+        lin_vel_z,
+        ang_vel_xy,
+        orientation,
+        base_height,
+        torques,
+        joint_vel,
+        joint_acc,
+        action_rate,
+        joint_limits,
+        hip_deviation,
+        feet_air_time,
+        feet_slip,
+        alive,
+        termination,
+    )
+}
+
+
+class TrackingContext(NamedTuple):
+    """What the motion-tracking terms read: robot and reference bodies, for N envs and nb bodies."""
+
+    body_pos: np.ndarray  # (N, nb, 3) robot, world
+    body_quat: np.ndarray  # (N, nb, 4)
+    body_lin_vel: np.ndarray  # (N, nb, 3) world
+    body_ang_vel: np.ndarray  # (N, nb, 3) world
+    ref_body_pos: np.ndarray  # (N, nb, 3) reference, world
+    ref_body_pos_relative: np.ndarray  # (N, nb, 3) reference moved onto the robot's anchor (xy, yaw)
+    ref_body_quat: np.ndarray
+    ref_body_quat_relative: np.ndarray
+    ref_body_lin_vel: np.ndarray
+    ref_body_ang_vel: np.ndarray
+    anchor: int  # index of the anchor body in the body axis
+    joint_pos: np.ndarray  # (N, nj)
+    soft_lower: np.ndarray
+    soft_upper: np.ndarray
+    action: np.ndarray
+    last_action: np.ndarray
+    terminated: np.ndarray
+
+
+def _exp_mean(err: np.ndarray, std: float) -> np.ndarray:
+    return np.exp(-np.mean(err, axis=1) / (std * std))
+
+
+def tracking_anchor_pos(c: TrackingContext) -> np.ndarray:
+    """Anchor (torso) position tracking in the world, exp(-|Δp|² / 0.3²)."""
+    err = np.sum(np.square(c.body_pos[:, c.anchor] - c.ref_body_pos[:, c.anchor]), axis=1)
+    return np.exp(-err / 0.3**2)
+
+
+def tracking_anchor_rot(c: TrackingContext) -> np.ndarray:
+    """Anchor orientation tracking, exp(-angle² / 0.4²)."""
+    err = np.square(quat_angle_between(c.body_quat[:, c.anchor], c.ref_body_quat[:, c.anchor]))
+    return np.exp(-err / 0.4**2)
+
+
+def tracking_body_pos(c: TrackingContext) -> np.ndarray:
+    """Body positions relative to the anchor, exp(-mean |Δp|² / 0.3²)."""
+    return _exp_mean(np.sum(np.square(c.body_pos - c.ref_body_pos_relative), axis=2), 0.3)
+
+
+def tracking_body_rot(c: TrackingContext) -> np.ndarray:
+    """Body orientations relative to the anchor's heading, exp(-mean angle² / 0.4²)."""
+    return _exp_mean(np.square(quat_angle_between(c.body_quat, c.ref_body_quat_relative)), 0.4)
+
+
+def tracking_body_lin_vel(c: TrackingContext) -> np.ndarray:
+    """Body linear velocities, exp(-mean |Δv|² / 1.0²)."""
+    return _exp_mean(np.sum(np.square(c.body_lin_vel - c.ref_body_lin_vel), axis=2), 1.0)
+
+
+def tracking_body_ang_vel(c: TrackingContext) -> np.ndarray:
+    """Body angular velocities, exp(-mean |Δω|² / 3.14²)."""
+    return _exp_mean(np.sum(np.square(c.body_ang_vel - c.ref_body_ang_vel), axis=2), 3.14)
+
+
+def tracking_action_rate(c: TrackingContext) -> np.ndarray:
+    """Sum of squared action changes between control steps."""
+    return np.sum(np.square(c.action - c.last_action), axis=1)
+
+
+def tracking_joint_limits(c: TrackingContext) -> np.ndarray:
+    """How far joints are past their soft limits (rad, summed)."""
+    below = np.clip(c.soft_lower - c.joint_pos, 0.0, None)
+    above = np.clip(c.joint_pos - c.soft_upper, 0.0, None)
+    return np.sum(below + above, axis=1)
+
+
+def tracking_termination(c: TrackingContext) -> np.ndarray:
+    """One on the step the robot loses the motion (not on time-outs)."""
+    return c.terminated.astype(np.float64)
+
+
+TRACKING_REWARDS = {
+    "anchor_pos": tracking_anchor_pos,
+    "anchor_rot": tracking_anchor_rot,
+    "body_pos": tracking_body_pos,
+    "body_rot": tracking_body_rot,
+    "body_lin_vel": tracking_body_lin_vel,
+    "body_ang_vel": tracking_body_ang_vel,
+    "action_rate": tracking_action_rate,
+    "joint_limits": tracking_joint_limits,
+    "termination": tracking_termination,
+}

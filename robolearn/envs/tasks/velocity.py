@@ -1,0 +1,266 @@
+"""Velocity tracking on flat ground: follow a commanded planar velocity and yaw rate (Go2, G1).
+
+legged_gym's locomotion task on our robot contract: the observation is the robots package's
+LOCOMOTION_TERMS (the deploy runtime's), commands are resampled per env every
+`command_resample_s`, falls (tilt or a low base) terminate, the time limit truncates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import mujoco
+import numpy as np
+
+from robolearn.envs.backends.base import RootJointState, SimFrame
+from robolearn.envs.tasks.base import RobotTask
+from robolearn.envs.tasks.rewards import LOCOMOTION_REWARDS, LocomotionContext
+from robolearn.envs.tasks.rotations import gravity_in_body, quat_from_yaw, quat_rotate_inverse
+from robolearn.errors import UserError, close_matches
+from robolearn.robots.model import joint_index_map, set_default_pose
+from robolearn.robots.observations import LOCOMOTION_TERMS
+
+# Per-robot defaults. Scales follow legged_gym (Go2: unitree_rl_gym go2_config; G1: g1_config),
+# in our units (scale per second; penalties negative).
+ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "go2": {
+        "reward_scales": {
+            "tracking_lin_vel": 1.0,
+            "tracking_ang_vel": 0.5,
+            "lin_vel_z": -2.0,
+            "ang_vel_xy": -0.05,
+            "orientation": -0.2,
+            "torques": -2e-4,
+            "joint_acc": -2.5e-7,
+            "action_rate": -0.01,
+            "joint_limits": -10.0,
+            "feet_air_time": 1.0,
+            "termination": -50.0,
+        },
+        "air_time_target": 0.5,
+        "base_height_target": 0.30,
+        "min_base_height": 0.12,
+        "hip_joints": (),
+    },
+    "g1": {
+        "reward_scales": {
+            "tracking_lin_vel": 1.0,
+            "tracking_ang_vel": 0.5,
+            "lin_vel_z": -2.0,
+            "ang_vel_xy": -0.05,
+            "orientation": -1.0,
+            "base_height": -10.0,
+            "joint_vel": -1e-3,
+            "joint_acc": -2.5e-7,
+            "action_rate": -0.01,
+            "joint_limits": -5.0,
+            "hip_deviation": -1.0,
+            "feet_air_time": 0.25,
+            "alive": 0.15,
+            "termination": -50.0,
+        },
+        "air_time_target": 0.4,
+        "base_height_target": 0.75,
+        "min_base_height": 0.4,
+        "hip_joints": (
+            "left_hip_roll_joint",
+            "left_hip_yaw_joint",
+            "right_hip_roll_joint",
+            "right_hip_yaw_joint",
+        ),
+    },
+}
+
+DEFAULT_COMMAND_RANGES = {"lin_vel_x": (-1.0, 1.0), "lin_vel_y": (-0.5, 0.5), "ang_vel_z": (-1.0, 1.0)}
+
+# legged_gym's soft_dof_pos_limit: joints are penalised in the outer 5 % of their range at each end.
+SOFT_LIMIT_FRACTION = 0.9
+# A foot is in contact when its body is within this much of its height standing at the default pose.
+CONTACT_MARGIN = 0.01
+
+
+def soft_joint_limits(lower: np.ndarray, upper: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """The central `fraction` of each joint range."""
+    mid, half = 0.5 * (lower + upper), 0.5 * (upper - lower) * fraction
+    return mid - half, mid + half
+
+
+def standing_foot_heights(model: mujoco.MjModel, spec: Any) -> np.ndarray:
+    """World z of each foot body at the default pose with the base at base_height (flat ground)."""
+    data = mujoco.MjData(model)
+    set_default_pose(model, data, spec, joint_index_map(model, spec))
+    ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, b) for b in spec.foot_bodies]
+    return np.array([data.xpos[i][2] for i in ids])
+
+
+class VelocityTask(RobotTask):
+    """Track (vx, vy, yaw rate) commands; see docs/envs.md for terms, scales and options."""
+
+    reward_functions = LOCOMOTION_REWARDS
+
+    def __init__(
+        self,
+        robot: str = "go2",
+        num_envs: int = 1,
+        backend: str = "mujoco",
+        threads: int = 1,
+        device: str | None = None,
+        model_path: str | None = None,
+        randomization: Mapping[str, Any] | None = None,
+        reward_scales: Mapping[str, float] | None = None,
+        command_ranges: Mapping[str, Any] | None = None,
+        command_resample_s: float = 10.0,
+        standing_fraction: float = 0.1,
+        tracking_sigma: float = 0.25,
+        max_tilt_deg: float = 60.0,
+        init_joint_noise: float = 0.1,
+        init_velocity_noise: float = 0.2,
+        action_clip: float = 5.0,
+        only_positive_rewards: bool = True,
+        max_episode_steps: int | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        if robot not in ROBOT_DEFAULTS:
+            raise UserError(f"no velocity task for robot '{robot}'{close_matches(robot, ROBOT_DEFAULTS)}")
+        defaults = ROBOT_DEFAULTS[robot]
+        scales = dict(defaults["reward_scales"])
+        scales.update({str(k): float(v) for k, v in (reward_scales or {}).items()})
+        from robolearn.robots.registry import get_robot_spec
+
+        feet = get_robot_spec(robot).foot_bodies
+        super().__init__(
+            robot=robot,
+            proprio_terms=LOCOMOTION_TERMS,
+            reward_scales=scales,
+            bodies=feet,
+            num_envs=num_envs,
+            backend=backend,
+            threads=threads,
+            device=device,
+            model_path=model_path,
+            randomization=randomization,
+            action_clip=action_clip,
+            only_positive_rewards=only_positive_rewards,
+            max_episode_steps=max_episode_steps,
+            render_mode=render_mode,
+        )
+        spec = self.robot_spec
+        self.command_ranges = _command_ranges(command_ranges)
+        self.command_resample_s = float(command_resample_s)
+        self.standing_fraction = float(standing_fraction)
+        self.tracking_sigma = float(tracking_sigma)
+        self.min_base_height = float(defaults["min_base_height"])
+        self.base_height_target = float(defaults["base_height_target"])
+        self.air_time_target = float(defaults["air_time_target"])
+        self.max_tilt_cos = float(np.cos(np.deg2rad(max_tilt_deg)))
+        self.init_joint_noise = float(init_joint_noise)
+        self.init_velocity_noise = float(init_velocity_noise)
+        self.hip_joints = np.array(
+            [spec.joint_names.index(j) for j in defaults["hip_joints"]], dtype=np.int64
+        )
+        lower = np.asarray(spec.joint_pos_lower)
+        upper = np.asarray(spec.joint_pos_upper)
+        self.joint_lower, self.joint_upper = lower, upper
+        self.soft_lower, self.soft_upper = soft_joint_limits(lower, upper, SOFT_LIMIT_FRACTION)
+        self.contact_height = standing_foot_heights(self.mj_model, spec) + CONTACT_MARGIN
+        nf = len(spec.foot_bodies)
+        self.command_timer = np.zeros(self.num_envs)
+        self.foot_air_time = np.zeros((self.num_envs, nf))
+        self.foot_last_contact = np.ones((self.num_envs, nf), dtype=bool)
+
+    # -- episode start -------------------------------------------------------------------------------
+    def initial_state(self, ids: np.ndarray) -> RootJointState:
+        """Default pose with joint noise, random heading, small random base velocity."""
+        spec, k, nj = self.robot_spec, len(ids), self.robot_spec.num_joints
+        joint_pos = spec.default_pos_array + self.rng.uniform(-1.0, 1.0, size=(k, nj)) * self.init_joint_noise
+        joint_pos = np.clip(joint_pos, self.joint_lower, self.joint_upper)
+        root_pos = np.zeros((k, 3))
+        # A centimetre of drop so joint noise never starts a foot inside the floor.
+        root_pos[:, 2] = spec.base_height + 0.01
+        quat = quat_from_yaw(self.rng.uniform(-np.pi, np.pi, size=k))
+        lin = self.rng.uniform(-1.0, 1.0, size=(k, 3)) * self.init_velocity_noise
+        ang = self.rng.uniform(-1.0, 1.0, size=(k, 3)) * self.init_velocity_noise
+        return RootJointState(root_pos, quat, lin, ang, joint_pos, np.zeros((k, nj)))
+
+    def on_reset(self, ids: np.ndarray) -> None:
+        """New commands, feet on the ground."""
+        self._resample_commands(ids)
+        self.foot_air_time[ids] = 0.0
+        self.foot_last_contact[ids] = True
+
+    def _resample_commands(self, ids: np.ndarray) -> None:
+        k = len(ids)
+        lo = np.array([r[0] for r in self.command_ranges])
+        hi = np.array([r[1] for r in self.command_ranges])
+        cmd = self.rng.uniform(lo, hi, size=(k, 3))
+        standing = self.rng.uniform(size=k) < self.standing_fraction
+        cmd[standing] = 0.0
+        self.command[ids] = cmd
+        self.command_timer[ids] = self.command_resample_s
+
+    # -- step ----------------------------------------------------------------------------------------
+    def fallen(self, frame: SimFrame) -> np.ndarray:
+        """Base tilted past max_tilt_deg or lower than the robot's minimum base height."""
+        gravity_z = gravity_in_body(frame.root_quat)[:, 2]
+        return (gravity_z > -self.max_tilt_cos) | (frame.root_pos[:, 2] < self.min_base_height)
+
+    def reward_context(
+        self, frame: SimFrame, action: np.ndarray, torque: np.ndarray, terminated: np.ndarray
+    ) -> LocomotionContext:
+        """Base velocities in the base frame, foot contacts and air time, joint state and actions."""
+        quat = frame.root_quat
+        contact = frame.body_pos[:, :, 2] < self.contact_height
+        # legged_gym's filter: a touch-down counts on either of two consecutive contact readings.
+        contact_filt = contact | self.foot_last_contact
+        first_contact = (self.foot_air_time > 0.0) & contact_filt
+        self.foot_air_time += self.control_dt
+        air_time = self.foot_air_time.copy()
+        self.foot_air_time *= ~contact_filt
+        self.foot_last_contact = contact
+        return LocomotionContext(
+            command=self.command,
+            base_lin_vel=quat_rotate_inverse(quat, frame.root_lin_vel),
+            base_ang_vel=frame.root_ang_vel,
+            projected_gravity=gravity_in_body(quat),
+            base_height=frame.root_pos[:, 2],
+            base_height_target=self.base_height_target,
+            joint_pos=frame.joint_pos,
+            joint_vel=frame.joint_vel,
+            joint_acc=(frame.joint_vel - self.last_joint_vel) / self.control_dt,
+            default_joint_pos=self.robot_spec.default_pos_array,
+            soft_lower=self.soft_lower,
+            soft_upper=self.soft_upper,
+            torque=torque,
+            action=action,
+            last_action=self.last_action,
+            hip_joints=self.hip_joints,
+            foot_contact=contact,
+            foot_first_contact=first_contact,
+            foot_air_time=air_time,
+            foot_lin_vel=frame.body_lin_vel,
+            air_time_target=self.air_time_target,
+            tracking_sigma=self.tracking_sigma,
+            terminated=terminated,
+        )
+
+    def after_step(self, frame: SimFrame) -> None:
+        """Resample the commands whose time is up."""
+        self.command_timer -= self.control_dt
+        due = np.flatnonzero(self.command_timer <= 0.0)
+        if len(due):
+            self._resample_commands(due)
+
+
+def _command_ranges(ranges: Mapping[str, Any] | None) -> tuple[tuple[float, float], ...]:
+    merged = dict(DEFAULT_COMMAND_RANGES)
+    for key, value in (ranges or {}).items():
+        if key not in merged:
+            raise UserError(
+                f"unknown command range '{key}'{close_matches(str(key), merged)}; keys: {', '.join(merged)}"
+            )
+        lo, hi = (float(v) for v in value)
+        if lo > hi:
+            raise UserError(f"command_ranges.{key}=[{lo}, {hi}] has min > max")
+        merged[key] = (lo, hi)
+    return tuple(merged[k] for k in DEFAULT_COMMAND_RANGES)

@@ -1,0 +1,288 @@
+"""Every registered robolearn task: creation, stepping, the env checkers, snapshots, limits, clips."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+from robolearn.envs.factory import make_env, register_envs
+from robolearn.envs.state import EnvSnapshotWrapper
+from robolearn.envs.tasks import TASKS
+from robolearn.envs.tasks.base import RobotTask
+from robolearn.envs.tasks.motion import (
+    MotionClip,
+    default_clip_paths,
+    load_clip,
+    reference_kinematics,
+    save_clip,
+)
+from robolearn.errors import UserError
+from robolearn.robots import G1_SPEC
+from robolearn.robots.model import load_model
+
+register_envs()
+ENV_IDS = sorted(TASKS)
+# Every option on, to exercise randomisation, delays and pushes in the same tests.
+FULL_DR = {
+    "friction": [0.5, 1.25],
+    "link_mass": [0.9, 1.1],
+    "com_offset": 0.03,
+    "kp_scale": [0.9, 1.1],
+    "kd_scale": [0.9, 1.1],
+    "motor_strength": [0.9, 1.1],
+    "action_delay": [0, 2],
+    "obs_noise": 1.0,
+    "push_interval_s": [0.1, 0.3],
+    "push_velocity": 0.5,
+}
+
+
+def _task(env: gym.Env) -> RobotTask:
+    task = env.unwrapped
+    assert isinstance(task, RobotTask)
+    return task
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_registered_env_resets_and_steps_without_nan(env_id: str) -> None:
+    env = gym.make(env_id)
+    obs, _ = env.reset(seed=0)
+    assert obs.dtype == np.float32 and obs.shape == env.observation_space.shape
+    rng = np.random.default_rng(0)
+    for kind in ("zero", "random"):
+        for _ in range(60):
+            action = (
+                np.zeros(env.action_space.shape)
+                if kind == "zero"
+                else rng.uniform(-1, 1, env.action_space.shape)
+            )
+            obs, reward, terminated, truncated, info = env.step(action.astype(np.float32))
+            assert obs.dtype == np.float32
+            assert np.isfinite(obs).all() and np.isfinite(reward), f"{env_id} {kind}"
+            assert set(info["reward_terms"]) == set(_task(env).reward_names)
+            if terminated or truncated:
+                env.reset()
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_registered_env_passes_gymnasium_and_sb3_checkers(env_id: str) -> None:
+    env = gym.make(env_id)
+    gym_check_env(env.unwrapped, skip_render_check=True)
+    with warnings.catch_warnings():
+        # SB3 recommends a [-1, 1] action box; ours is [-action_clip, action_clip] in action-scale units.
+        warnings.simplefilter("ignore", UserWarning)
+        sb3_check_env(env, warn=True)
+    env.close()
+
+
+def test_config_files_build_their_envs() -> None:
+    from robolearn.config.validate import compose_config
+
+    for name in ("Go2Velocity-v0", "G1Velocity-v0", "G1Tracking-v0"):
+        cfg = compose_config("train", [f"env={name}", "agent=ppo"])
+        env = make_env(cfg.env)
+        env.reset(seed=1)
+        env.step(env.action_space.sample())
+        env.close()
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_snapshot_round_trip_continues_identically(env_id: str) -> None:
+    def build() -> gym.Env:
+        return EnvSnapshotWrapper(gym.make(env_id, randomization=FULL_DR))
+
+    rng = np.random.default_rng(1)
+    actions = rng.uniform(-1, 1, (40, *gym.make(env_id).action_space.shape)).astype(np.float32)
+    env = build()
+    env.reset(seed=3)
+    for a in actions[:15]:
+        env.step(a)
+    snapshot = env.get_state()
+    expected = [env.step(a)[:2] for a in actions[15:]]
+
+    fresh = build()
+    fresh.reset(seed=99)  # a different episode, overwritten by the snapshot
+    fresh.set_state(snapshot)
+    got = [fresh.step(a)[:2] for a in actions[15:]]
+    for (o1, r1), (o2, r2) in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(o1, o2)
+        assert r1 == r2
+
+
+@pytest.mark.parametrize("env_id", ["robolearn/Go2Velocity-v0", "robolearn/G1Velocity-v0"])
+def test_pd_torques_stay_within_limits_under_extreme_actions(env_id: str) -> None:
+    env = gym.make(env_id)
+    task = _task(env)
+    env.reset(seed=0)
+    spec = task.robot_spec
+    index = task.backend.layout.index
+    limits = spec.torque_limit_array
+    for sign in (1.0, -1.0, 1.0, -1.0):
+        for _ in range(5):
+            env.step(np.full(spec.num_joints, sign * 1e6, dtype=np.float32))
+            torque = task.model.actuator_gear[index.actuator_ids, 0] * task.data.ctrl[index.actuator_ids]
+            assert np.all(np.abs(torque) <= limits + 1e-9)
+    # A NaN action is clipped to NaN targets, which the PD law turns into a limp (zero-torque) joint.
+    env.step(np.full(spec.num_joints, np.nan, dtype=np.float32))
+    assert np.all(task.data.ctrl[index.actuator_ids] == 0.0)
+
+
+def test_unknown_kwargs_fail_with_one_line_errors() -> None:
+    with pytest.raises(UserError, match="did you mean friction"):
+        gym.make("robolearn/Go2Velocity-v0", randomization={"frictoin": [0.5, 1.0]})
+    with pytest.raises(UserError, match="unknown reward term"):
+        gym.make("robolearn/Go2Velocity-v0", reward_scales={"tracking_speed": 1.0})
+    with pytest.raises(UserError, match="unknown backend"):
+        gym.make("robolearn/Go2Velocity-v0", backend="isaac")
+    with pytest.raises(UserError, match="must be positive"):
+        gym.make("robolearn/Go2Velocity-v0", randomization={"friction": [1.2, 0.5]})
+
+
+def test_falls_terminate_and_time_limits_truncate() -> None:
+    env = gym.make("robolearn/G1Velocity-v0", max_episode_steps=400)
+    env.reset(seed=0)
+    # The G1 cannot stand on PD alone (docs/robots.md): zero actions must end in a fall.
+    for _ in range(400):
+        _, _, terminated, truncated, info = env.step(np.zeros(23, dtype=np.float32))
+        if terminated:
+            assert not truncated and info["reward_terms"]["termination"] == 1.0
+            break
+    else:
+        pytest.fail("the G1 did not fall on zero actions")
+    go2 = gym.make("robolearn/Go2Velocity-v0", max_episode_steps=20)
+    go2.reset(seed=0)
+    for step in range(20):
+        _, _, terminated, truncated, _ = go2.step(np.zeros(12, dtype=np.float32))
+        assert not terminated
+        assert truncated == (step == 19)
+
+
+def test_commands_stay_in_their_ranges_and_are_resampled() -> None:
+    env = gym.make("robolearn/Go2Velocity-v0", command_resample_s=0.1, standing_fraction=0.0)
+    task = _task(env)
+    env.reset(seed=0)
+    seen = {tuple(task.command[0])}
+    for _ in range(20):
+        env.step(np.zeros(12, dtype=np.float32))
+        seen.add(tuple(task.command[0]))
+    assert len(seen) >= 4
+    commands = np.array(sorted(seen))
+    assert np.all(np.abs(commands[:, 0]) <= 1.0) and np.all(np.abs(commands[:, 1]) <= 0.5)
+    assert np.all(np.abs(commands[:, 2]) <= 1.0)
+
+
+# -- motion clips ------------------------------------------------------------------------------------
+def test_shipped_clips_load_and_are_small() -> None:
+    paths = default_clip_paths("g1")
+    assert {p.stem for p in paths} == {"squat", "arm_swing", "weight_shift", "stepping"}
+    for path in paths:
+        assert path.stat().st_size < 50_000
+        clip = load_clip(path)
+        assert clip.robot == "g1" and clip.fps == 50.0 and clip.periodic
+        assert clip.joint_pos.shape == (clip.num_frames, G1_SPEC.num_joints)
+
+
+def test_clip_round_trips_through_npz(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    frames = 30
+    quat = rng.normal(size=(frames, 4))
+    quat /= np.linalg.norm(quat, axis=1, keepdims=True)
+    names = tuple(reversed(G1_SPEC.joint_names))  # any joint order is allowed in a file
+    clip = MotionClip(
+        "probe",
+        "g1",
+        30.0,
+        names,
+        rng.normal(size=(frames, len(names))),
+        rng.normal(size=(frames, 3)),
+        quat,
+        False,
+    )
+    save_clip(tmp_path / "probe.npz", clip)
+    loaded = load_clip(tmp_path / "probe.npz")
+    assert (
+        loaded.name == "probe" and loaded.fps == 30.0 and loaded.joint_names == names and not loaded.periodic
+    )
+    np.testing.assert_allclose(loaded.joint_pos, clip.joint_pos, atol=1e-6)  # stored as float32
+    np.testing.assert_allclose(loaded.root_pos, clip.root_pos, atol=1e-6)
+    np.testing.assert_allclose(loaded.root_quat, clip.root_quat, atol=1e-6)
+    ordered = loaded.in_spec_order(G1_SPEC)
+    np.testing.assert_allclose(ordered.joint_pos[:, 0], clip.joint_pos[:, -1], atol=1e-6)
+
+
+def test_bad_clips_are_refused(tmp_path: Path) -> None:
+    np.savez(tmp_path / "broken.npz", fps=50.0, joint_pos=np.zeros((3, 2)))
+    with pytest.raises(UserError, match="lacks key"):
+        load_clip(tmp_path / "broken.npz")
+    with pytest.raises(UserError, match="not found"):
+        load_clip(tmp_path / "missing.npz")
+
+
+def test_reference_kinematics_keep_stance_feet_on_the_floor() -> None:
+    model = load_model(G1_SPEC)
+    feet = list(G1_SPEC.foot_bodies)
+    for path in default_clip_paths("g1"):
+        ref = reference_kinematics(model, G1_SPEC, load_clip(path), feet)
+        lowest = ref.body_pos[:, :, 2].min(axis=1)
+        # The ankle-roll frame sits 0.035 m above the sole: one foot is always down.
+        np.testing.assert_allclose(lowest, 0.035, atol=2e-3, err_msg=path.stem)
+        assert np.isfinite(ref.body_lin_vel).all() and np.isfinite(ref.body_ang_vel).all()
+
+
+def test_tracking_env_starts_on_its_reference() -> None:
+    env = gym.make("robolearn/G1Tracking-v0", init_joint_noise=0.0)
+    task = _task(env)
+    env.reset(seed=4)
+    np.testing.assert_allclose(
+        task.data.qpos[task.backend.layout.index.qpos_adr], task.reference("joint_pos")[0]
+    )
+    _, _, _, _, info = env.step(np.zeros(23, dtype=np.float32))
+    # One step after starting on the reference, every body is close to it.
+    assert info["reward_terms"]["body_pos"] > 0.9
+
+
+def test_body_velocities_match_mujoco() -> None:
+    env = gym.make("robolearn/G1Tracking-v0")
+    task = _task(env)
+    env.reset(seed=0)
+    for _ in range(5):
+        env.step(env.action_space.sample())
+    frame = task.backend.frame()
+    data, model = task.data, task.model
+    for row, body in enumerate(task.backend.layout.body_ids):
+        vel = np.zeros(6)
+        mujoco.mj_objectVelocity(model, data, mujoco.mjtObj.mjOBJ_XBODY, int(body), vel, 0)
+        np.testing.assert_allclose(frame.body_ang_vel[0, row], vel[:3], atol=1e-9)
+        np.testing.assert_allclose(frame.body_lin_vel[0, row], vel[3:], atol=1e-9)
+
+
+def test_rgb_array_rendering_follows_the_robot() -> None:
+    # MuJoCo picks its GL backend at import, so render in a fresh process with EGL (headless).
+    code = (
+        "import gymnasium as gym, numpy as np\n"
+        "from robolearn.envs.factory import register_envs\n"
+        "register_envs()\n"
+        "env = gym.make('robolearn/Go2Velocity-v0', render_mode='rgb_array')\n"
+        "env.reset(seed=0)\n"
+        "frame = env.render()\n"
+        "print(frame.shape, frame.dtype, int(frame.std() > 5))\n"
+    )
+    env = {**os.environ, "MUJOCO_GL": "egl"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    if proc.returncode != 0 and (
+        "EGL" in proc.stderr or "OpenGL" in proc.stderr or "glGetError" in proc.stderr
+    ):
+        pytest.skip(f"no headless OpenGL here: {proc.stderr.strip().splitlines()[-1]}")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "(240, 320, 3) uint8 1"
