@@ -20,6 +20,11 @@ CASES = {
     "td3": ("td3", []),
     # Two envs and observation/reward normalisation exercise VecNormalize's state too.
     "ppo": ("ppo", ["agent.n_envs=2", "agent.normalize_obs=true", "agent.normalize_reward=true"]),
+    # A robolearn task stepped as one mujoco.batch batch: the batch's own state and RNG.
+    "ppo_go2_batch": (
+        "ppo",
+        ["env=Go2Velocity-v0", "env.kwargs.backend=batch", "agent.n_envs=4", "env.max_episode_steps=100"],
+    ),
     # CAMEL's mask generator, per-episode mask flags and the boxes in replay.
     "camel": ("td3", ["method=camel", "method.prior=pendulum_energy_swingup", "method.probe=false"]),
 }
@@ -30,7 +35,7 @@ def _args(case: str, run: Path) -> list[str]:
     return [
         "robolearn.train",
         f"hydra.run.dir={run}",
-        "env=Pendulum-v1",
+        "env=Pendulum-v1",  # a case's own env= comes later and wins
         *TINY_PER_ALGO[algo],
         *TINY,
         *extra,

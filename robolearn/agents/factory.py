@@ -105,11 +105,17 @@ def _schedule(value: float, kind: str, key: str) -> float | Callable[[float], fl
     raise UserError(f"{key}={kind} is not a schedule; use constant or linear")
 
 
-def _policy_kwargs(pk: Any) -> dict[str, Any]:
+def _policy_kwargs(pk: Any, algo: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if pk.net_arch is not None:
-        arch = pk.net_arch
-        out["net_arch"] = {k: list(v) for k, v in arch.items()} if hasattr(arch, "items") else list(arch)
+    shared = list(pk.net_arch) if pk.net_arch is not None else None
+    if pk.net_arch_pi is not None or pk.net_arch_critic is not None:
+        default = {"ppo": [64, 64], "sac": [256, 256], "td3": [400, 300]}.get(algo, [64, 64])  # SB3's
+        critic_key = "vf" if algo == "ppo" else "qf"
+        pi = pk.net_arch_pi if pk.net_arch_pi is not None else (shared or default)
+        critic = pk.net_arch_critic if pk.net_arch_critic is not None else (shared or default)
+        out["net_arch"] = {"pi": list(pi), critic_key: list(critic)}
+    elif shared is not None:
+        out["net_arch"] = shared
     if pk.activation != "default":
         if pk.activation not in ACTIVATIONS:
             raise UserError(
@@ -156,7 +162,7 @@ def agent_kwargs(agent: Any, env: VecEnv) -> dict[str, Any]:
         "gamma": agent.gamma,
         "use_sde": agent.use_sde,
         "sde_sample_freq": agent.sde_sample_freq,
-        "policy_kwargs": _policy_kwargs(agent.policy_kwargs),
+        "policy_kwargs": _policy_kwargs(agent.policy_kwargs, agent.algo),
     }
     if agent.algo == "ppo":
         kw.update(

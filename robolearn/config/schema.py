@@ -15,10 +15,13 @@ from omegaconf import MISSING
 
 @dataclass
 class PolicyKwargsConfig:
-    """Network shape. net_arch: a list of layer sizes shared by actor and critic, or a dict
-    {pi: [...], vf: [...]} (on-policy) / {pi: [...], qf: [...]} (off-policy)."""
+    """Network shape: `net_arch` layer sizes for actor and critic alike, or separate sizes with
+    `net_arch_pi` (actor) and `net_arch_critic` (value function for PPO, Q-functions for SAC/TD3).
+    None keeps SB3's default for that network."""
 
-    net_arch: Any = None
+    net_arch: list[int] | None = None
+    net_arch_pi: list[int] | None = None
+    net_arch_critic: list[int] | None = None
     activation: str = "default"  # default (SB3's per-algorithm choice) | relu | tanh | elu | leaky_relu
     log_std_init: float | None = None
     ortho_init: bool | None = None
