@@ -15,6 +15,8 @@ from train_helpers import REPO, TINY, TINY_PER_ALGO, run_cli
 
 from robolearn.runs.metrics import read_metrics
 
+pytestmark = pytest.mark.timeout(300)  # two training processes per test
+
 CASES = {
     "sac": ("sac", []),
     "td3": ("td3", []),

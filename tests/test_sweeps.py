@@ -11,6 +11,10 @@ from train_helpers import run_cli
 
 SWEEP = ["+experiment=smoke", "steps=300", "logger.progress=none"]
 
+# Whole sweeps in subprocesses (and a Ray instance): ~10-20 s each on a quiet 2-core machine, but
+# several times that when the machine is shared, so allow more than the default 120 s.
+pytestmark = pytest.mark.timeout(400)
+
 
 def _jobs(sweep: Path) -> dict[str, Path]:
     return {p.name: p for p in sweep.iterdir() if p.is_dir() and (p / "config.yaml").is_file()}
