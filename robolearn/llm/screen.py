@@ -56,7 +56,7 @@ def make_env(env_id: str) -> gym.Env[Any, Any]:
     """gymnasium.make with a one-line UserError for unknown ids (robolearn/ ids register on import)."""
     if env_id.startswith("robolearn/"):
         try:
-            importlib.import_module("robolearn.envs")
+            importlib.import_module("robolearn.envs").register_envs()
         except ImportError as exc:
             raise UserError(f"cannot import robolearn.envs to register {env_id!r}: {exc}") from None
     try:

@@ -12,6 +12,7 @@ import yaml
 from robolearn.errors import UserError
 from robolearn.llm.cards import available_cards, cards_dir, load_card, sanitize_env_id
 from robolearn.llm.prompt import build_messages, prompt_hash, render_card
+from robolearn.llm.screen import make_env
 
 pytest_plugins = ["llm_fixtures"]
 pytestmark = pytest.mark.usefixtures("isolated_llm_env")
@@ -24,6 +25,7 @@ CARDED = [
     "InvertedDoublePendulum-v5",
     "MountainCarContinuous-v0",
     "Pendulum-v1",
+    "robolearn/Go2Velocity-v0",
 ]
 
 
@@ -34,7 +36,7 @@ def test_every_required_env_has_a_card() -> None:
 @pytest.mark.parametrize("env_id", CARDED)
 def test_card_matches_the_gymnasium_env(env_id: str) -> None:
     card = load_card(env_id)
-    env = gym.make(env_id)
+    env = make_env(env_id)  # registers robolearn/ ids first
     assert env.observation_space.shape == (card.obs_dim,)
     assert env.action_space.shape == (card.action_dim,)
     assert isinstance(env.action_space, gym.spaces.Box)

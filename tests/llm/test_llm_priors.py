@@ -28,6 +28,7 @@ from robolearn.llm.priors import (
     write_prior,
 )
 from robolearn.llm.runtime import PriorError
+from robolearn.llm.screen import make_env
 
 pytest_plugins = ["llm_fixtures"]
 pytestmark = pytest.mark.usefixtures("isolated_llm_env")
@@ -41,6 +42,7 @@ CARDED = [
     "InvertedDoublePendulum-v5",
     "MountainCarContinuous-v0",
     "Pendulum-v1",
+    "robolearn/Go2Velocity-v0",
 ]
 SHIPPED = sorted(str(p.relative_to(shipped_dir())) for p in shipped_dir().glob("*/*.py"))
 
@@ -62,7 +64,7 @@ def test_shipped_prior_loads_checks_and_runs(rel: str) -> None:
     assert prior.screened_return is not None and prior.header["screened_episodes"] == "10"
 
     loaded = load_prior(str(prior.path), env_id=prior.env_id)  # static check + sandbox probe
-    env = gym.make(prior.env_id)
+    env = make_env(prior.env_id)  # registers robolearn/ ids first
     assert isinstance(env.action_space, gym.spaces.Box)
     obs, _ = env.reset(seed=0)
     for _ in range(20):
