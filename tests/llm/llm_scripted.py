@@ -89,3 +89,16 @@ def make_handler(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
                 pass  # the client gave up (timeout tests)
 
     return Handler
+
+
+# Every env with a card in envs/cards/ (the card and prior tests check each one).
+CARDED = [
+    "Hopper-v5",
+    "Walker2d-v5",
+    "Ant-v5",
+    "HalfCheetah-v5",
+    "InvertedDoublePendulum-v5",
+    "MountainCarContinuous-v0",
+    "Pendulum-v1",
+    "robolearn/Go2Velocity-v0",
+]

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import yaml
+from llm_scripted import CARDED
 
 from robolearn.errors import UserError
 from robolearn.llm.cards import available_cards, cards_dir, load_card, sanitize_env_id
@@ -16,17 +17,6 @@ from robolearn.llm.screen import make_env
 
 pytest_plugins = ["llm_fixtures"]
 pytestmark = pytest.mark.usefixtures("isolated_llm_env")
-
-CARDED = [
-    "Hopper-v5",
-    "Walker2d-v5",
-    "Ant-v5",
-    "HalfCheetah-v5",
-    "InvertedDoublePendulum-v5",
-    "MountainCarContinuous-v0",
-    "Pendulum-v1",
-    "robolearn/Go2Velocity-v0",
-]
 
 
 def test_every_required_env_has_a_card() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+from llm_scripted import CARDED
 
 from robolearn.errors import UserError
 from robolearn.llm.checker import check_source
@@ -34,16 +35,6 @@ pytest_plugins = ["llm_fixtures"]
 pytestmark = pytest.mark.usefixtures("isolated_llm_env")
 
 REPO = Path(__file__).resolve().parents[2]
-CARDED = [
-    "Hopper-v5",
-    "Walker2d-v5",
-    "Ant-v5",
-    "HalfCheetah-v5",
-    "InvertedDoublePendulum-v5",
-    "MountainCarContinuous-v0",
-    "Pendulum-v1",
-    "robolearn/Go2Velocity-v0",
-]
 SHIPPED = sorted(str(p.relative_to(shipped_dir())) for p in shipped_dir().glob("*/*.py"))
 
 
