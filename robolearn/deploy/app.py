@@ -1,0 +1,203 @@
+"""Build a deploy session from a composed config: robot spec, artifact, backend, controller, recorder."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+import robolearn.resources
+from robolearn.deploy.artifact import PolicyArtifact, check_spec_matches, load_artifact
+from robolearn.deploy.backends.base import Backend
+from robolearn.deploy.commands import CommandLimiter
+from robolearn.deploy.config import dds_target, validate_deploy_config
+from robolearn.deploy.operator import KeyboardReader, OperatorInput
+from robolearn.deploy.recorder import Recorder
+from robolearn.deploy.runtime import Controller, Runtime, RuntimeOptions, make_policy
+from robolearn.deploy.safety import GuardConfig, Guards
+from robolearn.errors import UserError
+from robolearn.robots.registry import get_robot_spec
+from robolearn.robots.spec import RobotSpec
+
+# Without a policy, the stick command still has ranges (the velocity task's).
+DEFAULT_RANGES = ((-1.0, 1.0), (-0.5, 0.5), (-1.0, 1.0))
+
+
+def resolve_policy(path: str) -> Path:
+    """An artifact path as given, or under the shipped policies/ folder (policy=reference/go2_stand)."""
+    given = Path(path).expanduser()
+    if given.exists():
+        return given
+    shipped = robolearn.resources.policies_dir() / path
+    return shipped if shipped.exists() else given
+
+
+def make_backend(cfg: DictConfig, spec: RobotSpec) -> Backend:
+    """The backend the config names (dds opens the participant on the configured interface and domain)."""
+    if cfg.backend == "mujoco":
+        from robolearn.deploy.backends.mujoco_backend import MujocoBackend
+
+        interval = cfg.mujoco.push_interval_s
+        return MujocoBackend(
+            spec,
+            cfg.robot.model,
+            physics_hz=cfg.mujoco.physics_hz,
+            initial_pose=cfg.settings.sim_pose,
+            push_interval_s=None if interval is None else (float(interval[0]), float(interval[1])),
+            push_velocity=cfg.mujoco.push_velocity,
+            seed=cfg.mujoco.seed,
+        )
+    from robolearn.deploy.backends.dds_backend import DdsBackend
+    from robolearn.deploy.dds import DdsSession
+
+    interface, domain = dds_target(cfg)
+    return DdsBackend(
+        spec,
+        DdsSession(domain, interface),
+        dry_run=bool(cfg.dry_run),
+        check_crc=cfg.settings.dds.check_state_crc,
+    )
+
+
+def runtime_options(cfg: DictConfig, artifact: PolicyArtifact | None, spec: RobotSpec) -> RuntimeOptions:
+    """Rates and session behaviour from the config (policy rate from the contract unless overridden)."""
+    control_dt = artifact.contract.control_dt if artifact is not None else spec.control_dt
+    policy_dt = 1.0 / cfg.loop.policy_hz if cfg.loop.policy_hz is not None else control_dt
+    command_dt = 1.0 / cfg.loop.command_hz
+    if policy_dt < command_dt:
+        raise UserError(
+            f"loop.policy_hz ({1 / policy_dt:g}) cannot exceed loop.command_hz ({cfg.loop.command_hz:g})"
+        )
+    if cfg.backend == "mujoco" and not cfg.mujoco.realtime and cfg.duration_s is None:
+        raise UserError(
+            "backend=mujoco runs faster than real time: set duration_s=<seconds> (or mujoco.realtime=true)"
+        )
+    return RuntimeOptions(
+        command_dt=command_dt,
+        policy_dt=policy_dt,
+        ramp_s=cfg.settings.ramp_s,
+        scheduler=cfg.loop.scheduler,
+        spin_s=cfg.loop.spin_s,
+        rt_priority=cfg.loop.rt_priority,
+        policy_thread=cfg.loop.policy_thread,
+        switch_interval_s=cfg.loop.switch_interval_s,
+        autostart=cfg.autostart,
+        autopolicy_s=cfg.autopolicy_s,
+        duration_s=cfg.duration_s,
+        exit_damp_s=cfg.exit_damp_s,
+        status_every_s=cfg.status_every_s,
+        realtime_lockstep=cfg.mujoco.realtime,
+    )
+
+
+def guard_config(cfg: DictConfig) -> GuardConfig:
+    """The guards' thresholds from settings.safety."""
+    values = OmegaConf.to_container(cfg.settings.safety, resolve=True)
+    assert isinstance(values, dict)
+    return GuardConfig(**{str(k): v for k, v in values.items()})
+
+
+def build_session(cfg: DictConfig) -> tuple[Runtime, KeyboardReader | None, Recorder | None]:
+    """Everything a deploy run needs, checked before any motor is touched."""
+    validate_deploy_config(cfg)
+    spec = get_robot_spec(str(cfg.robot.name))
+    artifact = load_artifact(resolve_policy(cfg.policy)) if cfg.policy is not None else None
+    contract = artifact.contract if artifact is not None else None
+    if contract is not None:
+        check_spec_matches(contract.robot, spec)
+        spec = contract.robot  # identical in every safety field; the artifact's is what the policy knows
+    options = runtime_options(cfg, artifact, spec)
+    guards = Guards(spec, guard_config(cfg))
+    guards.set_action_limit(contract.action_clip if contract is not None else None)
+    limiter = CommandLimiter(spec, cfg.settings.damp_kd_fraction)
+    remote = cfg.settings.remote
+    operator = OperatorInput(
+        dict(remote.bindings),
+        contract.command_ranges if contract is not None else DEFAULT_RANGES,
+        remote.deadband,
+        remote_enabled=remote.enabled,
+    )
+    policy = (
+        make_policy(contract, artifact.network_path)
+        if artifact is not None and contract is not None
+        else None
+    )
+    recorder = None
+    if cfg.record.dir is not None:
+        recorder = Recorder(
+            cfg.record.dir,
+            {
+                "created": datetime.now(UTC).isoformat(),
+                "robot": spec.to_dict(),
+                "contract": contract.to_dict() if contract is not None else None,
+                "artifact": str(artifact.root) if artifact is not None else None,
+                "config": OmegaConf.to_container(cfg, resolve=True),
+                "command": " ".join(["python -m robolearn.deploy", *sys.argv[1:]]),
+                "host": platform.node(),
+                "command_dt": options.command_dt,
+                "policy_dt": options.policy_dt,
+            },
+            spec.num_joints,
+            contract.frame_size if contract is not None else 0,
+            contract.input_size if contract is not None else 0,
+            cfg.record.chunk,
+        )
+    backend = make_backend(cfg, spec)
+    controller = Controller(spec, options, guards, limiter, operator, contract, policy, recorder)
+    keyboard_mode = str(cfg.keyboard).lower()
+    keyboard = None
+    if keyboard_mode == "true" or (keyboard_mode == "auto" and sys.stdin.isatty()):
+        keyboard = KeyboardReader(operator)
+    return Runtime(controller, backend, options), keyboard, recorder
+
+
+def run_deploy(cfg: DictConfig) -> dict[str, Any]:
+    """Run one deploy session from a composed config; returns its summary."""
+    runtime, keyboard, recorder = build_session(cfg)
+    c = runtime.controller
+    where = runtime.backend.name
+    if where == "dds":
+        interface, domain = dds_target(cfg)
+        where += f" on {interface}, domain {domain}" + (
+            " (dry run: publishing nothing)" if cfg.dry_run else ""
+        )
+    print(
+        f"robolearn deploy: {c.spec.name}, policy {cfg.policy or 'none'}, backend {where};"
+        f" commands {1 / runtime.options.command_dt:g} Hz, policy {1 / runtime.options.policy_dt:g} Hz",
+        flush=True,
+    )
+    if where.startswith("dds") and runtime.options.rt_priority <= 0 and not cfg.dry_run:
+        print(
+            "note: loop.rt_priority=0, so the command loop competes with every other process for the CPU;"
+            " on a robot run as root with loop.rt_priority=80 (deploy/README.md has the figures)",
+            flush=True,
+        )
+    if keyboard is not None:
+        print("keys: s start, p policy, h stand, d damp, z passive, e/space ESTOP, q quit", flush=True)
+        keyboard.start()
+    summary: dict[str, Any] = {}
+    try:
+        summary = runtime.run()
+    finally:
+        if keyboard is not None:
+            keyboard.stop()
+        runtime.backend.close()
+        if recorder is not None:
+            recorder.close(summary)
+    loop = summary.get("command_loop", {})
+    print(
+        f"done: final state {summary.get('final_state')}, {len(summary.get('faults', []))} fault(s);"
+        f" command period error p50 {loop.get('period_error_p50_ms', float('nan')):.3f} /"
+        f" p99 {loop.get('period_error_p99_ms', float('nan')):.3f} ms; inference p99"
+        f" {summary.get('inference', {}).get('p99_ms', float('nan')):.3f} ms",
+        flush=True,
+    )
+    if cfg.record.dir is not None:
+        print(f"log: {Path(cfg.record.dir)}", flush=True)
+    print("summary " + json.dumps(summary, default=str), flush=True)
+    return summary

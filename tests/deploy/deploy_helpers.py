@@ -1,0 +1,206 @@
+"""Deploy test helpers: unique DDS domains, bridge and deploy subprocesses, a wire sniffer.
+
+DDS traffic in these tests stays on the loopback interface (robolearn.deploy.dds pins CycloneDDS to
+`lo` with unicast discovery to 127.0.0.1), and each test takes domain ids nobody else on the machine
+holds (a lock file per id), so concurrent test runs never hear each other.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE = REPO / "policies" / "reference" / "go2_stand"
+_LOCK_DIR = Path(tempfile.gettempdir()) / "robolearn-dds-domains"
+
+
+class DomainPool:
+    """Hands out DDS domain ids 100-229, each held by an exclusive lock file until the test ends."""
+
+    def __init__(self, stack: ExitStack) -> None:
+        self._stack = stack
+        _LOCK_DIR.mkdir(exist_ok=True)
+        self._candidates = list(range(100, 230))
+        random.Random(os.getpid() ^ time.time_ns()).shuffle(self._candidates)
+
+    def take(self) -> int:
+        """A domain id no other holder has."""
+        while self._candidates:
+            domain = self._candidates.pop()
+            fh = open(_LOCK_DIR / f"{domain}.lock", "w")  # noqa: SIM115 - closed by the ExitStack
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                fh.close()
+                continue
+            self._stack.callback(fh.close)
+            return domain
+        raise RuntimeError("no free DDS domain id")
+
+
+class Proc:
+    """A `python -m ...` subprocess whose stdout lines are collected (with arrival times) by a thread."""
+
+    def __init__(self, args: list[str], name: str) -> None:
+        self.name = name
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", *args],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+        self.lines: list[tuple[float, str]] = []
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            with self._cond:
+                self.lines.append((time.monotonic(), line.rstrip("\n")))
+                self._cond.notify_all()
+
+    def send(self, line: str) -> None:
+        """Write one console line."""
+        assert self.popen.stdin is not None
+        self.popen.stdin.write(line + "\n")
+        self.popen.stdin.flush()
+
+    def wait_for(self, pattern: str, timeout: float = 20.0) -> tuple[float, str]:
+        """The first line matching the regex (waiting for it), with its arrival time."""
+        rx = re.compile(pattern)
+        end = time.monotonic() + timeout
+        seen = 0
+        with self._cond:
+            while True:
+                for t, line in self.lines[seen:]:
+                    if rx.search(line):
+                        return t, line
+                seen = len(self.lines)
+                left = end - time.monotonic()
+                if left <= 0 or (self.popen.poll() is not None and not self._thread.is_alive()):
+                    raise AssertionError(
+                        f"{self.name}: no line matching {pattern!r}; output:\n{self.text()[-4000:]}"
+                    )
+                self._cond.wait(min(left, 0.1))
+
+    def text(self) -> str:
+        """Everything printed so far."""
+        with self._cond:
+            return "\n".join(line for _, line in self.lines)
+
+    def json_lines(self, prefix: str) -> list[dict[str, Any]]:
+        """Parsed `<prefix> {json}` lines."""
+        with self._cond:
+            return [
+                json.loads(line[len(prefix) + 1 :]) for _, line in self.lines if line.startswith(prefix + " ")
+            ]
+
+    def wait(self, timeout: float = 30.0) -> int:
+        """Exit code (killing the process if it overstays)."""
+        try:
+            code = self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+            raise AssertionError(f"{self.name} did not exit; output:\n{self.text()[-4000:]}") from None
+        self._thread.join(5)
+        return code
+
+    def stop(self) -> None:
+        """Kill if still running (test teardown)."""
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()
+
+
+def bridge_args(domain: int, *extra: str) -> list[str]:
+    """Command line of a Go2 sim bridge on a test domain, with JSON telemetry."""
+    return [
+        "robolearn.deploy.sim_bridge",
+        "robot=go2",
+        f"domain_id={domain}",
+        "bridge.telemetry=true",
+        "bridge.status_every_s=0",
+        *extra,
+    ]
+
+
+def deploy_args(domain: int, record: Path, *extra: str, policy: Path = REFERENCE) -> list[str]:
+    """Command line of a deploy process against the bridge, recording to `record`."""
+    return [
+        "robolearn.deploy",
+        "robot=go2",
+        f"policy={policy}",
+        "backend=dds",
+        f"domain_id={domain}",
+        f"record.dir={record}",
+        "keyboard=false",
+        "status_every_s=0",
+        # As on a robot: SCHED_FIFO where permitted (root, CI), so the timing assertions measure the
+        # runtime and not the other processes of a busy 2-core machine; a warning and normal
+        # scheduling elsewhere.
+        "loop.rt_priority=50",
+        *extra,
+    ]
+
+
+class WireSniffer:
+    """Every rt/lowcmd sample on a domain (reliable, deep history), decoded, with arrival times."""
+
+    def __init__(self, domain: int, robot: str = "go2") -> None:
+        from robolearn.deploy.dds import LOWCMD_TOPIC, DdsSession
+        from robolearn.deploy.messages import message_family
+        from robolearn.robots.registry import get_robot_spec
+
+        self.spec = get_robot_spec(robot)
+        self.family = message_family(self.spec.message_family)
+        cmd_type, _ = self.family.sdk_types()
+        self.session = DdsSession(domain, "lo")
+        self.reader = self.session.reader(LOWCMD_TOPIC, cmd_type, depth=100000, reliable=True)
+        self.messages: list[tuple[float, np.ndarray]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        codec = self.family.low_cmd
+        while not self._stop.is_set():
+            for data in self.reader.take(1024):
+                self.messages.append((time.monotonic(), codec.decode(data)))
+            time.sleep(0.001)
+
+    def stop(self) -> None:
+        """Stop collecting (after a last drain)."""
+        time.sleep(0.2)
+        self._stop.set()
+        self._thread.join(2)
+        self.session.close()
+
+
+def run_module(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run `python -m <args>` to completion, capturing its output."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env
+    )

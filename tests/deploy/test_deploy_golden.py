@@ -1,0 +1,204 @@
+"""Golden test: recorded states through the training observation path and the deploy path agree exactly.
+
+Training path: robolearn.envs.tasks.VelocityTask.observe(), i.e. the robots package's
+build_observation as the env calls it. Deploy path: contract.json (written by the exporter from that
+env) -> ObservationPipeline, and the deploy runtime's own recorded observations. The states are
+the ones a deploy session recorded while a policy drove the simulated Go2 with a velocity command.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+from deploy_helpers import REFERENCE
+
+from robolearn.config.validate import compose_config
+from robolearn.deploy.app import build_session
+from robolearn.deploy.artifact import load_artifact
+from robolearn.deploy.commands import CommandLimiter
+from robolearn.deploy.policy import ObservationPipeline
+from robolearn.deploy.recorder import read_log
+from robolearn.envs.backends.base import SimFrame
+from robolearn.export import export_policy, reference_network, task_contract_fields
+from robolearn.robots.state import RobotState
+
+
+@pytest.fixture(scope="module")
+def task() -> Any:
+    from robolearn.envs.tasks.velocity import VelocityTask
+
+    env = VelocityTask(robot="go2")
+    yield env
+    env.close()
+
+
+@pytest.fixture(scope="module")
+def recorded(task: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(artifact, deploy log): a small random policy exported from the task, run with a command and pushes."""
+    import torch
+
+    root = tmp_path_factory.mktemp("golden")
+    reference = load_artifact(REFERENCE).contract
+    contract = dataclasses.replace(reference, **task_contract_fields(task), source={"kind": "test"})
+    net = reference_network(contract.robot, contract.input_size, seed=3)
+    with torch.no_grad():
+        net[2].weight.normal_(0.0, 0.05, generator=torch.Generator().manual_seed(4))
+    torch.save(net.state_dict(), root / "net.pt")
+    export_policy(
+        net, contract, root / "policy", {"policy.pt": (root / "net.pt", "torch state_dict")}, check_samples=16
+    )
+    cfg = compose_config(
+        "deploy",
+        [
+            "robot=go2",
+            f"policy={root / 'policy'}",
+            "backend=mujoco",
+            "settings.sim_pose=default",
+            "settings.ramp_s=0.2",
+            "autostart=true",
+            "autopolicy_s=0.1",
+            "duration_s=2.5",
+            "exit_damp_s=0.1",
+            "mujoco.push_interval_s=[0.3,0.6]",
+            "mujoco.push_velocity=0.3",
+            f"record.dir={root / 'log'}",
+            "keyboard=false",
+            "status_every_s=0",
+        ],
+    )
+    runtime, _, recorder = build_session(cfg)
+    runtime.controller.operator.command = np.array([0.4, -0.15, 0.3])  # as if from the sticks
+    summary = runtime.run()
+    assert recorder is not None
+    recorder.close(summary)
+    assert summary["faults"] == [] and summary["policy_steps"] > 80
+    return root / "policy", root / "log"
+
+
+def _frame(task: Any, rec: np.ndarray) -> SimFrame:
+    one = lambda x: np.asarray(x, dtype=np.float64)[None]  # noqa: E731
+    zeros = np.zeros((1, 4, 3))
+    return SimFrame(
+        root_pos=np.zeros((1, 3)),
+        root_quat=one(rec["base_quat"]),
+        root_lin_vel=np.zeros((1, 3)),
+        root_ang_vel=one(rec["gyro"]),
+        joint_pos=one(rec["joint_pos"]),
+        joint_vel=one(rec["joint_vel"]),
+        body_pos=zeros,
+        body_quat=np.zeros((1, 4, 4)),
+        body_lin_vel=zeros,
+        body_ang_vel=zeros,
+    )
+
+
+def test_training_and_deploy_observations_are_identical(task: Any, recorded: tuple[Path, Path]) -> None:
+    artifact_dir, log_dir = recorded
+    log = read_log(log_dir)
+    steps = log.policy
+    assert len(steps) > 80 and np.abs(steps["last_action"]).max() > 0.01  # a policy that moves
+    pipeline = ObservationPipeline(load_artifact(artifact_dir).contract)  # read back from contract.json
+    for rec in steps:
+        task.command = np.asarray(rec["command"], dtype=np.float64)[None]
+        task.last_action = np.asarray(rec["last_action"], dtype=np.float64)[None]
+        training = task.observe(_frame(task, rec))[0]
+        state = RobotState(
+            joint_pos=rec["joint_pos"].astype(np.float64),
+            joint_vel=rec["joint_vel"].astype(np.float64),
+            base_quat=rec["base_quat"].astype(np.float64),
+            gyro=rec["gyro"].astype(np.float64),
+            command=rec["command"],
+            last_action=rec["last_action"],
+        )
+        np.testing.assert_array_equal(training, rec["obs"])  # what the runtime fed the network
+        np.testing.assert_array_equal(training, pipeline.frame(state))  # the deploy path, again
+    # The command reached the observation with the commands term's scales (2, 2, 0.25).
+    np.testing.assert_allclose(steps["obs"][-1][6:9], [0.8, -0.3, 0.075], rtol=1e-6)
+
+
+class _FakeReader:
+    def __init__(self) -> None:
+        self.queue: list[bytes] = []
+
+    def take(self, max_samples: int = 64) -> list[bytes]:
+        out, self.queue = self.queue[:max_samples], self.queue[max_samples:]
+        return out
+
+    def matched(self) -> int:
+        return 1
+
+
+class _FakeWriter:
+    def __init__(self, sink: list[bytes]) -> None:
+        self.sink = sink
+
+    def write(self, data: bytes) -> None:
+        self.sink.append(data)
+
+    def matched(self) -> int:
+        return 1
+
+
+class _FakeSession:
+    """Stands in for DdsSession: what one side writes lands in the other side's reader."""
+
+    def __init__(self) -> None:
+        self.readers: dict[str, _FakeReader] = {}
+        self.wire: dict[str, list[bytes]] = {}
+
+    def reader(self, name: str, data_type: Any, depth: int = 1, reliable: bool = False) -> _FakeReader:
+        return self.readers.setdefault(name, _FakeReader())
+
+    def writer(self, name: str, data_type: Any, depth: int = 1) -> _FakeWriter:
+        return _FakeWriter(self.wire.setdefault(name, []))
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("robot", ["go2", "g1"])
+def test_lowstate_from_the_bridge_decodes_to_the_simulated_state(robot: str) -> None:
+    pytest.importorskip("unitree_sdk2py")
+    from robolearn.deploy.backends.dds_backend import DdsBackend
+    from robolearn.deploy.sim_bridge import MODE_MACHINE, SimBridge
+    from robolearn.robots.registry import get_robot_spec
+
+    spec = get_robot_spec(robot)
+    bridge_side, deploy_side = _FakeSession(), _FakeSession()
+    bridge = SimBridge(spec, bridge_side, initial_pose="default")  # type: ignore[arg-type]
+    backend = DdsBackend(spec, deploy_side)  # type: ignore[arg-type]
+    bridge.sim.push((0.3, -0.2))
+    bridge.sim.step(7)
+    bridge.publish(now=1.0)
+    deploy_side.readers["rt/lowstate"].queue.extend(bridge_side.wire["rt/lowstate"])
+    sample = backend.poll_state(now=1.0)
+    assert sample is not None and backend.stats.crc_errors == 0
+    reading = bridge.sim.read()
+    for got, want in (
+        (sample.joint_pos, reading.joint_pos),
+        (sample.joint_vel, reading.joint_vel),
+        (sample.quat, reading.quat),
+        (sample.gyro, reading.gyro),
+    ):
+        np.testing.assert_array_equal(got, want.astype(np.float32))
+    assert sample.tick == round(reading.time * 1000)
+    assert sample.mode_machine == MODE_MACHINE.get(robot, 0)
+    # A command the deploy encodes is what the bridge's motors get, in the right motor slots.
+    command = CommandLimiter(spec).pd(spec.default_pos_array + 0.05, sample.joint_pos, sample.joint_vel)
+    backend.send(command)
+    sent = backend.family.low_cmd.decode(deploy_side.wire["rt/lowcmd"][-1])
+    if robot == "g1":
+        assert int(sent["mode_machine"]) == MODE_MACHINE["g1"]  # echoed from LowState
+    unused = np.setdiff1d(np.arange(backend.family.num_motor_slots), spec.motor_indices)
+    assert np.all(sent["motor_cmd"]["mode"][unused] == 0) and np.all(sent["motor_cmd"]["kp"][unused] == 0)
+    bridge_side.readers["rt/lowcmd"].queue.extend(deploy_side.wire["rt/lowcmd"])
+    bridge.receive(now=2.0)
+    np.testing.assert_array_equal(bridge.sim.cmd_q, command.q.astype(np.float32))
+    np.testing.assert_array_equal(bridge.sim.cmd_kp, command.kp.astype(np.float32))
