@@ -152,3 +152,20 @@ def test_cli_refuses_camel_with_ppo(tmp_path: Path) -> None:
         result.returncode == 2
         and result.stderr.strip() == "error: method=camel needs agent=td3 or agent=sac, not agent=ppo"
     )
+
+
+def test_expert_masking_centres_the_mask_on_a_trained_run(tmp_path: Path) -> None:
+    expert = tmp_path / "expert"
+    Trainer(tiny_config("td3", "steps=300"), expert, "test").run_training()
+    run = tmp_path / "masked"
+    trainer = Trainer(
+        tiny_config(
+            "td3", "steps=300", "method=camel", f"method.prior=expert:{expert}", "method.eps_fraction=1.0"
+        ),
+        run,
+        "test",
+    )
+    summary = trainer.run_training()
+    assert summary["camel/prior_status"] == "ok (expert)"
+    buffer = trainer.model.replay_buffer
+    assert isinstance(buffer, CamelReplayBuffer) and buffer.masked[: buffer.pos].sum() > 0
