@@ -212,9 +212,12 @@ def main() -> None:
         ("CAMEL wall-clock per step <= 1.1x TD3", timing["ratio"] <= 1.1, f"ratio {timing['ratio']:.3f}"),
     ]
     cpu = cpu_info()
+    budgets = sorted({(run.env_id, int(run.summary["steps"])) for run in runs})
+    seeds = sorted({run.seed for run in runs if run.seed is not None})
     lines = [
-        f"Machine: {cpu['model']}, {cpu['cores']} cores; {args.seeds} seeds; {args.steps} steps "
-        f"(Pendulum {args.pendulum_steps}); sweeps took {train_minutes:.0f} min.",
+        f"Machine: {cpu['model']}, {cpu['cores']} cores; seeds {seeds}; steps per env "
+        + ", ".join(f"{env} {steps}" for env, steps in budgets)
+        + (f"; sweeps took {train_minutes:.0f} min." if not args.skip_train else "."),
         "",
         "| claim | held? | measured |",
         "|---|---|---|",
