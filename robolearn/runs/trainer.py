@@ -21,7 +21,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from robolearn.agents import algorithm_class, build_agent
 from robolearn.envs import make_eval_env, make_vec_env
-from robolearn.errors import UserError, require
+from robolearn.errors import UserError
 from robolearn.methods import configure_method, method_algorithm
 from robolearn.runs.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_model_files
 from robolearn.runs.evaluation import EvalResult, evaluate_policy
@@ -180,7 +180,8 @@ class Trainer:
         return logger
 
     def _wandb_run(self) -> Any:
-        wandb: Any = require("wandb", "logger.wandb.enabled=true", "dev", "wandb")
+        import wandb  # a core dependency, imported only when enabled: it takes seconds to load
+
         wb = self.cfg.logger.wandb
         id_file = self.run.root / "wandb_id.txt"
         run_id = id_file.read_text().strip() if id_file.is_file() else secrets.token_hex(4)
