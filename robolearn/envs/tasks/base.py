@@ -13,6 +13,7 @@ pushes, reward weighting and episode bookkeeping.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
@@ -47,7 +48,7 @@ class _AppliedDynamics:
         self.value: object = None
 
 
-class RobotTask(gym.Env[np.ndarray, np.ndarray]):
+class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
     """Batched robot task: subclasses define state init, observations, rewards and termination."""
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 50}  # noqa: RUF012
@@ -133,9 +134,9 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray]):
         self._renderer: Any = None
 
     # -- subclass hooks -------------------------------------------------------------------------------
+    @abstractmethod
     def initial_state(self, ids: np.ndarray) -> RootJointState:
         """The state envs ids start an episode in."""
-        raise NotImplementedError
 
     def on_reset(self, ids: np.ndarray) -> None:
         """Task buffers for a new episode of envs ids (commands, motion phase, ...)."""
@@ -144,15 +145,15 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray]):
         """Task-specific observation values appended after the proprioceptive terms, (k, extra)."""
         return None
 
+    @abstractmethod
     def reward_context(
         self, frame: SimFrame, action: np.ndarray, torque: np.ndarray, terminated: np.ndarray
     ) -> Any:
         """The inputs the reward functions read."""
-        raise NotImplementedError
 
+    @abstractmethod
     def fallen(self, frame: SimFrame) -> np.ndarray:
         """Which envs failed this step (terminated)."""
-        raise NotImplementedError
 
     def after_step(self, frame: SimFrame) -> None:
         """Advance task time (commands, motion phase) after rewards are computed."""
