@@ -112,7 +112,8 @@ class EnvSnapshotWrapper(gym.Wrapper):
             set_layer_state(layer, layer_state)
 
 
-def _vec_normalize(venv: VecEnv) -> VecNormalize | None:
+def find_vec_normalize(venv: VecEnv) -> VecNormalize | None:
+    """The VecNormalize wrapper in a VecEnv stack, or None."""
     current: Any = venv
     while current is not None:
         if isinstance(current, VecNormalize):
@@ -124,7 +125,7 @@ def _vec_normalize(venv: VecEnv) -> VecNormalize | None:
 def get_vec_env_state(venv: VecEnv) -> dict[str, Any]:
     """Everything a VecEnv (and its VecNormalize, if any) needs to continue exactly."""
     state: dict[str, Any] = {"envs": venv.env_method("get_state")}
-    norm = _vec_normalize(venv)
+    norm = find_vec_normalize(venv)
     if norm is not None:
         state["vec_normalize"] = {
             name: copy.deepcopy(getattr(norm, name))
@@ -138,7 +139,7 @@ def set_vec_env_state(venv: VecEnv, state: dict[str, Any]) -> None:
     """Restore get_vec_env_state's snapshot into an identically built VecEnv."""
     for idx, env_state in enumerate(state["envs"]):
         venv.env_method("set_state", env_state, indices=[idx])
-    norm = _vec_normalize(venv)
+    norm = find_vec_normalize(venv)
     saved = state.get("vec_normalize")
     if (norm is None) != (saved is None):
         raise ValueError("checkpoint and env disagree on observation/reward normalisation")

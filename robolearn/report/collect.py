@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from robolearn.utils.dicts import flatten
+
 log = logging.getLogger(__name__)
 
 # A directory is a run directory when it holds one of these (a Hydra job that crashed before
@@ -154,18 +156,6 @@ def method_label(config: dict[str, Any]) -> str:
     method = config.get("method")
     name = method.get("name") if isinstance(method, dict) else None
     return f"{name}-{algo}" if name else algo
-
-
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts to dotted keys; lists stay values."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(flatten(value, dotted + "."))
-        else:
-            out[dotted] = value
-    return out
 
 
 def comparable_config(config: dict[str, Any]) -> dict[str, Any]:

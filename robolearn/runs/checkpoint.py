@@ -18,9 +18,9 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv
 
-from robolearn.envs.state import get_vec_env_state, set_vec_env_state
+from robolearn.envs.state import find_vec_normalize, get_vec_env_state, set_vec_env_state
 from robolearn.errors import UserError
 from robolearn.runs.layout import RunDir
 from robolearn.utils.io import atomic_pickle, atomic_write_json, replace_dir
@@ -89,15 +89,11 @@ def _load_replay_buffer(buffer: ReplayBuffer, path: Path) -> None:
     buffer.pos, buffer.full = pos, bool(full)
 
 
-def _vec_normalize(venv: VecEnv) -> VecNormalize | None:
-    return venv if isinstance(venv, VecNormalize) else None
-
-
 def save_model_files(model: BaseAlgorithm, venv: VecEnv, folder: Path) -> None:
     """Write model.zip (+ vecnormalize.pkl) into folder, for evaluation and plain SB3 users."""
     folder.mkdir(parents=True, exist_ok=True)
     model.save(folder / MODEL_FILE)
-    norm = _vec_normalize(venv)
+    norm = find_vec_normalize(venv)
     if norm is not None:
         norm.save(str(folder / VECNORM_FILE))
 

@@ -17,10 +17,11 @@ from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv
 
 from robolearn.agents import algorithm_class, build_agent
 from robolearn.envs import make_eval_env, make_vec_env
+from robolearn.envs.state import find_vec_normalize
 from robolearn.errors import UserError
 from robolearn.methods import configure_method, method_algorithm
 from robolearn.runs.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_model_files
@@ -28,6 +29,7 @@ from robolearn.runs.evaluation import EvalResult, evaluate_policy
 from robolearn.runs.layout import RunDir
 from robolearn.runs.metrics import JsonlMetricsWriter, WallClock, WandbWriter
 from robolearn.runs.progress import ProgressReporter
+from robolearn.utils.dicts import flatten
 from robolearn.utils.io import atomic_write_json, atomic_write_text, replace_dir
 from robolearn.utils.seeding import get_global_rng_state, seed_everything, set_global_rng_state
 from robolearn.utils.sysinfo import cpu_info, package_versions
@@ -37,18 +39,9 @@ from robolearn.utils.sysinfo import cpu_info, package_versions
 _RESUMABLE_KEYS = ("steps", "resume", "logger.progress", "logger.progress_every_s", "device", "torch_threads")
 
 
-def _flatten(node: Any, prefix: str = "") -> dict[Any, Any]:
-    if isinstance(node, dict):
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: node}
-
-
 def config_differences(saved: dict[Any, Any], current: dict[Any, Any]) -> list[str]:
     """Keys (dotted) whose values differ, ignoring the keys a resumed run may change."""
-    a, b = _flatten(saved), _flatten(current)
+    a, b = flatten(saved), flatten(current)
     keys = sorted(set(a) | set(b))
     return [k for k in keys if a.get(k) != b.get(k) and not k.startswith(_RESUMABLE_KEYS)]
 
@@ -62,7 +55,7 @@ def check_same_run(run: RunDir, resolved: dict[Any, Any]) -> None:
     diffs = config_differences(saved, resolved)
     if diffs:
         key = diffs[0]
-        old, new = _flatten(saved).get(key), _flatten(resolved).get(key)
+        old, new = flatten(saved).get(key), flatten(resolved).get(key)
         raise UserError(
             f"{run.root} holds a run with {key}={old}, not {new} ({len(diffs)} keys differ); "
             "pick another run directory (hydra.run.dir=...) or resume with the run's own config"
@@ -201,7 +194,7 @@ class Trainer:
 
     # -- evaluation and checkpoints --------------------------------------------------------------------
     def _obs_transform(self) -> Any:
-        norm = self.venv if isinstance(self.venv, VecNormalize) else None
+        norm = find_vec_normalize(self.venv)
         return None if norm is None else norm.normalize_obs
 
     def evaluate(self) -> EvalResult:
