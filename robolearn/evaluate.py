@@ -123,6 +123,7 @@ def evaluate_run(cfg: DictConfig) -> dict[str, Any]:
         "std_return": result.std_return,
         "returns": result.returns,
         "lengths": result.lengths,
+        **result.figures(),
     }
     if cfg.video:
         render_env = _render_env(train_cfg.env)

@@ -129,6 +129,7 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         self.torque_limit = np.broadcast_to(spec.torque_limit_array, (n, nj)).copy()
         self.push_timer = np.full(n, np.inf)
         self.term_sums = np.zeros((n, len(self.reward_names)))
+        self.last_metrics: dict[str, np.ndarray] = {}
         self.dynamics: dict[str, np.ndarray] | None = None
         self._applied = _AppliedDynamics()
         self._renderer: Any = None
@@ -157,6 +158,11 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
 
     def after_step(self, frame: SimFrame) -> None:
         """Advance task time (commands, motion phase) after rewards are computed."""
+
+    def step_metrics(self, ctx: Any) -> dict[str, np.ndarray]:
+        """Named per-env figures of this step (tracking errors in physical units), reported in
+        `info["metrics"]` and averaged per episode by evaluation; none by default."""
+        return {}
 
     # -- construction helpers -------------------------------------------------------------------------
     def _check_scales(self, scales: Mapping[str, float]) -> tuple[tuple[str, ...], np.ndarray]:
@@ -269,6 +275,7 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         terminated = self.fallen(frame) | ~np.isfinite(frame.joint_pos).all(axis=1)
         ctx = self.reward_context(frame, action, torque, terminated)
         terms = {name: self.reward_functions[name](ctx) for name in self.reward_names}
+        self.last_metrics = self.step_metrics(ctx)
         values = (
             np.stack([terms[n] for n in self.reward_names], axis=1) if terms else np.zeros((self.num_envs, 0))
         )
@@ -332,7 +339,10 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         """One control step of the single env; info carries this step's unweighted reward terms."""
         self._require_single()
         obs, reward, terminated, truncated, terms = self.step_envs(np.asarray(action)[None])
-        info: dict[str, Any] = {"reward_terms": {name: float(v[0]) for name, v in terms.items()}}
+        info: dict[str, Any] = {
+            "reward_terms": {name: float(v[0]) for name, v in terms.items()},
+            "metrics": {name: float(v[0]) for name, v in self.last_metrics.items()},
+        }
         return obs[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
 
     def render(self) -> np.ndarray | None:

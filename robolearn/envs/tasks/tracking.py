@@ -21,6 +21,7 @@ from robolearn.envs.tasks.base import RobotTask
 from robolearn.envs.tasks.motion import ReferenceMotion, default_clip_paths, load_clip, reference_kinematics
 from robolearn.envs.tasks.rewards import TRACKING_REWARDS, TrackingContext
 from robolearn.envs.tasks.rotations import (
+    quat_angle_between,
     quat_conjugate,
     quat_from_yaw,
     quat_multiply,
@@ -239,6 +240,18 @@ class TrackingTask(RobotTask):
             last_action=self.last_action,
             terminated=terminated,
         )
+
+    def step_metrics(self, ctx: TrackingContext) -> dict[str, np.ndarray]:
+        """Mean body position error against the anchored reference (m) and the anchor's world
+        position (m) and orientation (rad) errors."""
+        a = ctx.anchor
+        return {
+            "body_pos_error": np.mean(
+                np.linalg.norm(ctx.body_pos - ctx.ref_body_pos_relative, axis=2), axis=1
+            ),
+            "anchor_pos_error": np.linalg.norm(ctx.body_pos[:, a] - ctx.ref_body_pos[:, a], axis=1),
+            "anchor_rot_error": quat_angle_between(ctx.body_quat[:, a], ctx.ref_body_quat[:, a]),
+        }
 
     def step_envs(
         self, actions: np.ndarray
