@@ -111,3 +111,29 @@ def test_sanity_agents_act_as_named(tmp_path: Path) -> None:
             assert np.all(actions == 0.0)
         else:
             assert actions.std() > 0.5  # uniform on [-2, 2] has std 1.15
+
+
+def test_kl_adaptive_learning_rate_follows_the_measured_kl(tmp_path: Path) -> None:
+    # With a KL target far below what an update reaches the rate must shrink every rollout; far above
+    # it, grow; the rate is logged, and the checkpoint holds it so a resume continues from it.
+    rates = {}
+    for name, kl in (("low", "1e-12"), ("high", "10.0")):
+        cfg = tiny_config(
+            "ppo", "agent.learning_rate=0.001", f"agent.desired_kl={kl}", "logger.log_interval=1"
+        )
+        Trainer(cfg, tmp_path / name, "test").run_training()
+        rows = [r for r in read_metrics(tmp_path / name / "metrics.jsonl") if "train/learning_rate" in r]
+        rates[name] = [r["train/learning_rate"] for r in rows]
+        model = PPO.load(tmp_path / name / "final" / "model.zip", device="cpu")
+        assert model.adaptive_lr == pytest.approx(rates[name][-1] * (1.5 ** (-1 if name == "low" else 1)))
+    assert rates["low"][0] == pytest.approx(0.001) and rates["high"][0] == pytest.approx(0.001)
+    assert all(b < a for a, b in zip(rates["low"], rates["low"][1:], strict=False))
+    assert all(b > a for a, b in zip(rates["high"], rates["high"][1:], strict=False))
+
+
+def test_desired_kl_is_validated(tmp_path: Path) -> None:
+    from robolearn.config.validate import validate_train_config
+    from robolearn.errors import UserError
+
+    with pytest.raises(UserError, match=r"agent.desired_kl=-0.1 is out of range"):
+        validate_train_config(tiny_config("ppo", "agent.desired_kl=-0.1"))

@@ -3,8 +3,9 @@
 Checkpoints are taken at the top of SB3's training loop, just before each `collect_rollouts`: the
 previous rollout has been trained on and no RNG of the next one has been drawn yet, so a run resumed
 from there continues bit for bit. SB3 has no callback at that point (`on_rollout_start` fires after
-the gSDE noise reset), hence a thin subclass per algorithm. The subclass adds no saved attributes:
-its checkpoints load with plain `stable_baselines3.<Algo>.load`.
+the gSDE noise reset), hence a thin subclass per algorithm. The subclasses add no saved attributes but PPO's adaptive
+learning rate (two plain attributes that a plain load sets and ignores): their checkpoints load with
+plain `stable_baselines3.<Algo>.load`.
 """
 
 from __future__ import annotations
@@ -48,7 +49,47 @@ class _LoopHookMixin:
 
 
 class RobolearnPPO(_LoopHookMixin, PPO):
-    """PPO with the checkpoint loop hook."""
+    """PPO with the checkpoint loop hook and, with `desired_kl`, a KL-adaptive learning rate.
+
+    The adaptive rule is rsl_rl's (legged_gym's PPO): after an update whose KL divergence from the
+    rollout policy exceeds twice `desired_kl` the learning rate shrinks by 1.5x, below half of it
+    the rate grows by 1.5x, within [1e-5, 1e-2]. rsl_rl adapts after every minibatch from the exact
+    Gaussian KL; SB3's update loop has no hook there, so here it adapts once per rollout from the
+    mean of SB3's approximate KL over the update's minibatches. The current rate is a plain
+    attribute, saved with the model: a resumed run continues from it.
+    """
+
+    LR_BOUNDS = (1e-5, 1e-2)
+
+    def __init__(self, *args: Any, desired_kl: float | None = None, **kwargs: Any) -> None:
+        self.desired_kl = desired_kl
+        self.adaptive_lr: float | None = None
+        super().__init__(*args, **kwargs)
+
+    def _update_learning_rate(self, optimizers: Any) -> None:
+        if self.desired_kl is None:
+            super()._update_learning_rate(optimizers)
+            return
+        if self.adaptive_lr is None:
+            self.adaptive_lr = float(self.lr_schedule(self._current_progress_remaining))
+        self.logger.record("train/learning_rate", self.adaptive_lr)
+        for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
+            for group in optimizer.param_groups:
+                group["lr"] = self.adaptive_lr
+
+    def train(self) -> None:
+        """One PPO update, then the learning-rate adaptation from its KL."""
+        super().train()
+        if self.desired_kl is None or self.adaptive_lr is None:
+            return
+        kl = self.logger.name_to_value.get("train/approx_kl")
+        if kl is None or not np.isfinite(kl):
+            return
+        lo, hi = self.LR_BOUNDS
+        if kl > 2.0 * self.desired_kl:
+            self.adaptive_lr = max(lo, self.adaptive_lr / 1.5)
+        elif kl < 0.5 * self.desired_kl:
+            self.adaptive_lr = min(hi, self.adaptive_lr * 1.5)
 
 
 class RobolearnSAC(_LoopHookMixin, SAC):
@@ -176,6 +217,7 @@ def agent_kwargs(agent: Any, env: VecEnv) -> dict[str, Any]:
             vf_coef=agent.vf_coef,
             max_grad_norm=agent.max_grad_norm,
             target_kl=agent.target_kl,
+            desired_kl=agent.desired_kl,
         )
     else:
         kw.update(

@@ -59,6 +59,7 @@ _RANGES: dict[str, tuple[Check, str]] = {
     "agent.n_epochs": (lambda v: v >= 1, "an integer >= 1"),
     "agent.gae_lambda": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     "agent.clip_range": (lambda v: v > 0, "a positive number"),
+    "agent.desired_kl": (lambda v: v > 0, "a positive KL (e.g. 0.01), or null for a scheduled learning rate"),
     "agent.ent_coef": (lambda v: not isinstance(v, int | float) or v >= 0, "a number >= 0"),
     "agent.buffer_size": (lambda v: v >= 1, "an integer >= 1"),
     "agent.learning_starts": (lambda v: v >= 0, "an integer >= 0"),
