@@ -169,3 +169,38 @@ def test_expert_masking_centres_the_mask_on_a_trained_run(tmp_path: Path) -> Non
     assert summary["camel/prior_status"] == "ok (expert)"
     buffer = trainer.model.replay_buffer
     assert isinstance(buffer, CamelReplayBuffer) and buffer.masked[: buffer.pos].sum() > 0
+
+
+def test_eval_mask_evaluates_the_actor_through_the_mask_while_eps_is_positive(tmp_path: Path) -> None:
+    import gymnasium as gym
+
+    from robolearn.methods.camel_prior import resolve_prior
+    from robolearn.runs.evaluation import evaluate_policy
+
+    # A narrow box around a good prior: through the mask the barely trained actor acts like the prior.
+    cfg = camel_config("method.eval_mask=true", "method.eps_fraction=1.0", "method.radius=0.02")
+    trainer = Trainer(cfg, tmp_path / "run", "test")
+    trainer.run_training()
+    rows = [r for r in read_rows(tmp_path / "run") if "eval/mean_return" in r]
+    # Every evaluation before the last (where eps has just reached 0) also ran through the mask.
+    assert [r["step"] for r in rows if "eval/masked/mean_return" in r] == [r["step"] for r in rows[:-1]]
+    prior_fn, _ = resolve_prior(cfg, trainer.venv)
+
+    class Prior:
+        def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+            return np.clip(prior_fn(obs[None])[0], -2.0, 2.0), None
+
+    alone = evaluate_policy(Prior(), gym.make("Pendulum-v1"), 2, cfg.seed + cfg.eval.seed_offset)  # type: ignore[arg-type]
+    masked = rows[0]["eval/masked/mean_return"]
+    assert masked == pytest.approx(alone.mean_return, rel=0.2)
+    assert masked > rows[0]["eval/mean_return"] + 200  # the barely trained standalone actor is far worse
+    # Once eps has reached 0 there is nothing to mask: no masked evaluation is logged.
+    late = Trainer(
+        camel_config("method.eval_mask=true", "method.eps_fraction=0.25"), tmp_path / "late", "test"
+    )
+    late.run_training()
+    assert not any("eval/masked/mean_return" in r for r in read_rows(tmp_path / "late"))
+
+
+def read_rows(run: Path) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

@@ -60,6 +60,8 @@ class PPOConfig(AgentConfig):
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     target_kl: float | None = None
+    # rsl_rl's KL-adaptive learning rate (starting from learning_rate); null keeps lr_schedule.
+    desired_kl: float | None = None
 
 
 @dataclass
@@ -115,6 +117,9 @@ class CamelConfig:
         "stop"  # stop (refuse to train) | unmasked (train plain TD3/SAC, noted in the summary)
     )
     probe: bool = True  # run the prior in the sandbox before training
+    # Also evaluate the deterministic actor through the mask while eps > 0 (eval/masked/*): the agent
+    # as it would act with its prior, next to the standalone actor's eval/mean_return.
+    eval_mask: bool = False
 
 
 @dataclass

@@ -53,5 +53,6 @@ def configure_method(cfg: DictConfig, model: BaseAlgorithm, venv: VecEnv) -> dic
         eps_mode=str(method.eps_mode),
         total_steps=int(cfg.steps),
         seed=int(cfg.seed),
+        eval_mask=bool(method.get("eval_mask", False)),
     )
     return {"method": "camel", "camel/prior": str(method.prior), "camel/prior_status": status}

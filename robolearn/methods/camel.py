@@ -149,6 +149,7 @@ class _CamelMixin:
     camel_new_episode: np.ndarray
     camel_mask_rng: np.random.Generator
     camel_counts: np.ndarray  # [masked steps, steps] since the last log point
+    camel_eval_mask: bool
 
     def configure_camel(
         self,
@@ -158,6 +159,7 @@ class _CamelMixin:
         eps_mode: str,
         total_steps: int,
         seed: int,
+        eval_mask: bool = False,
     ) -> None:
         """Set the prior and the masking schedule (state that is not already restored from a save)."""
         self.prior_fn = prior_fn
@@ -172,6 +174,7 @@ class _CamelMixin:
         self.camel_eps_fraction = eps_fraction
         self.camel_eps_mode = eps_mode
         self.camel_total_steps = total_steps
+        self.camel_eval_mask = eval_mask
         buffer = self.replay_buffer  # type: ignore[attr-defined]
         if isinstance(buffer, CamelReplayBuffer):
             buffer.next_box_fn = self._next_box
@@ -251,6 +254,47 @@ class _CamelMixin:
         """SB3's periodic log dump; the masked-fraction counter restarts after each."""
         super().dump_logs()  # type: ignore[misc]
         self.camel_counts[:] = 0
+
+    # -- evaluation ----------------------------------------------------------------------------------
+    def eval_variants(self, obs_transform: Callable[[Any], Any] | None) -> dict[str, MaskedActor]:
+        """Extra evaluations the trainer runs next to the standalone actor's: with `eval_mask` and
+        while eps > 0, the deterministic actor acting through the mask (logged as eval/masked/*)."""
+        eps = epsilon(self.num_timesteps, self.camel_total_steps, self.camel_eps_fraction)  # type: ignore[attr-defined]
+        if not getattr(self, "camel_eval_mask", False) or eps <= 0.0 or self.camel_prior_disabled:
+            return {}
+        assert self.prior_fn is not None
+        return {"masked": MaskedActor(self, self.prior_fn, self.camel_radius, obs_transform)}
+
+
+class MaskedActor:
+    """predict() of a CAMEL agent acting through its mask: the actor's action, from the normalised
+    observation, mapped into the box around the prior's action at the raw observation. A prior that
+    fails here leaves the action unmasked and the training run's prior untouched."""
+
+    def __init__(
+        self,
+        model: Any,
+        prior_fn: PriorFn,
+        radius: float,
+        obs_transform: Callable[[Any], Any] | None,
+    ) -> None:
+        self.model, self.prior_fn, self.radius, self.obs_transform = model, prior_fn, radius, obs_transform
+
+    def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+        """Masked action for one raw observation."""
+        policy_obs = self.obs_transform(obs) if self.obs_transform is not None else obs
+        action, _ = self.model.predict(policy_obs, deterministic=deterministic)
+        policy = self.model.policy
+        try:
+            prior = np.asarray(self.prior_fn(np.asarray(obs)[None]), dtype=np.float64)
+        except Exception:  # the training loop owns disabling the prior; evaluation just acts unmasked
+            return action, None
+        if not np.isfinite(prior).all():
+            return action, None
+        low, high = mask_box(policy.scale_action(prior), self.radius)
+        scaled = policy.scale_action(np.asarray(action, dtype=np.float64)[None])
+        masked = policy.unscale_action(map_into_box(scaled, low, high))[0]
+        return masked.astype(np.asarray(action).dtype), None
 
 
 def _masked(samples: Any, actions: th.Tensor, next_state: bool = False) -> th.Tensor:

@@ -209,6 +209,27 @@ class Trainer:
             obs_transform=self._obs_transform(),
         )
 
+    def evaluate_variants(self) -> dict[str, dict[str, float]]:
+        """A method's extra evaluations (e.g. CAMEL's actor through its mask), on the same seeds."""
+        hook = getattr(self.model, "eval_variants", None)
+        if not callable(hook):
+            return {}
+        ev, out = self.cfg.eval, {}
+        for name, actor in hook(self._obs_transform()).items():
+            result = evaluate_policy(
+                actor,
+                self.eval_env,
+                episodes=ev.episodes,
+                base_seed=self.cfg.seed + ev.seed_offset,
+                deterministic=ev.deterministic,
+            )
+            out[name] = {
+                "mean_return": result.mean_return,
+                "std_return": result.std_return,
+                **result.figures(),
+            }
+        return out
+
     def evaluate_and_log(self) -> EvalResult:
         """Evaluate, log eval/* at the current step, and keep the best model."""
         step = int(self.model.num_timesteps)
@@ -217,6 +238,11 @@ class Trainer:
         logger.record("eval/mean_return", result.mean_return)
         logger.record("eval/std_return", result.std_return)
         logger.record("eval/mean_length", float(sum(result.lengths) / len(result.lengths)))
+        for name, value in result.figures().items():
+            logger.record(f"eval/{name}", value)
+        for variant, figures in self.evaluate_variants().items():
+            for name, value in figures.items():
+                logger.record(f"eval/{variant}/{name}", value)
         logger.dump(step)
         self.last_eval = (step, result)
         self.progress.eval_return = result.mean_return
@@ -325,6 +351,7 @@ class Trainer:
             "eval/std_return": final.std_return,
             "eval/episodes": len(final.returns),
             "eval/returns": final.returns,
+            **{f"eval/{name}": value for name, value in final.figures().items()},
             "best/mean_return": self.best_return,
             "best/step": self.best_step,
             "steps": int(self.model.num_timesteps),
