@@ -204,3 +204,50 @@ def test_eval_mask_evaluates_the_actor_through_the_mask_while_eps_is_positive(tm
 
 def read_rows(run: Path) -> list[dict]:  # type: ignore[type-arg]
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_prior_runs_once_per_env_step(tmp_path: Path) -> None:
+    # The box at s' is the next step's box at s: the agent must not ask the prior twice for it.
+    trainer = Trainer(
+        camel_config("steps=400", "method.eps_fraction=1.0", "eval.every=1000"), tmp_path / "r", "test"
+    )
+    calls = {"n": 0}
+    real_configure = CamelTD3.configure_camel
+
+    def configure(self: CamelTD3, prior_fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        def counted(obs: np.ndarray) -> np.ndarray:
+            calls["n"] += 1
+            return prior_fn(obs)
+
+        real_configure(self, counted, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(CamelTD3, "configure_camel", configure)
+        trainer.run_training()
+    masked = trainer.model.camel_counts  # type: ignore[attr-defined]
+    assert masked[0] > 300  # nearly every step acted under the mask (eps decays from 1 over the run)
+    # One call per masked step, plus one at each episode start (Pendulum: 200-step episodes).
+    assert calls["n"] <= 400 + 400 // 200 + 1
+
+
+def test_mask_box_is_centred_on_the_prior_at_the_stored_observation(tmp_path: Path) -> None:
+    # Regression: without VecNormalize, SB3's _last_original_obs is the previous step's observation;
+    # the box must come from the observation the transition starts in.
+    trainer = Trainer(
+        camel_config("steps=300", "method.eps_fraction=1.0", "eval.every=1000"), tmp_path / "r", "test"
+    )
+    real_configure = CamelTD3.configure_camel
+
+    def configure(self: CamelTD3, prior_fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        real_configure(self, lambda obs: 0.1 * np.asarray(obs)[:, 2:3], *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(CamelTD3, "configure_camel", configure)
+        trainer.run_training()
+    buffer = trainer.model.replay_buffer  # type: ignore[attr-defined]
+    n = buffer.pos
+    rows = buffer.masked[:n, 0] > 0
+    assert rows.sum() >= 100
+    centre = 0.5 * (buffer.mask_low[:n, 0, 0] + buffer.mask_high[:n, 0, 0])[rows]
+    expected = (0.1 * buffer.observations[:n, 0, 2] / 2.0)[rows]  # Pendulum's bounds are +-2
+    np.testing.assert_allclose(centre, expected, atol=1e-5)

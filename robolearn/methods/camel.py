@@ -150,6 +150,7 @@ class _CamelMixin:
     camel_mask_rng: np.random.Generator
     camel_counts: np.ndarray  # [masked steps, steps] since the last log point
     camel_eval_mask: bool
+    camel_prior_cache: tuple[np.ndarray, np.ndarray] | None = None  # (raw obs, scaled prior actions)
 
     def configure_camel(
         self,
@@ -180,12 +181,18 @@ class _CamelMixin:
             buffer.next_box_fn = self._next_box
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "prior_fn"]  # type: ignore[misc]
+        return [*super()._excluded_save_params(), "prior_fn", "camel_prior_cache"]  # type: ignore[misc]
 
     # -- the prior and its boxes ---------------------------------------------------------------------
     def _raw_obs(self) -> np.ndarray:
-        original = getattr(self, "_last_original_obs", None)
-        return np.asarray(original if original is not None else self._last_obs)  # type: ignore[attr-defined]
+        """The current observation as the env gave it (the prior reads raw observations).
+
+        SB3 keeps it in `_last_original_obs` only under VecNormalize; without one that attribute holds
+        the *previous* step's observation (SB3 sets it to the old `_last_obs` when storing a
+        transition), so it must not be read then."""
+        if self._vec_normalize_env is not None:  # type: ignore[attr-defined]
+            return np.asarray(self._last_original_obs)  # type: ignore[attr-defined]
+        return np.asarray(self._last_obs)  # type: ignore[attr-defined]
 
     def _prior_scaled(self, raw_obs: np.ndarray) -> np.ndarray | None:
         """The prior's actions in scaled space, or None (and the prior disabled) if it fails."""
@@ -208,8 +215,19 @@ class _CamelMixin:
         prior = self._prior_scaled(next_obs)
         if prior is None:
             return -full, full
+        # s' is the next step's s unless an episode ended: keep the prior's answer for _sample_action.
+        self.camel_prior_cache = (np.array(next_obs, copy=True), prior)
         low, high = mask_box(prior, self.camel_radius)
         return np.where(masked[:, None], low, -full), np.where(masked[:, None], high, full)
+
+    def _prior_at(self, raw_obs: np.ndarray) -> np.ndarray | None:
+        """The prior's scaled actions at raw_obs, reused from the last next-state box when the
+        observation is the same (priors are deterministic functions of the observation): one prior
+        call per env step instead of two."""
+        cache = getattr(self, "camel_prior_cache", None)
+        if cache is not None and cache[0].shape == raw_obs.shape and np.array_equal(cache[0], raw_obs):
+            return cache[1]
+        return self._prior_scaled(raw_obs)
 
     # -- acting --------------------------------------------------------------------------------------
     def _sample_action(
@@ -227,7 +245,7 @@ class _CamelMixin:
         full = np.ones_like(buffer_action, dtype=np.float64)
         low, high = -full, full
         if masked.any():
-            prior = self._prior_scaled(self._raw_obs())
+            prior = self._prior_at(self._raw_obs())
             if prior is None:
                 masked = np.zeros_like(masked)
             else:
