@@ -172,3 +172,14 @@ def test_export_refuses_a_run_that_is_not_a_robot_task(tmp_path: Path) -> None:
     (run / "final" / "model.zip").write_bytes(b"")
     with pytest.raises(UserError, match="is not a robot task"):
         export_run(run)
+
+
+def test_contract_refuses_a_task_with_privileged_observations() -> None:
+    from robolearn.envs import register_envs
+    from robolearn.export import task_contract_fields
+
+    register_envs()
+    env = gym.make(GO2_VELOCITY, observe_base_lin_vel=True)
+    with pytest.raises(UserError, match=r"observation has shape \(48,\) but its robot terms make \(45,\)"):
+        task_contract_fields(env.unwrapped)
+    assert task_contract_fields(gym.make(GO2_VELOCITY).unwrapped)["robot"].name == "go2"

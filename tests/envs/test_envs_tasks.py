@@ -286,3 +286,53 @@ def test_rgb_array_rendering_follows_the_robot() -> None:
         pytest.skip(f"no headless OpenGL here: {proc.stderr.strip().splitlines()[-1]}")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "(240, 320, 3) uint8 1"
+
+
+def test_velocity_metrics_measure_the_tracking_error_in_physical_units() -> None:
+    env = gym.make("robolearn/Go2Velocity-v0", standing_fraction=0.0)
+    task = _task(env)
+    env.reset(seed=3)
+    task.command[0] = (0.8, -0.3, 0.5)
+    _, _, _, _, info = env.step(np.zeros(12, dtype=np.float32))
+    frame = task.backend.frame()
+    from robolearn.envs.tasks.rotations import quat_rotate_inverse
+
+    v_body = quat_rotate_inverse(frame.root_quat, frame.root_lin_vel)[0]
+    # A robot standing still misses the command by its own size; the metric is that distance.
+    expected = np.hypot(0.8 - v_body[0], -0.3 - v_body[1])
+    assert info["metrics"]["lin_vel_error"] == pytest.approx(expected)
+    assert info["metrics"]["lin_vel_error"] == pytest.approx(np.hypot(0.8, 0.3), abs=0.3)
+    assert info["metrics"]["ang_vel_error"] == pytest.approx(abs(0.5 - frame.root_ang_vel[0, 2]))
+
+
+def test_tracking_metrics_are_small_on_the_reference_and_grow_when_the_robot_falls() -> None:
+    env = gym.make("robolearn/G1Tracking-v0")
+    env.reset(seed=0)
+    errors = []
+    for _ in range(60):
+        _, _, terminated, _, info = env.step(np.zeros(23, dtype=np.float32))
+        errors.append(info["metrics"]["body_pos_error"])
+        if terminated:
+            break
+    # It starts on the reference (centimetres) and drifts off it without a policy.
+    assert errors[0] < 0.05
+    assert max(errors) > 3 * errors[0]
+    assert set(info["metrics"]) == {"body_pos_error", "anchor_pos_error", "anchor_rot_error"}
+
+
+def test_privileged_base_velocity_observation_is_appended_scaled() -> None:
+    env = gym.make("robolearn/Go2Velocity-v0", observe_base_lin_vel=True, randomization={"obs_noise": 0.0})
+    plain = gym.make("robolearn/Go2Velocity-v0", randomization={"obs_noise": 0.0})
+    task = _task(env)
+    obs, _ = env.reset(seed=1)
+    ref, _ = plain.reset(seed=1)
+    assert obs.shape == (ref.shape[0] + 3,) and env.observation_space.shape == obs.shape
+    np.testing.assert_array_equal(obs[:-3], ref)
+    for _ in range(5):
+        obs, *_ = env.step(np.full(12, 0.5, dtype=np.float32))
+    from robolearn.envs.tasks.rotations import quat_rotate_inverse
+
+    frame = task.backend.frame()
+    v_body = quat_rotate_inverse(frame.root_quat, frame.root_lin_vel)[0]
+    np.testing.assert_allclose(obs[-3:], 2.0 * v_body, rtol=1e-5, atol=1e-6)
+    assert np.abs(v_body).max() > 0.01  # the robot moved, so the check compares something

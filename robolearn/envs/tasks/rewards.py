@@ -105,6 +105,11 @@ def hip_deviation(c: LocomotionContext) -> np.ndarray:
     return np.sum(np.square(dev), axis=1)
 
 
+def pose_deviation(c: LocomotionContext) -> np.ndarray:
+    """Summed absolute deviation of every joint from the default pose (keeps the gait near the stance)."""
+    return np.sum(np.abs(c.joint_pos - c.default_joint_pos), axis=1)
+
+
 def feet_air_time(c: LocomotionContext) -> np.ndarray:
     """Steps of at least the target air time, paid at touch-down, only while commanded to move."""
     paid = np.sum((c.foot_air_time - c.air_time_target) * c.foot_first_contact, axis=1)
@@ -143,6 +148,7 @@ LOCOMOTION_REWARDS = {
         action_rate,
         joint_limits,
         hip_deviation,
+        pose_deviation,
         feet_air_time,
         feet_slip,
         alive,

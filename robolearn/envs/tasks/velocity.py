@@ -22,7 +22,8 @@ from robolearn.robots.model import joint_index_map, set_default_pose
 from robolearn.robots.observations import LOCOMOTION_TERMS
 
 # Per-robot defaults. Scales follow legged_gym (Go2: unitree_rl_gym go2_config; G1: g1_config),
-# in our units (scale per second; penalties negative).
+# in our units (scale per second; penalties negative). docs/envs.md records the variants tried on
+# the way to the walking benchmark (e.g. Genesis's pose_deviation and base_height terms).
 ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {
     "go2": {
         "reward_scales": {
@@ -76,6 +77,9 @@ DEFAULT_COMMAND_RANGES = {"lin_vel_x": (-1.0, 1.0), "lin_vel_y": (-0.5, 0.5), "a
 
 # legged_gym's soft_dof_pos_limit: joints are penalised in the outer 5 % of their range at each end.
 SOFT_LIMIT_FRACTION = 0.9
+# legged_gym's obs_scales.lin_vel and noise_scales.lin_vel (m/s, before the scale).
+LIN_VEL_OBS_SCALE = 2.0
+LIN_VEL_OBS_NOISE = 0.1
 # A foot is in contact when its body is within this much of its height standing at the default pose.
 CONTACT_MARGIN = 0.01
 
@@ -118,6 +122,7 @@ class VelocityTask(RobotTask):
         init_velocity_noise: float = 0.2,
         action_clip: float = 5.0,
         only_positive_rewards: bool = True,
+        observe_base_lin_vel: bool = False,
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
     ) -> None:
@@ -144,8 +149,10 @@ class VelocityTask(RobotTask):
             only_positive_rewards=only_positive_rewards,
             max_episode_steps=max_episode_steps,
             render_mode=render_mode,
+            extra_obs_size=3 if observe_base_lin_vel else 0,
         )
         spec = self.robot_spec
+        self.observe_base_lin_vel = bool(observe_base_lin_vel)
         self.command_ranges = _command_ranges(command_ranges)
         self.command_resample_s = float(command_resample_s)
         self.standing_fraction = float(standing_fraction)
@@ -199,6 +206,18 @@ class VelocityTask(RobotTask):
         self.command[ids] = cmd
         self.command_timer[ids] = self.command_resample_s
 
+    def extra_observation(self, frame: SimFrame, ids: np.ndarray) -> np.ndarray | None:
+        """With observe_base_lin_vel: the base's linear velocity in its own frame, scaled by 2 and
+        noised as legged_gym's (privileged: the robot's IMU does not measure it, so a policy that
+        reads it cannot be exported for the hardware without a velocity estimator)."""
+        if not self.observe_base_lin_vel:
+            return None
+        vel = quat_rotate_inverse(frame.root_quat[ids], frame.root_lin_vel[ids]) * LIN_VEL_OBS_SCALE
+        if self._noisy_obs:
+            noise = LIN_VEL_OBS_NOISE * self.randomization.obs_noise * LIN_VEL_OBS_SCALE
+            vel = vel + self.rng.uniform(-noise, noise, size=vel.shape)
+        return vel
+
     # -- step ----------------------------------------------------------------------------------------
     def fallen(self, frame: SimFrame) -> np.ndarray:
         """Base tilted past max_tilt_deg or lower than the robot's minimum base height."""
@@ -243,6 +262,13 @@ class VelocityTask(RobotTask):
             tracking_sigma=self.tracking_sigma,
             terminated=terminated,
         )
+
+    def step_metrics(self, ctx: LocomotionContext) -> dict[str, np.ndarray]:
+        """Planar velocity error |v*_xy - v_xy| (m/s) and yaw-rate error |ω*_z - ω_z| (rad/s)."""
+        return {
+            "lin_vel_error": np.linalg.norm(ctx.command[:, :2] - ctx.base_lin_vel[:, :2], axis=1),
+            "ang_vel_error": np.abs(ctx.command[:, 2] - ctx.base_ang_vel[:, 2]),
+        }
 
     def after_step(self, frame: SimFrame) -> None:
         """Resample the commands whose time is up."""
