@@ -251,3 +251,22 @@ def test_mask_box_is_centred_on_the_prior_at_the_stored_observation(tmp_path: Pa
     centre = 0.5 * (buffer.mask_low[:n, 0, 0] + buffer.mask_high[:n, 0, 0])[rows]
     expected = (0.1 * buffer.observations[:n, 0, 2] / 2.0)[rows]  # Pendulum's bounds are +-2
     np.testing.assert_allclose(centre, expected, atol=1e-5)
+
+
+def test_reconfiguring_without_a_prior_disables_the_mask_instead_of_crashing(tmp_path: Path) -> None:
+    # What a resume does when the prior no longer resolves and method.on_bad_prior=unmasked.
+    trainer = Trainer(
+        camel_config("steps=300", "method.eps_fraction=1.0", "eval.every=1000"), tmp_path / "r", "test"
+    )
+    trainer.run_training()
+    model = trainer.model
+    assert not model.camel_prior_disabled  # type: ignore[attr-defined]
+    model.configure_camel(None, radius=0.3, eps_fraction=1.0, eps_mode="episode", total_steps=10**6, seed=0)  # type: ignore[attr-defined]
+    from stable_baselines3.common.logger import configure
+
+    model.set_logger(configure(None, []))  # the run's logger and checkpoint hook ended with the run
+    model.before_collect = None  # type: ignore[attr-defined]
+    start = model.replay_buffer.pos  # type: ignore[attr-defined]
+    model.learn(200, reset_num_timesteps=False)
+    assert model.camel_prior_disabled  # type: ignore[attr-defined]
+    assert not model.replay_buffer.masked[start : start + 200].any()  # type: ignore[attr-defined]

@@ -116,6 +116,12 @@ class CamelReplayBuffer(ReplayBuffer):
             self.next_mask_low[pos] = next_low
             self.next_mask_high[pos] = next_high
             self.pending = None
+        else:  # an unmasked transition: never leave a recycled slot's old mask behind
+            self.masked[pos] = 0.0
+            for box, value in ((self.mask_low, -1.0), (self.mask_high, 1.0)):
+                box[pos] = value
+            self.next_mask_low[pos] = -1.0
+            self.next_mask_high[pos] = 1.0
         super().add(obs, next_obs, action, reward, done, infos)
 
     def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> MaskedSamples:  # type: ignore[override]
@@ -171,6 +177,11 @@ class _CamelMixin:
             self.camel_new_episode = np.ones(n_envs, dtype=bool)
             self.camel_prior_disabled = prior_fn is None
             self.camel_counts = np.zeros(2, dtype=np.int64)
+        if prior_fn is None:
+            # Also on resume: a prior that no longer resolves (on_bad_prior=unmasked) leaves the rest
+            # of the run unmasked instead of failing at the next masked step.
+            self.camel_prior_disabled = True
+        self.camel_prior_cache = None
         self.camel_radius = radius
         self.camel_eps_fraction = eps_fraction
         self.camel_eps_mode = eps_mode
