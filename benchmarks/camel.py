@@ -37,6 +37,7 @@ import numpy as np
 
 from robolearn.report.collect import Run, collect
 from robolearn.report.stats import aggregate_iqm, interval_estimate, probability_of_improvement, score_set
+from robolearn.runs.metrics import read_metrics
 from robolearn.utils.sysinfo import cpu_info, package_versions
 
 MUJOCO = ["Hopper-v5", "Ant-v5", "Walker2d-v5"]
@@ -74,24 +75,20 @@ def _auc(run: Run) -> float:
 def _train_auc(run: Run) -> float:
     """Mean training-episode return (the agent as it acts: mask and exploration noise included,
     SB3's 100-episode running mean) over training, as CleanRL-style learning curves plot it."""
-    values = []
-    with open(run.path / "metrics.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            if "rollout/ep_rew_mean" in row:
-                values.append(float(row["rollout/ep_rew_mean"]))
+    rows = read_metrics(run.path / "metrics.jsonl")
+    values = [float(r["rollout/ep_rew_mean"]) for r in rows if "rollout/ep_rew_mean" in r]
     return float(np.mean(values)) if values else float("nan")
 
 
 def _masked_auc(run: Run) -> float:
     """Mean deterministic evaluation return of the agent as it acts: through the mask while eps > 0
     (CAMEL's eval/masked/mean_return), the standalone actor after (and always, for TD3)."""
-    values = []
-    with open(run.path / "metrics.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            if "eval/mean_return" in row:
-                values.append(float(row.get("eval/masked/mean_return", row["eval/mean_return"])))
+    rows = read_metrics(run.path / "metrics.jsonl")
+    values = [
+        float(r.get("eval/masked/mean_return", r["eval/mean_return"]))
+        for r in rows
+        if "eval/mean_return" in r
+    ]
     return float(np.mean(values)) if values else float("nan")
 
 

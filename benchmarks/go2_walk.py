@@ -16,7 +16,6 @@ env steps at the first evaluation that met it, and the curve of both figures.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from robolearn.runs.metrics import read_metrics
 from robolearn.utils.io import atomic_write_json, atomic_write_text
 from robolearn.utils.sysinfo import cpu_info
 
@@ -52,22 +52,18 @@ def train(seed: int, steps: int, out: Path, extra: list[str]) -> Path:
 
 def evaluations(run: Path) -> list[dict[str, float]]:
     """The run's evaluation rows: step, wall clock, return, tracking error, fall share."""
-    rows = []
-    with open(run / "metrics.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            if "eval/lin_vel_error" in row:
-                rows.append(
-                    {
-                        "step": int(row["step"]),
-                        "wall_time_s": float(row["wall_time_s"]),
-                        "return": float(row["eval/mean_return"]),
-                        "lin_vel_error": float(row["eval/lin_vel_error"]),
-                        "ang_vel_error": float(row["eval/ang_vel_error"]),
-                        "terminated_fraction": float(row["eval/terminated_fraction"]),
-                    }
-                )
-    return rows
+    return [
+        {
+            "step": int(row["step"]),
+            "wall_time_s": float(row["wall_time_s"]),
+            "return": float(row["eval/mean_return"]),
+            "lin_vel_error": float(row["eval/lin_vel_error"]),
+            "ang_vel_error": float(row["eval/ang_vel_error"]),
+            "terminated_fraction": float(row["eval/terminated_fraction"]),
+        }
+        for row in read_metrics(run / "metrics.jsonl")
+        if "eval/lin_vel_error" in row
+    ]
 
 
 def first_meeting_the_bar(rows: list[dict[str, float]]) -> dict[str, float] | None:

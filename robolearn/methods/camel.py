@@ -118,8 +118,8 @@ class CamelReplayBuffer(ReplayBuffer):
             self.pending = None
         else:  # an unmasked transition: never leave a recycled slot's old mask behind
             self.masked[pos] = 0.0
-            for box, value in ((self.mask_low, -1.0), (self.mask_high, 1.0)):
-                box[pos] = value
+            self.mask_low[pos] = -1.0
+            self.mask_high[pos] = 1.0
             self.next_mask_low[pos] = -1.0
             self.next_mask_high[pos] = 1.0
         super().add(obs, next_obs, action, reward, done, infos)
@@ -175,11 +175,11 @@ class _CamelMixin:
             self.camel_mask_rng = np.random.default_rng(np.random.SeedSequence([seed, 0xCA3E1]))
             self.camel_masked = np.zeros(n_envs, dtype=bool)
             self.camel_new_episode = np.ones(n_envs, dtype=bool)
-            self.camel_prior_disabled = prior_fn is None
+            self.camel_prior_disabled = False
             self.camel_counts = np.zeros(2, dtype=np.int64)
         if prior_fn is None:
-            # Also on resume: a prior that no longer resolves (on_bad_prior=unmasked) leaves the rest
-            # of the run unmasked instead of failing at the next masked step.
+            # No prior (on_bad_prior=unmasked), also on resume when it no longer resolves: the rest of
+            # the run is unmasked instead of failing at the next masked step.
             self.camel_prior_disabled = True
         self.camel_prior_cache = None
         self.camel_radius = radius
@@ -235,7 +235,7 @@ class _CamelMixin:
         """The prior's scaled actions at raw_obs, reused from the last next-state box when the
         observation is the same (priors are deterministic functions of the observation): one prior
         call per env step instead of two."""
-        cache = getattr(self, "camel_prior_cache", None)
+        cache = self.camel_prior_cache
         if cache is not None and cache[0].shape == raw_obs.shape and np.array_equal(cache[0], raw_obs):
             return cache[1]
         return self._prior_scaled(raw_obs)

@@ -197,16 +197,17 @@ class Trainer:
         norm = find_vec_normalize(self.venv)
         return None if norm is None else norm.normalize_obs
 
-    def evaluate(self) -> EvalResult:
-        """Deterministic evaluation of the current policy on the eval env."""
+    def evaluate(self, actor: Any = None) -> EvalResult:
+        """Deterministic evaluation of the current policy (or of `actor`, a method's variant that
+        takes raw observations) on the eval env."""
         ev = self.cfg.eval
         return evaluate_policy(
-            self.model,
+            self.model if actor is None else actor,
             self.eval_env,
             episodes=ev.episodes,
             base_seed=self.cfg.seed + ev.seed_offset,
             deterministic=ev.deterministic,
-            obs_transform=self._obs_transform(),
+            obs_transform=self._obs_transform() if actor is None else None,
         )
 
     def evaluate_variants(self) -> dict[str, dict[str, float]]:
@@ -214,15 +215,9 @@ class Trainer:
         hook = getattr(self.model, "eval_variants", None)
         if not callable(hook):
             return {}
-        ev, out = self.cfg.eval, {}
+        out = {}
         for name, actor in hook(self._obs_transform()).items():
-            result = evaluate_policy(
-                actor,
-                self.eval_env,
-                episodes=ev.episodes,
-                base_seed=self.cfg.seed + ev.seed_offset,
-                deterministic=ev.deterministic,
-            )
+            result = self.evaluate(actor)
             out[name] = {
                 "mean_return": result.mean_return,
                 "std_return": result.std_return,
