@@ -75,6 +75,17 @@ def last_action(state: RobotState, spec: RobotSpec) -> np.ndarray:
     return np.asarray(state.last_action, dtype=np.float64)
 
 
+def gait_clock(state: RobotState, spec: RobotSpec) -> np.ndarray:
+    """sin and cos of 2*pi*gait_phase: where the gait cycle is (unitree_rl_gym's G1 phase observation)."""
+    if state.gait_phase is None:
+        raise UserError(
+            "the gait_clock observation term needs RobotState.gait_phase; the env or the deploy runtime"
+            " sets it when the policy contract has a gait period"
+        )
+    angle = 2.0 * np.pi * np.asarray(state.gait_phase, dtype=np.float64)
+    return np.concatenate((np.sin(angle), np.cos(angle)), axis=-1)
+
+
 TermFunction = Callable[[RobotState, RobotSpec], np.ndarray]
 
 # name -> (function, size for a spec)
@@ -85,6 +96,7 @@ TERMS: dict[str, tuple[TermFunction, Callable[[RobotSpec], int]]] = {
     "joint_pos_rel": (joint_pos_rel, lambda spec: spec.num_joints),
     "joint_vel": (joint_vel, lambda spec: spec.num_joints),
     "last_action": (last_action, lambda spec: spec.num_joints),
+    "gait_clock": (gait_clock, lambda spec: 2),
 }
 
 

@@ -2,7 +2,8 @@
 
 Every array has the quantity on its last axis and an optional leading batch axis: (n,) for one
 robot, (B, n) for B robots. The fields are what Unitree's LowState gives (joint q/dq, IMU
-quaternion and gyro) plus the operator command and the policy's previous action.
+quaternion and gyro) plus the operator command and the policy's previous action, and, for policies
+trained with a gait clock, the clock's phase (kept by the env or by the deploy runtime).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class RobotState:
     gyro: np.ndarray  # (..., 3) IMU angular velocity in the IMU (body) frame, rad/s
     command: np.ndarray  # (..., 3) vx, vy (m/s, body frame) and yaw rate (rad/s)
     last_action: np.ndarray  # (..., n) the previous policy output, before scaling
+    gait_phase: np.ndarray | None = None  # (..., 1) position in the gait cycle, [0, 1); None: no clock
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
@@ -46,10 +48,14 @@ class RobotState:
             "gyro": 3,
             "command": 3,
             "last_action": n,
+            "gait_phase": 1,
         }
         batch = self.batch_shape
         for name, size in sizes.items():
-            arr = np.asarray(getattr(self, name))
+            value = getattr(self, name)
+            if value is None:
+                continue
+            arr = np.asarray(value)
             if arr.ndim == 0 or arr.shape[-1] != size:
                 raise UserError(
                     f"RobotState.{name} must end in size {size} for {spec.name}, got shape {arr.shape}"
@@ -85,6 +91,7 @@ class RobotState:
             gyro=self.gyro[i],
             command=self.command[i],
             last_action=self.last_action[i],
+            gait_phase=None if self.gait_phase is None else self.gait_phase[i],
         )
 
     @classmethod
@@ -99,4 +106,7 @@ class RobotState:
             gyro=np.stack([s.gyro for s in states]),
             command=np.stack([s.command for s in states]),
             last_action=np.stack([s.last_action for s in states]),
+            gait_phase=None
+            if any(s.gait_phase is None for s in states)
+            else np.stack([np.asarray(s.gait_phase) for s in states]),
         )

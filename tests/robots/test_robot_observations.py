@@ -153,3 +153,27 @@ def test_actions_map_to_pd_targets(spec: RobotSpec) -> None:
     np.testing.assert_allclose(clipped, spec.default_pos_array + spec.action_scale_array)
     with pytest.raises(UserError, match=f"action must end in size {spec.num_joints}"):
         action_to_joint_targets(np.zeros(spec.num_joints + 1), spec)
+
+
+def test_gait_clock_term_reads_the_phase_batched_and_single() -> None:
+    import dataclasses
+
+    terms = (*LOCOMOTION_TERMS, ObsTerm("gait_clock"))
+    phase = np.array([[0.0], [0.25], [0.5], [0.875]])
+    states = dataclasses.replace(_random_states(GO2_SPEC, batch=4), gait_phase=phase)
+    states.validate(GO2_SPEC)
+    obs = build_observation(states, GO2_SPEC, terms)
+    assert obs.shape == (4, 47) and observation_layout(GO2_SPEC, terms)[-1].start == 45
+    angle = 2 * np.pi * phase[:, 0]
+    np.testing.assert_allclose(obs[:, 45:], np.stack((np.sin(angle), np.cos(angle)), axis=1), atol=1e-7)
+    np.testing.assert_array_equal(obs[:, :45], build_observation(states, GO2_SPEC))
+    for i in range(4):
+        np.testing.assert_array_equal(build_observation(states.index(i), GO2_SPEC, terms), obs[i])
+    np.testing.assert_array_equal(
+        build_observation(RobotState.stack([states.index(i) for i in range(4)]), GO2_SPEC, terms), obs
+    )
+    # A state without a phase cannot build the term; a phase of the wrong size is named.
+    with pytest.raises(UserError, match=r"gait_clock observation term needs RobotState\.gait_phase"):
+        build_observation(_random_states(GO2_SPEC, batch=4), GO2_SPEC, terms)
+    with pytest.raises(UserError, match=r"RobotState.gait_phase must end in size 1"):
+        dataclasses.replace(states, gait_phase=np.zeros((4, 2))).validate(GO2_SPEC)
