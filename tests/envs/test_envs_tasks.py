@@ -336,3 +336,52 @@ def test_privileged_base_velocity_observation_is_appended_scaled() -> None:
     v_body = quat_rotate_inverse(frame.root_quat, frame.root_lin_vel)[0]
     np.testing.assert_allclose(obs[-3:], 2.0 * v_body, rtol=1e-5, atol=1e-6)
     assert np.abs(v_body).max() > 0.01  # the robot moved, so the check compares something
+
+
+GAIT_SCALES = {"gait_contact": 0.5, "swing_height": -10.0}
+
+
+def test_gait_clock_is_observed_and_its_rewards_follow_the_feet() -> None:
+    env = gym.make(
+        "robolearn/Go2Velocity-v0",
+        gait_period_s=0.5,
+        reward_scales=GAIT_SCALES,
+        randomization={"obs_noise": 0.0},
+    )
+    plain = gym.make("robolearn/Go2Velocity-v0", randomization={"obs_noise": 0.0})
+    task = _task(env)
+    obs, _ = env.reset(seed=2)
+    ref, _ = plain.reset(seed=2)
+    assert obs.shape == (47,) and env.observation_space.shape == (47,)
+    np.testing.assert_array_equal(obs[:45], ref)
+    np.testing.assert_allclose(obs[45:], [0.0, 1.0])  # phase 0 at the episode start
+    # Trot: at phase 0 the diagonal FR+RL stands and FL+RR swings; half a cycle later they swap.
+    np.testing.assert_array_equal(task.stance_target()[0], [True, False, False, True])
+    rng = np.random.default_rng(0)
+    swings = 0
+    for k in range(1, 40):
+        target = task.stance_target()[0].copy()
+        obs, _, terminated, _, info = env.step(rng.uniform(-1, 1, 12).astype(np.float32))
+        assert not terminated
+        angle = 2 * np.pi * k * 0.02 / 0.5
+        np.testing.assert_allclose(obs[45:], [np.sin(angle), np.cos(angle)], atol=1e-6)
+        # The terms, recomputed by hand from the foot heights against the clock the policy acted on.
+        z = task.backend.frame().body_pos[0, :, 2]
+        contact = z < task.contact_height
+        assert info["reward_terms"]["gait_contact"] == pytest.approx(np.mean(contact == target))
+        height = z - (task.contact_height - 0.01)
+        swing_err = np.sum(np.square(height - 0.08) * ~target)
+        assert info["reward_terms"]["swing_height"] == pytest.approx(swing_err)
+        swings += int(not target.all())
+    assert swings == 39  # every step had swing feet (duty 0.5)
+    # 39 steps = 1.56 cycles: the other diagonal stands now.
+    np.testing.assert_array_equal(task.stance_target()[0], [False, True, True, False])
+
+
+def test_gait_options_fail_with_one_line_errors() -> None:
+    with pytest.raises(UserError, match="gait_contact follows the gait clock; set gait_period_s"):
+        gym.make("robolearn/Go2Velocity-v0", reward_scales=GAIT_SCALES)
+    with pytest.raises(UserError, match=r"gait_period_s=0\.0 must be positive"):
+        gym.make("robolearn/Go2Velocity-v0", gait_period_s=0.0)
+    with pytest.raises(UserError, match=r"gait_duty=1.0 must be in \(0, 1\)"):
+        gym.make("robolearn/Go2Velocity-v0", gait_period_s=0.5, gait_duty=1.0)

@@ -146,6 +146,10 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         """Task-specific observation values appended after the proprioceptive terms, (k, extra)."""
         return None
 
+    def gait_phase(self) -> np.ndarray | None:
+        """(N,) each env's gait-clock phase in [0, 1) for the gait_clock term; None without a clock."""
+        return None
+
     @abstractmethod
     def reward_context(
         self, frame: SimFrame, action: np.ndarray, torque: np.ndarray, terminated: np.ndarray
@@ -228,6 +232,7 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
     def observe(self, frame: SimFrame, ids: np.ndarray | None = None) -> np.ndarray:
         """float32 observations of envs ids (all by default): robots-package terms, then task extras."""
         sel = slice(None) if ids is None else ids
+        phase = self.gait_phase()
         state = RobotState(
             joint_pos=frame.joint_pos[sel],
             joint_vel=frame.joint_vel[sel],
@@ -235,6 +240,7 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
             gyro=frame.root_ang_vel[sel],
             command=self.command[sel],
             last_action=self.last_action[sel],
+            gait_phase=None if phase is None else phase[sel, None],
         )
         rng = self.rng if self._noisy_obs else None
         obs = build_observation(state, self.robot_spec, self.proprio_terms, rng=rng, clip=OBS_CLIP)

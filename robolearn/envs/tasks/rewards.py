@@ -39,6 +39,11 @@ class LocomotionContext(NamedTuple):
     air_time_target: float
     tracking_sigma: float
     terminated: np.ndarray  # (N,) bool
+    # Gait clock (a task with one, e.g. VelocityTask's gait_period_s): which feet the clock wants on
+    # the ground, and foot heights above their standing height against the swing target.
+    foot_stance_target: np.ndarray  # (N, nf) bool
+    foot_height: np.ndarray  # (N, nf) m above the foot's standing height
+    swing_height: float
 
 
 def tracking_lin_vel(c: LocomotionContext) -> np.ndarray:
@@ -117,6 +122,17 @@ def feet_air_time(c: LocomotionContext) -> np.ndarray:
     return paid * moving
 
 
+def gait_contact(c: LocomotionContext) -> np.ndarray:
+    """Share of feet whose contact agrees with the gait clock (stance on the ground, swing in the air)."""
+    return np.mean(c.foot_contact == c.foot_stance_target, axis=1)
+
+
+def swing_height(c: LocomotionContext) -> np.ndarray:
+    """Squared error of the clock's swing feet against the swing height (m², summed over feet)."""
+    err = np.square(c.foot_height - c.swing_height) * ~c.foot_stance_target
+    return np.sum(err, axis=1)
+
+
 def feet_slip(c: LocomotionContext) -> np.ndarray:
     """Squared planar speed of feet in contact."""
     speed = np.sum(np.square(c.foot_lin_vel[..., :2]), axis=2)
@@ -150,6 +166,8 @@ LOCOMOTION_REWARDS = {
         hip_deviation,
         pose_deviation,
         feet_air_time,
+        gait_contact,
+        swing_height,
         feet_slip,
         alive,
         termination,

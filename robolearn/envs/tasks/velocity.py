@@ -19,7 +19,7 @@ from robolearn.envs.tasks.rewards import LOCOMOTION_REWARDS, LocomotionContext
 from robolearn.envs.tasks.rotations import gravity_in_body, quat_from_yaw, quat_rotate_inverse
 from robolearn.errors import UserError, close_matches
 from robolearn.robots.model import joint_index_map, set_default_pose
-from robolearn.robots.observations import LOCOMOTION_TERMS
+from robolearn.robots.observations import LOCOMOTION_TERMS, ObsTerm
 
 # Per-robot defaults. Scales follow legged_gym (Go2: unitree_rl_gym go2_config; G1: g1_config),
 # in our units (scale per second; penalties negative). docs/envs.md records the variants tried on
@@ -43,6 +43,9 @@ ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {
         "base_height_target": 0.30,
         "min_base_height": 0.12,
         "hip_joints": (),
+        # Trot: diagonal pairs (FR+RL, FL+RR) half a cycle apart, in foot_bodies order FR, FL, RR, RL.
+        "gait_offsets": (0.0, 0.5, 0.5, 0.0),
+        "swing_height": 0.08,
     },
     "g1": {
         "reward_scales": {
@@ -70,6 +73,8 @@ ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {
             "right_hip_roll_joint",
             "right_hip_yaw_joint",
         ),
+        "gait_offsets": (0.0, 0.5),
+        "swing_height": 0.08,
     },
 }
 
@@ -80,6 +85,8 @@ SOFT_LIMIT_FRACTION = 0.9
 # legged_gym's obs_scales.lin_vel and noise_scales.lin_vel (m/s, before the scale).
 LIN_VEL_OBS_SCALE = 2.0
 LIN_VEL_OBS_NOISE = 0.1
+# Reward terms that read the gait clock (a task without one refuses them).
+GAIT_REWARDS = ("gait_contact", "swing_height")
 # A foot is in contact when its body is within this much of its height standing at the default pose.
 CONTACT_MARGIN = 0.01
 
@@ -123,6 +130,9 @@ class VelocityTask(RobotTask):
         action_clip: float = 5.0,
         only_positive_rewards: bool = True,
         observe_base_lin_vel: bool = False,
+        gait_period_s: float | None = None,
+        gait_duty: float = 0.5,
+        swing_height: float | None = None,
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
     ) -> None:
@@ -134,9 +144,21 @@ class VelocityTask(RobotTask):
         from robolearn.robots.registry import get_robot_spec
 
         feet = get_robot_spec(robot).foot_bodies
+        if gait_period_s is not None and gait_period_s <= 0:
+            raise UserError(
+                f"gait_period_s={gait_period_s} must be positive (seconds per gait cycle), or null"
+            )
+        clocked = [n for n in GAIT_REWARDS if scales.get(n, 0.0) != 0.0]
+        if clocked and gait_period_s is None:
+            raise UserError(
+                f"reward term {clocked[0]} follows the gait clock; set gait_period_s (e.g. 0.5) or its scale to 0"
+            )
+        if not 0.0 < gait_duty < 1.0:
+            raise UserError(f"gait_duty={gait_duty} must be in (0, 1): the stance share of a gait cycle")
+        terms = LOCOMOTION_TERMS if gait_period_s is None else (*LOCOMOTION_TERMS, ObsTerm("gait_clock"))
         super().__init__(
             robot=robot,
-            proprio_terms=LOCOMOTION_TERMS,
+            proprio_terms=terms,
             reward_scales=scales,
             bodies=feet,
             num_envs=num_envs,
@@ -153,6 +175,11 @@ class VelocityTask(RobotTask):
         )
         spec = self.robot_spec
         self.observe_base_lin_vel = bool(observe_base_lin_vel)
+        self.gait_period_s = None if gait_period_s is None else float(gait_period_s)
+        self.gait_duty = float(gait_duty)
+        self.gait_offsets = np.asarray(defaults["gait_offsets"], dtype=np.float64)
+        self.swing_height = float(defaults["swing_height"] if swing_height is None else swing_height)
+        self.gait_time = np.zeros(self.num_envs)
         self.command_ranges = _command_ranges(command_ranges)
         self.command_resample_s = float(command_resample_s)
         self.standing_fraction = float(standing_fraction)
@@ -195,6 +222,22 @@ class VelocityTask(RobotTask):
         self._resample_commands(ids)
         self.foot_air_time[ids] = 0.0
         self.foot_last_contact[ids] = True
+        self.gait_time[ids] = 0.0
+
+    def gait_phase(self) -> np.ndarray | None:
+        """Each env's position in its gait cycle, in [0, 1): control steps since the episode began
+        times control_dt over gait_period_s (the deploy runtime counts policy steps the same way)."""
+        if self.gait_period_s is None:
+            return None
+        return np.mod(self.gait_time / self.gait_period_s, 1.0)
+
+    def stance_target(self) -> np.ndarray:
+        """(N, nf) which feet the clock wants on the ground: a foot stands for the first gait_duty of
+        its own cycle (the env's phase plus the foot's offset); all of them without a clock."""
+        phase = self.gait_phase()
+        if phase is None:
+            return np.ones((self.num_envs, len(self.gait_offsets)), dtype=bool)
+        return np.mod(phase[:, None] + self.gait_offsets, 1.0) < self.gait_duty
 
     def _resample_commands(self, ids: np.ndarray) -> None:
         k = len(ids)
@@ -261,6 +304,9 @@ class VelocityTask(RobotTask):
             air_time_target=self.air_time_target,
             tracking_sigma=self.tracking_sigma,
             terminated=terminated,
+            foot_stance_target=self.stance_target(),
+            foot_height=frame.body_pos[:, :, 2] - (self.contact_height - CONTACT_MARGIN),
+            swing_height=self.swing_height,
         )
 
     def step_metrics(self, ctx: LocomotionContext) -> dict[str, np.ndarray]:
@@ -271,8 +317,9 @@ class VelocityTask(RobotTask):
         }
 
     def after_step(self, frame: SimFrame) -> None:
-        """Resample the commands whose time is up."""
+        """Advance the gait clock; resample the commands whose time is up."""
         self.command_timer -= self.control_dt
+        self.gait_time += self.control_dt
         due = np.flatnonzero(self.command_timer <= 0.0)
         if len(due):
             self._resample_commands(due)
