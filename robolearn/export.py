@@ -209,7 +209,8 @@ def _takes_deterministic(actor: Any) -> bool:
 
 
 def task_contract_fields(task: Any) -> dict[str, Any]:
-    """robot, terms, obs_clip, action_clip and command ranges of a robot task env (its unwrapped env)."""
+    """robot, terms, obs_clip, action_clip, command ranges and gait period of a robot task env (its
+    unwrapped env)."""
     spec = getattr(task, "robot_spec", None)
     terms = getattr(task, "proprio_terms", None)
     if not isinstance(spec, RobotSpec) or terms is None:
@@ -229,12 +230,14 @@ def task_contract_fields(task: Any) -> dict[str, Any]:
 
     ranges = getattr(task, "command_ranges", None) or DEFAULT_COMMAND_RANGES
     action_clip = getattr(task, "action_clip", None)
+    gait = getattr(task, "gait_period_s", None)
     return {
         "robot": spec,
         "terms": terms,
         "obs_clip": float(OBS_CLIP),
         "action_clip": None if action_clip is None else float(action_clip),
         "command_ranges": tuple((float(lo), float(hi)) for lo, hi in ranges),
+        "gait_period_s": None if gait is None else float(gait),
     }
 
 

@@ -14,6 +14,8 @@ robot's state into the network's input and its output into joint targets, withou
                      or null
     action           size, scale and offset (joint target = offset + scale * clip(action)), clip
     command          ranges [[min, max]] of vx, vy, yaw rate the policy was trained on
+    gait             {period_s} when the observation has a gait_clock term: its phase is the policy steps
+                     since the policy took over times control_dt over period_s, modulo 1; else null
     network          file, input and output names, input_size, output_size, opset, the export check
     checkpoint       framework files copied beside the network, each {file, kind}
     source           where it came from (run directory, env id, algorithm, command, versions)
@@ -88,6 +90,7 @@ class PolicyContract:
     network: Mapping[str, Any]
     checkpoint: tuple[Mapping[str, str], ...]
     source: Mapping[str, Any]
+    gait_period_s: float | None = None
     format_version: int = CONTRACT_VERSION
 
     @property
@@ -104,6 +107,12 @@ class PolicyContract:
     def control_dt(self) -> float:
         """Policy period (s)."""
         return self.robot.control_dt
+
+    def gait_phase(self, policy_steps: int) -> np.ndarray | None:
+        """The gait_clock phase, shape (1,), after `policy_steps` steps of the policy; None without a clock."""
+        if self.gait_period_s is None:
+            return None
+        return np.array([math.fmod(policy_steps * self.control_dt / self.gait_period_s, 1.0)])
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form written to contract.json."""
@@ -138,6 +147,7 @@ class PolicyContract:
                 "names": ["lin_vel_x", "lin_vel_y", "ang_vel_z"],
                 "ranges": [list(r) for r in self.command_ranges],
             },
+            "gait": None if self.gait_period_s is None else {"period_s": self.gait_period_s},
             "network": dict(self.network),
             "checkpoint": [dict(c) for c in self.checkpoint],
             "source": dict(self.source),
@@ -168,6 +178,7 @@ class PolicyContract:
                     float(norm_data["epsilon"]),
                     float(norm_data["clip"]),
                 )
+            gait = data.get("gait")
             contract = cls(
                 robot=spec,
                 terms=terms,
@@ -179,6 +190,7 @@ class PolicyContract:
                 network=dict(data["network"]),
                 checkpoint=tuple(dict(c) for c in data.get("checkpoint", [])),
                 source=dict(data.get("source", {})),
+                gait_period_s=None if gait is None else float(gait["period_s"]),
             )
         except UserError as exc:
             raise UserError(f"{where}: {exc}" if not str(exc).startswith(where) else str(exc)) from None
@@ -221,6 +233,15 @@ class PolicyContract:
             raise UserError(f"{where}: message_family disagrees with robot.message_family")
         if abs(float(data.get("control_dt", spec.control_dt)) - spec.control_dt) > 1e-12:
             raise UserError(f"{where}: control_dt disagrees with robot.control_dt")
+        has_clock = any(t.name == "gait_clock" for t in self.terms)
+        if has_clock and self.gait_period_s is None:
+            raise UserError(f"{where}: the observation has a gait_clock term but gait.period_s is missing")
+        if self.gait_period_s is not None and not (
+            math.isfinite(self.gait_period_s) and self.gait_period_s > 0
+        ):
+            raise UserError(
+                f"{where}: gait.period_s must be a positive number of seconds, got {self.gait_period_s}"
+            )
         if len(self.command_ranges) != 3:
             raise UserError(f"{where}: command.ranges needs 3 [min, max] pairs (vx, vy, yaw rate)")
         for key in ("file", "input", "output"):

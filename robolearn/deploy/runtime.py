@@ -119,6 +119,7 @@ class Controller:
         self._policy_seen_epoch = -1
         self._last_action = np.zeros(n)
         self._step = 0
+        self._segment_steps = 0  # policy ticks since POLICY began: the gait clock's count
         self.policy_stats = LoopStats("policy", options.policy_dt, options.policy_dt)
         self.inference = DurationHistogram()
         self.faults: list[dict[str, Any]] = []
@@ -353,6 +354,7 @@ class Controller:
             self.pipeline.reset()
             self._last_action = np.zeros(self.spec.num_joints)
             self._policy_seen_epoch = epoch
+            self._segment_steps = 0
         sample = self.sample
         if sample is None:
             return
@@ -364,7 +366,10 @@ class Controller:
             gyro=sample.gyro,
             command=self.operator.command.copy(),
             last_action=self._last_action,
+            # The training env's clock: phase 0 on the first step of a segment, one control_dt per tick.
+            gait_phase=self.contract.gait_phase(self._segment_steps),
         )
+        self._segment_steps += 1
         t0 = clock()
         t1 = t0
         try:

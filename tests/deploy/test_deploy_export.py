@@ -71,6 +71,13 @@ def test_contract_round_trips_and_rejects_bad_files(tmp_path: Path) -> None:
         ),
         (lambda d: d["robot"].update(kp="x"), "robot spec field 'kp'"),
         (lambda d: d.pop("command"), "malformed"),
+        (lambda d: d.update(gait={"period_s": -0.5}), "gait.period_s must be a positive number"),
+        (
+            lambda d: d["observation"]["terms"].append(
+                {"name": "gait_clock", "start": 45, "size": 2, "scale": [1.0, 1.0], "noise": 0.0}
+            ),
+            "gait_clock term but gait.period_s is missing",
+        ),
     ):
         broken = json.loads(json.dumps(data))
         mutate(broken)
@@ -78,6 +85,17 @@ def test_contract_round_trips_and_rejects_bad_files(tmp_path: Path) -> None:
             PolicyContract.from_dict(broken)
     with pytest.raises(UserError, match=r"has no contract\.json"):
         load_artifact(tmp_path)
+    # A clocked contract round-trips, and its phase counts policy steps modulo the period.
+    clocked = json.loads(json.dumps(data))
+    clocked["observation"]["terms"].append(
+        {"name": "gait_clock", "start": 45, "size": 2, "scale": [1.0, 1.0], "noise": 0.0}
+    )
+    clocked["observation"]["frame_size"] = 47
+    clocked["gait"] = {"period_s": 0.5}
+    contract = PolicyContract.from_dict(clocked)
+    assert contract.to_dict() == clocked and contract.input_size == 47
+    assert contract.gait_phase(0)[0] == 0.0 and contract.gait_phase(30)[0] == pytest.approx(0.2)
+    assert PolicyContract.from_dict(data).gait_phase(30) is None
 
 
 def test_spec_mismatch_is_refused() -> None:

@@ -3,7 +3,8 @@
 Training path: robolearn.envs.tasks.VelocityTask.observe(), i.e. the robots package's
 build_observation as the env calls it. Deploy path: contract.json (written by the exporter from that
 env) -> ObservationPipeline, and the deploy runtime's own recorded observations. The states are
-the ones a deploy session recorded while a policy drove the simulated Go2 with a velocity command.
+the ones a deploy session recorded while a policy drove the simulated Go2 with a velocity command;
+with a gait clock, the runtime's phase (its policy-step count) must equal the env's.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ from robolearn.export import export_policy, reference_network, task_contract_fie
 from robolearn.robots.state import RobotState
 
 
-@pytest.fixture(scope="module")
-def task() -> Any:
+@pytest.fixture(scope="module", params=[None, 0.5], ids=["no_clock", "gait_clock"])
+def task(request: pytest.FixtureRequest) -> Any:
     from robolearn.envs.tasks.velocity import VelocityTask
 
-    env = VelocityTask(robot="go2")
+    env = VelocityTask(robot="go2", gait_period_s=request.param)
     yield env
     env.close()
 
@@ -104,10 +105,14 @@ def test_training_and_deploy_observations_are_identical(task: Any, recorded: tup
     log = read_log(log_dir)
     steps = log.policy
     assert len(steps) > 80 and np.abs(steps["last_action"]).max() > 0.01  # a policy that moves
-    pipeline = ObservationPipeline(load_artifact(artifact_dir).contract)  # read back from contract.json
-    for rec in steps:
+    contract = load_artifact(artifact_dir).contract  # read back from contract.json
+    assert contract.gait_period_s == task.gait_period_s
+    pipeline = ObservationPipeline(contract)
+    for i, rec in enumerate(steps):
         task.command = np.asarray(rec["command"], dtype=np.float64)[None]
         task.last_action = np.asarray(rec["last_action"], dtype=np.float64)[None]
+        # The env's clock i control steps into an episode; the runtime's is i policy steps into POLICY.
+        task.gait_time[:] = i * task.control_dt
         training = task.observe(_frame(task, rec))[0]
         state = RobotState(
             joint_pos=rec["joint_pos"].astype(np.float64),
@@ -116,11 +121,18 @@ def test_training_and_deploy_observations_are_identical(task: Any, recorded: tup
             gyro=rec["gyro"].astype(np.float64),
             command=rec["command"],
             last_action=rec["last_action"],
+            gait_phase=contract.gait_phase(i),
         )
         np.testing.assert_array_equal(training, rec["obs"])  # what the runtime fed the network
         np.testing.assert_array_equal(training, pipeline.frame(state))  # the deploy path, again
     # The command reached the observation with the commands term's scales (2, 2, 0.25).
     np.testing.assert_allclose(steps["obs"][-1][6:9], [0.8, -0.3, 0.075], rtol=1e-6)
+    if task.gait_period_s is not None:
+        # The clock went round: 25 policy steps per 0.5 s cycle, sin and cos on the unit circle.
+        clock = steps["obs"][:, 45:47].astype(np.float64)
+        np.testing.assert_allclose(np.hypot(clock[:, 0], clock[:, 1]), 1.0, atol=1e-6)
+        np.testing.assert_allclose(clock[0], [0.0, 1.0], atol=1e-7)
+        np.testing.assert_allclose(clock[25], [0.0, 1.0], atol=1e-6)
 
 
 class _FakeReader:
