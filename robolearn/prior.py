@@ -163,10 +163,13 @@ def _screen(env_id: str | None, cfg: DictConfig) -> int:
         seed=cfg.screen.seed,
         max_steps=cfg.screen.max_steps,
         limits=limits,
+        env_kwargs=prior.env_kwargs,
     )
     if not result.ok:
         raise UserError(f"prior {prior.path} failed screening: {result.error}")
-    baseline = random_policy_returns(prior.env_id, cfg.screen.episodes, cfg.screen.seed, cfg.screen.max_steps)
+    baseline = random_policy_returns(
+        prior.env_id, cfg.screen.episodes, cfg.screen.seed, cfg.screen.max_steps, prior.env_kwargs
+    )
     mean_random = sum(baseline) / len(baseline)
     print(
         f"{prior.env_id} {prior.name}: return {result.mean:.2f} +- {result.std:.2f} over {len(result.returns)} "

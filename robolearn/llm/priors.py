@@ -16,6 +16,7 @@ followed by the program (which must define ``policy(obs)``)::
     # screened_episodes: 10
     # screened_seed: 0
     # screened_at: 2025-01-01T12:00:00+00:00
+    # env_kwargs: {"gait_period_s": 0.5}   (optional: env options the prior's observation needs)
 
     import numpy as np
     def policy(obs): ...
@@ -24,16 +25,22 @@ Priors live in ``<root>/<sanitised env id>/<name>.py`` under two roots, both sea
 ``policies/priors/`` (robolearn.resources.policies_dir()) and a user folder (``~/.robolearn/priors/``
 unless configured or set by ROBOLEARN_PRIORS_DIR). A name found in both is an error that names both
 paths, so a run never silently picks one.
+
+A prior whose observation layout depends on env options (a gait clock adds two values) names them in
+``env_kwargs`` (a JSON object): the probe and screening make the env with them, and a run whose env
+options differ is refused with a one-line error naming the option.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -77,6 +84,12 @@ class PriorFile:
     def name(self) -> str:
         """The prior's name (its file stem)."""
         return self.header["name"]
+
+    @property
+    def env_kwargs(self) -> dict[str, Any]:
+        """Env options the prior needs (its header's env_kwargs JSON object; empty when absent)."""
+        raw = self.header.get("env_kwargs")
+        return dict(json.loads(raw)) if raw else {}
 
     @property
     def screened_return(self) -> float | None:
@@ -149,6 +162,16 @@ def parse_prior_text(text: str, path: Path, location: str = "path") -> PriorFile
             f"prior {path}: format version {header['robolearn-prior']!r}, this robolearn reads {FORMAT_VERSION}"
         )
     validate_name(header["name"])
+    if header.get("env_kwargs"):
+        try:
+            kwargs = json.loads(header["env_kwargs"])
+        except json.JSONDecodeError:
+            kwargs = None
+        if not isinstance(kwargs, dict):
+            raise UserError(
+                f"prior {path}: env_kwargs {header['env_kwargs']!r} is not a JSON object such as"
+                ' {"gait_period_s": 0.5}'
+            )
     if header.get("screened_return"):
         try:
             float(header["screened_return"])
@@ -252,8 +275,13 @@ def load_prior(
     user_root: str | os.PathLike[str] | None = None,
     probe: bool = True,
     limits: SandboxLimits | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
 ) -> LoadedPrior:
     """Find a prior, run the static check (and the sandbox probe), and compile it for in-process use.
+
+    `env_kwargs` are the run's env options: they must agree with the prior's own env_kwargs header
+    (a gait clock changes the observation the prior reads), and the probe samples observations from
+    the env made with them (with the prior's own when None).
 
     A prior that fails any check raises PriorError (a UserError) with a one-line reason.
     """
@@ -266,11 +294,21 @@ def load_prior(
     if reasons:
         more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
         raise PriorError(f"prior {prior.path} fails the checker: {reasons[0]}{more}")
-    env = make_env(prior.env_id)
+    needed = prior.env_kwargs
+    if env_kwargs is not None:
+        for key, value in needed.items():
+            if env_kwargs.get(key) != value:
+                raise PriorError(
+                    f"prior {prior.path} needs env.kwargs.{key}={json.dumps(value)}, but the run has"
+                    f" {json.dumps(env_kwargs.get(key))}; set +env.kwargs.{key}={json.dumps(value)} or pick another prior"
+                )
+    kwargs = needed if env_kwargs is None else dict(env_kwargs)
+    env = make_env(prior.env_id, kwargs)
     low, high = action_bounds(env)
     env.close()
     if probe:
-        report = probe_policy(prior.text, sample_observations(prior.env_id, 32), low, high, limits)
+        samples = sample_observations(prior.env_id, 32, env_kwargs=kwargs)
+        report = probe_policy(prior.text, samples, low, high, limits)
         if not report.ok:
             raise PriorError(f"prior {prior.path} fails the sandbox: {report.reasons[0]}")
     return LoadedPrior(file=prior, policy=compile_prior(prior.text, low, high, name=prior.name))

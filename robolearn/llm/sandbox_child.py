@@ -97,7 +97,7 @@ def _probe(request: dict[str, Any]) -> dict[str, Any]:
 def _rollout(request: dict[str, Any]) -> dict[str, Any]:
     from robolearn.llm.screen import action_bounds, make_env
 
-    env = make_env(request["env_id"])
+    env = make_env(request["env_id"], request.get("env_kwargs"))
     low, high = action_bounds(env)
     shape = low.shape
     env.reset(seed=int(request["seed"]))  # lazily created buffers exist before the limits go on

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -52,15 +52,16 @@ class ScreenResult:
         return float(np.std(self.returns)) if self.ok else float("nan")
 
 
-def make_env(env_id: str) -> gym.Env[Any, Any]:
-    """gymnasium.make with a one-line UserError for unknown ids (robolearn/ ids register on import)."""
+def make_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> gym.Env[Any, Any]:
+    """gymnasium.make (with the run's env kwargs, if any) and a one-line UserError for unknown ids
+    (robolearn/ ids register on import)."""
     if env_id.startswith("robolearn/"):
         try:
             importlib.import_module("robolearn.envs").register_envs()
         except ImportError as exc:
             raise UserError(f"cannot import robolearn.envs to register {env_id!r}: {exc}") from None
     try:
-        return gym.make(env_id)
+        return gym.make(env_id, **dict(env_kwargs or {}))
     except gym.error.Error as exc:
         raise UserError(f"cannot make env {env_id!r}: {str(exc).splitlines()[0]}") from None
 
@@ -75,9 +76,15 @@ def action_bounds(env: gym.Env[Any, Any]) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(space.low, dtype=np.float64), np.asarray(space.high, dtype=np.float64)
 
 
-def sample_observations(env_id: str, n: int = 64, seed: int = 0, episode_steps: int = 50) -> np.ndarray:
+def sample_observations(
+    env_id: str,
+    n: int = 64,
+    seed: int = 0,
+    episode_steps: int = 50,
+    env_kwargs: Mapping[str, Any] | None = None,
+) -> np.ndarray:
     """``n`` observations from uniform-random rollouts (resets included), for probing candidates."""
-    env = make_env(env_id)
+    env = make_env(env_id, env_kwargs)
     rng = np.random.default_rng(seed)
     env.action_space.seed(seed)
     samples: list[np.ndarray] = []
@@ -106,11 +113,13 @@ def screen_sources(
     max_steps: int | None = None,
     limits: SandboxLimits = DEFAULT_SCREEN_LIMITS,
     workers: int | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
 ) -> list[ScreenResult]:
-    """Roll out each (name, source) for ``episodes`` seeded episodes in parallel sandbox children."""
+    """Roll out each (name, source) for ``episodes`` seeded episodes in parallel sandbox children
+    (on the env made with ``env_kwargs``, a prior's own env options)."""
     if episodes < 1:
         raise UserError(f"screen.episodes must be at least 1, got {episodes}")
-    make_env(env_id)  # a bad id fails once here, with a clear message, not once per candidate
+    make_env(env_id, env_kwargs).close()  # a bad id fails once here, not once per candidate
 
     def one(item: tuple[str, str]) -> ScreenResult:
         name, source = item
@@ -121,6 +130,7 @@ def screen_sources(
             "episodes": episodes,
             "seed": seed,
             "max_steps": max_steps,
+            "env_kwargs": dict(env_kwargs or {}),
         }
         try:
             result = run_child(request, limits)
@@ -141,10 +151,14 @@ def screen_sources(
 
 
 def random_policy_returns(
-    env_id: str, episodes: int = 10, seed: int = 0, max_steps: int | None = None
+    env_id: str,
+    episodes: int = 10,
+    seed: int = 0,
+    max_steps: int | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
 ) -> list[float]:
     """Returns of a uniform-random policy over the same seeded episodes, as a screening baseline."""
-    env = make_env(env_id)
+    env = make_env(env_id, env_kwargs)
     env.action_space.seed(seed)
     returns: list[float] = []
     try:

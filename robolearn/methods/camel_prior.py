@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -31,11 +33,17 @@ def _expert_prior(run_dir: str) -> PriorFn:
     return prior
 
 
-def best_prior_name(env_id: str) -> str:
-    """The shipped or user prior for env_id with the highest screened return."""
+def best_prior_name(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> str:
+    """The shipped or user prior for env_id with the highest screened return, among those whose
+    required env options (their env_kwargs header) the run's env kwargs satisfy."""
     from robolearn.llm.priors import list_priors
 
-    screened = [(p.screened_return, p.name) for p in list_priors(env_id) if p.screened_return is not None]
+    kwargs = dict(env_kwargs or {})
+    screened = [
+        (p.screened_return, p.name)
+        for p in list_priors(env_id)
+        if p.screened_return is not None and all(kwargs.get(k) == v for k, v in p.env_kwargs.items())
+    ]
     if not screened:
         raise UserError(
             f"method.prior=best: no screened prior for {env_id}; generate one (python -m robolearn.prior action=generate env=...) or pass a path"
@@ -43,9 +51,11 @@ def best_prior_name(env_id: str) -> str:
     return max(screened)[1]
 
 
-def resolve_prior(cfg: DictConfig, venv: VecEnv) -> tuple[PriorFn | None, str]:
+def resolve_prior(
+    cfg: DictConfig, venv: VecEnv, fallback: str = "train without the mask"
+) -> tuple[PriorFn | None, str]:
     """(batched prior, status) for cfg.method.prior; a bad prior stops the run or, with
-    method.on_bad_prior=unmasked, returns (None, 'unmasked: <reason>')."""
+    method.on_bad_prior=unmasked, returns (None, 'unmasked: <reason>') and the run does `fallback`."""
     method = cfg.method
     ref = str(method.prior)
     action_space = venv.action_space
@@ -55,15 +65,21 @@ def resolve_prior(cfg: DictConfig, venv: VecEnv) -> tuple[PriorFn | None, str]:
             return _expert_prior(ref.split(":", 1)[1]), "ok (expert)"
         from robolearn.llm.priors import load_prior
 
+        raw = cfg.env.get("kwargs")
+        container = OmegaConf.to_container(raw, resolve=True) if isinstance(raw, DictConfig) else {}
+        assert isinstance(container, dict)
+        kwargs = {str(k): v for k, v in container.items()}
         if ref == "best":
-            ref = best_prior_name(str(cfg.env.id))
-
+            ref = best_prior_name(str(cfg.env.id), kwargs)
         loaded = load_prior(
-            Path(ref) if ref.endswith(".py") else ref, env_id=str(cfg.env.id), probe=bool(method.probe)
+            Path(ref) if ref.endswith(".py") else ref,
+            env_id=str(cfg.env.id),
+            probe=bool(method.probe),
+            env_kwargs=kwargs,
         )
         return batch_prior(loaded.policy, action_space), f"ok ({loaded.file.path})"
     except UserError as exc:
         if method.on_bad_prior == "unmasked":
-            print(f"warning: training unmasked: {exc}", flush=True)
+            print(f"warning: {fallback}: {exc}", flush=True)
             return None, f"unmasked: {exc}"
-        raise UserError(f"{exc} (set method.on_bad_prior=unmasked to train without the mask)") from None
+        raise UserError(f"{exc} (set method.on_bad_prior=unmasked to {fallback})") from None

@@ -55,7 +55,7 @@ def test_shipped_prior_loads_checks_and_runs(rel: str) -> None:
     assert prior.screened_return is not None and prior.header["screened_episodes"] == "10"
 
     loaded = load_prior(str(prior.path), env_id=prior.env_id)  # static check + sandbox probe
-    env = make_env(prior.env_id)  # registers robolearn/ ids first
+    env = make_env(prior.env_id, prior.env_kwargs)  # registers robolearn/ ids first
     assert isinstance(env.action_space, gym.spaces.Box)
     obs, _ = env.reset(seed=0)
     for _ in range(20):
@@ -199,3 +199,33 @@ def test_cli_list_screen_and_errors(isolated_llm_env: Path, tmp_path: Path) -> N
     assert (
         bad.returncode == 2 and bad.stderr.strip() == "error: action=fly is not one of generate, screen, list"
     )
+
+
+def test_a_prior_needing_env_options_refuses_a_run_without_them(tmp_path: Path) -> None:
+    loaded = load_prior("go2_clock_pattern", env_id="robolearn/Go2Velocity-v0", probe=False)
+    assert loaded.file.env_kwargs == {"gait_period_s": 0.5}
+    with pytest.raises(UserError, match=r"needs env.kwargs.gait_period_s=0.5, but the run has null"):
+        load_prior("go2_clock_pattern", env_id="robolearn/Go2Velocity-v0", probe=False, env_kwargs={})
+    text = (shipped_dir() / "robolearn_Go2Velocity-v0" / "go2_clock_pattern.py").read_text()
+    bad = tmp_path / "go2_clock_pattern.py"
+    bad.write_text(text.replace('{"gait_period_s": 0.5}', "gait_period_s=0.5"))
+    with pytest.raises(UserError, match=r"env_kwargs .gait_period_s=0\.5. is not a JSON object"):
+        read_prior(bad)
+
+
+def test_best_prior_only_considers_priors_whose_env_options_the_run_has(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from robolearn.methods.camel_prior import best_prior_name
+
+    text = (shipped_dir() / "robolearn_Go2Velocity-v0" / "go2_clock_pattern.py").read_text()
+    text = text.replace("# name: go2_clock_pattern", "# name: clock_high").replace(
+        "# screened_return: 6.32", "# screened_return: 99.0"
+    )
+    folder = tmp_path / "robolearn_Go2Velocity-v0"
+    folder.mkdir()
+    (folder / "clock_high.py").write_text(text)
+    monkeypatch.setenv("ROBOLEARN_PRIORS_DIR", str(tmp_path))
+    assert best_prior_name("robolearn/Go2Velocity-v0", {"gait_period_s": 0.5}) == "clock_high"
+    # Without the clock the clocked priors are out, however well they screened.
+    assert best_prior_name("robolearn/Go2Velocity-v0", {}) == "go2_stand_trot"
