@@ -123,6 +123,21 @@ class CamelConfig:
 
 
 @dataclass
+class PriorInitConfig:
+    """Behaviour-clone a prior policy into PPO's actor before training (robolearn/methods/prior_init.py)."""
+
+    name: str = "prior_init"
+    prior: str = "best"  # as method=camel's: best, a prior name, a .py path, or expert:<run dir>
+    samples: int = 100_000  # env steps of noisy prior rollouts to clone from (counted in the run's steps)
+    noise: float = 0.06  # exploration noise std during those rollouts, fraction of the action half-range
+    epochs: int = 8  # passes over the samples
+    batch_size: int = 1024
+    learning_rate: float = 1e-3  # Adam, for the cloning only
+    on_bad_prior: str = "stop"  # stop (refuse to train) | unmasked (train from scratch, noted in the summary)
+    probe: bool = True  # run the prior in the sandbox before training
+
+
+@dataclass
 class EnvConfig:
     """One environment: the gymnasium id and the keyword arguments passed to gymnasium.make."""
 
@@ -208,3 +223,4 @@ def register_schemas() -> None:
     cs.store(group="agent", name="null_schema", node=NullAgentConfig)
     cs.store(group="logger", name="logger_schema", node=LoggerConfig)
     cs.store(group="method", name="camel_schema", node=CamelConfig)
+    cs.store(group="method", name="prior_init_schema", node=PriorInitConfig)

@@ -33,7 +33,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "agent.policy_kwargs.activation": ("default", "relu", "tanh", "elu", "leaky_relu"),
     "logger.progress": ("auto", "bar", "lines", "none"),
     "logger.wandb.mode": ("offline", "online", "disabled"),
-    "method.name": ("camel",),
+    "method.name": ("camel", "prior_init"),
     "method.eps_mode": ("episode", "step"),
     "method.on_bad_prior": ("stop", "unmasked"),
 }
@@ -70,6 +70,11 @@ _RANGES: dict[str, tuple[Check, str]] = {
     "agent.action_noise_std": (lambda v: v >= 0, "a number >= 0"),
     "method.radius": (lambda v: v > 0, "a positive fraction of the action half-range (e.g. 0.3)"),
     "method.eps_fraction": (lambda v: 0 <= v <= 1, "a fraction of training in [0, 1]"),
+    "method.samples": (lambda v: v >= 1, "a positive number of env steps"),
+    "method.noise": (lambda v: v >= 0, "a fraction of the action half-range >= 0 (e.g. 0.06)"),
+    "method.epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "method.batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "method.learning_rate": (lambda v: v > 0, "a positive number"),
 }
 
 
@@ -98,6 +103,8 @@ def validate_train_config(cfg: DictConfig) -> None:
     method = cfg.get("method")
     if method is not None and method.name == "camel" and cfg.agent.algo not in ("td3", "sac"):
         raise UserError(f"method=camel needs agent=td3 or agent=sac, not agent={cfg.agent.algo}")
+    if method is not None and method.name == "prior_init" and cfg.agent.algo != "ppo":
+        raise UserError(f"method=prior_init needs agent=ppo, not agent={cfg.agent.algo}")
 
 
 def _check_env_id(env_id: str) -> None:

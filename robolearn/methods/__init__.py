@@ -1,4 +1,4 @@
-"""Research methods built on the agents: each core readable in one file (camel.py, ...).
+"""Research methods built on the agents: each core readable in one file (camel.py, prior_init.py, ...).
 
 `method_algorithm` and `configure_method` are the two hooks the trainer calls; a run without a
 `method` node trains the plain agent.
@@ -14,7 +14,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from robolearn.errors import UserError
 
-METHODS = ("camel",)
+METHODS = ("camel", "prior_init")
 
 
 def method_name(cfg: DictConfig) -> str | None:
@@ -32,6 +32,8 @@ def method_algorithm(cfg: DictConfig) -> tuple[type[BaseAlgorithm] | None, dict[
         from robolearn.methods.camel import CAMEL_ALGORITHMS, CamelReplayBuffer
 
         return CAMEL_ALGORITHMS[cfg.agent.algo], {"replay_buffer_class": CamelReplayBuffer}
+    if name == "prior_init":
+        return None, {}
     raise UserError(f"method.name={name} is unknown; choose one of {', '.join(METHODS)}")
 
 
@@ -40,7 +42,10 @@ def configure_method(cfg: DictConfig, model: BaseAlgorithm, venv: VecEnv) -> dic
 
     Returns facts for the run's summary (e.g. the prior used, or why training runs unmasked).
     """
-    if method_name(cfg) != "camel":
+    name = method_name(cfg)
+    if name == "prior_init":
+        return _configure_prior_init(cfg, model, venv)
+    if name != "camel":
         return {}
     from robolearn.methods.camel_prior import resolve_prior
 
@@ -56,3 +61,40 @@ def configure_method(cfg: DictConfig, model: BaseAlgorithm, venv: VecEnv) -> dic
         eval_mask=bool(method.get("eval_mask", False)),
     )
     return {"method": "camel", "camel/prior": str(method.prior), "camel/prior_status": status}
+
+
+def _configure_prior_init(cfg: DictConfig, model: BaseAlgorithm, venv: VecEnv) -> dict[str, Any]:
+    """Clone the prior into a fresh model's actor; a resumed run (or an unusable prior with
+    on_bad_prior=unmasked) trains on as it is."""
+    import time
+
+    from robolearn.methods.camel_prior import resolve_prior
+
+    t0 = time.perf_counter()
+    method = cfg.method
+    facts: dict[str, Any] = {"method": "prior_init", "prior_init/prior": str(method.prior)}
+    if model.num_timesteps > 0:
+        return {**facts, "prior_init/status": "resumed (the warm start ran at the start of the run)"}
+    prior_fn, status = resolve_prior(cfg, venv, fallback="train from scratch")
+    facts["prior_init/status"] = status
+    if prior_fn is None:
+        return facts
+    from robolearn.methods.prior_init import warm_start
+
+    result = {
+        **facts,
+        **warm_start(
+            model,
+            venv,
+            prior_fn,
+            samples=int(method.samples),
+            noise=float(method.noise),
+            epochs=int(method.epochs),
+            batch_size=int(method.batch_size),
+            learning_rate=float(method.learning_rate),
+            seed=int(cfg.seed),
+        ),
+    }
+    # The trainer starts the run's wall clock here, so timings include the warm start (and the probe).
+    result["method/setup_s"] = time.perf_counter() - t0
+    return result

@@ -297,7 +297,8 @@ class Trainer:
     def _train(self) -> dict[str, Any]:
         cfg = self.cfg
         self.model, self.venv, extra = self._build()
-        self.clock = WallClock(extra.get("wall_time_s", 0.0))
+        # A fresh run's clock starts with the time a method spent before training (prior_init's rollouts).
+        self.clock = WallClock(extra.get("wall_time_s", self.method_facts.get("method/setup_s", 0.0)))
         self.model.set_logger(self._logger(extra))
         self.eval_env = make_eval_env(cfg.env)
         every = cfg.eval.every if cfg.eval.every > 0 else math.inf

@@ -1,0 +1,151 @@
+"""Prior initialisation: behaviour-clone a prior policy into the PPO actor before RL starts.
+
+A warm start from a controller, as locomotion work does when it pretrains a policy on a gait
+generator's or expert's actions before reinforcement learning (a form of kickstarting):
+
+1. roll the prior out in the training envs for `samples` env steps, executing its action plus
+   Gaussian noise (std `noise` times each action dimension's half-range) so the data covers the
+   states the noisy RL policy will visit;
+2. label every visited observation with the prior's noise-free action;
+3. fit the actor's mean action to the labels by mean squared error (`epochs` passes, Adam). The
+   action noise (log std) and the critic keep their initial values.
+
+The rollouts also warm the observation normaliser (VecNormalize) on the prior's states, and they
+count: the run's step counter starts at the samples used here and its wall clock at the time taken,
+so a benchmark's steps and minutes include the warm start. The prior is any CAMEL prior reference
+(a shipped or user prior program, a path, or expert:<run dir>; robolearn.methods.camel_prior).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.distributions import (
+    DiagGaussianDistribution,
+    StateDependentNoiseDistribution,
+)
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
+
+from robolearn.errors import UserError
+
+PriorFn = Callable[[np.ndarray], np.ndarray]
+
+
+def collect_prior_rollouts(
+    venv: VecEnv, prior: PriorFn, samples: int, noise: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Run the noisy prior in venv; returns (observations, prior actions, env steps taken).
+
+    Observations are the envs' own (before VecNormalize), so they can be normalised afterwards with
+    the statistics the rollouts produced; actions are the prior's, without the exploration noise.
+    """
+    action_space = venv.action_space
+    assert isinstance(action_space, spaces.Box)
+    low, high = action_space.low.astype(np.float64), action_space.high.astype(np.float64)
+    half = 0.5 * (high - low)
+    vecnorm = unwrap_vec_normalize(venv)
+    rng = np.random.default_rng(seed)
+    n = venv.num_envs
+    length = max(1, math.ceil(samples / n))
+    obs_list, act_list = [], []
+    venv.seed(seed)
+    obs = venv.reset()
+    for _ in range(length):
+        raw = np.asarray(vecnorm.get_original_obs() if vecnorm is not None else obs, dtype=np.float64)
+        action = np.clip(np.asarray(prior(raw), dtype=np.float64).reshape(n, -1), low, high)
+        executed = np.clip(action + rng.standard_normal(action.shape) * noise * half, low, high)
+        obs, _, _, _ = venv.step(executed.astype(np.float32))
+        obs_list.append(raw)
+        act_list.append(action)
+    return np.concatenate(obs_list), np.concatenate(act_list), length * n
+
+
+def _fit(
+    params: list[torch.nn.Parameter],
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    size: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    generator: torch.Generator,
+) -> tuple[float, float]:
+    """Minibatch Adam on loss_fn(indices); returns the mean loss of the first and the last epoch."""
+    opt = torch.optim.Adam(params, lr=lr)
+    first = last = math.nan
+    for epoch in range(epochs):
+        perm = torch.randperm(size, generator=generator)
+        total, count = 0.0, 0
+        for start in range(0, size, batch_size):
+            idx = perm[start : start + batch_size]
+            loss = loss_fn(idx)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+        last = total / max(count, 1)
+        if epoch == 0:
+            first = last
+    return first, last
+
+
+def warm_start(
+    model: BaseAlgorithm,
+    venv: VecEnv,
+    prior: PriorFn,
+    *,
+    samples: int,
+    noise: float,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+) -> dict[str, Any]:
+    """Clone `prior` into the actor of an on-policy model (PPO); returns facts for the run summary."""
+    if not isinstance(model, OnPolicyAlgorithm):
+        raise UserError(f"method=prior_init needs agent=ppo, not {type(model).__name__}")
+    policy = model.policy
+    dist = policy.action_dist
+    gaussian = isinstance(dist, DiagGaussianDistribution) or (
+        isinstance(dist, StateDependentNoiseDistribution) and dist.bijector is None
+    )
+    if not gaussian:
+        raise UserError(
+            f"method=prior_init clones into a Gaussian actor's mean; this policy's actions come from"
+            f" {type(dist).__name__} (use a Box action space and agent.policy_kwargs without squash_output)"
+        )
+    t0 = time.perf_counter()
+    raw, actions, steps = collect_prior_rollouts(venv, prior, samples, noise, seed)
+    vecnorm = unwrap_vec_normalize(venv)
+    obs = vecnorm.normalize_obs(raw) if vecnorm is not None else raw
+    device = policy.device
+    x = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=device)
+    y = torch.as_tensor(actions, dtype=torch.float32, device=device)
+    generator = torch.Generator().manual_seed(seed)
+
+    def actor_loss(idx: torch.Tensor) -> torch.Tensor:
+        mean = policy.get_distribution(x[idx]).distribution.mean
+        return torch.mean(torch.square(mean - y[idx]))
+
+    # Everything on the path to the mean action; the critic head and the log std stay as built.
+    params = [p for name, p in policy.named_parameters() if not name.startswith(("value_net", "log_std"))]
+    policy.set_training_mode(True)
+    first, last = _fit(params, actor_loss, len(x), epochs, batch_size, learning_rate, generator)
+    policy.set_training_mode(False)
+    # The rollouts are part of the run (see the module docstring); learn() resets the envs.
+    model.num_timesteps = steps
+    model._last_obs = None  # type: ignore[assignment]
+    return {
+        "prior_init/samples": steps,
+        "prior_init/bc_loss_first": first,
+        "prior_init/bc_loss_last": last,
+        "prior_init/seconds": time.perf_counter() - t0,
+    }
