@@ -1,6 +1,6 @@
 """Wall clock for PPO to learn flat walking on Go2Velocity: time until the evaluation first meets the bar.
 
-    python benchmarks/go2_walk.py [--seeds 0] [--steps 8000000] [--out outputs/benchmarks/go2_walk]
+    python benchmarks/go2_walk.py [--seeds 0] [--steps 5000000] [--out outputs/benchmarks/go2_walk]
                                   [-- extra train overrides]
 
 Each seed is one `python -m robolearn.train +experiment=go2_walk` run (128 envs on the batch backend,
@@ -114,7 +114,7 @@ def main() -> None:
     """Train each seed, find its time to the bar, write JSON and a markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--steps", type=int, default=8_000_000)
+    parser.add_argument("--steps", type=int, default=5_000_000)
     parser.add_argument("--out", type=Path, default=Path("outputs/benchmarks/go2_walk"))
     parser.add_argument("extra", nargs="*", help="train overrides after --")
     args = parser.parse_args()
