@@ -81,3 +81,17 @@ def test_prior_init_refuses_off_policy_agents_and_bad_priors(tmp_path: Path) -> 
         "test",
     ).run_training()
     assert summary["prior_init/status"].startswith("unmasked:") and "prior_init/samples" not in summary
+
+
+def test_kickstarting_distils_the_prior_with_a_fading_rate(tmp_path: Path) -> None:
+    run = tmp_path / "ks"
+    Trainer(
+        prior_config("steps=5200", "method.kickstart_steps=700", "logger.log_interval=1"), run, "test"
+    ).run_training()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rates = [r["prior_init/kickstart_lr"] for r in rows if "prior_init/kickstart_lr" in r]
+    # 4 envs x 64 steps per update after the 4000-step warm start: the updates at 4256 and 4512 env
+    # steps fall inside the 700 kickstart steps, each at 1e-3 * (1 - (steps - 4000) / 700); later
+    # updates distil nothing.
+    assert rates == pytest.approx([1e-3 * (1 - 256 / 700), 1e-3 * (1 - 512 / 700)])
+    assert all(np.isfinite(r["prior_init/kickstart_loss"]) for r in rows if "prior_init/kickstart_loss" in r)

@@ -77,9 +77,19 @@ class RobolearnPPO(_LoopHookMixin, PPO):
             for group in optimizer.param_groups:
                 group["lr"] = self.adaptive_lr
 
+    # Called after every PPO update with the model, its rollout buffer still filled (a method's
+    # extra update, e.g. prior_init's kickstarting); not saved with the model.
+    after_train: LoopHook | None = None
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "after_train"]
+
     def train(self) -> None:
-        """One PPO update, then the learning-rate adaptation from its KL."""
+        """One PPO update, a method's after_train hook, then the learning-rate adaptation from the
+        update's KL."""
         super().train()
+        if self.after_train is not None:
+            self.after_train(self)
         if self.desired_kl is None or self.adaptive_lr is None:
             return
         kl = self.logger.name_to_value.get("train/approx_kl")

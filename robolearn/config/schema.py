@@ -133,6 +133,9 @@ class PriorInitConfig:
     epochs: int = 8  # passes over the samples
     batch_size: int = 1024
     learning_rate: float = 1e-3  # Adam, for the cloning only
+    # Kickstarting: after each PPO update, distil the prior on the rollout with a learning rate
+    # falling from learning_rate to 0 over this many env steps after the warm start (0: off).
+    kickstart_steps: int = 0
     on_bad_prior: str = "stop"  # stop (refuse to train) | unmasked (train from scratch, noted in the summary)
     probe: bool = True  # run the prior in the sandbox before training
 

@@ -75,6 +75,7 @@ _RANGES: dict[str, tuple[Check, str]] = {
     "method.epochs": (lambda v: v >= 1, "an integer >= 1"),
     "method.batch_size": (lambda v: v >= 1, "an integer >= 1"),
     "method.learning_rate": (lambda v: v > 0, "a positive number"),
+    "method.kickstart_steps": (lambda v: v >= 0, "env steps >= 0 (0: no kickstarting)"),
 }
 
 

@@ -64,37 +64,50 @@ def configure_method(cfg: DictConfig, model: BaseAlgorithm, venv: VecEnv) -> dic
 
 
 def _configure_prior_init(cfg: DictConfig, model: BaseAlgorithm, venv: VecEnv) -> dict[str, Any]:
-    """Clone the prior into a fresh model's actor; a resumed run (or an unusable prior with
-    on_bad_prior=unmasked) trains on as it is."""
+    """Clone the prior into a fresh model's actor and attach the kickstarting hook (also on resume);
+    an unusable prior with on_bad_prior=unmasked trains from scratch."""
+    import math
     import time
 
     from robolearn.methods.camel_prior import resolve_prior
+    from robolearn.methods.prior_init import Kickstart, warm_start
 
     t0 = time.perf_counter()
     method = cfg.method
     facts: dict[str, Any] = {"method": "prior_init", "prior_init/prior": str(method.prior)}
-    if model.num_timesteps > 0:
+    resumed = model.num_timesteps > 0
+    kickstart = int(method.kickstart_steps)
+    if resumed and kickstart <= 0:
         return {**facts, "prior_init/status": "resumed (the warm start ran at the start of the run)"}
     prior_fn, status = resolve_prior(cfg, venv, fallback="train from scratch")
-    facts["prior_init/status"] = status
+    facts["prior_init/status"] = "resumed (the warm start ran at the start of the run)" if resumed else status
     if prior_fn is None:
         return facts
-    from robolearn.methods.prior_init import warm_start
-
-    result = {
-        **facts,
-        **warm_start(
-            model,
-            venv,
+    if not resumed:
+        facts.update(
+            warm_start(
+                model,
+                venv,
+                prior_fn,
+                samples=int(method.samples),
+                noise=float(method.noise),
+                epochs=int(method.epochs),
+                batch_size=int(method.batch_size),
+                learning_rate=float(method.learning_rate),
+                seed=int(cfg.seed),
+            )
+        )
+        # The trainer starts the run's wall clock here, so timings include the warm start (and the probe).
+        facts["method/setup_s"] = time.perf_counter() - t0
+    if kickstart > 0:
+        n = venv.num_envs
+        model.after_train = Kickstart(  # type: ignore[attr-defined]
             prior_fn,
-            samples=int(method.samples),
-            noise=float(method.noise),
-            epochs=int(method.epochs),
+            venv,
+            start=math.ceil(int(method.samples) / n) * n,
+            steps=kickstart,
             batch_size=int(method.batch_size),
             learning_rate=float(method.learning_rate),
-            seed=int(cfg.seed),
-        ),
-    }
-    # The trainer starts the run's wall clock here, so timings include the warm start (and the probe).
-    result["method/setup_s"] = time.perf_counter() - t0
-    return result
+            seed=int(cfg.seed) + 1,
+        )
+    return facts

@@ -8,7 +8,13 @@ generator's or expert's actions before reinforcement learning (a form of kicksta
    states the noisy RL policy will visit;
 2. label every visited observation with the prior's noise-free action;
 3. fit the actor's mean action to the labels by mean squared error (`epochs` passes, Adam). The
-   action noise (log std) and the critic keep their initial values.
+   action noise (log std) and the critic keep their initial values;
+4. optionally keep pulling the actor towards the prior while RL starts (`kickstart_steps`): after
+   every PPO update, one pass of the same squared error over that update's rollout, labelled by the
+   prior, with a learning rate that falls linearly from `learning_rate` to 0 over `kickstart_steps`
+   env steps. This is Kickstarting (Schmitt et al., 2018) with the prior as the teacher, its
+   distillation term applied as a separate step after the PPO update rather than added to PPO's loss
+   (SB3's update has no hook for an extra loss term).
 
 The rollouts also warm the observation normaliser (VecNormalize) on the prior's states, and they
 count: the run's step counter starts at the samples used here and its wall clock at the time taken,
@@ -149,3 +155,62 @@ def warm_start(
         "prior_init/bc_loss_last": last,
         "prior_init/seconds": time.perf_counter() - t0,
     }
+
+
+class Kickstart:
+    """The after_train hook of step 4 (module docstring): distil the prior on each rollout, fading out."""
+
+    def __init__(
+        self,
+        prior: PriorFn,
+        venv: VecEnv,
+        *,
+        start: int,
+        steps: int,
+        batch_size: int,
+        learning_rate: float,
+        seed: int,
+    ) -> None:
+        self.prior = prior
+        self.vecnorm = unwrap_vec_normalize(venv)
+        self.start, self.steps = start, steps
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.generator = torch.Generator().manual_seed(seed)
+        self.optimizer: torch.optim.Optimizer | None = None
+
+    def rate(self, num_timesteps: int) -> float:
+        """The distillation learning rate after num_timesteps env steps (0 once faded out)."""
+        left = 1.0 - (num_timesteps - self.start) / self.steps
+        return self.learning_rate * min(1.0, max(0.0, left))
+
+    def __call__(self, model: BaseAlgorithm) -> None:
+        rate = self.rate(model.num_timesteps)
+        if rate <= 0.0:
+            return
+        assert isinstance(model, OnPolicyAlgorithm)
+        policy, buffer = model.policy, model.rollout_buffer
+        obs = np.asarray(buffer.observations, dtype=np.float32).reshape(-1, *buffer.obs_shape)
+        # The buffer holds what the policy saw (normalised); the prior reads the env's own values.
+        raw = self.vecnorm.unnormalize_obs(obs) if self.vecnorm is not None else obs
+        target = np.asarray(self.prior(np.asarray(raw, dtype=np.float64)), dtype=np.float32)
+        x = torch.as_tensor(obs, device=policy.device)
+        y = torch.as_tensor(target.reshape(len(obs), -1), device=policy.device)
+        if self.optimizer is None:
+            params = [
+                p for name, p in policy.named_parameters() if not name.startswith(("value_net", "log_std"))
+            ]
+            self.optimizer = torch.optim.Adam(params, lr=rate)
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
+        total = 0.0
+        perm = torch.randperm(len(x), generator=self.generator)
+        for start in range(0, len(x), self.batch_size):
+            idx = perm[start : start + self.batch_size]
+            loss = torch.mean(torch.square(policy.get_distribution(x[idx]).distribution.mean - y[idx]))
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            total += float(loss.detach()) * len(idx)
+        model.logger.record("prior_init/kickstart_lr", rate)
+        model.logger.record("prior_init/kickstart_loss", total / len(x))
