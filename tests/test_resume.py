@@ -107,11 +107,14 @@ def test_kill_and_resume_reproduces_uninterrupted_run(tmp_path: Path, algo: str)
 
 def test_resume_can_extend_steps_but_not_change_the_run(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    first = run_cli(*_args("sac", run)[:-3], "steps=400")
+    first = run_cli(*_args("sac", run)[:-3], "steps=600")  # evaluations every 300 steps (TINY)
     assert first.returncode == 0, first.stderr
     bad = run_cli("robolearn.train", f"resume={run}", "agent.learning_rate=0.1")
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and "agent.learning_rate" in bad.stderr
-    longer = run_cli("robolearn.train", f"resume={run}", "steps=600", "logger.progress=none")
+    longer = run_cli("robolearn.train", f"resume={run}", "steps=800", "logger.progress=none")
     assert longer.returncode == 0, longer.stderr
-    assert json.loads((run / "summary.json").read_text())["steps"] == 600
+    assert json.loads((run / "summary.json").read_text())["steps"] == 800
+    # The final evaluation at 600 counts for that boundary: extending does not re-evaluate at 601.
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "eval/mean_return" in r] == [300, 600, 800]

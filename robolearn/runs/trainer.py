@@ -325,6 +325,10 @@ class Trainer:
             # A run resumed from its final checkpoint has logged this evaluation already.
             already_logged = remaining <= 0 and extra.get("last_eval_step") == step
             final = self.evaluate() if already_logged else self.evaluate_and_log()
+            # The final evaluation stands for every boundary up to here: extending the run later
+            # must not evaluate this same model again at its first step.
+            while self.next_eval <= step:
+                self.next_eval += every
             self._checkpoint()
             tmp = self.run.root / ".tmp-final"
             save_model_files(self.model, self.venv, tmp)
