@@ -38,6 +38,7 @@ from stable_baselines3.common.distributions import (
     StateDependentNoiseDistribution,
 )
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 
 from robolearn.errors import UserError
@@ -72,6 +73,13 @@ def collect_prior_rollouts(
         obs_list.append(raw)
         act_list.append(action)
     return np.concatenate(obs_list), np.concatenate(act_list), length * n
+
+
+def _mean_action(policy: ActorCriticPolicy, obs: torch.Tensor) -> torch.Tensor:
+    """The Gaussian actor's mean action (what the deterministic policy outputs, before clipping)."""
+    dist = policy.get_distribution(obs).distribution
+    assert isinstance(dist, torch.distributions.Normal)
+    return dist.mean
 
 
 def _fit(
@@ -138,7 +146,7 @@ def warm_start(
     generator = torch.Generator().manual_seed(seed)
 
     def actor_loss(idx: torch.Tensor) -> torch.Tensor:
-        mean = policy.get_distribution(x[idx]).distribution.mean
+        mean = _mean_action(policy, x[idx])
         return torch.mean(torch.square(mean - y[idx]))
 
     # Everything on the path to the mean action; the critic head and the log std stay as built.
@@ -148,7 +156,7 @@ def warm_start(
     policy.set_training_mode(False)
     # The rollouts are part of the run (see the module docstring); learn() resets the envs.
     model.num_timesteps = steps
-    model._last_obs = None  # type: ignore[assignment]
+    model._last_obs = None
     return {
         "prior_init/samples": steps,
         "prior_init/bc_loss_first": first,
@@ -207,7 +215,7 @@ class Kickstart:
         perm = torch.randperm(len(x), generator=self.generator)
         for start in range(0, len(x), self.batch_size):
             idx = perm[start : start + self.batch_size]
-            loss = torch.mean(torch.square(policy.get_distribution(x[idx]).distribution.mean - y[idx]))
+            loss = torch.mean(torch.square(_mean_action(policy, x[idx]) - y[idx]))
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
