@@ -25,3 +25,38 @@ def precheck(config_name: str, argv: list[str], validate: Callable[[DictConfig],
     if any(a in ("--help", "-h", "--hydra-help", "--info", "-i") or a.startswith("--cfg") for a in argv):
         return
     precheck_overrides(config_name, argv, validate)
+
+
+def hydra_verb(
+    config_name: str,
+    job: Callable[[DictConfig], object],
+    validate: Callable[[DictConfig], None] | None = None,
+    setup: Callable[[], None] | None = None,
+) -> Callable[[], None]:
+    """The console entry of a verb: `setup()` (schema registration), the command-line check when a
+    validator is given, then `job(cfg)` under Hydra. A UserError anywhere is a one-line error with
+    exit code 2; an int the job returns other than 0 is the exit code."""
+    import hydra
+
+    from robolearn.errors import report_user_errors
+    from robolearn.resources import configs_dir
+
+    @hydra.main(version_base="1.3", config_path=str(configs_dir()), config_name=config_name)
+    @report_user_errors
+    def entry(cfg: DictConfig) -> None:
+        code = job(cfg)
+        if isinstance(code, int) and not isinstance(code, bool) and code != 0:
+            raise SystemExit(code)
+
+    @report_user_errors
+    def check(argv: list[str]) -> None:
+        if validate is not None:
+            precheck(config_name, argv, validate)
+
+    def main() -> None:
+        if setup is not None:
+            setup()
+        check(sys.argv[1:])
+        entry()
+
+    return main

@@ -22,12 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-import robolearn.deploy.config
-import robolearn.resources
+from robolearn.cli import hydra_verb
 from robolearn.deploy.config import dds_target
 from robolearn.deploy.dds import (
     LOOPBACK,
@@ -39,7 +37,7 @@ from robolearn.deploy.dds import (
     interface_names,
 )
 from robolearn.deploy.messages import FAMILIES, MessageFamily, message_family
-from robolearn.errors import UserError, report_user_errors
+from robolearn.errors import UserError
 from robolearn.robots.registry import get_robot_spec
 from robolearn.robots.spec import RobotSpec
 
@@ -346,18 +344,8 @@ def run_doctor(cfg: DictConfig) -> int:
     return 1 if failed else 0
 
 
-@hydra.main(version_base="1.3", config_path=str(robolearn.resources.configs_dir()), config_name="doctor")
-@report_user_errors
-def _hydra_entry(cfg: DictConfig) -> None:
-    code = run_doctor(cfg)
-    if code:
-        raise SystemExit(code)
-
-
-def main() -> None:
-    """Console entry point (robolearn-doctor)."""
-    _hydra_entry()
-
+# Console entry point (robolearn-doctor); exit code 1 when a check fails.
+main = hydra_verb("doctor", run_doctor)
 
 if __name__ == "__main__":
     main()

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 import robolearn.resources
+from robolearn.cli import hydra_verb
 from robolearn.deploy.artifact import (
     CHECKPOINT_DIR,
     CONTRACT_FILE,
@@ -40,7 +40,7 @@ from robolearn.deploy.artifact import (
     PolicyContract,
     write_contract,
 )
-from robolearn.errors import UserError, report_user_errors, require
+from robolearn.errors import UserError, require
 from robolearn.robots.observations import LOCOMOTION_TERMS, ObsTerm, observation_size
 from robolearn.robots.registry import get_robot_spec
 from robolearn.robots.spec import RobotSpec
@@ -402,9 +402,7 @@ def run_export(cfg: DictConfig) -> PolicyArtifact:
     return export_run(str(cfg.run), cfg.out, str(cfg.checkpoint), cfg.check_samples, cfg.seed)
 
 
-@hydra.main(version_base="1.3", config_path=str(robolearn.resources.configs_dir()), config_name="export")
-@report_user_errors
-def _hydra_entry(cfg: DictConfig) -> None:
+def _export(cfg: DictConfig) -> None:
     artifact = run_export(cfg)
     check = artifact.contract.network["check"]
     errors = ", ".join(f"{k} {v:.2g}" for k, v in check["max_abs_error"].items())
@@ -414,10 +412,8 @@ def _hydra_entry(cfg: DictConfig) -> None:
     )
 
 
-def main() -> None:
-    """Console entry point (robolearn-export)."""
-    _hydra_entry()
-
+# Console entry point (robolearn-export).
+main = hydra_verb("export", _export)
 
 if __name__ == "__main__":
     main()

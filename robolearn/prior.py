@@ -10,19 +10,16 @@ gymnasium id. ``env_id=<id>`` names an id directly, for envs without a config en
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-import robolearn.resources
-from robolearn.cli import precheck
+from robolearn.cli import hydra_verb
 from robolearn.config.schema import EnvConfig, register_schemas
-from robolearn.errors import UserError, report_user_errors
+from robolearn.errors import UserError
 from robolearn.llm.sandbox import SandboxLimits
 
 ACTIONS = ("generate", "screen", "list")
@@ -258,25 +255,8 @@ def validate_prior_config(cfg: DictConfig) -> None:
             raise UserError(f"sandbox.{key} must be positive, got {cfg.sandbox[key]}")
 
 
-@hydra.main(version_base="1.3", config_path=str(robolearn.resources.configs_dir()), config_name="prior")
-@report_user_errors
-def _hydra_main(cfg: DictConfig) -> None:
-    code = run(cfg)
-    if code:
-        raise SystemExit(code)
-
-
-@report_user_errors
-def _precheck(argv: list[str]) -> None:
-    precheck("prior", argv, validate_prior_config)
-
-
-def main() -> None:
-    """Console entry point (robolearn-prior)."""
-    register_prior_schema()
-    _precheck(sys.argv[1:])
-    _hydra_main()
-
+# Console entry point (robolearn-prior).
+main = hydra_verb("prior", run, validate_prior_config, setup=register_prior_schema)
 
 if __name__ == "__main__":
     main()

@@ -10,35 +10,22 @@ See docs/deploy.md for the states, guards and options, and deploy/ for the opera
 
 from __future__ import annotations
 
-import sys
+from typing import Any
 
-import hydra
 from omegaconf import DictConfig
 
-import robolearn.resources
-from robolearn.cli import precheck
+from robolearn.cli import hydra_verb
 from robolearn.deploy.config import validate_deploy_config
-from robolearn.errors import report_user_errors
 
 
-@hydra.main(version_base="1.3", config_path=str(robolearn.resources.configs_dir()), config_name="deploy")
-@report_user_errors
-def _hydra_entry(cfg: DictConfig) -> None:
+def _deploy(cfg: DictConfig) -> Any:
     from robolearn.deploy.app import run_deploy
 
-    run_deploy(cfg)
+    return run_deploy(cfg)
 
 
-@report_user_errors
-def _precheck(argv: list[str]) -> None:
-    precheck("deploy", argv, validate_deploy_config)
-
-
-def main() -> None:
-    """Console entry point (robolearn-deploy)."""
-    _precheck(sys.argv[1:])
-    _hydra_entry()
-
+main = hydra_verb("deploy", _deploy, validate_deploy_config)
+main.__doc__ = "Console entry point (robolearn-deploy)."
 
 if __name__ == "__main__":
     main()

@@ -28,15 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-import robolearn.resources
+from robolearn.cli import hydra_verb
 from robolearn.deploy.recorder import DeployLog, read_log
 from robolearn.deploy.safety import SafetyState
-from robolearn.errors import UserError, report_user_errors, require
+from robolearn.errors import UserError, require
 
 MINARI_VERSION = "0.5.4"  # the layout written is minari 0.5's (any 0.4.0-0.5.x reader accepts it)
 MAIN_FILE = "main_data.hdf5"
@@ -239,11 +238,7 @@ def validate_dataset(data_dir: str | Path) -> dict[str, Any]:
     return dict(meta)
 
 
-@hydra.main(
-    version_base="1.3", config_path=str(robolearn.resources.configs_dir()), config_name="deploy_dataset"
-)
-@report_user_errors
-def _hydra_entry(cfg: DictConfig) -> None:
+def _write_dataset(cfg: DictConfig) -> None:
     for key in ("log", "out"):
         if OmegaConf.is_missing(cfg, key):
             raise UserError(
@@ -256,10 +251,8 @@ def _hydra_entry(cfg: DictConfig) -> None:
     )
 
 
-def main() -> None:
-    """Console entry point (python -m robolearn.deploy.dataset)."""
-    _hydra_entry()
-
+# Console entry point (python -m robolearn.deploy.dataset).
+main = hydra_verb("deploy_dataset", _write_dataset)
 
 if __name__ == "__main__":
     main()

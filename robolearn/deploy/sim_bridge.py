@@ -33,18 +33,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-import robolearn.resources
-from robolearn.cli import precheck
+from robolearn.cli import hydra_verb
 from robolearn.deploy.config import dds_target, validate_deploy_config
 from robolearn.deploy.dds import LOOPBACK, LOWCMD_TOPIC, LOWSTATE_TOPIC, DdsSession
 from robolearn.deploy.messages import BUTTONS, RemoteState, message_family
 from robolearn.deploy.simulation import RobotSimulation
 from robolearn.deploy.timing import DeadlineScheduler
-from robolearn.errors import UserError, report_user_errors
+from robolearn.errors import UserError
 from robolearn.robots.registry import get_robot_spec
 from robolearn.robots.spec import RobotSpec
 
@@ -375,22 +373,8 @@ def run_bridge(cfg: DictConfig) -> dict[str, Any]:
     return final
 
 
-@hydra.main(version_base="1.3", config_path=str(robolearn.resources.configs_dir()), config_name="deploy")
-@report_user_errors
-def _hydra_entry(cfg: DictConfig) -> None:
-    run_bridge(cfg)
-
-
-@report_user_errors
-def _precheck(argv: list[str]) -> None:
-    precheck("deploy", argv, validate_deploy_config)
-
-
-def main() -> None:
-    """Console entry point (python -m robolearn.deploy.sim_bridge)."""
-    _precheck(sys.argv[1:])
-    _hydra_entry()
-
+# Console entry point (python -m robolearn.deploy.sim_bridge).
+main = hydra_verb("deploy", run_bridge, validate_deploy_config)
 
 if __name__ == "__main__":
     main()
