@@ -92,7 +92,9 @@ def prior_alone(run: Path) -> dict[str, float] | None:
         return None
     kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True)
     assert isinstance(kwargs, dict)
-    prior = load_prior(str(method.prior), env_id=str(cfg.env.id), env_kwargs={str(k): v for k, v in kwargs.items()})
+    prior = load_prior(
+        str(method.prior), env_id=str(cfg.env.id), env_kwargs={str(k): v for k, v in kwargs.items()}
+    )
     env = make_eval_env(cfg.env)
     try:
         result = evaluate_policy(

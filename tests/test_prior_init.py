@@ -46,7 +46,9 @@ def test_cloned_actor_follows_the_prior(tmp_path: Path) -> None:
     # Held-out states: the prior's own noisy rollouts on other seeds, where the clone was trained.
     prior = batch_prior(load_prior(PRIOR, probe=False).policy, venv.action_space)  # type: ignore[arg-type]
     held_obs, held_actions, _ = collect_prior_rollouts(venv, prior, 2000, noise=0.06, seed=7)
-    plain, _, _ = Trainer(tiny_config("ppo", "agent.policy_kwargs.net_arch=[64,64]"), tmp_path / "p", "t")._build()
+    plain, _, _ = Trainer(
+        tiny_config("ppo", "agent.policy_kwargs.net_arch=[64,64]"), tmp_path / "p", "t"
+    )._build()
     before = _actor_error(plain, held_obs, held_actions)
     after = _actor_error(model, held_obs, held_actions)
     assert after < 0.4 * before, (before, after)
