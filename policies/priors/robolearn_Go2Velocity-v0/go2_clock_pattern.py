@@ -21,9 +21,10 @@ it) the calf folds by up to 0.8 rad along a half sine, and the thigh swings by 0
 of the foot's commanded speed (forward speed minus yaw rate times the foot's lateral offset), so
 the stride follows the command. Sideways commands are ignored.
 
-On its own it walks forward but poorly (docs/envs.md: mean velocity error 0.41 m/s, yaw-rate
-error 1.42 rad/s, no better than standing); it is the starting point for method=prior_init, where
-PPO learns the feedback that tracks the commands."""
+On its own it moves forward but tracks poorly (benchmarks/go2_walk.py, docs/envs.md: mean velocity
+error 0.34-0.36 m/s against about 0.48 standing still, yaw-rate error 1.41 rad/s against 0.44: it
+wobbles in yaw); it is the starting point for method=prior_init, where PPO learns the feedback that
+tracks the commands."""
 
 import numpy as np
 
