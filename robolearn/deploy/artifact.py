@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from robolearn.errors import UserError
-from robolearn.robots.observations import ObsTerm, observation_layout, observation_size
+from robolearn.robots.observations import ObsTerm, clock_phase, observation_layout, observation_size
 from robolearn.robots.spec import RobotSpec
 
 CONTRACT_VERSION = 1
@@ -112,7 +112,7 @@ class PolicyContract:
         """The gait_clock phase, shape (1,), after `policy_steps` steps of the policy; None without a clock."""
         if self.gait_period_s is None:
             return None
-        return np.array([math.fmod(policy_steps * self.control_dt / self.gait_period_s, 1.0)])
+        return clock_phase(np.array([policy_steps]), self.control_dt, self.gait_period_s)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form written to contract.json."""

@@ -75,6 +75,13 @@ def last_action(state: RobotState, spec: RobotSpec) -> np.ndarray:
     return np.asarray(state.last_action, dtype=np.float64)
 
 
+def clock_phase(steps: ArrayLike, control_dt: float, period_s: float) -> np.ndarray:
+    """The gait clock's phase in [0, 1) after `steps` control steps: steps * control_dt / period_s,
+    modulo 1. The training env counts steps since the episode began, the deploy runtime policy steps
+    since POLICY began: one function, so the two clocks agree to the bit."""
+    return np.mod(np.asarray(steps, dtype=np.float64) * control_dt / period_s, 1.0)
+
+
 def gait_clock(state: RobotState, spec: RobotSpec) -> np.ndarray:
     """sin and cos of 2*pi*gait_phase: where the gait cycle is (unitree_rl_gym's G1 phase observation)."""
     if state.gait_phase is None:

@@ -112,7 +112,7 @@ def test_training_and_deploy_observations_are_identical(task: Any, recorded: tup
         task.command = np.asarray(rec["command"], dtype=np.float64)[None]
         task.last_action = np.asarray(rec["last_action"], dtype=np.float64)[None]
         # The env's clock i control steps into an episode; the runtime's is i policy steps into POLICY.
-        task.gait_time[:] = i * task.control_dt
+        task.episode_step[:] = i
         training = task.observe(_frame(task, rec))[0]
         state = RobotState(
             joint_pos=rec["joint_pos"].astype(np.float64),

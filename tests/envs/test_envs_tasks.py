@@ -356,11 +356,11 @@ def test_gait_clock_is_observed_and_its_rewards_follow_the_feet() -> None:
     np.testing.assert_array_equal(obs[:45], ref)
     np.testing.assert_allclose(obs[45:], [0.0, 1.0])  # phase 0 at the episode start
     # Trot: at phase 0 the diagonal FR+RL stands and FL+RR swings; half a cycle later they swap.
-    np.testing.assert_array_equal(task.stance_target()[0], [True, False, False, True])
+    np.testing.assert_array_equal(task.stance_target(task.episode_step)[0], [True, False, False, True])
     rng = np.random.default_rng(0)
     swings = 0
     for k in range(1, 40):
-        target = task.stance_target()[0].copy()
+        target = task.stance_target(task.episode_step)[0].copy()
         obs, _, terminated, _, info = env.step(rng.uniform(-1, 1, 12).astype(np.float32))
         assert not terminated
         angle = 2 * np.pi * k * 0.02 / 0.5
@@ -375,7 +375,7 @@ def test_gait_clock_is_observed_and_its_rewards_follow_the_feet() -> None:
         swings += int(not target.all())
     assert swings == 39  # every step had swing feet (duty 0.5)
     # 39 steps = 1.56 cycles: the other diagonal stands now.
-    np.testing.assert_array_equal(task.stance_target()[0], [False, True, True, False])
+    np.testing.assert_array_equal(task.stance_target(task.episode_step)[0], [False, True, True, False])
 
 
 def test_gait_options_fail_with_one_line_errors() -> None:

@@ -19,7 +19,7 @@ from robolearn.envs.tasks.rewards import LOCOMOTION_REWARDS, LocomotionContext
 from robolearn.envs.tasks.rotations import gravity_in_body, quat_from_yaw, quat_rotate_inverse
 from robolearn.errors import UserError, close_matches
 from robolearn.robots.model import joint_index_map, set_default_pose
-from robolearn.robots.observations import LOCOMOTION_TERMS, ObsTerm
+from robolearn.robots.observations import LOCOMOTION_TERMS, ObsTerm, clock_phase
 
 # Per-robot defaults. Scales follow legged_gym (Go2: unitree_rl_gym go2_config; G1: g1_config),
 # in our units (scale per second; penalties negative). docs/envs.md records the variants tried on
@@ -179,7 +179,6 @@ class VelocityTask(RobotTask):
         self.gait_duty = float(gait_duty)
         self.gait_offsets = np.asarray(defaults["gait_offsets"], dtype=np.float64)
         self.swing_height = float(defaults["swing_height"] if swing_height is None else swing_height)
-        self.gait_time = np.zeros(self.num_envs)
         self.command_ranges = _command_ranges(command_ranges)
         self.command_resample_s = float(command_resample_s)
         self.standing_fraction = float(standing_fraction)
@@ -222,21 +221,21 @@ class VelocityTask(RobotTask):
         self._resample_commands(ids)
         self.foot_air_time[ids] = 0.0
         self.foot_last_contact[ids] = True
-        self.gait_time[ids] = 0.0
 
     def gait_phase(self) -> np.ndarray | None:
-        """Each env's position in its gait cycle, in [0, 1): control steps since the episode began
-        times control_dt over gait_period_s (the deploy runtime counts policy steps the same way)."""
+        """Each env's position in its gait cycle, in [0, 1), after its control steps so far in the
+        episode (robolearn.robots.observations.clock_phase, which the deploy runtime calls too)."""
         if self.gait_period_s is None:
             return None
-        return np.mod(self.gait_time / self.gait_period_s, 1.0)
+        return clock_phase(self.episode_step, self.control_dt, self.gait_period_s)
 
-    def stance_target(self) -> np.ndarray:
-        """(N, nf) which feet the clock wants on the ground: a foot stands for the first gait_duty of
-        its own cycle (the env's phase plus the foot's offset); all of them without a clock."""
-        phase = self.gait_phase()
-        if phase is None:
+    def stance_target(self, steps: np.ndarray) -> np.ndarray:
+        """(N, nf) which feet the clock wants on the ground after `steps` control steps: a foot stands
+        for the first gait_duty of its own cycle (the phase plus the foot's offset); all of them
+        without a clock."""
+        if self.gait_period_s is None:
             return np.ones((self.num_envs, len(self.gait_offsets)), dtype=bool)
+        phase = clock_phase(steps, self.control_dt, self.gait_period_s)
         return np.mod(phase[:, None] + self.gait_offsets, 1.0) < self.gait_duty
 
     def _resample_commands(self, ids: np.ndarray) -> None:
@@ -304,7 +303,8 @@ class VelocityTask(RobotTask):
             air_time_target=self.air_time_target,
             tracking_sigma=self.tracking_sigma,
             terminated=terminated,
-            foot_stance_target=self.stance_target(),
+            # The clock the policy observed when it chose this action: one step before this one.
+            foot_stance_target=self.stance_target(self.episode_step - 1),
             foot_height=frame.body_pos[:, :, 2] - (self.contact_height - CONTACT_MARGIN),
             swing_height=self.swing_height,
         )
@@ -317,9 +317,8 @@ class VelocityTask(RobotTask):
         }
 
     def after_step(self, frame: SimFrame) -> None:
-        """Advance the gait clock; resample the commands whose time is up."""
+        """Resample the commands whose time is up."""
         self.command_timer -= self.control_dt
-        self.gait_time += self.control_dt
         due = np.flatnonzero(self.command_timer <= 0.0)
         if len(due):
             self._resample_commands(due)
