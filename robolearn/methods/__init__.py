@@ -66,21 +66,22 @@ def configure_method(cfg: DictConfig, model: BaseAlgorithm, venv: VecEnv) -> dic
 def _configure_prior_init(cfg: DictConfig, model: BaseAlgorithm, venv: VecEnv) -> dict[str, Any]:
     """Clone the prior into a fresh model's actor and attach the kickstarting hook (also on resume);
     an unusable prior with on_bad_prior=unmasked trains from scratch."""
-    import math
     import time
 
     from robolearn.methods.camel_prior import resolve_prior
-    from robolearn.methods.prior_init import Kickstart, warm_start
+    from robolearn.methods.prior_init import Kickstart, rollout_steps, warm_start
 
     t0 = time.perf_counter()
     method = cfg.method
     facts: dict[str, Any] = {"method": "prior_init", "prior_init/prior": str(method.prior)}
     resumed = model.num_timesteps > 0
     kickstart = int(method.kickstart_steps)
-    if resumed and kickstart <= 0:
-        return {**facts, "prior_init/status": "resumed (the warm start ran at the start of the run)"}
+    if resumed:
+        facts["prior_init/status"] = "resumed (the warm start ran at the start of the run)"
+        if kickstart <= 0:
+            return facts
     prior_fn, status = resolve_prior(cfg, venv, fallback="train from scratch")
-    facts["prior_init/status"] = "resumed (the warm start ran at the start of the run)" if resumed else status
+    facts.setdefault("prior_init/status", status)
     if prior_fn is None:
         return facts
     if not resumed:
@@ -100,11 +101,10 @@ def _configure_prior_init(cfg: DictConfig, model: BaseAlgorithm, venv: VecEnv) -
         # The trainer starts the run's wall clock here, so timings include the warm start (and the probe).
         facts["method/setup_s"] = time.perf_counter() - t0
     if kickstart > 0:
-        n = venv.num_envs
         model.after_train = Kickstart(  # type: ignore[attr-defined]
             prior_fn,
             venv,
-            start=math.ceil(int(method.samples) / n) * n,
+            start=rollout_steps(int(method.samples), venv.num_envs),
             steps=kickstart,
             batch_size=int(method.batch_size),
             learning_rate=float(method.learning_rate),

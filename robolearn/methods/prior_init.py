@@ -46,6 +46,11 @@ from robolearn.errors import UserError
 PriorFn = Callable[[np.ndarray], np.ndarray]
 
 
+def rollout_steps(samples: int, num_envs: int) -> int:
+    """Env steps the warm start takes for `samples`: whole vector steps of num_envs envs, at least one."""
+    return max(1, math.ceil(samples / num_envs)) * num_envs
+
+
 def collect_prior_rollouts(
     venv: VecEnv, prior: PriorFn, samples: int, noise: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, int]:
@@ -61,7 +66,7 @@ def collect_prior_rollouts(
     vecnorm = unwrap_vec_normalize(venv)
     rng = np.random.default_rng(seed)
     n = venv.num_envs
-    length = max(1, math.ceil(samples / n))
+    length = rollout_steps(samples, n) // n
     obs_list, act_list = [], []
     venv.seed(seed)
     obs = venv.reset()
@@ -82,30 +87,34 @@ def _mean_action(policy: ActorCriticPolicy, obs: torch.Tensor) -> torch.Tensor:
     return dist.mean
 
 
+def actor_parameters(policy: ActorCriticPolicy) -> list[torch.nn.Parameter]:
+    """Everything on the path to the mean action; the critic head and the log std stay as they are."""
+    return [p for name, p in policy.named_parameters() if not name.startswith(("value_net", "log_std"))]
+
+
 def _fit(
-    params: list[torch.nn.Parameter],
-    loss_fn: Callable[[torch.Tensor], torch.Tensor],
-    size: int,
+    optimizer: torch.optim.Optimizer,
+    policy: ActorCriticPolicy,
+    x: torch.Tensor,
+    y: torch.Tensor,
     epochs: int,
     batch_size: int,
-    lr: float,
     generator: torch.Generator,
 ) -> tuple[float, float]:
-    """Minibatch Adam on loss_fn(indices); returns the mean loss of the first and the last epoch."""
-    opt = torch.optim.Adam(params, lr=lr)
+    """Minibatch steps of the squared error between the actor's mean action at x and y; returns the
+    mean loss of the first and the last epoch."""
     first = last = math.nan
     for epoch in range(epochs):
-        perm = torch.randperm(size, generator=generator)
-        total, count = 0.0, 0
-        for start in range(0, size, batch_size):
+        perm = torch.randperm(len(x), generator=generator)
+        total = 0.0
+        for start in range(0, len(x), batch_size):
             idx = perm[start : start + batch_size]
-            loss = loss_fn(idx)
-            opt.zero_grad()
+            loss = torch.mean(torch.square(_mean_action(policy, x[idx]) - y[idx]))
+            optimizer.zero_grad()
             loss.backward()
-            opt.step()
+            optimizer.step()
             total += float(loss.detach()) * len(idx)
-            count += len(idx)
-        last = total / max(count, 1)
+        last = total / max(len(x), 1)
         if epoch == 0:
             first = last
     return first, last
@@ -144,15 +153,9 @@ def warm_start(
     x = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=device)
     y = torch.as_tensor(actions, dtype=torch.float32, device=device)
     generator = torch.Generator().manual_seed(seed)
-
-    def actor_loss(idx: torch.Tensor) -> torch.Tensor:
-        mean = _mean_action(policy, x[idx])
-        return torch.mean(torch.square(mean - y[idx]))
-
-    # Everything on the path to the mean action; the critic head and the log std stay as built.
-    params = [p for name, p in policy.named_parameters() if not name.startswith(("value_net", "log_std"))]
+    optimizer = torch.optim.Adam(actor_parameters(policy), lr=learning_rate)
     policy.set_training_mode(True)
-    first, last = _fit(params, actor_loss, len(x), epochs, batch_size, learning_rate, generator)
+    first, last = _fit(optimizer, policy, x, y, epochs, batch_size, generator)
     policy.set_training_mode(False)
     # The rollouts are part of the run (see the module docstring); learn() resets the envs.
     model.num_timesteps = steps
@@ -205,20 +208,9 @@ class Kickstart:
         x = torch.as_tensor(obs, device=policy.device)
         y = torch.as_tensor(target.reshape(len(obs), -1), device=policy.device)
         if self.optimizer is None:
-            params = [
-                p for name, p in policy.named_parameters() if not name.startswith(("value_net", "log_std"))
-            ]
-            self.optimizer = torch.optim.Adam(params, lr=rate)
+            self.optimizer = torch.optim.Adam(actor_parameters(policy), lr=rate)
         for group in self.optimizer.param_groups:
             group["lr"] = rate
-        total = 0.0
-        perm = torch.randperm(len(x), generator=self.generator)
-        for start in range(0, len(x), self.batch_size):
-            idx = perm[start : start + self.batch_size]
-            loss = torch.mean(torch.square(_mean_action(policy, x[idx]) - y[idx]))
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
-            total += float(loss.detach()) * len(idx)
+        _, loss = _fit(self.optimizer, policy, x, y, 1, self.batch_size, self.generator)
         model.logger.record("prior_init/kickstart_lr", rate)
-        model.logger.record("prior_init/kickstart_loss", total / len(x))
+        model.logger.record("prior_init/kickstart_loss", loss)
