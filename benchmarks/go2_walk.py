@@ -84,17 +84,14 @@ def prior_alone(run: Path) -> dict[str, float] | None:
 
     from robolearn.envs import make_eval_env
     from robolearn.llm.priors import load_prior
+    from robolearn.methods.camel_prior import env_kwargs
     from robolearn.runs.evaluation import evaluate_policy
 
     cfg = OmegaConf.load(run / "config.yaml")
     method = cfg.get("method")
     if method is None or method.get("name") != "prior_init":
         return None
-    kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True)
-    assert isinstance(kwargs, dict)
-    prior = load_prior(
-        str(method.prior), env_id=str(cfg.env.id), env_kwargs={str(k): v for k, v in kwargs.items()}
-    )
+    prior = load_prior(str(method.prior), env_id=str(cfg.env.id), env_kwargs=env_kwargs(cfg))
     env = make_eval_env(cfg.env)
     try:
         result = evaluate_policy(

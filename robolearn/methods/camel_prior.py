@@ -33,6 +33,15 @@ def _expert_prior(run_dir: str) -> PriorFn:
     return prior
 
 
+def env_kwargs(cfg: DictConfig) -> dict[str, Any]:
+    """The run's env.kwargs as plain, resolved values (what a prior's env_kwargs header is checked
+    against and what its probe makes the env with)."""
+    raw = cfg.env.get("kwargs")
+    container = OmegaConf.to_container(raw, resolve=True) if isinstance(raw, DictConfig) else {}
+    assert isinstance(container, dict)
+    return {str(k): v for k, v in container.items()}
+
+
 def best_prior_name(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> str:
     """The shipped or user prior for env_id with the highest screened return, among those whose
     required env options (their env_kwargs header) the run's env kwargs satisfy."""
@@ -65,10 +74,7 @@ def resolve_prior(
             return _expert_prior(ref.split(":", 1)[1]), "ok (expert)"
         from robolearn.llm.priors import load_prior
 
-        raw = cfg.env.get("kwargs")
-        container = OmegaConf.to_container(raw, resolve=True) if isinstance(raw, DictConfig) else {}
-        assert isinstance(container, dict)
-        kwargs = {str(k): v for k, v in container.items()}
+        kwargs = env_kwargs(cfg)
         if ref == "best":
             ref = best_prior_name(str(cfg.env.id), kwargs)
         loaded = load_prior(
