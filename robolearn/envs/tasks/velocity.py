@@ -196,7 +196,8 @@ class VelocityTask(RobotTask):
         upper = np.asarray(spec.joint_pos_upper)
         self.joint_lower, self.joint_upper = lower, upper
         self.soft_lower, self.soft_upper = soft_joint_limits(lower, upper, SOFT_LIMIT_FRACTION)
-        self.contact_height = standing_foot_heights(self.mj_model, spec) + CONTACT_MARGIN
+        self.standing_foot_height = standing_foot_heights(self.mj_model, spec)
+        self.contact_height = self.standing_foot_height + CONTACT_MARGIN
         nf = len(spec.foot_bodies)
         self.command_timer = np.zeros(self.num_envs)
         self.foot_air_time = np.zeros((self.num_envs, nf))
@@ -271,7 +272,8 @@ class VelocityTask(RobotTask):
     ) -> LocomotionContext:
         """Base velocities in the base frame, foot contacts and air time, joint state and actions."""
         quat = frame.root_quat
-        contact = frame.body_pos[:, :, 2] < self.contact_height
+        foot_z = frame.body_pos[:, :, 2]
+        contact = foot_z < self.contact_height
         # legged_gym's filter: a touch-down counts on either of two consecutive contact readings.
         contact_filt = contact | self.foot_last_contact
         first_contact = (self.foot_air_time > 0.0) & contact_filt
@@ -305,7 +307,7 @@ class VelocityTask(RobotTask):
             terminated=terminated,
             # The clock the policy observed when it chose this action: one step before this one.
             foot_stance_target=self.stance_target(self.episode_step - 1),
-            foot_height=frame.body_pos[:, :, 2] - (self.contact_height - CONTACT_MARGIN),
+            foot_height=foot_z - self.standing_foot_height,
             swing_height=self.swing_height,
         )
 
