@@ -12,14 +12,21 @@ import torch as th
 from train_helpers import run_cli, tiny_config
 
 from robolearn.errors import UserError
-from robolearn.methods.camel import CamelReplayBuffer, CamelTD3, epsilon, map_into_box, mask_box
+from robolearn.methods.camel import (
+    CAMEL_ALGORITHMS,
+    CamelReplayBuffer,
+    CamelTD3,
+    epsilon,
+    map_into_box,
+    mask_box,
+)
 from robolearn.runs.trainer import Trainer
 
 PRIOR = "pendulum_energy_swingup"
 
 
-def camel_config(*extra: str):  # type: ignore[no-untyped-def]
-    return tiny_config("td3", "method=camel", f"method.prior={PRIOR}", "method.probe=false", *extra)
+def camel_config(*extra: str, algo: str = "td3"):  # type: ignore[no-untyped-def]
+    return tiny_config(algo, "method=camel", f"method.prior={PRIOR}", "method.probe=false", *extra)
 
 
 def test_box_and_map_stay_inside_bounds() -> None:
@@ -41,14 +48,15 @@ def test_epsilon_schedule() -> None:
     assert epsilon(0, 1000, 0.0) == 0.0
 
 
-def test_masked_actions_inside_box_and_bounds(tmp_path: Path) -> None:
+@pytest.mark.parametrize("algo", ["td3", "sac"])
+def test_masked_actions_inside_box_and_bounds(tmp_path: Path, algo: str) -> None:
     run = tmp_path / "run"
     trainer = Trainer(
-        camel_config("steps=400", "method.eps_fraction=1.0", "method.eps_mode=step"), run, "test"
+        camel_config("steps=400", "method.eps_fraction=1.0", "method.eps_mode=step", algo=algo), run, "test"
     )
     trainer.run_training()
     model = trainer.model
-    assert isinstance(model, CamelTD3)
+    assert isinstance(model, CAMEL_ALGORITHMS[algo])
     buffer = model.replay_buffer
     assert isinstance(buffer, CamelReplayBuffer)
     n = buffer.pos
@@ -65,11 +73,14 @@ def test_masked_actions_inside_box_and_bounds(tmp_path: Path) -> None:
     assert summary["method"] == "camel" and summary["camel/prior_status"].startswith("ok")
 
 
-def test_eps_zero_is_plain_td3_bit_for_bit(tmp_path: Path) -> None:
-    plain = Trainer(tiny_config("td3"), tmp_path / "plain", "test")
+@pytest.mark.parametrize("algo", ["td3", "sac"])
+def test_eps_zero_is_the_plain_algorithm_bit_for_bit(tmp_path: Path, algo: str) -> None:
+    plain = Trainer(tiny_config(algo), tmp_path / "plain", "test")
     plain_summary = plain.run_training()
-    camel = Trainer(camel_config("method.eps_fraction=0.0"), tmp_path / "camel", "test")
+    camel = Trainer(camel_config("method.eps_fraction=0.0", algo=algo), tmp_path / "camel", "test")
     camel_summary = camel.run_training()
+    assert isinstance(camel.model, CAMEL_ALGORITHMS[algo])
+    assert not isinstance(plain.model, CAMEL_ALGORITHMS[algo])
     assert camel_summary["eval/returns"] == plain_summary["eval/returns"]
     for (name, p), (_, q) in zip(
         plain.model.policy.state_dict().items(), camel.model.policy.state_dict().items(), strict=True
