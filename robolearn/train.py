@@ -53,10 +53,11 @@ def resume_config(argv: list[str]) -> tuple[RunDir, DictConfig]:
             )
     cfg = OmegaConf.merge(saved, OmegaConf.from_dotlist(overrides), {"resume": str(run.root)})
     assert isinstance(cfg, DictConfig)
-    validate_train_config(cfg)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
+    # First, so that `agent=td3` on a SAC run is named as such, not as a malformed agent.
     check_same_run(run, resolved)
+    validate_train_config(cfg)
     return run, cfg
 
 

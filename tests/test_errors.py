@@ -19,7 +19,10 @@ CASES = [
     (["agent.learning_rate=-0.1"], "agent.learning_rate=-0.1", "positive"),
     (["steps=abc"], "steps", "Integer"),
     (["+experiment=nope"], "experiment=nope", "choose one of"),
-    (["seed=1,2,-3"], "seed=-3", ">= 0"),
+    (["-m", "seed=1,2,-3"], "seed=-3", ">= 0"),
+    # Hydra's own messages for these two run to several lines and do not name the fix.
+    (["experiment=hopper_sac"], "experiment=hopper_sac", "add it with +experiment=hopper_sac"),
+    (["agent=sac,td3"], "agent=sac,td3", "add -m"),
     (["device=gpu"], "device=gpu", "cpu"),
     (["env.id=Hoper-v5"], "env.id=Hoper-v5", "Hopper-v5"),
     (["agent=sac", "agent.n_epochs=3"], "agent.n_epochs", "keys here"),
@@ -57,6 +60,33 @@ def test_cli_exit_code_and_no_traceback(tmp_path: Path) -> None:
     assert result.stderr.strip() == "error: agent.learning_rate=-1.0 is out of range; use a positive number"
     assert "Traceback" not in result.stderr + result.stdout
     assert not (tmp_path / "run").exists()
+
+
+def test_hydra_mistakes_are_one_line_from_the_cli(tmp_path: Path) -> None:
+    for argv, fix in (
+        (["experiment=hopper_sac"], "+experiment=hopper_sac"),
+        (["agent=sac,td3"], "add -m"),
+    ):
+        result = run_cli("robolearn.train", *argv, f"hydra.run.dir={tmp_path / 'run'}")
+        assert result.returncode == 2, result.stderr
+        err = result.stderr.strip()
+        assert err.startswith("error: ") and "\n" not in err and fix in err, err
+        assert not (tmp_path / "run").exists()
+
+
+def test_resume_with_another_agent_names_the_runs_agent(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from robolearn.errors import UserError
+    from robolearn.train import resume_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    OmegaConf.save(tiny_config("sac"), run / "config.yaml", resolve=True)
+    with pytest.raises(UserError, match=rf"{run} holds a run with agent=sac, not td3"):
+        resume_config([f"resume={run}", "agent=td3"])
+    with pytest.raises(UserError, match=r"holds a run with env=Pendulum-v1, not Hopper-v5"):
+        resume_config([f"resume={run}", "env=Hopper-v5"])
 
 
 def test_corrupt_checkpoint_is_reported_in_one_line(tmp_path: Path) -> None:

@@ -150,6 +150,13 @@ def _sweep_variants(overrides: list[str]) -> Iterator[list[str]]:
 
 
 def _explain(exc: Exception, overrides: list[str]) -> str:
+    not_default = re.search(r"Could not override '([^']+)'\. No match in the defaults list", str(exc))
+    if not_default is not None:
+        # e.g. experiment=hopper_sac: the group is not in the defaults list, so it must be added.
+        key = not_default.group(1)
+        given = [o for o in overrides if o.split("=", 1)[0] == key]
+        item = given[-1] if given else f"{key}=..."
+        return f"{item} names a config group the defaults do not choose; add it with +{item}"
     if isinstance(exc, MissingConfigException):
         found = re.search(r"Could not find '([^']+)'", str(exc))
         if found is not None:
@@ -206,8 +213,24 @@ def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
             raise UserError(_explain(exc, overrides)) from None
 
 
+def _refuse_sweep_without_multirun(overrides: list[str]) -> None:
+    """Hydra answers `agent=sac,td3` without -m with a six-line message; say the fix in one."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except OverrideParseException as exc:
+        raise UserError(f"cannot parse overrides: {str(exc).splitlines()[0]}") from None
+    for item, ov in zip(overrides, parsed, strict=True):
+        if ov.is_sweep_override():
+            raise UserError(
+                f"{item} gives several values, which is a sweep: add -m to run one job per value, "
+                "or give one value"
+            )
+
+
 def precheck_overrides(config_name: str, argv: list[str], validate: Callable[[DictConfig], None]) -> None:
     """Compose and validate every config a command line asks for, before Hydra starts any job."""
     overrides = [a for a in argv if "=" in a and not a.startswith("-")]
+    if not any(a in ("-m", "--multirun") for a in argv):
+        _refuse_sweep_without_multirun(overrides)
     for variant in _sweep_variants(overrides):
         validate(compose_config(config_name, variant))

@@ -55,11 +55,28 @@ def check_same_run(run: RunDir, resolved: dict[Any, Any]) -> None:
     diffs = config_differences(saved, resolved)
     if diffs:
         key = diffs[0]
-        old, new = flatten(saved).get(key), flatten(resolved).get(key)
+        old, new = _shown_value(saved, key), _shown_value(resolved, key)
         raise UserError(
             f"{run.root} holds a run with {key}={old}, not {new} ({len(diffs)} keys differ); "
             "pick another run directory (hydra.run.dir=...) or resume with the run's own config"
         )
+
+
+# The field that names a config group's choice (agent=sac is saved as agent.algo: sac).
+_GROUP_NAME_FIELDS = {"agent": "algo", "env": "id", "method": "name"}
+
+
+def _shown_value(cfg: dict[Any, Any], key: str) -> Any:
+    """The value at a dotted key as a user would write it: a group's choice by its name, so that
+    `resume=<a sac run> agent=td3` reports agent=sac rather than a missing leaf."""
+    node: Any = cfg
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    if isinstance(node, dict) and key in _GROUP_NAME_FIELDS:
+        return node.get(_GROUP_NAME_FIELDS[key])
+    return node
 
 
 class _TrainingCallback(BaseCallback):
