@@ -33,8 +33,14 @@ from typing import Any
 import numpy as np
 
 from robolearn.errors import UserError
-from robolearn.robots.observations import ObsTerm, clock_phase, observation_layout, observation_size
-from robolearn.robots.spec import RobotSpec
+from robolearn.robots.observations import (
+    TERMS,
+    ObsTerm,
+    clock_phase,
+    observation_layout,
+    observation_size,
+)
+from robolearn.robots.spec import MESSAGE_FAMILIES, RobotSpec
 
 CONTRACT_VERSION = 1
 CONTRACT_FILE = "contract.json"
@@ -155,7 +161,8 @@ class PolicyContract:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "contract.json") -> PolicyContract:
-        """Validate and parse a contract; UserError naming the first problem."""
+        """Validate (validate_contract) and parse a contract; UserError naming the first problem."""
+        validate_contract(data, where)
         try:
             version = data["format_version"]
             if version != CONTRACT_VERSION:
@@ -198,55 +205,289 @@ class PolicyContract:
             raise UserError(
                 f"{where} is malformed ({type(exc).__name__}: {exc}); re-export the policy"
             ) from None
-        contract._check(data, where)
         return contract
 
-    def _check(self, data: Mapping[str, Any], where: str) -> None:
-        spec = self.robot
-        if self.history_length < 1:
-            raise UserError(f"{where}: observation.history.length must be >= 1, got {self.history_length}")
-        layout = [e.to_dict() for e in observation_layout(spec, self.terms)]
-        for given, expected in zip(data["observation"]["terms"], layout, strict=True):
-            for key in ("start", "size"):
-                if key in given and int(given[key]) != expected[key]:
+
+# --- Validation of contract.json as a whole ------------------------------------------------------
+# Every field is checked here, before anything is parsed or any traffic starts; the first bad value
+# is a one-line UserError naming the field, the value and what is allowed.
+
+MAX_HISTORY = 1000  # frames; far beyond any policy robolearn or its importers produce
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _ContractChecker:
+    """Typed reads of a contract.json mapping that fail with '<where>: <field> = <value> ...; allowed ...'."""
+
+    def __init__(self, data: Mapping[str, Any], where: str) -> None:
+        self.data = data
+        self.where = where
+
+    def fail(self, path: str, value: Any, allowed: str) -> UserError:
+        return UserError(
+            f"{self.where}: {path} = {_show(value)} is not allowed; {allowed} (re-export the policy)"
+        )
+
+    def get(self, path: str, optional: bool = False) -> Any:
+        node: Any = self.data
+        parts = path.split(".")
+        for i, part in enumerate(parts):
+            if not isinstance(node, Mapping):
+                raise self.fail(".".join(parts[:i]), node, "expected a JSON object")
+            if part not in node:
+                if optional:
+                    return None
+                raise UserError(f"{self.where} is malformed: {path} is missing; re-export the policy")
+            node = node[part]
+        return node
+
+    def mapping(self, path: str, optional: bool = False) -> Mapping[str, Any] | None:
+        value = self.get(path, optional)
+        if value is None and optional:
+            return None
+        if not isinstance(value, Mapping):
+            raise self.fail(path, value, "expected a JSON object")
+        return value
+
+    def number(
+        self,
+        path: str,
+        value: Any,
+        low: float | None = None,
+        high: float | None = None,
+        low_open: bool = False,
+        allowed: str | None = None,
+    ) -> float:
+        """A finite number inside [low, high] ((low, high] with low_open)."""
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        if ok and low is not None:
+            ok = value > low if low_open else value >= low
+        if ok and high is not None:
+            ok = value <= high
+        if not ok:
+            if allowed is None:
+                lo = "-inf" if low is None else f"{low:g}"
+                hi = "inf" if high is None else f"{high:g}"
+                allowed = f"a finite number in {'(' if low_open or low is None else '['}{lo}, {hi}{']' if high is not None else ')'}"
+            raise self.fail(path, value, allowed)
+        return float(value)
+
+    def integer(self, path: str, value: Any, low: int, high: int | None = None) -> int:
+        """An integer in [low, high] (a float with no fraction counts, as JSON writers produce)."""
+        as_int = (
+            int(value)
+            if isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer()
+            else None
+        )
+        if as_int is None or as_int < low or (high is not None and as_int > high):
+            raise self.fail(path, value, f"an integer in [{low}, {'inf' if high is None else high}]")
+        return as_int
+
+    def numbers(
+        self, path: str, value: Any, size: int | None, low: float | None = None, low_open: bool = False
+    ) -> list[float]:
+        """A list of finite numbers (of length size when given)."""
+        if not isinstance(value, list) or (size is not None and len(value) != size):
+            what = f"a list of {size} numbers" if size is not None else "a list of numbers"
+            raise self.fail(path, value, f"expected {what}")
+        return [self.number(f"{path}[{i}]", v, low=low, low_open=low_open) for i, v in enumerate(value)]
+
+    def string(self, path: str, value: Any, choices: tuple[str, ...] | None = None) -> str:
+        if not isinstance(value, str) or not value or (choices is not None and value not in choices):
+            allowed = f"one of {', '.join(choices)}" if choices else "a non-empty string"
+            raise self.fail(path, value, allowed)
+        return value
+
+
+def max_action_clip(spec: RobotSpec) -> float:
+    """The largest action.clip a contract may carry for this robot.
+
+    Per joint, the action that puts the target (default + scale * action) on the farther edge of the
+    joint's range is reach / scale, with reach = max(upper - default, default - lower). Beyond the
+    largest of these, no joint can use a bigger action: the command limiter pins every target at its
+    range edge, and a bigger clip would only widen the window in which the action guard (which trips
+    at action_limit_multiple x clip) stays silent while the targets sit at the joint limits.
+    """
+    default = spec.default_pos_array
+    reach = np.maximum(np.asarray(spec.joint_pos_upper) - default, default - np.asarray(spec.joint_pos_lower))
+    return float(np.max(reach / spec.action_scale_array))
+
+
+def validate_contract(data: Mapping[str, Any], where: str = CONTRACT_FILE) -> None:
+    """Check every field of a contract.json mapping (types, finiteness, ranges, agreement); UserError on the first bad one."""
+    c = _ContractChecker(data, where)
+    version = c.get("format_version")
+    if version != CONTRACT_VERSION:
+        raise UserError(
+            f"{where}: format_version {_show(version)} is not supported (this robolearn reads {CONTRACT_VERSION});"
+            " re-export the policy with this version"
+        )
+    try:
+        spec = RobotSpec.from_dict(c.mapping("robot") or {})
+    except UserError as exc:
+        raise UserError(f"{where}: robot: {exc}") from None
+    n = spec.num_joints
+    given_dt = c.get("control_dt", optional=True)
+    control_dt = c.number(
+        "control_dt", spec.control_dt if given_dt is None else given_dt, low=0.0, low_open=True
+    )
+    if abs(control_dt - spec.control_dt) > 1e-12:
+        raise c.fail(
+            "control_dt",
+            control_dt,
+            f"must equal robot.control_dt ({spec.control_dt:g}); control_dt disagrees with robot.control_dt",
+        )
+    given_family = c.get("message_family", optional=True)
+    family = c.string(
+        "message_family", spec.message_family if given_family is None else given_family, MESSAGE_FAMILIES
+    )
+    if family != spec.message_family:
+        raise c.fail(
+            "message_family",
+            family,
+            f"must equal robot.message_family ({spec.message_family}); message_family disagrees with robot.message_family",
+        )
+
+    # observation
+    c.mapping("observation")
+    terms_data = c.get("observation.terms")
+    if not isinstance(terms_data, list) or not terms_data:
+        raise c.fail("observation.terms", terms_data, "expected a non-empty list of terms")
+    terms = []
+    for i, entry in enumerate(terms_data):
+        path = f"observation.terms[{i}]"
+        if not isinstance(entry, Mapping):
+            raise c.fail(path, entry, "expected a JSON object {name, start, size, scale, noise}")
+        c.string(f"{path}.name", entry.get("name"), tuple(TERMS))
+        scale = entry.get("scale", 1.0)
+        if isinstance(scale, list):
+            c.numbers(f"{path}.scale", scale, None)
+        else:
+            c.number(f"{path}.scale", scale)
+        c.number(f"{path}.noise", entry.get("noise", 0.0), low=0.0)
+        try:
+            terms.append(ObsTerm.from_dict(entry))
+        except UserError as exc:
+            raise UserError(f"{where}: {path}: {exc}") from None
+    try:
+        layout = [e.to_dict() for e in observation_layout(spec, terms)]
+    except UserError as exc:
+        raise UserError(f"{where}: observation.terms: {exc}") from None
+    for i, (given, expected) in enumerate(zip(terms_data, layout, strict=True)):
+        for key in ("start", "size"):
+            if key in given:
+                value = c.integer(f"observation.terms[{i}].{key}", given[key], 0)
+                if value != expected[key]:
                     raise UserError(
-                        f"{where}: observation term {expected['name']} has {key} {given[key]}, but the terms put it at {expected[key]}"
+                        f"{where}: observation term {expected['name']} has {key} {value}, but the terms put it at {expected[key]}"
                     )
-        if self.normalization is not None:
-            for name in ("mean", "var"):
-                values = getattr(self.normalization, name)
-                if len(values) != self.input_size:
-                    raise UserError(
-                        f"{where}: normalization.{name} has {len(values)} values for a {self.input_size}-value input"
-                    )
-            if not all(math.isfinite(v) for v in (*self.normalization.mean, *self.normalization.var)):
-                raise UserError(f"{where}: normalization statistics contain NaN/Inf")
-            if min(self.normalization.var) < 0:
-                raise UserError(f"{where}: normalization.var has a negative value")
-        act = data["action"]
-        if int(act["size"]) != spec.num_joints:
-            raise UserError(f"{where}: action.size {act['size']} but the robot has {spec.num_joints} joints")
-        for key, expected_values in (("scale", spec.action_scale), ("offset", spec.default_joint_pos)):
-            if not np.allclose(np.asarray(act[key], dtype=np.float64), expected_values, rtol=0, atol=1e-12):
-                raise UserError(f"{where}: action.{key} disagrees with the robot spec it carries")
-        if data.get("message_family", spec.message_family) != spec.message_family:
-            raise UserError(f"{where}: message_family disagrees with robot.message_family")
-        if abs(float(data.get("control_dt", spec.control_dt)) - spec.control_dt) > 1e-12:
-            raise UserError(f"{where}: control_dt disagrees with robot.control_dt")
-        has_clock = any(t.name == "gait_clock" for t in self.terms)
-        if has_clock and self.gait_period_s is None:
-            raise UserError(f"{where}: the observation has a gait_clock term but gait.period_s is missing")
-        if self.gait_period_s is not None and not (
-            math.isfinite(self.gait_period_s) and self.gait_period_s > 0
-        ):
-            raise UserError(
-                f"{where}: gait.period_s must be a positive number of seconds, got {self.gait_period_s}"
+    # gait
+    gait = c.mapping("gait", optional=True)
+    has_clock = any(t.name == "gait_clock" for t in terms)
+    if gait is not None:
+        c.number(
+            "gait.period_s",
+            c.get("gait.period_s"),
+            low=0.0,
+            low_open=True,
+            allowed="gait.period_s must be a positive number of seconds",
+        )
+    elif has_clock:
+        raise UserError(f"{where}: the observation has a gait_clock term but gait.period_s is missing")
+
+    frame_size = observation_size(spec, terms)
+    if c.get("observation.frame_size", optional=True) is not None:
+        given_frame = c.integer("observation.frame_size", c.get("observation.frame_size"), 1)
+        if given_frame != frame_size:
+            raise c.fail(
+                "observation.frame_size", given_frame, f"the terms make frames of {frame_size} values"
             )
-        if len(self.command_ranges) != 3:
-            raise UserError(f"{where}: command.ranges needs 3 [min, max] pairs (vx, vy, yaw rate)")
-        for key in ("file", "input", "output"):
-            if key not in self.network:
-                raise UserError(f"{where}: network.{key} is missing")
+    obs_clip = c.get("observation.clip", optional=True)
+    if obs_clip is not None:
+        c.number("observation.clip", obs_clip, low=0.0, low_open=True)
+    history = c.integer("observation.history.length", c.get("observation.history.length"), 1, MAX_HISTORY)
+    order = c.get("observation.history.order", optional=True)
+    if order is not None and order != "oldest_first":
+        raise c.fail("observation.history.order", order, "observation.history.order must be oldest_first")
+    input_size = frame_size * history
+    norm = c.mapping("observation.normalization", optional=True)
+    if norm is not None:
+        for key in ("mean", "var"):
+            values = c.get(f"observation.normalization.{key}")
+            if isinstance(values, list) and len(values) != input_size:
+                raise UserError(
+                    f"{where}: normalization.{key} has {len(values)} values for a {input_size}-value input"
+                )
+            c.numbers(
+                f"observation.normalization.{key}", values, input_size, low=0.0 if key == "var" else None
+            )
+        c.number("observation.normalization.epsilon", c.get("observation.normalization.epsilon"), low=0.0)
+        c.number(
+            "observation.normalization.clip", c.get("observation.normalization.clip"), low=0.0, low_open=True
+        )
+
+    # action
+    c.mapping("action")
+    size = c.integer("action.size", c.get("action.size"), 1)
+    if size != n:
+        raise c.fail("action.size", size, f"the robot has {n} joints")
+    for key, expected_values in (("scale", spec.action_scale), ("offset", spec.default_joint_pos)):
+        values = c.numbers(
+            f"action.{key}",
+            c.get(f"action.{key}"),
+            n,
+            low=0.0 if key == "scale" else None,
+            low_open=key == "scale",
+        )
+        if not np.allclose(values, expected_values, rtol=0, atol=1e-12):
+            raise UserError(f"{where}: action.{key} disagrees with the robot spec it carries")
+    clip = c.get("action.clip", optional=True)
+    if clip is not None:
+        bound = max_action_clip(spec)
+        c.number(
+            "action.clip",
+            clip,
+            low=0.0,
+            high=bound,
+            low_open=True,
+            allowed=f"a number in (0, {bound:.4g}] for {spec.name} (beyond it every joint target is past its"
+            " joint range; docs/deploy.md), or null",
+        )
+    target = c.get("action.target", optional=True)
+    if target is not None:
+        c.string("action.target", target, ("joint_position",))
+
+    # command
+    ranges = c.get("command.ranges")
+    if not isinstance(ranges, list) or len(ranges) != 3:
+        raise c.fail("command.ranges", ranges, "command.ranges needs 3 [min, max] pairs (vx, vy, yaw rate)")
+    for i, pair in enumerate(ranges):
+        lo, hi = c.numbers(f"command.ranges[{i}]", pair, 2)
+        if lo > hi:
+            raise c.fail(f"command.ranges[{i}]", pair, "expected [min, max] with min <= max")
+
+    # network (the graph's own shapes are checked when onnxruntime loads it: robolearn.deploy.policy)
+    c.mapping("network")
+    file = c.string("network.file", c.get("network.file"))
+    if Path(file).is_absolute() or ".." in Path(file).parts:
+        raise c.fail("network.file", file, "a file name inside the artifact folder")
+    for key in ("input", "output"):
+        c.string(f"network.{key}", c.get(f"network.{key}"))
+    # Sizes: integers here; their agreement with the graph and the terms is checked when the graph loads.
+    for key in ("input_size", "output_size"):
+        value = c.get(f"network.{key}", optional=True)
+        if value is not None:
+            c.integer(f"network.{key}", value, 1)
+    checkpoint = c.get("checkpoint", optional=True)
+    if checkpoint is not None and (
+        not isinstance(checkpoint, list) or not all(isinstance(e, Mapping) for e in checkpoint)
+    ):
+        raise c.fail("checkpoint", checkpoint, "expected a list of {file, kind}")
+    c.mapping("source", optional=True)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ predictable core, not a thread pool spinning beside the control loop.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -52,6 +54,55 @@ class ObservationPipeline:
         return frame, np.asarray(x, dtype=np.float32).reshape(1, -1)
 
 
+def _graph_size(shape: Sequence[Any]) -> int | None:
+    """The last dimension of a graph input or output, or None when it is symbolic."""
+    last = shape[-1] if shape else None
+    return last if isinstance(last, int) else None
+
+
+def check_graph(
+    path: Path,
+    contract: PolicyContract,
+    input_shape: Sequence[Any],
+    input_type: str,
+    output_shape: Sequence[Any],
+    output_type: str,
+) -> None:
+    """The graph's input and output (onnxruntime's get_inputs/get_outputs) agree with the contract.
+
+    Each must be a float tensor of rank 2, (batch, size); the input size must equal the contract's
+    network.input_size and what its observation terms x history build, the output size the
+    network.output_size and the robot's joint count. UserError naming the field otherwise.
+    """
+    net = contract.network
+    where = f"{path.parent / 'contract.json'}"
+    for role, shape, kind in (("input", input_shape, input_type), ("output", output_shape, output_type)):
+        name = net[role]
+        if kind != "tensor(float)":
+            raise UserError(
+                f"{path}: the graph's {role} '{name}' is {kind}; the runtime feeds and reads tensor(float)"
+            )
+        if len(shape) != 2:
+            raise UserError(
+                f"{path}: the graph's {role} '{name}' has shape {list(shape)}; expected [batch, size]"
+            )
+    checks = (
+        ("input", net.get("input_size"), _graph_size(input_shape), contract.input_size, "observation builds"),
+        ("output", net.get("output_size"), _graph_size(output_shape), contract.robot.num_joints, "robot has"),
+    )
+    for role, declared, graph, built, built_what in checks:
+        if graph is not None and graph != built:
+            raise UserError(
+                f"{path}: the graph's {role} has {graph} values, the contract's {built_what} {built}; re-export the policy"
+            )
+        actual = graph if graph is not None else built
+        if declared is not None and int(declared) != actual:
+            raise UserError(
+                f"{where}: network.{role}_size = {declared} is not allowed; the graph in {path.name} has"
+                f" {actual} {role} values (re-export the policy)"
+            )
+
+
 class OnnxPolicy:
     """An ONNX network on onnxruntime's CPU provider, single-threaded, with its sizes checked."""
 
@@ -77,16 +128,14 @@ class OnnxPolicy:
                 f"{path}: the contract names input '{self.input_name}' and output '{self.output_name}', the network has"
                 f" inputs {sorted(inputs)} and outputs {sorted(outputs)}"
             )
-        size_in = inputs[self.input_name].shape[-1]
-        size_out = outputs[self.output_name].shape[-1]
-        if isinstance(size_in, int) and size_in != contract.input_size:
-            raise UserError(
-                f"{path}: the network takes {size_in} inputs, the contract builds {contract.input_size}"
-            )
-        if isinstance(size_out, int) and size_out != contract.robot.num_joints:
-            raise UserError(
-                f"{path}: the network outputs {size_out} values for {contract.robot.num_joints} joints"
-            )
+        check_graph(
+            path,
+            contract,
+            inputs[self.input_name].shape,
+            inputs[self.input_name].type,
+            outputs[self.output_name].shape,
+            outputs[self.output_name].type,
+        )
         self._feed: dict[str, np.ndarray] = {}
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
