@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from omegaconf import DictConfig
 
@@ -18,6 +18,45 @@ from robolearn.config.validate import precheck_overrides
 def command_line(verb: str, argv: list[str]) -> str:
     """The command as a user would re-type it (recorded in summaries and reports)."""
     return shlex.join([sys.executable.rsplit("/", 1)[-1], "-m", f"robolearn.{verb}", *argv])
+
+
+HELP_FLAGS = ("--help", "-h")
+
+
+def verb_help(
+    verb: str,
+    usage: str,
+    about: str,
+    keys: Sequence[tuple[str, str]],
+    examples: Sequence[str],
+    script: str | None = None,
+) -> str:
+    """A verb's --help text: usage (its arguments), what it does, its keys (name, description) and
+    examples; `script` is the console script when it is not robolearn-<verb>."""
+    width = max(len(k) for k, _ in keys) + 2
+    lines = [
+        f"usage: python -m robolearn.{verb} {usage}",
+        f"       {script or 'robolearn-' + verb.replace('_', '-')} {usage}",
+        "",
+        about.strip(),
+        "",
+        "keys (Hydra overrides, key=value):",
+        *(f"  {name.ljust(width)}{text}" for name, text in keys),
+        "",
+        "examples:",
+        *(f"  {e}" for e in examples),
+        "",
+        "--cfg job prints the composed config without running; --hydra-help lists Hydra's own flags.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def print_help_if_asked(help_text: str | None, argv: Sequence[str]) -> bool:
+    """Print help_text when argv holds --help or -h (True: the caller should exit 0)."""
+    if help_text is None or not any(a in HELP_FLAGS for a in argv):
+        return False
+    print(help_text, end="")
+    return True
 
 
 def precheck(config_name: str, argv: list[str], validate: Callable[[DictConfig], None]) -> None:
@@ -32,10 +71,12 @@ def hydra_verb(
     job: Callable[[DictConfig], object],
     validate: Callable[[DictConfig], None] | None = None,
     setup: Callable[[], None] | None = None,
+    help_text: str | None = None,
 ) -> Callable[[], None]:
-    """The console entry of a verb: `setup()` (schema registration), the command-line check when a
-    validator is given, then `job(cfg)` under Hydra. A UserError anywhere is a one-line error with
-    exit code 2; an int the job returns other than 0 is the exit code."""
+    """The console entry of a verb: `help_text` printed (exit 0) when --help/-h is asked for, else
+    `setup()` (schema registration), the command-line check when a validator is given, then
+    `job(cfg)` under Hydra. A UserError anywhere is a one-line error with exit code 2; an int the
+    job returns other than 0 is the exit code."""
     import hydra
 
     from robolearn.errors import report_user_errors
@@ -54,6 +95,8 @@ def hydra_verb(
             precheck(config_name, argv, validate)
 
     def main() -> None:
+        if print_help_if_asked(help_text, sys.argv[1:]):
+            return
         if setup is not None:
             setup()
         check(sys.argv[1:])

@@ -19,7 +19,7 @@ class MissingExtraError(UserError):
     """An optional dependency is not installed; the message names the pip command."""
 
     def __init__(self, feature: str, extra: str, package: str) -> None:
-        super().__init__(f"{feature} needs the '{package}' package: pip install 'robolearn[{extra}]'")
+        super().__init__(f"{feature} needs the '{package}' package: pip install \"robolearn[{extra}]\"")
 
 
 def close_matches(value: str, choices: Iterable[str], n: int = 3) -> str:

@@ -3,31 +3,33 @@
 Loads a run's model with plain stable-baselines3, evaluates it deterministically on the seeds the
 run's own final evaluation used (so `checkpoint=final` reproduces summary.json), prints mean ± std
 return, and writes `evaluations/<checkpoint>.json` (and an MP4 with video=true) into the run dir.
+video=true checks everything a video needs (imageio + imageio-ffmpeg, pygame for the envs gymnasium
+draws with it, an offscreen GL context for MuJoCo envs) before any episode runs.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
-import sys
 from pathlib import Path
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from robolearn.agents.factory import SB3_CLASSES
-from robolearn.cli import precheck
+from robolearn.cli import hydra_verb, verb_help
 from robolearn.config.schema import register_schemas
 from robolearn.envs import make_eval_env
-from robolearn.errors import UserError, report_user_errors, require
-from robolearn.resources import configs_dir
+from robolearn.errors import UserError, require
 from robolearn.runs.checkpoint import MODEL_FILE, VECNORM_FILE, latest_checkpoint
 from robolearn.runs.evaluation import EvalResult, evaluate_policy
 from robolearn.runs.layout import RunDir, existing_run_dir
 from robolearn.utils.io import atomic_save_with, atomic_write_json
 
 CHECKPOINTS = ("final", "best", "latest")
+VIDEO_EXTRA = "video"
+# gymnasium envs under these packages draw their frames with pygame; the rest here are MuJoCo envs.
+PYGAME_ENV_PACKAGES = ("gymnasium.envs.classic_control", "gymnasium.envs.box2d", "gymnasium.envs.toy_text")
 
 
 def validate_evaluate_config(cfg: DictConfig) -> None:
@@ -75,24 +77,57 @@ def load_policy(run: RunDir, which: str, train_cfg: DictConfig) -> tuple[Any, An
     return model, (norm.normalize_obs if norm is not None else None)
 
 
-def _render_env(env_cfg: DictConfig) -> Any:
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _renders_with_pygame(env: Any) -> bool:
+    return type(env.unwrapped).__module__.startswith(PYGAME_ENV_PACKAGES)
+
+
+def open_video_env(env_cfg: DictConfig) -> Any:
+    """An rgb_array env that has rendered one frame, after checking the video packages; a one-line
+    UserError naming what is missing and how to install it otherwise. Called before any episode runs."""
+    for module in ("imageio", "imageio_ffmpeg"):
+        require(module, "video=true", VIDEO_EXTRA, module.replace("_", "-"))
     os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     try:
         env = make_eval_env(env_cfg, render_mode="rgb_array")
-        env.reset(seed=0)
-        frame = env.render()
     except Exception as exc:
         raise UserError(
-            f"no offscreen renderer for video=true ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-            "install one: apt-get install libegl1 (GPU/EGL, MUJOCO_GL=egl) or libosmesa6 (CPU, MUJOCO_GL=osmesa)"
+            f"{env_cfg.id} cannot be made with render_mode=rgb_array ({_first_line(exc)})"
         ) from None
-    if frame is None:
-        raise UserError(f"{env_cfg.id} renders no frames; video=true needs an env with rgb_array rendering")
+    try:
+        pygame = _renders_with_pygame(env)
+        if pygame:
+            require("pygame", f"video=true on {env_cfg.id}", VIDEO_EXTRA)
+        try:
+            env.reset(seed=0)
+            frame = env.render()
+        except Exception as exc:
+            if pygame:
+                raise UserError(
+                    f"{env_cfg.id} cannot render for video=true ({_first_line(exc)}); "
+                    f'pip install "robolearn[{VIDEO_EXTRA}]" installs pygame, which draws it'
+                ) from None
+            raise UserError(
+                f"no offscreen OpenGL for MuJoCo's video=true ({_first_line(exc)}); install one: "
+                "apt-get install libegl1 (EGL, MUJOCO_GL=egl, the default) or libosmesa6 (CPU, MUJOCO_GL=osmesa)"
+            ) from None
+        if frame is None:
+            raise UserError(
+                f"{env_cfg.id} renders no frames; video=true needs an env with rgb_array rendering"
+            )
+    except BaseException:
+        env.close()
+        raise
     return env
 
 
 def _write_video(path: Path, result: EvalResult, fps: int) -> None:
-    imageio: Any = require("imageio", "video=true", "video", "imageio imageio-ffmpeg")
+    imageio: Any = require("imageio", "video=true", VIDEO_EXTRA)
 
     def save(tmp: Path) -> None:
         imageio.mimwrite(str(tmp), result.frames, fps=fps, format="FFMPEG", codec="libx264")
@@ -108,6 +143,23 @@ def evaluate_run(cfg: DictConfig) -> dict[str, Any]:
     assert isinstance(train_cfg, DictConfig)
     model, obs_transform = load_policy(run, cfg.checkpoint, train_cfg)
     seed = cfg.seed if cfg.seed is not None else int(train_cfg.seed) + int(train_cfg.eval.seed_offset)
+    render_env = open_video_env(train_cfg.env) if cfg.video else None
+    try:
+        return _evaluate_and_record(cfg, run, train_cfg, model, obs_transform, seed, render_env)
+    finally:
+        if render_env is not None:
+            render_env.close()
+
+
+def _evaluate_and_record(
+    cfg: DictConfig,
+    run: RunDir,
+    train_cfg: DictConfig,
+    model: Any,
+    obs_transform: Any,
+    seed: int,
+    render_env: Any,
+) -> dict[str, Any]:
     env = make_eval_env(train_cfg.env)
     try:
         result = evaluate_policy(model, env, cfg.episodes, seed, cfg.deterministic, obs_transform)
@@ -125,15 +177,11 @@ def evaluate_run(cfg: DictConfig) -> dict[str, Any]:
         "lengths": result.lengths,
         **result.figures(),
     }
-    if cfg.video:
-        render_env = _render_env(train_cfg.env)
-        try:
-            shown = evaluate_policy(
-                model, render_env, cfg.video_episodes, seed, cfg.deterministic, obs_transform, render=True
-            )
-            fps = int(render_env.metadata.get("render_fps", 30))
-        finally:
-            render_env.close()
+    if render_env is not None:
+        shown = evaluate_policy(
+            model, render_env, cfg.video_episodes, seed, cfg.deterministic, obs_transform, render=True
+        )
+        fps = int(render_env.metadata.get("render_fps", 30))
         video = run.root / "videos" / f"{cfg.checkpoint}.mp4"
         _write_video(video, shown, fps)
         out["video"] = str(video)
@@ -141,12 +189,6 @@ def evaluate_run(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
-@hydra.main(version_base="1.3", config_path=str(configs_dir()), config_name="evaluate")
-def _hydra_main(cfg: DictConfig) -> None:
-    _evaluate(cfg)
-
-
-@report_user_errors
 def _evaluate(cfg: DictConfig) -> None:
     out = evaluate_run(cfg)
     print(
@@ -157,17 +199,30 @@ def _evaluate(cfg: DictConfig) -> None:
     )
 
 
-@report_user_errors
-def _prepare(argv: list[str]) -> None:
-    precheck("evaluate", argv, validate_evaluate_config)
+HELP = verb_help(
+    "evaluate",
+    "run=<run dir> [key=value ...]",
+    "Load a run's model with plain stable-baselines3 and evaluate it deterministically on the seeds the\n"
+    "run's own final evaluation used (checkpoint=final reproduces summary.json). Prints mean ± std return\n"
+    "and writes <run>/evaluations/<checkpoint>.json; video=true also writes <run>/videos/<checkpoint>.mp4\n"
+    '(needs pip install "robolearn[video]"; checked before any episode runs).',
+    [
+        ("run", "the run directory robolearn.train wrote (required)"),
+        ("checkpoint", "final | best | latest (the newest resumable checkpoint); default: final"),
+        ("episodes", "episodes to evaluate (default: 10)"),
+        ("seed", "first episode's seed (default: the run's own eval seeds, seed + eval.seed_offset)"),
+        ("deterministic", "the policy's deterministic action (default: true)"),
+        ("video", "also record an MP4 (default: false)"),
+        ("video_episodes", "episodes in the video (default: 1)"),
+    ],
+    [
+        "python -m robolearn.evaluate run=outputs/2026-11-26/10-00-00_sac_Pendulum-v1",
+        "python -m robolearn.evaluate run=<run dir> episodes=20 checkpoint=best video=true",
+    ],
+)
 
-
-def main() -> None:
-    """Console entry point (robolearn-evaluate)."""
-    register_schemas()
-    _prepare(sys.argv[1:])
-    _hydra_main()
-
+# Console entry point (robolearn-evaluate).
+main = hydra_verb("evaluate", _evaluate, validate_evaluate_config, setup=register_schemas, help_text=HELP)
 
 if __name__ == "__main__":
     main()
