@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from robolearn.errors import UserError, close_matches
 from robolearn.robots.g1 import G1_SPEC
+from robolearn.robots.g1_29 import G1_29_SPEC
 from robolearn.robots.go2 import GO2_SPEC
 from robolearn.robots.spec import RobotSpec
 
-ROBOT_SPECS: dict[str, RobotSpec] = {spec.name: spec for spec in (GO2_SPEC, G1_SPEC)}
+ROBOT_SPECS: dict[str, RobotSpec] = {spec.name: spec for spec in (GO2_SPEC, G1_SPEC, G1_29_SPEC)}
 
 
 def robot_names() -> list[str]:
