@@ -1,22 +1,29 @@
 """Run a policy program in a separate, resource-limited process before it ever runs in ours.
 
 ``probe_policy`` executes a statically checked program on sampled observations in a child process
-(robolearn.llm.sandbox_child) with a CPU-time limit, an address-space limit, no file or socket access
-and a wall-clock timeout, then checks what came back: the action shape, finite values, the bounds
+(robolearn.llm.sandbox_child) with a CPU-time budget, an address-space budget and a wall-clock timeout,
+behind walls that hold even when the static check is bypassed (robolearn.llm.walls: RestrictedPython
+guards, file/process rlimits, root dropped to nobody, a seccomp filter, an empty network namespace),
+then checks what came back: the action shape, finite values, the bounds
 (clipping is reported, or rejected with ``reject_out_of_bounds``), the per-call time and determinism
 (the first observation is evaluated again at the end and must give the same action).
 
-``run_child`` is the shared launcher; robolearn.llm.screen uses it for rollouts.
+``run_child`` is the shared launcher; robolearn.llm.screen uses it for rollouts. Every report carries
+the state of each wall as the child stated it, and a wall that is not active is logged (once per
+process and state), never passed over silently.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +31,11 @@ from typing import Any
 import numpy as np
 
 from robolearn.llm.checker import check_source
+from robolearn.llm.walls import WALL_NAMES, is_active
+
+_log = logging.getLogger(__name__)
+_logged_walls: set[tuple[tuple[str, str], ...]] = set()
+_logged_lock = threading.Lock()
 
 # robolearn is a namespace package: the folder that holds it goes on the child's sys.path.
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -50,6 +62,7 @@ class SandboxReport:
     max_call_ms: float = float("nan")
     clipped_fraction: float = 0.0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    walls: Mapping[str, str] = field(default_factory=dict)  # wall -> state, as the child stated it
 
     @property
     def ok(self) -> bool:
@@ -69,14 +82,48 @@ class SandboxReport:
 class ChildFailure(Exception):
     """The child process did not return a result (limit hit, timeout, crash); the message is one line."""
 
-    def __init__(self, message: str, kind: str) -> None:
+    def __init__(self, message: str, kind: str, walls: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.walls: Mapping[str, str] = walls or {}
 
 
-def run_child(request: dict[str, Any], limits: SandboxLimits) -> dict[str, Any]:
-    """Run one request in a fresh sandbox child; return its JSON result or raise ChildFailure."""
+def inactive_walls(walls: Mapping[str, str]) -> dict[str, str]:
+    """The walls of a report that are not up, with their states (all of them when none was reported)."""
+    if not walls:
+        return dict.fromkeys(WALL_NAMES, "not reported (the child ended before its walls were up)")
+    return {name: state for name, state in walls.items() if not is_active(state)}
+
+
+def log_walls(walls: Mapping[str, str]) -> None:
+    """Warn (once per process and combination) about walls that are not active."""
+    missing = inactive_walls(walls) if walls else {}
+    if not missing:
+        return
+    key = tuple(sorted(missing.items()))
+    with _logged_lock:
+        if key in _logged_walls:
+            return
+        _logged_walls.add(key)
+    states = "; ".join(f"{name} {state}" for name, state in missing.items())
+    held = ", ".join(name for name, state in walls.items() if is_active(state)) or "none"
+    _log.warning("sandbox walls not active: %s (active: %s)", states, held)
+
+
+def run_child(
+    request: dict[str, Any], limits: SandboxLimits, disabled_walls: Collection[str] = ()
+) -> dict[str, Any]:
+    """Run one request in a fresh sandbox child; return its JSON result (with ``walls``, each wall's
+    state) or raise ChildFailure.
+
+    ``disabled_walls`` (names from ``WALL_NAMES``) exists only so tests can show that each remaining
+    wall holds on its own; a disabled wall is reported as such.
+    """
+    unknown = set(disabled_walls) - set(WALL_NAMES)
+    if unknown:
+        raise ValueError(f"unknown sandbox walls {sorted(unknown)}; known: {', '.join(WALL_NAMES)}")
     payload = dict(request, cpu_s=limits.cpu_s, memory_mb=limits.memory_mb)
+    payload["disabled_walls"] = sorted(disabled_walls)
     with tempfile.TemporaryDirectory(prefix="robolearn-sandbox-") as workdir:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -101,17 +148,37 @@ def run_child(request: dict[str, Any], limits: SandboxLimits) -> dict[str, Any]:
             stdout, stderr = proc.communicate(json.dumps(payload).encode(), timeout=limits.wall_s)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
-            proc.communicate()
-            raise ChildFailure(f"exceeded the wall-clock limit of {limits.wall_s:g} s", "timeout") from None
+            stdout, _ = proc.communicate()
+            walls = _walls_line(stdout.decode(errors="replace").strip().splitlines())
+            log_walls(walls)
+            message = f"exceeded the wall-clock limit of {limits.wall_s:g} s"
+            raise ChildFailure(message, "timeout", walls) from None
     lines = stdout.decode(errors="replace").strip().splitlines()
+    walls = _walls_line(lines)
+    log_walls(walls)
     if proc.returncode == 0 and lines:
         try:
             result = json.loads(lines[-1])
         except json.JSONDecodeError:
             result = None
-        if isinstance(result, dict):
-            return result
-    raise ChildFailure(*_describe_exit(proc.returncode, stderr.decode(errors="replace"), limits))
+        if isinstance(result, dict) and "walls" not in result:
+            return dict(result, walls=walls)
+    message, kind = _describe_exit(proc.returncode, stderr.decode(errors="replace"), limits)
+    raise ChildFailure(message, kind, walls)
+
+
+def _walls_line(lines: list[str]) -> dict[str, str]:
+    """The walls the child reported on its first line (empty when it did not get that far)."""
+    if not lines:
+        return {}
+    try:
+        first = json.loads(lines[0])
+    except json.JSONDecodeError:
+        return {}
+    walls = first.get("walls") if isinstance(first, dict) else None
+    if not isinstance(walls, dict):
+        return {}
+    return {str(name): str(state) for name, state in walls.items()}
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -144,11 +211,12 @@ def probe_policy(
     limits: SandboxLimits | None = None,
     reject_out_of_bounds: bool = False,
     static_check: bool = True,
+    disabled_walls: Collection[str] = (),
 ) -> SandboxReport:
     """Run a program on sampled observations in a limited child process and check its actions.
 
-    ``static_check=False`` skips the allow-list; it exists only so tests can show that the runtime
-    layers (restricted namespace, limits) hold on their own.
+    ``static_check=False`` skips the allow-list and ``disabled_walls`` switches runtime walls off; both
+    exist only so tests can show that the remaining walls hold on their own.
     """
     limits = limits or SandboxLimits()
     if static_check:
@@ -162,11 +230,11 @@ def probe_policy(
     high = np.asarray(action_high, dtype=np.float64)
     request = {"mode": "probe", "source": source, "observations": obs.tolist()}
     try:
-        result = run_child(request, limits)
+        result = run_child(request, limits, disabled_walls)
     except ChildFailure as failure:
-        return SandboxReport(reasons=(str(failure),))
+        return SandboxReport(reasons=(str(failure),), walls=failure.walls)
     if "error" in result:
-        return SandboxReport(reasons=(_memory_detail(result, limits),))
+        return SandboxReport(reasons=(_memory_detail(result, limits),), walls=result["walls"])
     return _judge_probe(result, low, high, limits, reject_out_of_bounds)
 
 
@@ -223,4 +291,5 @@ def _judge_probe(
         max_call_ms=max_ms,
         clipped_fraction=clipped_fraction,
         notes=tuple(notes),
+        walls=result["walls"],
     )

@@ -2,14 +2,19 @@
 
 Started by robolearn.llm.sandbox as ``python -I -c ...`` with the request on stdin. Everything the
 program needs (numpy, and gymnasium plus the env for rollouts) is imported and created first; then the
-limits go on, and only then is the program executed:
+budgets and the walls go up, in this order, and only then is the program compiled and executed:
 
-- RLIMIT_CPU: CPU seconds used so far + the budget (SIGXCPU ends the process);
-- RLIMIT_AS: the address space in use so far + the memory budget (allocations beyond it fail);
-- RLIMIT_FSIZE 0 and RLIMIT_NOFILE 0: no file can grow and no new file or socket can be opened;
-- RLIMIT_NPROC 0 (no fork for non-root users) and RLIMIT_CORE 0 (no core dumps on SIGXCPU).
+- the network namespace (``netns``, robolearn.llm.walls), while the child may still unshare;
+- the budgets: RLIMIT_CPU (CPU seconds used so far + the budget; SIGXCPU ends the process), RLIMIT_AS
+  (the address space in use so far + the memory budget) and RLIMIT_CORE 0;
+- ``rlimits``: RLIMIT_NOFILE, RLIMIT_FSIZE and RLIMIT_NPROC 0;
+- ``privileges``: root drops to nobody;
+- ``seccomp``: the syscall filter, last, since it refuses setrlimit and unshare;
+- ``guards``: the program is compiled with RestrictedPython's guards (robolearn.llm.runtime).
 
-The result is one JSON line on the original stdout; the program itself has no print.
+The child writes two JSON lines on its stdout: ``{"walls": {...}}`` as soon as the walls are up (so the
+parent knows which walls held even when the program is then killed), and the result; the program
+itself has no print.
 """
 
 from __future__ import annotations
@@ -23,7 +28,15 @@ from typing import Any
 
 import numpy as np
 
-from robolearn.llm.runtime import describe_exception, load_policy_function
+from robolearn.llm.runtime import describe_exception, guards_status, load_policy_function
+from robolearn.llm.walls import (
+    DISABLED,
+    WALL_NAMES,
+    SeccompFilter,
+    drop_privileges,
+    isolate_network,
+    limit_files_and_processes,
+)
 
 
 def _vm_size_bytes() -> int | None:
@@ -38,7 +51,7 @@ def _vm_size_bytes() -> int | None:
 
 
 def apply_limits(cpu_s: float, memory_mb: float) -> None:
-    """Put the CPU, memory, file and process limits on this process (one-way: they cannot be raised)."""
+    """Put the CPU, memory and core-dump budgets on this process."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     used = usage.ru_utime + usage.ru_stime
     cpu_soft = math.ceil(used + cpu_s)
@@ -49,11 +62,37 @@ def apply_limits(cpu_s: float, memory_mb: float) -> None:
     budget = int(memory_mb * 1024 * 1024)
     limit = vm + budget if vm is not None else budget
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if hasattr(resource, "RLIMIT_NPROC"):
-        resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (0, 0))
+
+
+def put_up_walls(request: dict[str, Any]) -> dict[str, str]:
+    """Apply the budgets and every wall the request does not disable; report each wall's state on
+    stdout at once, and return it."""
+    disabled = set(request.get("disabled_walls", ()))
+    unknown = disabled - set(WALL_NAMES)
+    if unknown:
+        raise ValueError(f"unknown sandbox walls {sorted(unknown)}")
+    walls = dict.fromkeys(WALL_NAMES, DISABLED)
+    # Loading libseccomp and libc looks them up with a subprocess: before fork is refused.
+    seccomp_filter = SeccompFilter() if "seccomp" not in disabled else None
+    if "netns" not in disabled:
+        walls["netns"] = isolate_network()
+    apply_limits(request["cpu_s"], request["memory_mb"])
+    if "rlimits" not in disabled:
+        walls["rlimits"] = limit_files_and_processes()
+    if "privileges" not in disabled:
+        walls["privileges"] = drop_privileges()
+    if seccomp_filter is not None:
+        walls["seccomp"] = seccomp_filter.load()
+    if "guards" not in disabled:
+        walls["guards"] = guards_status()
+    sys.stdout.write(json.dumps({"walls": walls}) + "\n")
+    sys.stdout.flush()
+    return walls
+
+
+def _load(request: dict[str, Any], walls: dict[str, str]) -> Any:
+    return load_policy_function(request["source"], check=False, guards=walls["guards"] != DISABLED)
 
 
 def _to_jsonable(action: np.ndarray) -> list[Any]:
@@ -62,9 +101,9 @@ def _to_jsonable(action: np.ndarray) -> list[Any]:
 
 def _probe(request: dict[str, Any]) -> dict[str, Any]:
     observations = [np.asarray(o, dtype=np.float64) for o in request["observations"]]
-    apply_limits(request["cpu_s"], request["memory_mb"])
+    walls = put_up_walls(request)
     try:
-        fn = load_policy_function(request["source"], check=False)
+        fn = _load(request, walls)
     except MemoryError:
         return {"error": "module code ran out of memory", "kind": "memory"}
     except Exception as exc:
@@ -101,9 +140,9 @@ def _rollout(request: dict[str, Any]) -> dict[str, Any]:
     low, high = action_bounds(env)
     shape = low.shape
     env.reset(seed=int(request["seed"]))  # lazily created buffers exist before the limits go on
-    apply_limits(request["cpu_s"], request["memory_mb"])
+    walls = put_up_walls(request)
     try:
-        fn = load_policy_function(request["source"], check=False)
+        fn = _load(request, walls)
     except MemoryError:
         return {"error": "module code ran out of memory", "kind": "memory"}
     except Exception as exc:

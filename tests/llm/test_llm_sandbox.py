@@ -123,7 +123,7 @@ def test_hidden_state_is_caught_as_nondeterminism() -> None:
         ("np.savetxt({path!r}, obs)", "has no attribute 'savetxt'"),
         ("np.memmap({path!r}, mode='w+', shape=(3,))", "has no attribute 'memmap'"),
         ("obs.tofile({path!r})", "policy raised"),
-        ("__import__('os').system('touch ' + {path!r})", "import of 'os' is not allowed"),
+        ("__import__('os').system('touch ' + {path!r})", '"__import__" is an invalid variable name'),
     ],
     ids=["open", "np.save", "np.savetxt", "np.memmap", "tofile", "__import__"],
 )
