@@ -6,15 +6,20 @@ DdsSession owns one participant on one domain, readers are polled from the contr
 travel as raw CDR bytes that robolearn.deploy.messages encodes and decodes (the topics are still
 registered with the SDK's IdlStruct types, so type names and keys match the robot's exactly).
 
-On the loopback interface `lo` (the sim bridge, tests) multicast is off and discovery is unicast to
-127.0.0.1 only, so no packet ever leaves the machine; on a robot's NIC CycloneDDS uses its defaults
-(SPDP multicast on that interface), as the SDK does.
+On the loopback interface `lo` (the sim bridge, tests, unitree_mujoco) participants discover each
+other both ways a loopback peer may expect: SPDP multicast to 239.255.0.1 on `lo`, which is what a
+stock unitree_sdk2py participant (`ChannelFactoryInitialize(domain, "lo")`) sends and listens to, and
+unicast to the participant ports on 127.0.0.1, which works even where `lo` carries no multicast.
+Samples themselves go unicast. Everything stays on `lo`, so no packet leaves the machine; on a robot's
+NIC CycloneDDS uses its defaults (SPDP multicast on that interface), as the SDK does. deploy/interop.md
+explains the choice and how it is tested.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
@@ -57,14 +62,19 @@ def check_interface(interface: str) -> str:
 
 
 def cyclone_config(interface: str, max_participants: int = 32) -> str:
-    """CycloneDDS XML pinned to one interface; on loopback, unicast discovery to 127.0.0.1 only."""
+    """CycloneDDS XML pinned to one interface; on loopback, discovery by lo multicast and 127.0.0.1 unicast."""
     name = quoteattr(interface)
     if interface == LOOPBACK:
-        # Linux's lo has no multicast: discovery goes to the participant ports on 127.0.0.1.
+        # A stock unitree_sdk2py participant on lo (multicast='default') finds peers only by SPDP
+        # multicast: its unicast ports are random, so unicast peers cannot reach it, and a participant
+        # that never joins the multicast group never hears it. Linux's lo lacks the MULTICAST flag,
+        # yet IPv4 multicast works on it, and CycloneDDS finds that out with a trial send
+        # (multicast='default', as the SDK sets it). AllowMulticast 'spdp' keeps samples unicast; the
+        # 127.0.0.1 peers keep our own processes discovering each other where lo multicast fails.
         return (
             "<CycloneDDS><Domain Id='any'><General>"
-            f"<Interfaces><NetworkInterface name={name} multicast='false'/></Interfaces>"
-            "<AllowMulticast>false</AllowMulticast></General>"
+            f"<Interfaces><NetworkInterface name={name} multicast='default'/></Interfaces>"
+            "<AllowMulticast>spdp</AllowMulticast></General>"
             "<Discovery><ParticipantIndex>auto</ParticipantIndex>"
             f"<MaxAutoParticipantIndex>{max_participants}</MaxAutoParticipantIndex>"
             "<Peers><Peer address='127.0.0.1'/></Peers></Discovery>"
@@ -75,6 +85,44 @@ def cyclone_config(interface: str, max_participants: int = 32) -> str:
         f"<Interfaces><NetworkInterface name={name} priority='default' multicast='default'/></Interfaces>"
         "</General></Domain></CycloneDDS>"
     )
+
+
+SPDP_MULTICAST_GROUP = "239.255.0.1"
+
+
+def loopback_multicast_works(timeout_s: float = 0.2) -> bool:
+    """Whether IPv4 multicast sent on lo comes back on lo (what a stock SDK tool on lo needs).
+
+    The same trial CycloneDDS makes: join the SPDP group on 127.0.0.1, send one datagram with TTL 0
+    (it cannot leave the machine) to our own port, and look for it.
+    """
+    import os
+    import select
+
+    payload = os.urandom(16)
+    loopback = socket.inet_aton("127.0.0.1")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP) as sock:
+        try:
+            sock.bind(("0.0.0.0", 0))
+            mreq = socket.inet_aton(SPDP_MULTICAST_GROUP) + loopback
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, loopback)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 0)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+            sock.sendto(payload, (SPDP_MULTICAST_GROUP, sock.getsockname()[1]))
+        except OSError:
+            return False
+        sock.setblocking(False)
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            if not select.select([sock], [], [], left)[0]:
+                break
+            try:
+                if sock.recv(64) == payload:
+                    return True
+            except OSError:
+                return False
+    return False
 
 
 def _domain(domain_id: int, interface: str) -> Any:
