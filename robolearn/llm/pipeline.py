@@ -1,9 +1,10 @@
 """Generate a prior: card -> prompt -> K candidates -> static check -> sandbox probe -> screening -> save.
 
 Each stage only sees the candidates that passed the one before; every candidate's fate (the stage it
-stopped at and the one-line reasons) is kept in a ``<name>.generation.json`` report beside the saved
-prior, together with the prompt and the replies' programs, so a prior can be traced back to the exact
-text the model produced.
+stopped at and all its one-line reasons) is kept in a ``<name>.generation.json`` report beside the
+saved prior, together with the prompt, the replies' programs and the state of each sandbox wall, so a
+prior can be traced back to the exact text the model produced. The report is written when no
+candidate survives too (``best`` is null, no ``<name>.py``), so every rejection can be read there.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from robolearn.llm.screen import (
     sample_observations,
     screen_sources,
 )
+from robolearn.utils.io import atomic_write_text
 
 
 class Completer(Protocol):
@@ -80,7 +82,8 @@ class GenerateOptions:
 
 @dataclass
 class GenerateResult:
-    """The outcome: all candidates, the winner (if any) and where it was saved."""
+    """The outcome: all candidates, the winner (if any), where it was saved and the report (written
+    whether or not a candidate survived)."""
 
     env_id: str
     prompt_sha256: str
@@ -106,6 +109,9 @@ def generate_prior(
         raise UserError(f"env card {card.path} says {card.action_dim} actions, {env_id} has {low.shape}")
     messages = build_messages(card, options.n_candidates)
     digest = prompt_hash(messages)
+    name = _choose_name(out_root, env_id, options, digest)  # a name clash fails before any LLM call
+    path = prior_path(out_root, env_id, name)
+    report_path = path.with_name(f"{name}.generation.json")
 
     replies = client.complete(messages, n=options.samples)
     candidates = _candidates_from_replies(replies)
@@ -158,10 +164,9 @@ def generate_prior(
     screened = [c for c in candidates if c.stage == "screened" and c.screen is not None]
     best = max(screened, key=lambda c: c.screen.mean if c.screen else float("-inf"), default=None)
     if best is None or best.screen is None or best.source is None:
-        return GenerateResult(env_id, digest, candidates, None, None, None)
+        _write_report(report_path, _report(env_id, messages, digest, options, candidates, None))
+        return GenerateResult(env_id, digest, candidates, None, None, report_path)
 
-    name = _choose_name(out_root, env_id, options, digest)
-    path = prior_path(out_root, env_id, name)
     today = dt.datetime.now(dt.UTC).replace(microsecond=0)
     header: dict[str, object] = {
         "robolearn-prior": FORMAT_VERSION,
@@ -183,10 +188,7 @@ def generate_prior(
         "screened_at": today.isoformat(),
     }
     write_prior(path, header, best.source)
-    report_path = path.with_name(f"{name}.generation.json")
-    report_path.write_text(
-        json.dumps(_report(env_id, messages, digest, options, candidates, best), indent=2) + "\n"
-    )
+    _write_report(report_path, _report(env_id, messages, digest, options, candidates, best))
     return GenerateResult(env_id, digest, candidates, best, path, report_path)
 
 
@@ -223,7 +225,11 @@ def _choose_name(out_root: Path, env_id: str, options: GenerateOptions, digest: 
     model = re.sub(r"[^A-Za-z0-9_-]+", "-", options.model.split("/")[-1]).strip("-_") or "llm"
     base = f"{model[:40]}_{digest[:8]}"
     name, k = base, 2
-    while prior_path(out_root, env_id, name).exists():
+    # Skip names taken by a prior or by the report of an earlier run that saved nothing.
+    while (
+        prior_path(out_root, env_id, name).exists()
+        or prior_path(out_root, env_id, name).with_name(f"{name}.generation.json").exists()
+    ):
         name, k = f"{base}-{k}", k + 1
     return name
 
@@ -234,33 +240,60 @@ def _report(
     digest: str,
     options: GenerateOptions,
     candidates: list[Candidate],
-    best: Candidate,
+    best: Candidate | None,
 ) -> dict[str, Any]:
+    walls = _first_walls(candidates)
+    entries: list[dict[str, Any]] = []
+    for c in candidates:
+        entry: dict[str, Any] = {
+            "candidate": c.label,
+            "reply": c.reply,
+            "stage": c.stage,
+            "reasons": c.reasons,
+            "sandbox": c.sandbox.summary() if c.sandbox else None,
+            "returns": list(c.screen.returns) if c.screen and c.screen.ok else None,
+            "source": c.source,
+        }
+        for report in (c.sandbox, c.screen):
+            if report is not None and report.walls and dict(report.walls) != walls:
+                entry["sandbox_walls"] = dict(report.walls)  # only where they differ from the run's
+        entries.append(entry)
     return {
         "env_id": env_id,
         "model": options.model,
         "endpoint": options.endpoint,
         "prompt_sha256": digest,
         "messages": messages,
-        "best": best.label,
+        "best": best.label if best is not None else None,
+        "outcome": (
+            f"saved {best.label}"
+            if best is not None
+            else f"none of the {len(candidates)} candidates passed every check; nothing saved"
+        ),
+        "sandbox_walls": walls or None,
         "screen": {
             "episodes": options.screen_episodes,
             "seed": options.screen_seed,
             "max_steps": options.screen_max_steps,
         },
-        "candidates": [
-            {
-                "candidate": c.label,
-                "reply": c.reply,
-                "stage": c.stage,
-                "reasons": c.reasons,
-                "sandbox": c.sandbox.summary() if c.sandbox else None,
-                "returns": list(c.screen.returns) if c.screen and c.screen.ok else None,
-                "source": c.source,
-            }
-            for c in candidates
-        ],
+        "candidates": entries,
     }
+
+
+def _first_walls(candidates: list[Candidate]) -> dict[str, str]:
+    """The sandbox walls the first sandboxed candidate reported (each child states its own)."""
+    for c in candidates:
+        for report in (c.sandbox, c.screen):
+            if report is not None and report.walls:
+                return dict(report.walls)
+    return {}
+
+
+def _write_report(path: Path, report: dict[str, Any]) -> None:
+    try:
+        atomic_write_text(path, json.dumps(report, indent=2) + "\n")
+    except OSError as exc:
+        raise UserError(f"cannot write the generation report {path}: {exc.strerror or exc}") from None
 
 
 def candidate_table(candidates: list[Candidate]) -> str:

@@ -13,7 +13,7 @@ import importlib
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -35,6 +35,7 @@ class ScreenResult:
     lengths: tuple[int, ...] = ()
     clipped_fraction: float = 0.0
     error: str | None = None
+    walls: Mapping[str, str] = field(default_factory=dict)  # sandbox wall -> state, as the child stated it
 
     @property
     def ok(self) -> bool:
@@ -135,14 +136,15 @@ def screen_sources(
         try:
             result = run_child(request, limits)
         except ChildFailure as failure:
-            return ScreenResult(name=name, error=str(failure))
+            return ScreenResult(name=name, error=str(failure), walls=failure.walls)
         if "error" in result:
-            return ScreenResult(name=name, error=str(result["error"]))
+            return ScreenResult(name=name, error=str(result["error"]), walls=result["walls"])
         return ScreenResult(
             name=name,
             returns=tuple(float(r) for r in result["returns"]),
             lengths=tuple(int(n) for n in result["lengths"]),
             clipped_fraction=float(result["clipped_fraction"]),
+            walls=result["walls"],
         )
 
     n_workers = workers or max(1, min(len(sources), os.cpu_count() or 1))

@@ -99,19 +99,40 @@ def test_generate_saves_the_best_good_candidate(scripted_server: Start, tmp_path
     report = json.loads(result.report_path.read_text())  # type: ignore[union-attr]
     assert report["best"] == "#5" and len(report["candidates"]) == 8
     assert report["messages"][1]["role"] == "user"
+    assert set(report["sandbox_walls"]) == {"guards", "rlimits", "privileges", "seccomp", "netns"}
 
     loaded = load_prior(str(result.saved_path), probe=False)
     assert loaded.policy(np.array([1.0, 0.0, 0.0])).shape == (1,)
     assert not Path("stolen.npy").exists()
 
 
-def test_generate_with_no_survivor_saves_nothing(scripted_server: Start, tmp_path: Path) -> None:
-    server = scripted_server([Scripted(contents=[fenced(BAD_PROGRAMS[0], BAD_PROGRAMS[4])])])
+def test_generate_with_no_survivor_saves_nothing_but_reports_every_reason(
+    scripted_server: Start, tmp_path: Path
+) -> None:
+    replies = [fenced(BAD_PROGRAMS[0], BAD_PROGRAMS[4], BAD_PROGRAMS[1])]
+    server = scripted_server([Scripted(contents=replies), Scripted(contents=replies)])
     settings = resolve_settings(base_url=server.url, model="m", timeout_s=5, retries=0)
-    options = fast_options(n_candidates=2, model="m")
+    options = fast_options(n_candidates=3, model="m")
     result = generate_prior("Pendulum-v1", ChatClient(settings), tmp_path, options)
     assert result.best is None and result.saved_path is None
     assert not any(tmp_path.rglob("*.py"))
+
+    # The table shows the first reason and "(+2 more)"; the report keeps all three.
+    assert "(+2 more)" in candidate_table(result.candidates)
+    assert result.report_path is not None and result.report_path.name.endswith(".generation.json")
+    report = json.loads(result.report_path.read_text())
+    assert report["best"] is None and "nothing saved" in report["outcome"]
+    first = report["candidates"][0]
+    assert first["stage"] == "check" and len(first["reasons"]) == 3
+    assert "import of 'os'" in first["reasons"][0] and "'.system'" in first["reasons"][1]
+    assert "np.save" in report["candidates"][1]["reasons"][0]
+    assert "CPU-time limit" in report["candidates"][2]["reasons"][0]
+    assert report["sandbox_walls"]["guards"] == "active"  # from the probe of the looping candidate
+
+    # A second run that saves nothing does not overwrite the first run's report.
+    again = generate_prior("Pendulum-v1", ChatClient(settings), tmp_path, options)
+    assert again.report_path is not None and again.report_path != result.report_path
+    assert result.report_path.is_file() and again.report_path.is_file()
 
 
 def cli_config(*overrides: str) -> DictConfig:
