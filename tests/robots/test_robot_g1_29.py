@@ -155,6 +155,18 @@ def test_total_mass_is_within_5_percent_of_published(model: mujoco.MjModel) -> N
     assert abs(mass - SPEC.total_mass) / SPEC.total_mass < 0.05, f"{mass:.2f} kg"
 
 
+def test_link_masses_are_unitrees(model: mujoco.MjModel) -> None:
+    # g1_29dof_rev_1_0.xml: pelvis, waist and wrist links; the torso is the pre-rev-1.0 g1_29dof.xml's.
+    expected = {"pelvis": 3.813, "waist_yaw_link": 0.214, "waist_roll_link": 0.086, "torso_link": 9.598}
+    for side in ("left", "right"):
+        expected |= {f"{side}_wrist_roll_link": 0.085445, f"{side}_wrist_pitch_link": 0.48405}
+        expected |= {f"{side}_wrist_yaw_link": 0.254576, f"{side}_knee_link": 1.932}
+    for body, mass in expected.items():
+        assert model.body(body).mass[0] == pytest.approx(mass, abs=1e-9), body
+    # Unitree's rev 1.0 robot (33.341142 kg) with its 7.818 kg torso swapped for the 9.598 kg one.
+    assert mujoco.mj_getTotalmass(model) == pytest.approx(33.341142 - 7.818 + 9.598, abs=1e-6)
+
+
 def test_joint_ranges_limits_armature_and_losses_equal_the_spec(model: mujoco.MjModel) -> None:
     index = joint_index_map(model, SPEC)
     assert model.jnt_limited[index.joint_ids].all()
