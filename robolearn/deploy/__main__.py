@@ -19,9 +19,10 @@ from robolearn.deploy.config import validate_deploy_config
 
 
 def _deploy(cfg: DictConfig) -> Any:
-    from robolearn.deploy.app import run_deploy
+    from robolearn.deploy.app import exit_code, run_deploy
 
-    return run_deploy(cfg)
+    # Exit codes (docs/deploy.md): 0 clean, 2 could not start, 3 safety fault, 4 operator stop.
+    return exit_code(run_deploy(cfg))
 
 
 main = hydra_verb("deploy", _deploy, validate_deploy_config)

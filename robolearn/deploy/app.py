@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import platform
+import signal
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,10 +17,15 @@ import robolearn.resources
 from robolearn.deploy.artifact import PolicyArtifact, check_spec_matches, load_artifact
 from robolearn.deploy.backends.base import Backend
 from robolearn.deploy.commands import CommandLimiter
-from robolearn.deploy.config import dds_target, validate_deploy_config
+from robolearn.deploy.config import (
+    MUJOCO_AUTOPOLICY_S,
+    MUJOCO_DURATION_S,
+    dds_target,
+    validate_deploy_config,
+)
 from robolearn.deploy.operator import KeyboardReader, OperatorInput
 from robolearn.deploy.recorder import Recorder
-from robolearn.deploy.runtime import Controller, Runtime, RuntimeOptions, make_policy
+from robolearn.deploy.runtime import EXIT_CODES, Controller, Runtime, RuntimeOptions, make_policy
 from robolearn.deploy.safety import GuardConfig, Guards
 from robolearn.errors import UserError
 from robolearn.robots.registry import get_robot_spec
@@ -64,6 +71,69 @@ def make_backend(cfg: DictConfig, spec: RobotSpec) -> Backend:
     )
 
 
+def session_defaults(cfg: DictConfig) -> tuple[bool, float | None, float | None]:
+    """(autostart, autopolicy_s, duration_s) after the backend's defaults for the null ones.
+
+    backend=mujoco: autostart on, POLICY MUJOCO_AUTOPOLICY_S after standing (with autostart), stop
+    after MUJOCO_DURATION_S (unless mujoco.realtime). backend=dds: all off, the operator decides.
+    """
+    mujoco = cfg.backend == "mujoco"
+    autostart = bool(cfg.autostart) if cfg.autostart is not None else mujoco
+    autopolicy_s = cfg.autopolicy_s
+    if autopolicy_s is None and mujoco and autostart:
+        autopolicy_s = MUJOCO_AUTOPOLICY_S
+    duration_s = cfg.duration_s
+    if duration_s is None and mujoco and not cfg.mujoco.realtime:
+        duration_s = MUJOCO_DURATION_S
+    return autostart, autopolicy_s, duration_s
+
+
+def operator_help(cfg: DictConfig, keyboard: bool) -> str:
+    """One line: which remote button or key moves the session from PASSIVE to standing to POLICY, and out."""
+    remote = cfg.settings.remote
+    buttons: dict[str, list[str]] = {}
+    if remote.enabled:
+        for combo, event in remote.bindings.items():
+            buttons.setdefault(str(event), []).append(str(combo))
+    keys = {"start": "s", "policy": "p", "stand": "h", "damp": "d", "estop": "e", "quit": "q"}
+
+    def how(event: str) -> str:
+        ways = [f"remote {b}" for b in buttons.get(event, [])]
+        if keyboard:
+            ways.append(f"key {keys[event]}")
+        return " or ".join(ways) if ways else "no binding"
+
+    line = (
+        f"operator: {how('start')} stands the robot up (PASSIVE -> RAMP -> HOLD); {how('policy')} hands it"
+        f" to the policy (HOLD -> POLICY); {how('stand')} back to standing; {how('damp')} damps;"
+        f" {how('estop')} ESTOP"
+    )
+    if keyboard:
+        line += "; key q quits"
+    else:
+        line += "; keys off (keyboard=true to use them), SIGINT/SIGTERM stop"
+    return line
+
+
+def session_line(options: RuntimeOptions, has_policy: bool) -> str:
+    """What the session does by itself: autostart, autopolicy_s, duration_s (and how to change them)."""
+    parts = [
+        "autostart on" if options.autostart else "autostart off (waiting in PASSIVE for start)",
+    ]
+    if has_policy:
+        parts.append(
+            f"autopolicy_s={options.autopolicy_s:g} (POLICY that long after standing)"
+            if options.autopolicy_s is not None
+            else "autopolicy off (POLICY on the operator's request)"
+        )
+    parts.append(
+        f"duration_s={options.duration_s:g}"
+        if options.duration_s is not None
+        else "no duration_s (runs until stopped)"
+    )
+    return "session: " + ", ".join(parts) + f"; exit_damp_s={options.exit_damp_s:g}"
+
+
 def runtime_options(cfg: DictConfig, artifact: PolicyArtifact | None, spec: RobotSpec) -> RuntimeOptions:
     """Rates and session behaviour from the config (policy rate from the contract unless overridden)."""
     control_dt = artifact.contract.control_dt if artifact is not None else spec.control_dt
@@ -73,10 +143,7 @@ def runtime_options(cfg: DictConfig, artifact: PolicyArtifact | None, spec: Robo
         raise UserError(
             f"loop.policy_hz ({1 / policy_dt:g}) cannot exceed loop.command_hz ({cfg.loop.command_hz:g})"
         )
-    if cfg.backend == "mujoco" and not cfg.mujoco.realtime and cfg.duration_s is None:
-        raise UserError(
-            "backend=mujoco runs faster than real time: set duration_s=<seconds> (or mujoco.realtime=true)"
-        )
+    autostart, autopolicy_s, duration_s = session_defaults(cfg)
     return RuntimeOptions(
         command_dt=command_dt,
         policy_dt=policy_dt,
@@ -86,9 +153,9 @@ def runtime_options(cfg: DictConfig, artifact: PolicyArtifact | None, spec: Robo
         rt_priority=cfg.loop.rt_priority,
         policy_thread=cfg.loop.policy_thread,
         switch_interval_s=cfg.loop.switch_interval_s,
-        autostart=cfg.autostart,
-        autopolicy_s=cfg.autopolicy_s,
-        duration_s=cfg.duration_s,
+        autostart=autostart,
+        autopolicy_s=autopolicy_s,
+        duration_s=duration_s,
         exit_damp_s=cfg.exit_damp_s,
         status_every_s=cfg.status_every_s,
         realtime_lockstep=cfg.mujoco.realtime,
@@ -153,11 +220,20 @@ def build_session(cfg: DictConfig) -> tuple[Runtime, KeyboardReader | None, Reco
     keyboard = None
     if keyboard_mode == "true" or (keyboard_mode == "auto" and sys.stdin.isatty()):
         keyboard = KeyboardReader(operator)
-    return Runtime(controller, backend, options), keyboard, recorder
+    hint = ""
+    if cfg.backend == "dds":
+        interface, domain = dds_target(cfg)
+        hint = (
+            f"on interface {interface}, domain {domain}: is the robot on, cabled and in low-level mode"
+            f" (deploy/low_level_mode.md), or the sim bridge running (python -m robolearn.deploy.sim_bridge"
+            f" robot={spec.name} domain_id={domain})? python -m robolearn.doctor robot={spec.name}"
+            f" interface={interface} domain_id={domain} diagnoses it"
+        )
+    return Runtime(controller, backend, options, no_state_hint=hint), keyboard, recorder
 
 
 def run_deploy(cfg: DictConfig) -> dict[str, Any]:
-    """Run one deploy session from a composed config; returns its summary."""
+    """Run one deploy session from a composed config; returns its summary (with outcome and exit_code)."""
     runtime, keyboard, recorder = build_session(cfg)
     c = runtime.controller
     where = runtime.backend.name
@@ -171,33 +247,68 @@ def run_deploy(cfg: DictConfig) -> dict[str, Any]:
         f" commands {1 / runtime.options.command_dt:g} Hz, policy {1 / runtime.options.policy_dt:g} Hz",
         flush=True,
     )
+    print(session_line(runtime.options, c.policy is not None), flush=True)
     if where.startswith("dds") and runtime.options.rt_priority <= 0 and not cfg.dry_run:
         print(
             "note: loop.rt_priority=0, so the command loop competes with every other process for the CPU;"
             " on a robot run as root with loop.rt_priority=80 (deploy/README.md has the figures)",
             flush=True,
         )
+    if runtime.backend.name == "dds" or keyboard is not None:
+        print(operator_help(cfg, keyboard is not None), flush=True)
     if keyboard is not None:
-        print("keys: s start, p policy, h stand, d damp, z passive, e/space ESTOP, q quit", flush=True)
         keyboard.start()
     summary: dict[str, Any] = {}
     try:
         summary = runtime.run()
     finally:
-        if keyboard is not None:
-            keyboard.stop()
-        runtime.backend.close()
-        if recorder is not None:
-            recorder.close(summary)
+        # Shutting down (terminal, DDS, log) takes a moment: a second Ctrl-C must not cut it short.
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            if keyboard is not None:
+                keyboard.stop()
+            runtime.backend.close()
+            if recorder is not None:
+                if summary:
+                    recorder.event(
+                        type="end",
+                        outcome=summary["outcome"],
+                        exit_code=summary["exit_code"],
+                        stop_reason=summary["stop_reason"],
+                        error=summary["error"],
+                        first_fault=summary["first_fault"],
+                    )
+                recorder.close(summary)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
     loop = summary.get("command_loop", {})
     print(
-        f"done: final state {summary.get('final_state')}, {len(summary.get('faults', []))} fault(s);"
+        f"done: {summary['outcome']} (exit code {summary['exit_code']}), final state {summary.get('final_state')},"
+        f" {len(summary.get('faults', []))} fault(s), {summary.get('policy_steps', 0)} policy steps;"
         f" command period error p50 {loop.get('period_error_p50_ms', float('nan')):.3f} /"
         f" p99 {loop.get('period_error_p99_ms', float('nan')):.3f} ms; inference p99"
         f" {summary.get('inference', {}).get('p99_ms', float('nan')):.3f} ms",
         flush=True,
     )
+    if c.policy is not None and summary.get("policy_steps", 0) == 0 and summary["outcome"] == "clean":
+        print(
+            "note: the policy never ran; it runs in POLICY only (autostart=true autopolicy_s=1, or the"
+            " operator's start then policy)",
+            flush=True,
+        )
     if cfg.record.dir is not None:
         print(f"log: {Path(cfg.record.dir)}", flush=True)
     print("summary " + json.dumps(summary, default=str), flush=True)
+    first = summary.get("first_fault")
+    if summary.get("error"):
+        print(f"error: the session failed ({summary['error']}); it damped for exit_damp_s", file=sys.stderr)
+    elif first is not None:
+        print(f"fault at {first['t']:.3f} s ({first['utc']}): {first['reason']}", file=sys.stderr)
     return summary
+
+
+def exit_code(summary: dict[str, Any]) -> int:
+    """The deploy verb's exit code for a session summary (runtime.EXIT_CODES)."""
+    return EXIT_CODES[str(summary["outcome"])]

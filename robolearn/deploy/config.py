@@ -120,9 +120,9 @@ class DeployConfig:
     dry_run: bool = False  # dds: read states, compute everything, publish nothing
     interface: str | None = None  # shortcut for settings.dds.interface
     domain_id: int | None = None  # shortcut for settings.dds.domain_id
-    autostart: bool = False  # PASSIVE -> RAMP as soon as a valid state arrives
-    autopolicy_s: float | None = None  # HOLD -> POLICY after this long in HOLD
-    duration_s: float | None = None  # stop (through DAMP) this long after start
+    autostart: bool | None = None  # PASSIVE -> RAMP at the first valid state; None: on for mujoco only
+    autopolicy_s: float | None = None  # HOLD -> POLICY after this long; None: 1 s for mujoco, off for dds
+    duration_s: float | None = None  # stop (through DAMP) this long after start; None: 10 s for mujoco
     exit_damp_s: float = 1.0  # on stop, send DAMP this long before exiting
     keyboard: str = "auto"  # auto (on a terminal) | true | false
     status_every_s: float = 5.0  # status line period (0 = transitions only)
@@ -157,6 +157,11 @@ def register_deploy_schemas() -> None:
 register_deploy_schemas()
 
 BACKENDS = ("mujoco", "dds")
+# backend=mujoco's defaults when autostart / autopolicy_s / duration_s are left null: the sim2sim line
+# `python -m robolearn.deploy robot=go2 policy=<artifact> backend=mujoco` stands the robot up, runs the
+# policy and ends by itself. backend=dds never starts or hands over the motors without the operator.
+MUJOCO_AUTOPOLICY_S = 1.0
+MUJOCO_DURATION_S = 10.0
 SCHEDULERS = ("deadline", "sleep_after_work")
 KEYBOARD = ("auto", "true", "false")
 POSES = ("default", "crouch")
@@ -190,6 +195,8 @@ def validate_deploy_config(cfg: DictConfig) -> None:
         raise UserError(
             f"bridge.initial_pose={cfg.bridge.initial_pose} is not allowed; choose one of {', '.join(POSES)}"
         )
+    if cfg.autopolicy_s is not None and cfg.autopolicy_s < 0:
+        raise UserError(f"autopolicy_s={cfg.autopolicy_s} is out of range; use seconds >= 0 (or null)")
     for name in (
         "loop.command_hz",
         "loop.policy_hz",

@@ -25,6 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,15 @@ from robolearn.deploy.timing import (
 from robolearn.robots.observations import action_to_joint_targets
 from robolearn.robots.spec import RobotSpec
 from robolearn.robots.state import RobotState
+
+# How a session ended, and the deploy verb's exit code for it (docs/deploy.md, "Exit codes").
+# 2 is every refusal before the session starts (a UserError: config, contract, graph, spec).
+EXIT_CODES = {
+    "clean": 0,  # ran to duration_s, or ended by quit or SIGTERM, with no fault
+    "fault": 3,  # a guard tripped, the hardware revision was refused, or the loop itself failed
+    "operator_stop": 4,  # Ctrl-C (SIGINT) or ESTOP, with no fault
+}
+EXIT_COULD_NOT_START = 2
 
 
 @dataclass
@@ -126,6 +136,8 @@ class Controller:
         self.refused: list[dict[str, Any]] = []
         self._stop_reason: str | None = None
         self._stop_time: float | None = None
+        self.operator_stopped = False  # the stop came from the operator interrupting (Ctrl-C)
+        self.error: str | None = None  # the loop itself failed (a backend exception): the session faulted
         self.done = False
 
     # -- inputs -----------------------------------------------------------------------------------------
@@ -136,10 +148,35 @@ class Controller:
         if sample.remote:
             self.operator.update_remote(sample.remote)
 
-    def request_stop(self, reason: str) -> None:
-        """End the session: DAMP now, keep sending it for exit_damp_s, then finish (any thread)."""
+    def request_stop(self, reason: str, operator: bool = False) -> None:
+        """End the session: DAMP now, keep sending it for exit_damp_s, then finish (any thread).
+
+        operator=True marks an interruption (Ctrl-C): the session then ends as an operator stop.
+        """
         if self._stop_reason is None:
             self._stop_reason = reason
+            self.operator_stopped = operator
+        elif operator:
+            self.messages.append(f"{reason}: already stopping ({self._stop_reason}), damping for exit_damp_s")
+
+    def fail(self, exc: BaseException, now: float) -> None:
+        """The loop itself failed (a backend raised): record it as a fault and stop through DAMP."""
+        if self.error is None:
+            self.error = f"{type(exc).__name__}: {exc}"
+            self._fault(f"runtime_error: {self.error}", now)
+        self.request_stop(f"runtime error ({self.error})")
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the session is ending (None while it runs)."""
+        return self._stop_reason
+
+    def outcome(self) -> str:
+        """clean, fault or operator_stop (see EXIT_CODES); a fault outranks an operator stop."""
+        if self.faults or self.error is not None:
+            return "fault"
+        estop = any(tr.target is SafetyState.ESTOP for tr in self.machine.history)
+        return "operator_stop" if self.operator_stopped or estop else "clean"
 
     # -- events -----------------------------------------------------------------------------------------
     def _say(self, now: float, text: str) -> None:
@@ -181,9 +218,10 @@ class Controller:
 
     def _fault(self, reason: str, now: float) -> None:
         armed = self.machine.armed
-        self.faults.append({"t": now, "reason": reason, "state": self.machine.state.name})
+        utc = datetime.now(UTC).isoformat(timespec="milliseconds")
+        self.faults.append({"t": now, "utc": utc, "reason": reason, "state": self.machine.state.name})
         if self.recorder is not None:
-            self.recorder.event(type="fault", t=now, reason=reason, state=self.machine.state.name)
+            self.recorder.event(type="fault", t=now, utc=utc, reason=reason, state=self.machine.state.name)
         if armed:
             self._say(now, f"FAULT {reason}")
         self._transition(Event.FAULT, now, reason)
@@ -421,8 +459,16 @@ class Controller:
                 rec["action"] = action
 
     def summary(self) -> dict[str, Any]:
-        """What happened: final state, transitions, faults, refusals, policy timing."""
+        """What happened: outcome and exit code, final state, transitions, faults, refusals, policy timing."""
+        outcome = self.outcome()
         return {
+            "outcome": outcome,
+            "exit_code": EXIT_CODES[outcome],
+            "stop_reason": self._stop_reason,
+            "error": self.error,
+            "first_fault": {**self.faults[0], "t": self.faults[0]["t"] - self.start_time}
+            if self.faults
+            else None,
             "final_state": self.machine.state.name,
             "transitions": [
                 {
@@ -443,7 +489,15 @@ class Controller:
 
 
 class Runtime:
-    """Drives a Controller against a Backend: real-time threads, or lockstep for in-process sims."""
+    """Drives a Controller against a Backend: real-time threads, or lockstep for in-process sims.
+
+    Ending: SIGINT (Ctrl-C) and SIGTERM only request a stop (they never raise into the loops), so
+    every session ends through DAMP for exit_damp_s. An exception from the backend (poll or send)
+    becomes a runtime_error fault: DAMP is sent for exit_damp_s (retrying a send that fails), and
+    the session ends with the error in its summary instead of a traceback.
+    """
+
+    NO_STATE_WARNING_S = 1.0  # warn when no state has arrived for this long
 
     def __init__(
         self,
@@ -451,17 +505,20 @@ class Runtime:
         backend: Backend,
         options: RuntimeOptions,
         clock: Callable[[], float] = time.monotonic,
+        no_state_hint: str = "",
     ) -> None:
         self.controller = controller
         self.backend = backend
         self.options = options
         self.clock = clock
+        self.no_state_hint = no_state_hint  # where states should come from, for the no-state warning
         overrun = controller.guards.config.overrun_s or options.command_dt
         self.command_stats = LoopStats("command", options.command_dt, overrun)
         self.warnings: list[str] = []
         self._stop_threads = threading.Event()
         self._policy_go = threading.Event()  # set by the command loop when a policy step is due
         self._policy_due = 0.0
+        self._no_state_warned = False
 
     def run(self) -> dict[str, Any]:
         """Run the session to its end; returns the summary."""
@@ -471,16 +528,36 @@ class Runtime:
         # Objects made during setup never need collecting: keep them out of the collector's way.
         gc.collect()
         gc.freeze()
+        restore = self._install_signal_handlers()
         try:
             if lockstep:
                 self._run_lockstep()
             else:
                 self._run_realtime()
         finally:
+            restore()
             sys.setswitchinterval(old_interval)
             gc.unfreeze()
             self._flush_messages()
         return self.summary()
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        """SIGINT and SIGTERM request a stop instead of raising; returns the function that restores them."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None  # only the main thread may set handlers (and only it receives signals)
+        c = self.controller
+        previous = {
+            signal.SIGINT: signal.signal(
+                signal.SIGINT, lambda *_: c.request_stop("Ctrl-C (SIGINT)", operator=True)
+            ),
+            signal.SIGTERM: signal.signal(signal.SIGTERM, lambda *_: c.request_stop("SIGTERM")),
+        }
+
+        def restore() -> None:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+        return restore
 
     def _flush_messages(self) -> None:
         messages = self.controller.messages
@@ -498,6 +575,21 @@ class Runtime:
             line += f", CRC errors {self.backend.stats.crc_errors}"
         print(line, flush=True)
 
+    def _check_states_arrive(self, now: float) -> None:
+        """Warn once per silence when no state has arrived for NO_STATE_WARNING_S."""
+        c = self.controller
+        last = c.last_state_time if c.last_state_time is not None else c.start_time
+        if now - last < self.NO_STATE_WARNING_S:
+            self._no_state_warned = False
+            return
+        if self._no_state_warned or c.done:
+            return
+        self._no_state_warned = True
+        what = "no state received yet" if c.last_state_time is None else "no new state"
+        text = f"{what} for {now - last:.1f} s" + (f" {self.no_state_hint}" if self.no_state_hint else "")
+        self.warnings.append(text)
+        print(f"[{now - c.start_time:8.3f} s] warning: {text}", flush=True)
+
     # -- real time --------------------------------------------------------------------------------------
     def _run_realtime(self) -> None:
         c, opts = self.controller, self.options
@@ -505,7 +597,6 @@ class Runtime:
         threads = [threading.Thread(target=self._command_loop, name="command", daemon=True)]
         if c.policy is not None and opts.policy_thread:
             threads.append(threading.Thread(target=self._policy_loop, name="policy", daemon=True))
-        previous = signal.signal(signal.SIGTERM, lambda *_: c.request_stop("SIGTERM"))
         # Every thread one level under the command loop (see set_process_realtime_priority).
         problem = set_process_realtime_priority(opts.rt_priority - 1)
         if problem:
@@ -518,18 +609,18 @@ class Runtime:
             while threads[0].is_alive():
                 try:
                     threads[0].join(0.05)
-                except KeyboardInterrupt:
-                    c.request_stop("Ctrl-C")
-                self._flush_messages()
-                now = self.clock()
-                if now >= next_status:
-                    self._status(now)
-                    next_status += opts.status_every_s
+                    self._flush_messages()
+                    now = self.clock()
+                    self._check_states_arrive(now)
+                    if now >= next_status:
+                        self._status(now)
+                        next_status += opts.status_every_s
+                except KeyboardInterrupt:  # no handler installed (not the main thread's run)
+                    c.request_stop("Ctrl-C (SIGINT)", operator=True)
         finally:
             self._stop_threads.set()
             for t in threads[1:]:
                 t.join(1.0)
-            signal.signal(signal.SIGTERM, previous)
 
     def _command_loop(self) -> None:
         c, opts, backend, clock = self.controller, self.options, self.backend, self.clock
@@ -569,23 +660,42 @@ class Runtime:
                 error = stats.mark(t_sent, lateness, t_sent - t_wake)
                 c.record_tick(t_sent, lateness, error, command)
         except Exception as exc:
-            # Never leave the motors on the last PD command: damp for exit_damp_s, then re-raise.
-            c.messages.append(f"error in the command loop ({type(exc).__name__}: {exc}); damping before exit")
+            # Never leave the motors on the last PD command: damp for exit_damp_s, then end with the error.
+            c.fail(exc, clock())
+            c.messages.append(
+                f"error in the command loop ({c.error}); damping for {opts.exit_damp_s:g} s before exit"
+            )
+            self._stop_threads.set()
             self._emergency_damp()
-            raise
+            c.done = True
 
     def _emergency_damp(self) -> None:
-        c, backend = self.controller, self.backend
-        end = self.clock() + self.options.exit_damp_s
-        while self.clock() < end:
-            s = c.sample
-            q = s.joint_pos if s is not None else c._nan
-            dq = s.joint_vel if s is not None else c._nan
+        """DAMP for exit_damp_s after the loop failed: keep trying, since one failed send may be transient."""
+        c, backend, opts = self.controller, self.backend, self.options
+        end = self.clock() + opts.exit_damp_s
+        failures = 0
+        while True:
+            now = self.clock()
             try:
-                backend.send(c.limiter.damp(q, dq))
-            except Exception:  # the transport itself failed: nothing left to send with
-                return
-            time.sleep(self.options.command_dt)
+                sample = backend.poll_state(now)
+                if sample is not None:
+                    c.on_state(sample)
+            except Exception:  # the state source failed: damp with the last state known
+                pass
+            s = c.sample
+            command = c.limiter.damp(
+                s.joint_pos if s is not None else c._nan, s.joint_vel if s is not None else c._nan
+            )
+            try:
+                backend.send(command)
+                c.record_tick(self.clock(), 0.0, 0.0, command)
+            except Exception:
+                failures += 1
+            if now >= end:
+                break
+            time.sleep(opts.command_dt)
+        if failures:
+            c.messages.append(f"{failures} damping command(s) could not be sent")
 
     def _policy_loop(self) -> None:
         c, clock = self.controller, self.clock
@@ -628,15 +738,27 @@ class Runtime:
                         flush=True,
                     )
                     next_status += opts.status_every_s
-        except KeyboardInterrupt:
-            c.request_stop("Ctrl-C")
-            while not c.done:
-                now = k * opts.command_dt
-                c.on_state(backend.poll_state(now))
-                command = c.command_tick(now)
-                backend.send(command)
-                backend.advance(opts.command_dt)
+        except Exception as exc:
+            # As in real time: damp for exit_damp_s (of simulated time), then end with the error.
+            now = k * opts.command_dt
+            c.fail(exc, now)
+            c.messages.append(f"error in the command loop ({c.error}); damping for {opts.exit_damp_s:g} s")
+            end = now + opts.exit_damp_s
+            while now < end:
+                s = c.sample
+                command = c.limiter.damp(
+                    s.joint_pos if s is not None else c._nan, s.joint_vel if s is not None else c._nan
+                )
+                try:
+                    backend.send(command)
+                    backend.advance(opts.command_dt)
+                    c.on_state(backend.poll_state(now + opts.command_dt))
+                except Exception:  # the simulation itself is gone: nothing left to damp
+                    break
+                c.record_tick(now, 0.0, 0.0, command)
                 k += 1
+                now = k * opts.command_dt
+            c.done = True
 
     def summary(self) -> dict[str, Any]:
         """Controller summary plus loop timing and backend counters."""

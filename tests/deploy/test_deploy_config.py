@@ -56,8 +56,20 @@ def test_sim_bridge_refuses_a_real_interface() -> None:
         run_bridge(compose_config("deploy", ["interface=eth0"]))
 
 
-def test_mujoco_backend_needs_a_duration_unless_realtime() -> None:
-    from robolearn.deploy.app import build_session
+def test_backend_defaults_start_the_sim_and_never_the_robot() -> None:
+    from robolearn.deploy.app import build_session, session_defaults
 
-    with pytest.raises(UserError, match="set duration_s"):
-        build_session(compose_config("deploy", ["policy=policies/reference/go2_stand", "keyboard=false"]))
+    mujoco = compose_config("deploy", ["policy=policies/reference/go2_stand", "keyboard=false"])
+    assert session_defaults(mujoco) == (True, 1.0, 10.0)  # the README's sim2sim line runs the policy
+    options = build_session(mujoco)[0].options
+    assert (options.autostart, options.autopolicy_s, options.duration_s) == (True, 1.0, 10.0)
+    assert session_defaults(compose_config("deploy", ["autostart=false"]))[:2] == (False, None)
+    assert session_defaults(compose_config("deploy", ["mujoco.realtime=true"]))[2] is None
+    for dds in (["backend=dds"], ["backend=dds", "policy=policies/reference/go2_stand"]):
+        assert session_defaults(compose_config("deploy", dds)) == (False, None, None)  # the operator decides
+    assert session_defaults(compose_config("deploy", ["backend=dds", "autostart=true", "autopolicy_s=2"]))[
+        :2
+    ] == (
+        True,
+        2.0,
+    )
