@@ -1,14 +1,16 @@
 """A DDS peer for the interop tests: a stock unitree_sdk2py tool, or one of our own sessions.
 
     python -m tests.deploy.dds_peer --stack sdk|ours --family unitree_go|unitree_hg --domain D
-        [--publish-state-hz 200] [--mode-machine 4] [--q q0,q1,...] [--listen-cmd] [--print-cmd-max N]
+        [--publish-state-hz 200] [--mode-machine 4] [--q=q0,q1,...] [--state-crc valid|zero]
+        [--listen-cmd] [--print-cmd-max N]
 
 `--stack sdk` imports nothing but unitree_sdk2py and sets it up exactly as unitree_mujoco's
 simulator and Unitree's examples do (`ChannelFactoryInitialize(domain, "lo")`, ChannelPublisher /
 ChannelSubscriber with default QoS, the SDK's own CRC), so it stands for any stock tool.
 `--stack ours` does the same job through robolearn.deploy.dds and robolearn.deploy.messages.
 
-It publishes rt/lowstate with the content of state_fields() (a fresh `tick` each time) and prints,
+It publishes rt/lowstate with the content of state_fields() (a fresh `tick` each time; the CRC
+computed, or left 0 with --state-crc zero as unitree_mujoco's Python simulator leaves it) and prints,
 one JSON line each, every rt/lowcmd it receives as `cmd {...}` (the fields of cmd_fields, with the
 CRC its own stack computes) up to --print-cmd-max of them and, every 0.2 s,
 `count {"received": n, "crc_bad": m, "last": <the newest cmd's fields or null>}`. It prints
@@ -104,7 +106,7 @@ def _sdk_peer(args: argparse.Namespace, emit: Any) -> None:
         msg.tick = tick
         if args.family == "unitree_hg":
             msg.mode_machine = f["mode_machine"]
-        msg.crc = crc.Crc(msg)
+        msg.crc = crc.Crc(msg) if args.state_crc == "valid" else 0
         assert publisher is not None
         publisher.Write(msg)
 
@@ -139,7 +141,8 @@ def _our_peer(args: argparse.Namespace, emit: Any) -> None:
         state["tick"] = tick
         if args.family == "unitree_hg":
             state["mode_machine"] = f["mode_machine"]
-        family.low_state.seal(state)
+        if args.state_crc == "valid":
+            family.low_state.seal(state)
         assert writer is not None
         writer.write(family.low_state.encode(state))
 
@@ -201,6 +204,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--publish-state-hz", type=float, default=0.0)
     parser.add_argument("--mode-machine", type=int, default=4)
     parser.add_argument("--q", type=lambda s: [float(x) for x in s.split(",")], default=None)
+    parser.add_argument("--state-crc", choices=("valid", "zero"), default="valid")
     parser.add_argument("--listen-cmd", action="store_true")
     parser.add_argument("--print-cmd-max", type=int, default=10**9)
     parser.add_argument("--duration-s", type=float, default=60.0)

@@ -32,8 +32,9 @@ from interop_helpers import (
     send_until_echoed,
 )
 
+from robolearn.deploy.backends.dds_backend import DdsBackend
 from robolearn.deploy.commands import CommandKind, MotorCommand
-from robolearn.deploy.dds import cyclone_config, loopback_multicast_works
+from robolearn.deploy.dds import DdsSession, cyclone_config, loopback_multicast_works
 from robolearn.robots.registry import get_robot_spec
 
 FAMILIES = ("unitree_go", "unitree_hg")
@@ -130,8 +131,40 @@ def test_a_stock_sdk_lowstate_publisher_drives_our_backend(
 
 
 @needs_lo_multicast
+def test_states_without_a_crc_are_dropped_unless_check_state_crc_is_off(
+    domains: DomainPool, procs: Procs
+) -> None:
+    """unitree_mujoco's Python simulator never fills LowState.crc: the default drops such states."""
+    domain = domains.take()
+    peer = procs(
+        peer_args("sdk", "unitree_go", domain, "--publish-state-hz", "200", "--state-crc", "zero"),
+        "sdk-simulator",
+    )
+    peer.wait_for(r"^ready", 20)
+    checking = runtime_backend("unitree_go", domain)
+    deadline = time.monotonic() + 20
+    while checking.stats.crc_errors < 20:
+        assert time.monotonic() < deadline, checking.stats
+        assert checking.poll_state(time.monotonic()) is None  # never a state with a wrong CRC
+        time.sleep(0.005)
+    assert checking.stats.states == 0
+    trusting = DdsBackend(checking.spec, DdsSession(domain, "lo"), check_crc=False)
+    samples = poll_states(trusting, 0.3)
+    for sample in samples:
+        check_state_sample(sample, trusting, mode_machine=0)
+    assert trusting.stats.crc_errors == 0
+    checking.close()
+    trusting.close()
+
+
+@needs_lo_multicast
+@pytest.mark.parametrize(
+    "state_crc,settings",
+    [("valid", ()), ("zero", ("settings.dds.check_state_crc=false",))],
+    ids=["sdk_crc", "unitree_mujoco_python_no_crc"],
+)
 def test_a_stock_sdk_simulator_drives_the_deploy_runtime(
-    domains: DomainPool, procs: Procs, tmp_path: Path
+    state_crc: str, settings: tuple[str, ...], domains: DomainPool, procs: Procs, tmp_path: Path
 ) -> None:
     """The deploy process against a stock-SDK Go2 stand-in: it leaves 'waiting for state', stands, damps."""
     spec = get_robot_spec("go2")
@@ -145,6 +178,8 @@ def test_a_stock_sdk_simulator_drives_the_deploy_runtime(
             domain,
             "--publish-state-hz",
             "100",
+            "--state-crc",
+            state_crc,
             "--listen-cmd",
             "--print-cmd-max",
             "0",
@@ -162,6 +197,7 @@ def test_a_stock_sdk_simulator_drives_the_deploy_runtime(
         "settings.safety.stale_state_s=0.3",
         "exit_damp_s=0.3",
         "duration_s=2",
+        *settings,
     )
     deploy = procs(deploy_args(domain, tmp_path / "log", *extra), "deploy")
     assert deploy.wait(60) == 0, deploy.text()
