@@ -234,9 +234,9 @@ def compile_policy(source: str, guards: bool = True) -> types.CodeType:
         return compile(source, POLICY_FILENAME, "exec")
     result = compile_restricted_exec(source, filename=POLICY_FILENAME, policy=_PolicyTransformer)
     if result.errors or result.code is None:
-        errors = list(result.errors) or ["no code produced"]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise GuardViolation(f"the runtime guards refuse the program: {errors[0]}{more}")
+        errors = list(dict.fromkeys(result.errors)) or ["no code produced"]
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        raise GuardViolation(f"the runtime guards refuse the program: {' '.join(errors[:3])}{more}")
     code: types.CodeType = result.code
     return code
 
