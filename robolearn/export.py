@@ -1,20 +1,31 @@
-"""`python -m robolearn.export run=<run dir>`: turn a training run into a policy artifact.
+"""`python -m robolearn.export run=<run dir>`: turn a training run into an ONNX policy.
 
     python -m robolearn.export run=outputs/2026-11-26/10-00-00_ppo_Go2Velocity [checkpoint=final|best|latest] [out=...]
+    python -m robolearn.export run=outputs/2026-11-26/10-00-00_sac_Pendulum-v1  # any env: ONNX + metadata.json
     python -m robolearn.export reference=go2_stand       # rebuilds policies/reference/go2_stand
 
-The artifact (robolearn.deploy.artifact) holds policy.onnx, the framework checkpoint under
-checkpoint/, and contract.json. A run's env must be a robot task: its `unwrapped` env carries
-`robot_spec` (RobotSpec) and `proprio_terms` (the ObsTerms it builds with the robots package), as
-robolearn.envs.tasks.RobotTask does; its observation must be exactly those terms. Every export runs
-the ONNX network in onnxruntime beside the torch module on `check_samples` inputs (and, for a run,
-beside stable-baselines3's own predict()) and refuses to write an artifact that disagrees.
+Every run's deterministic policy (what stable-baselines3's predict(obs, deterministic=True) returns:
+PPO's mean action clipped to the action bounds, SAC/TD3's tanh-squashed actor rescaled to them)
+becomes policy.onnx, with the framework checkpoint under checkpoint/. What sits beside it depends on
+the env:
+
+- a robot task (its `unwrapped` env carries `robot_spec` (RobotSpec) and `proprio_terms`, the ObsTerms
+  it builds with the robots package, as robolearn.envs.tasks.RobotTask does; its observation must be
+  exactly those terms) gets contract.json (robolearn.deploy.artifact): the deploy runtime builds and
+  normalises the observation from the contract and feeds the network the normalised vector;
+- any other env gets metadata.json (GENERIC_FORMAT): env id, algorithm, observation and action spaces
+  with their bounds, the normalisation statistics and how to run the network. VecNormalize's
+  observation normalisation is baked into this graph, so it takes the env's raw observation.
+
+Every export runs the ONNX network in onnxruntime beside the torch module on `check_samples` inputs
+(and, for a run, beside stable-baselines3's own predict()) and refuses to write one that disagrees.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import pickle
 import shutil
 import sys
@@ -30,7 +41,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 import robolearn.resources
-from robolearn.cli import hydra_verb
+from robolearn.cli import hydra_verb, verb_help
 from robolearn.deploy.artifact import (
     CHECKPOINT_DIR,
     CONTRACT_FILE,
@@ -55,6 +66,11 @@ EXPORT_ATOL = 1e-5
 # a task does not say its own.
 DEFAULT_COMMAND_RANGES = ((-1.0, 1.0), (-0.5, 0.5), (-1.0, 1.0))
 CHECKPOINTS = ("final", "best", "latest")
+# A non-robot run's export: policy.onnx + checkpoint/ + this file (no contract.json).
+METADATA_FILE = "metadata.json"
+GENERIC_FORMAT = "robolearn-onnx-policy"
+GENERIC_FORMAT_VERSION = 1
+NORMALIZATION_FORMULA = "clip((obs - mean) / sqrt(var + epsilon), -clip, clip)"
 
 
 @dataclass
@@ -77,6 +93,80 @@ def _torch() -> Any:
     return require("torch", "exporting a policy", "deploy")
 
 
+def _onnx_bytes(network: Any, input_shape: tuple[int, ...]) -> bytes:
+    """The network traced to ONNX with a dynamic batch axis (inputs: (batch, *input_shape))."""
+    torch = _torch()
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            network,
+            (torch.zeros(1, *input_shape),),
+            buffer,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=ONNX_OPSET,
+            dynamo=False,
+        )
+    return buffer.getvalue()
+
+
+def _compare(
+    onnx_bytes: bytes,
+    network: Any,
+    samples: np.ndarray,
+    reference: Callable[[np.ndarray], np.ndarray] | None,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """(onnxruntime's outputs on samples, largest absolute difference to torch and to reference)."""
+    torch = _torch()
+    ort = require("onnxruntime", "checking an exported policy", "deploy")
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])  # type: ignore[attr-defined]
+    onnx_out = np.asarray(session.run([OUTPUT_NAME], {INPUT_NAME: samples})[0], dtype=np.float64)
+    with torch.no_grad():
+        torch_out = network(torch.as_tensor(samples)).double().numpy()
+    errors = {"torch": float(np.max(np.abs(onnx_out - torch_out)))}
+    if reference is not None:
+        errors["reference"] = float(
+            np.max(
+                np.abs(onnx_out - np.asarray(reference(samples), dtype=np.float64).reshape(onnx_out.shape))
+            )
+        )
+    return onnx_out, errors
+
+
+def _refuse_disagreement(errors: Mapping[str, float], out: Path) -> None:
+    for name, err in errors.items():
+        if not err <= EXPORT_ATOL:
+            raise UserError(
+                f"onnxruntime disagrees with {name} by {err:.3g} (> {EXPORT_ATOL}); not writing {out}"
+            )
+
+
+def _write_folder(
+    out: Path,
+    onnx_bytes: bytes,
+    checkpoint_files: Mapping[str, tuple[Path, str]],
+    description: tuple[str, Callable[[Path], None]],
+) -> None:
+    """Write network, checkpoint/ and the description file (name, writer) into a temporary folder
+    beside out, then move it into place: a reader sees the old folder or the whole new one."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (tmp / NETWORK_FILE).write_bytes(onnx_bytes)
+        (tmp / CHECKPOINT_DIR).mkdir()
+        for name, (source, _) in checkpoint_files.items():
+            shutil.copyfile(source, tmp / CHECKPOINT_DIR / name)
+        name, write = description
+        write(tmp / name)
+        tmp.chmod(0o755)  # mkdtemp made it private; an artifact is shared data
+        replace_dir(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def export_policy(
     network: Any,
     contract: PolicyContract,
@@ -92,44 +182,17 @@ def export_policy(
     a file name to (source path, kind); reference, when given, is a second implementation (such as
     SB3's predict) that the ONNX outputs must match as well.
     """
-    torch = _torch()
-    ort = require("onnxruntime", "checking an exported policy", "deploy")
     network = network.eval()
     rng = np.random.default_rng(seed)
     # Inputs spread over the normalised range and beyond, where clipping and saturation show up.
     samples = (rng.standard_normal((check_samples, contract.input_size)) * 2.0).astype(np.float32)
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            network,
-            (torch.zeros(1, contract.input_size),),
-            buffer,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-            opset_version=ONNX_OPSET,
-            dynamo=False,
-        )
-    onnx_bytes = buffer.getvalue()
-    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])  # type: ignore[attr-defined]
-    onnx_out = np.asarray(session.run([OUTPUT_NAME], {INPUT_NAME: samples})[0], dtype=np.float64)
-    with torch.no_grad():
-        torch_out = network(torch.as_tensor(samples)).double().numpy()
-    errors = {"torch": float(np.max(np.abs(onnx_out - torch_out)))}
-    if reference is not None:
-        errors["reference"] = float(
-            np.max(np.abs(onnx_out - np.asarray(reference(samples), dtype=np.float64)))
-        )
+    onnx_bytes = _onnx_bytes(network, (contract.input_size,))
+    onnx_out, errors = _compare(onnx_bytes, network, samples, reference)
     if onnx_out.shape != (check_samples, contract.robot.num_joints):
         raise UserError(
             f"the network outputs shape {onnx_out.shape[1:]}, the robot has {contract.robot.num_joints} joints"
         )
-    for name, err in errors.items():
-        if not err <= EXPORT_ATOL:
-            raise UserError(
-                f"onnxruntime disagrees with {name} by {err:.3g} (> {EXPORT_ATOL}); not writing {out}"
-            )
+    _refuse_disagreement(errors, out)
 
     network_info = dict(contract.network)
     network_info.update(
@@ -147,21 +210,10 @@ def export_policy(
         {"file": f"{CHECKPOINT_DIR}/{name}", "kind": kind} for name, (_, kind) in checkpoint_files.items()
     )
     final = dataclasses.replace(contract, network=network_info, checkpoint=checkpoint)
-
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        (tmp / NETWORK_FILE).write_bytes(onnx_bytes)
-        (tmp / CHECKPOINT_DIR).mkdir()
-        for name, (source, _) in checkpoint_files.items():
-            shutil.copyfile(source, tmp / CHECKPOINT_DIR / name)
-        write_contract(tmp / CONTRACT_FILE, final)
-        tmp.chmod(0o755)  # mkdtemp made it private; an artifact is shared data
-        replace_dir(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    _write_folder(
+        out, onnx_bytes, checkpoint_files, (CONTRACT_FILE, lambda path: write_contract(path, final))
+    )
     return PolicyArtifact(out, final)
 
 
@@ -200,6 +252,164 @@ def sb3_actor(model: Any) -> Any:
             return self.low + 0.5 * (squashed + 1.0) * (self.high - self.low)
 
     return _Actor().eval()
+
+
+@dataclass(frozen=True)
+class OnnxExport:
+    """A non-robot run's export: root holds policy.onnx, checkpoint/ and metadata.json (its content)."""
+
+    root: Path
+    metadata: dict[str, Any]
+
+    @property
+    def network_path(self) -> Path:
+        return self.root / NETWORK_FILE
+
+
+def is_robot_task(task: Any) -> bool:
+    """Whether an unwrapped env claims to be a robot task (then it must satisfy task_contract_fields)."""
+    return getattr(task, "robot_spec", None) is not None or getattr(task, "proprio_terms", None) is not None
+
+
+def obs_normalizer(norm: Normalization, shape: tuple[int, ...]) -> Any:
+    """A torch module applying VecNormalize's observation normalisation (NORMALIZATION_FORMULA)."""
+    torch = _torch()
+    mean = np.asarray(norm.mean, dtype=np.float64).reshape(shape)
+    std = np.sqrt(np.asarray(norm.var, dtype=np.float64).reshape(shape) + norm.epsilon)
+
+    class _Normalize(torch.nn.Module):  # type: ignore[name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+            self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
+            self.clip = float(norm.clip)
+
+        def forward(self, obs: Any) -> Any:
+            return torch.clamp((obs - self.mean) / self.std, -self.clip, self.clip)
+
+    return _Normalize().eval()
+
+
+def _box(space: Any, what: str, env_id: str) -> dict[str, Any]:
+    """A Box space as JSON: shape, and bounds with null for an unbounded side."""
+    from gymnasium import spaces
+
+    if not isinstance(space, spaces.Box):
+        raise UserError(
+            f"{env_id}'s {what} space is {space}; export writes networks for Box (continuous) spaces only"
+        )
+
+    def bounds(values: np.ndarray) -> list[float | None]:
+        return [
+            float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=np.float64).reshape(-1)
+        ]
+
+    return {"type": "Box", "shape": list(space.shape), "low": bounds(space.low), "high": bounds(space.high)}
+
+
+def observation_samples(
+    space: Any, norm: Normalization | None, count: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Check inputs: uniform inside finite bounds; elsewhere spread 2 std around the normalisation's
+    mean (or 2 around 0), reaching the clipping range."""
+    shape = tuple(space.shape)
+    low = np.broadcast_to(np.asarray(space.low, dtype=np.float64), shape)
+    high = np.broadcast_to(np.asarray(space.high, dtype=np.float64), shape)
+    center = np.zeros(shape) if norm is None else np.asarray(norm.mean).reshape(shape)
+    scale = np.ones(shape) if norm is None else np.sqrt(np.asarray(norm.var).reshape(shape))
+    spread = center + 2.0 * scale * rng.standard_normal((count, *shape))
+    finite = np.isfinite(low) & np.isfinite(high)
+    inside = rng.uniform(np.where(finite, low, 0.0), np.where(finite, high, 1.0), size=(count, *shape))
+    return np.asarray(np.where(finite, inside, spread), dtype=np.float32)
+
+
+def _usage(input_shape: tuple[int, ...]) -> str:
+    shape = ", ".join(str(n) for n in input_shape)
+    return (
+        "import numpy as np, onnxruntime as ort; "
+        f"session = ort.InferenceSession('{NETWORK_FILE}'); "
+        f"action = session.run(['{OUTPUT_NAME}'], {{'{INPUT_NAME}': np.asarray(obs, np.float32).reshape(1, {shape})}})[0][0]"
+    )
+
+
+def export_generic(
+    model: Any,
+    norm: Normalization | None,
+    out: Path,
+    checkpoint_files: Mapping[str, tuple[Path, str]],
+    source: Mapping[str, Any],
+    reference: Callable[[np.ndarray], np.ndarray],
+    check_samples: int = 256,
+    seed: int = 0,
+) -> OnnxExport:
+    """Write policy.onnx (the env's raw observation in, the deterministic action out, normalisation
+    inside) + checkpoint/ + metadata.json, after checking onnxruntime against torch and reference
+    (SB3's predict on the normalised observation)."""
+    torch = _torch()
+    env_id = str(source.get("env_id", "?"))
+    obs_space, action_space = model.observation_space, model.action_space
+    observation, action = _box(obs_space, "observation", env_id), _box(action_space, "action", env_id)
+    shape = tuple(int(n) for n in obs_space.shape)
+    actor = sb3_actor(model)
+    network = actor if norm is None else torch.nn.Sequential(obs_normalizer(norm, shape), actor).eval()
+    samples = observation_samples(obs_space, norm, check_samples, np.random.default_rng(seed))
+    onnx_bytes = _onnx_bytes(network, shape)
+    onnx_out, errors = _compare(onnx_bytes, network, samples, reference)
+    if onnx_out.shape[1:] != tuple(action_space.shape):
+        raise UserError(
+            f"the network outputs shape {onnx_out.shape[1:]}, the action space is {action_space.shape}"
+        )
+    _refuse_disagreement(
+        {("stable-baselines3" if k == "reference" else k): v for k, v in errors.items()}, out
+    )
+    metadata: dict[str, Any] = {
+        "format": GENERIC_FORMAT,
+        "format_version": GENERIC_FORMAT_VERSION,
+        "robot_contract": False,
+        "env_id": env_id,
+        "algo": source.get("algo"),
+        "network": {
+            "file": NETWORK_FILE,
+            "input": INPUT_NAME,
+            "output": OUTPUT_NAME,
+            "dtype": "float32",
+            "input_shape": ["batch", *shape],
+            "output_shape": ["batch", *action_space.shape],
+            "opset": ONNX_OPSET,
+            "check": {
+                "samples": check_samples,
+                "atol": EXPORT_ATOL,
+                "max_abs_error": {
+                    ("stable-baselines3 predict" if k == "reference" else k): v for k, v in errors.items()
+                },
+            },
+        },
+        "observation_space": observation,
+        "action_space": action,
+        "normalization": None
+        if norm is None
+        else {
+            "in_graph": True,
+            "formula": NORMALIZATION_FORMULA,
+            "mean": list(norm.mean),
+            "var": list(norm.var),
+            "epsilon": norm.epsilon,
+            "clip": norm.clip,
+        },
+        "action": "deterministic: stable-baselines3's predict(obs, deterministic=True), inside the action bounds",
+        "usage": _usage(shape),
+        "checkpoint": [
+            {"file": f"{CHECKPOINT_DIR}/{name}", "kind": kind} for name, (_, kind) in checkpoint_files.items()
+        ],
+        "source": dict(source),
+    }
+
+    def write(path: Path) -> None:
+        path.write_text(json.dumps(metadata, indent=2, allow_nan=False) + "\n")
+
+    out = Path(out)
+    _write_folder(out, onnx_bytes, checkpoint_files, (METADATA_FILE, write))
+    return OnnxExport(out, metadata)
 
 
 def _takes_deterministic(actor: Any) -> bool:
@@ -255,8 +465,9 @@ def export_run(
     checkpoint: str = "final",
     check_samples: int = 256,
     seed: int = 0,
-) -> PolicyArtifact:
-    """Export a run directory's model (final, best or latest) to an artifact folder."""
+) -> PolicyArtifact | OnnxExport:
+    """Export a run directory's model (final, best or latest): a robot task's to an artifact folder
+    with contract.json, any other env's to policy.onnx + metadata.json."""
     from robolearn.agents.factory import SB3_CLASSES
     from robolearn.envs import make_env
     from robolearn.runs.checkpoint import MODEL_FILE, VECNORM_FILE
@@ -274,7 +485,8 @@ def export_run(
     folder = _model_folder(run, checkpoint)
     env = make_env(cfg.env)
     try:
-        fields = task_contract_fields(env.unwrapped)
+        task = env.unwrapped
+        fields = task_contract_fields(task) if is_robot_task(task) else None
     finally:
         env.close()
     try:
@@ -282,6 +494,7 @@ def export_run(
     except Exception as exc:  # SB3 raises many kinds for a damaged zip
         raise UserError(f"{folder / MODEL_FILE} cannot be loaded ({type(exc).__name__}: {exc})") from None
     norm = None
+    normalize: Callable[[np.ndarray], np.ndarray] | None = None
     files: dict[str, tuple[Path, str]] = {MODEL_FILE: (folder / MODEL_FILE, f"stable-baselines3 {algo}")}
     if (folder / VECNORM_FILE).is_file():
         with open(folder / VECNORM_FILE, "rb") as fh:
@@ -294,31 +507,35 @@ def export_run(
                 float(vecnorm.epsilon),
                 float(vecnorm.clip_obs),
             )
+            normalize = vecnorm.normalize_obs
         files[VECNORM_FILE] = (folder / VECNORM_FILE, "stable-baselines3 VecNormalize")
     import robolearn
 
-    contract = PolicyContract(
-        history_length=1,
-        normalization=norm,
-        network={},
-        checkpoint=(),
-        source={
-            "kind": "run",
-            "run": str(run.root.resolve()),
-            "checkpoint": checkpoint,
-            "env_id": str(cfg.env.id),
-            "algo": algo,
-            "command": "python -m robolearn.export " + " ".join(sys.argv[1:]),
-            "robolearn_version": getattr(robolearn, "__version__", "unknown"),
-            "torch_version": str(_torch().__version__),
-        },
-        **fields,
-    )
+    source = {
+        "kind": "run",
+        "run": str(run.root.resolve()),
+        "checkpoint": checkpoint,
+        "env_id": str(cfg.env.id),
+        "algo": algo,
+        "command": "python -m robolearn.export " + " ".join(sys.argv[1:]),
+        "robolearn_version": getattr(robolearn, "__version__", "unknown"),
+        "torch_version": str(_torch().__version__),
+    }
+    target = Path(out) if out is not None else run.root / "policy"
 
     def predict(x: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict(x, deterministic=True)[0])
 
-    target = Path(out) if out is not None else run.root / "policy"
+    if fields is None:
+
+        def predict_raw(x: np.ndarray) -> np.ndarray:
+            return predict(normalize(x) if normalize is not None else x)
+
+        return export_generic(model, norm, target, files, source, predict_raw, check_samples, seed)
+
+    contract = PolicyContract(
+        history_length=1, normalization=norm, network={}, checkpoint=(), source=source, **fields
+    )
     return export_policy(
         sb3_actor(model), contract, target, files, reference=predict, check_samples=check_samples, seed=seed
     )
@@ -385,7 +602,7 @@ def build_reference(
         return export_policy(network, contract, target, files, check_samples=check_samples, seed=seed)
 
 
-def run_export(cfg: DictConfig) -> PolicyArtifact:
+def run_export(cfg: DictConfig) -> PolicyArtifact | OnnxExport:
     """Execute one export from a composed config."""
     if (cfg.run is None) == (cfg.reference is None):
         raise UserError(
@@ -403,17 +620,53 @@ def run_export(cfg: DictConfig) -> PolicyArtifact:
 
 
 def _export(cfg: DictConfig) -> None:
-    artifact = run_export(cfg)
-    check = artifact.contract.network["check"]
+    exported = run_export(cfg)
+    if isinstance(exported, OnnxExport):
+        meta = exported.metadata
+        check = meta["network"]["check"]
+        errors = ", ".join(f"{k} {v:.2g}" for k, v in check["max_abs_error"].items())
+        inputs = "x".join(str(n) for n in meta["observation_space"]["shape"])
+        actions = "x".join(str(n) for n in meta["action_space"]["shape"])
+        print(
+            f"exported {meta['env_id']} {meta['algo']} policy to {exported.root} ({NETWORK_FILE} + {METADATA_FILE};"
+            f" {inputs} inputs, {actions} actions, normalisation {'in the graph' if meta['normalization'] else 'none'};"
+            f" not a robot task, so no contract.json); onnxruntime vs {errors} on {check['samples']} inputs"
+        )
+        return
+    check = exported.contract.network["check"]
     errors = ", ".join(f"{k} {v:.2g}" for k, v in check["max_abs_error"].items())
     print(
-        f"exported {artifact.contract.robot.name} policy to {artifact.root} ({artifact.contract.input_size} inputs,"
-        f" {artifact.contract.robot.num_joints} actions); onnxruntime vs {errors} on {check['samples']} inputs"
+        f"exported {exported.contract.robot.name} policy to {exported.root} ({exported.contract.input_size} inputs,"
+        f" {exported.contract.robot.num_joints} actions); onnxruntime vs {errors} on {check['samples']} inputs"
     )
 
 
+HELP = verb_help(
+    "export",
+    "run=<run dir> [key=value ...]",
+    "Turn a training run's deterministic policy into policy.onnx (with the stable-baselines3 checkpoint\n"
+    "under checkpoint/), checked against onnxruntime and SB3's predict() before anything is written.\n"
+    "A robot task (Go2Velocity, G1Velocity, ...) also gets contract.json, which robolearn.deploy reads;\n"
+    "any other env (Pendulum, Hopper, ...) gets metadata.json instead (spaces, bounds, normalisation,\n"
+    "how to run it), with VecNormalize's observation normalisation baked into the graph. See docs/export.md.",
+    [
+        ("run", "the run directory robolearn.train wrote"),
+        ("checkpoint", "final | best | latest (default: final)"),
+        ("out", "output folder (default: <run>/policy, or policies/reference/<reference>)"),
+        ("reference", "instead of run=: rebuild a shipped reference artifact (go2_stand)"),
+        ("check_samples", "inputs on which onnxruntime must match torch and SB3 (default: 256)"),
+        ("seed", "seed of the check inputs (default: 0)"),
+        ("overwrite", "replace an existing out folder (default: true)"),
+    ],
+    [
+        "python -m robolearn.export run=outputs/2026-11-26/10-00-00_sac_Pendulum-v1",
+        "python -m robolearn.export run=<Go2 run dir> checkpoint=best out=policies/my_go2",
+        "python -m robolearn.export reference=go2_stand",
+    ],
+)
+
 # Console entry point (robolearn-export).
-main = hydra_verb("export", _export)
+main = hydra_verb("export", _export, help_text=HELP)
 
 if __name__ == "__main__":
     main()

@@ -151,6 +151,7 @@ def test_export_run_matches_stable_baselines3(algo: str, velocity_env_id: str, t
     run = _run_dir(tmp_path, velocity_env_id, algo)
     artifact = export_run(run, check_samples=64)
     assert artifact.root == run / "policy"
+    assert sorted(p.name for p in artifact.root.iterdir()) == ["checkpoint", CONTRACT_FILE, "policy.onnx"]
     loaded = load_artifact(artifact.root)
     c = loaded.contract
     assert c.robot == GO2_SPEC and same_terms(c.terms) and c.action_clip == 5.0 and c.obs_clip == 100.0
@@ -181,15 +182,16 @@ def test_export_run_matches_stable_baselines3(algo: str, velocity_env_id: str, t
         np.testing.assert_allclose(policy(x), expected, atol=1e-5)
 
 
-def test_export_refuses_a_run_that_is_not_a_robot_task(tmp_path: Path) -> None:
+def test_export_of_a_damaged_model_is_a_one_line_error(tmp_path: Path) -> None:
     import yaml
 
     run = tmp_path / "pendulum"
     (run / "final").mkdir(parents=True)
     (run / "config.yaml").write_text(yaml.safe_dump({"env": {"id": "Pendulum-v1"}, "agent": {"algo": "sac"}}))
     (run / "final" / "model.zip").write_bytes(b"")
-    with pytest.raises(UserError, match="is not a robot task"):
+    with pytest.raises(UserError, match=r"final/model\.zip cannot be loaded"):
         export_run(run)
+    assert not (run / "policy").exists()
 
 
 def test_contract_refuses_a_task_with_privileged_observations() -> None:
