@@ -17,7 +17,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from robolearn.cli import hydra_verb
+from robolearn.cli import hydra_verb, verb_help
 from robolearn.config.schema import EnvConfig, register_schemas
 from robolearn.errors import UserError
 from robolearn.llm.sandbox import SandboxLimits
@@ -256,7 +256,37 @@ def validate_prior_config(cfg: DictConfig) -> None:
 
 
 # Console entry point (robolearn-prior).
-main = hydra_verb("prior", run, validate_prior_config, setup=register_prior_schema)
+HELP = verb_help(
+    "prior",
+    "action=<generate|screen|list> env=<env> [key=value ...]",
+    "CAMEL prior policies: ask an LLM to write candidate controllers for an env (generate), run a prior\n"
+    "in seeded rollouts and record its return (screen), or list the shipped and user priors (list).\n"
+    "See docs/camel_priors.md.",
+    [
+        ("action", "generate | screen | list (default: list)"),
+        ("env", "an entry of configs/env (e.g. env=Hopper-v5), as for robolearn.train"),
+        ("env_id", "a gymnasium id without a configs/env entry (instead of env=)"),
+        ("prior", "action=screen: a prior name or the path of a .py prior file"),
+        ("name", "action=generate: the saved prior's name (default <model>_<prompt hash>)"),
+        ("overwrite", "action=generate: replace an existing prior of that name (default: false)"),
+        ("n_candidates", "programs each LLM reply is asked for (default: 4)"),
+        ("out_dir", "action=generate: priors root to save into (default: user_dir)"),
+        ("user_dir", "user priors root (default $ROBOLEARN_PRIORS_DIR, else ~/.robolearn/priors)"),
+        ("llm.*", "base_url, model, api_key (else $ROBOLEARN_LLM_*), timeout_s, retries, temperature, ..."),
+        ("screen.*", "episodes, seed, max_steps, record, cpu_s, memory_mb, wall_s"),
+        (
+            "sandbox.*",
+            "limits of the probe run on sampled observations (cpu_s, memory_mb, call_budget_ms, ...)",
+        ),
+    ],
+    [
+        "python -m robolearn.prior action=list env=Hopper-v5",
+        "python -m robolearn.prior action=screen env=Hopper-v5 prior=hopper_balance_pd",
+        "python -m robolearn.prior action=generate env=Hopper-v5 llm.base_url=http://localhost:8000/v1 llm.model=<m>",
+    ],
+)
+
+main = hydra_verb("prior", run, validate_prior_config, setup=register_prior_schema, help_text=HELP)
 
 if __name__ == "__main__":
     main()

@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from robolearn.cli import hydra_verb
+from robolearn.cli import hydra_verb, verb_help
 from robolearn.deploy.config import validate_deploy_config
 
 
@@ -25,7 +25,37 @@ def _deploy(cfg: DictConfig) -> Any:
     return exit_code(run_deploy(cfg))
 
 
-main = hydra_verb("deploy", _deploy, validate_deploy_config)
+HELP = verb_help(
+    "deploy",
+    "robot=<go2|g1> policy=<artifact> backend=<mujoco|dds> [key=value ...]",
+    "Run an exported policy artifact (contract.json + policy.onnx, from robolearn.export) on a robot:\n"
+    "in-process MuJoCo (backend=mujoco, sim2sim) or over DDS (backend=dds: the sim bridge or a Unitree\n"
+    "robot), through the safety layer's states PASSIVE -> RAMP -> HOLD -> POLICY -> DAMP. See docs/deploy.md.",
+    [
+        ("robot", "go2 | g1 (default: go2); settings from configs/deploy/<robot>.yaml"),
+        ("policy", "artifact folder; null stands only, never enters POLICY"),
+        ("backend", "mujoco | dds (default: mujoco)"),
+        ("dry_run", "dds: read the robot and compute commands, publish nothing (default: false)"),
+        ("interface", "network interface (shortcut for settings.dds.interface)"),
+        ("domain_id", "DDS domain id (shortcut for settings.dds.domain_id)"),
+        ("autostart", "PASSIVE -> RAMP when the first valid state arrives (sims, tests)"),
+        ("autopolicy_s", "HOLD -> POLICY after this many seconds (sims, tests)"),
+        ("duration_s", "stop (through DAMP) after this long; backend=mujoco needs it unless mujoco.realtime"),
+        ("exit_damp_s", "on stop, send DAMP this long before exiting (default: 1.0)"),
+        ("keyboard", "auto | true | false: operator keys on the terminal"),
+        ("status_every_s", "status line period; 0 prints transitions only (default: 5.0)"),
+        ("loop.*", "command_hz, policy_hz, scheduler, spin_s, rt_priority, policy_thread"),
+        ("record.dir", "write a deploy log into this folder"),
+        ("mujoco.*", "backend=mujoco: physics_hz, realtime, push_interval_s, push_velocity, seed"),
+        ("settings.*", "per-robot settings: dds, remote bindings, safety thresholds, ramp_s"),
+    ],
+    [
+        "python -m robolearn.deploy robot=go2 policy=policies/reference/go2_stand backend=mujoco duration_s=10 autostart=true autopolicy_s=1",
+        "python -m robolearn.deploy robot=go2 policy=<artifact> backend=dds interface=enp3s0 domain_id=0",
+    ],
+)
+
+main = hydra_verb("deploy", _deploy, validate_deploy_config, help_text=HELP)
 main.__doc__ = "Console entry point (robolearn-deploy)."
 
 if __name__ == "__main__":
