@@ -9,6 +9,7 @@ Examples:
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -22,8 +23,9 @@ from robolearn.config.schema import register_schemas
 from robolearn.config.validate import compose_config, validate_train_config
 from robolearn.errors import UserError, report_user_errors
 from robolearn.resources import configs_dir
+from robolearn.runs.checkpoint import latest_checkpoint
 from robolearn.runs.layout import RunDir, existing_run_dir
-from robolearn.runs.trainer import Trainer, check_same_run
+from robolearn.runs.trainer import StoppedAtOnce, Trainer, TrainingStopped, check_same_run
 
 
 def _key(override: str) -> str:
@@ -90,13 +92,61 @@ def train_job(cfg: DictConfig, run_dir: Path | None = None, command: str | None 
         if multirun:
             raise
         raise SystemExit(2) from None
+    except TrainingStopped as stop:
+        _report_stop(run_dir, stop.signum, stop.step, saved=stop.step is not None)
+        raise SystemExit(128 + stop.signum) from None
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, StoppedAtOnce) else signal.SIGINT
+        _report_stop(run_dir, signum, None, saved=False)
+        raise SystemExit(128 + signum) from None
     print(
         f"{cfg.agent.algo} on {cfg.env.id} seed {cfg.seed}: eval return {summary['eval/mean_return']:.1f} "
         f"± {summary['eval/std_return']:.1f} over {summary['eval/episodes']} episodes after "
-        f"{summary['steps']} steps in {summary['wall_time_s']:.0f} s -> {run_dir}",
+        f"{summary['steps']} steps{_overshoot(cfg, int(summary['steps']))} in "
+        f"{summary['wall_time_s']:.0f} s -> {run_dir}",
         flush=True,
     )
     return float(summary["eval/mean_return"])
+
+
+def _overshoot(cfg: DictConfig, ran: int) -> str:
+    """Why a run took more env steps than asked for (PPO collects whole rollouts), or ''."""
+    if ran <= cfg.steps:
+        return ""
+    agent = cfg.agent
+    if agent.algo == "ppo":
+        unit = f"whole rollouts of n_steps x n_envs = {agent.n_steps * agent.n_envs} steps"
+    else:
+        unit = f"whole vector steps of n_envs = {agent.n_envs}"
+    extra = ""
+    if cfg.get("method") is not None and cfg.method.name == "prior_init":
+        extra = " after the warm start's rollouts"
+    return f" (steps={cfg.steps}: {agent.algo} runs {unit}{extra})"
+
+
+def _report_stop(run_dir: Path, signum: int, step: int | None, saved: bool) -> None:
+    """The one line a stopped run ends with: where it is and how to continue it."""
+    name = signal.Signals(signum).name
+    resume = command_line("train", [f"resume={run_dir}"])
+    if saved and step is not None:
+        print(f"stopped by {name} at step {step}, checkpoint saved; continue with: {resume}", file=sys.stderr)
+        return
+    try:
+        ckpt = latest_checkpoint(RunDir(run_dir))
+    except UserError:
+        ckpt = None
+    if ckpt is not None:
+        print(
+            f"stopped by {name} without saving; the checkpoint at step {ckpt.step} is intact; "
+            f"continue with: {resume}",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"stopped by {name} before the first checkpoint, so nothing is saved; {resume} starts"
+            " again from step 0",
+            file=sys.stderr,
+        )
 
 
 def _check_target_dir(argv: list[str]) -> None:
@@ -124,13 +174,18 @@ def _prepare(argv: list[str]) -> tuple[RunDir, DictConfig] | None:
 
 def main() -> None:
     """Console entry point (robolearn-train)."""
-    register_schemas()
-    resumed = _prepare(sys.argv[1:])
-    if resumed is not None:
-        run, cfg = resumed
-        train_job(cfg, run.root, command_line("train", sys.argv[1:]))
-        return
-    _hydra_main()
+    try:
+        register_schemas()
+        resumed = _prepare(sys.argv[1:])
+        if resumed is not None:
+            run, cfg = resumed
+            train_job(cfg, run.root, command_line("train", sys.argv[1:]))
+            return
+        _hydra_main()
+    except KeyboardInterrupt:
+        # Ctrl-C before a run started (the run itself reports its own stop).
+        print("stopped by SIGINT before training started", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGINT) from None
 
 
 if __name__ == "__main__":

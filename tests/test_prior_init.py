@@ -97,3 +97,22 @@ def test_kickstarting_distils_the_prior_with_a_fading_rate(tmp_path: Path) -> No
     # updates distil nothing.
     assert rates == pytest.approx([1e-3 * (1 - 256 / 700), 1e-3 * (1 - 512 / 700)])
     assert all(np.isfinite(r["prior_init/kickstart_loss"]) for r in rows if "prior_init/kickstart_loss" in r)
+
+
+def test_warm_start_reports_its_phases_as_progress_notes(tmp_path: Path) -> None:
+    from robolearn.runs.progress import notes_to
+
+    lines: list[str] = []
+    trainer = Trainer(prior_config("method.epochs=20"), tmp_path / "w", "test")
+    with notes_to(lines.append):
+        model, _, _ = trainer._build()
+    collecting = [line for line in lines if "collecting prior rollouts" in line]
+    fitting = [line for line in lines if "fitting the actor" in line]
+    # Five collection lines (every fifth of the rollouts), ending with all 4000 steps.
+    assert len(collecting) == 5 and "4000/4000 steps" in collecting[-1], lines
+    # 20 epochs are reported every second epoch: 10 lines, the last one the final epoch, with its loss.
+    assert len(fitting) == 10 and "epoch 20/20, loss" in fitting[-1], lines
+    assert float(fitting[-1].split("loss ")[1].split()[0]) == pytest.approx(
+        trainer.method_facts["prior_init/bc_loss_last"], rel=1e-3
+    )
+    assert lines.index(collecting[-1]) < lines.index(fitting[0]) and model.num_timesteps == 4000

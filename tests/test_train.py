@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +33,12 @@ def test_tiny_run_writes_run_directory(tmp_path: Path, algo: str) -> None:
     rows = read_metrics(run / "metrics.jsonl")
     assert rows and all("step" in r and "wall_time_s" in r for r in rows)
     eval_steps = [r["step"] for r in rows if "eval/mean_return" in r]
-    assert eval_steps[:2] == [300, 600] or eval_steps[0] >= 300  # PPO rolls out in blocks of n_steps
+    # One periodic evaluation at the first vector step past eval.every=300, and the final one where
+    # training ended: at steps=600, or for PPO at the end of the whole rollout that passed it.
+    n_envs = cfg.agent.n_envs
+    rollout = cfg.agent.n_steps * n_envs if algo == "ppo" else n_envs
+    assert eval_steps == [math.ceil(300 / n_envs) * n_envs, math.ceil(600 / rollout) * rollout]
+    assert summary["steps"] == eval_steps[-1]
     if algo in ("zero", "random"):
         assert any("rollout/ep_rew_mean" in r for r in rows)
     else:
@@ -137,3 +145,42 @@ def test_desired_kl_is_validated(tmp_path: Path) -> None:
 
     with pytest.raises(UserError, match=r"agent.desired_kl=-0.1 is out of range"):
         validate_train_config(tiny_config("ppo", "agent.desired_kl=-0.1"))
+
+
+def test_ppo_progress_stops_at_100_percent_and_the_final_line_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from robolearn.train import train_job
+
+    cfg = tiny_config("ppo", "logger.progress=lines", "logger.progress_every_s=0")
+    rollout = cfg.agent.n_steps * cfg.agent.n_envs
+    train_job(cfg, tmp_path / "run", "test")
+    out = capsys.readouterr().out
+    ran = json.loads((tmp_path / "run" / "summary.json").read_text())["steps"]
+    assert ran == math.ceil(600 / rollout) * rollout > 600
+    shown = [tuple(map(int, m)) for m in re.findall(r"^step (\d+)/(\d+) \((\d+)%\)", out, re.MULTILINE)]
+    assert len(shown) > 2 and all(done <= total == 600 and pct <= 100 for done, total, pct in shown)
+    assert shown[-1] == (600, 600, 100)
+    assert (
+        f"after {ran} steps (steps=600: ppo runs whole rollouts of n_steps x n_envs = {rollout} steps)" in out
+    )
+
+
+def test_progress_bar_fits_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+
+    from robolearn.runs.progress import ProgressReporter
+
+    monkeypatch.setenv("COLUMNS", "80")
+    console = Console(file=io.StringIO(), force_terminal=True)
+    assert console.width == 80
+    bar = ProgressReporter(3_000_000, 122_880, "bar", console=console)
+    bar.episode_return, bar.eval_return = -1234.5, -145.25
+    bar.update(1_500_000, force=True)
+    bar.close(3_004_608)  # PPO's last rollout overshoots
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", console.file.getvalue())  # type: ignore[attr-defined]
+    lines = [line for line in re.split(r"[\r\n]", text) if line.strip()]
+    assert lines and all(len(line) <= 80 for line in lines), lines
+    # The step count (capped at the total), the rate and elapsed<left survive on the last frame.
+    assert re.search(r"3000000/3000000 \d+ steps/s \d+:\d\d<\d+:\d\d", lines[-1]), lines[-1]
+    assert re.search(r"1500000/3000000 \d+ steps/s", text)

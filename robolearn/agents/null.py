@@ -7,6 +7,7 @@ directories, checkpoints and evaluation treat them like any other agent.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -57,6 +58,8 @@ class NullAgent(BaseAlgorithm):
 
     kind: ClassVar[str] = "zero"
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": FixedActionPolicy}
+    # The trainer's checkpoint/stop hook, called before each block of steps (as for PPO/SAC/TD3).
+    before_collect: Callable[[BaseAlgorithm], None] | None = None
 
     def __init__(
         self,
@@ -79,6 +82,9 @@ class NullAgent(BaseAlgorithm):
         )
         if _init_setup_model:
             self._setup_model()
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "before_collect"]
 
     def _setup_model(self) -> None:
         self.set_random_seed(self.seed)
@@ -118,6 +124,8 @@ class NullAgent(BaseAlgorithm):
         assert self.env is not None
         iteration = 0
         while self.num_timesteps < total_timesteps:
+            if self.before_collect is not None:
+                self.before_collect(self)
             block = min(100, max(1, (total_timesteps - self.num_timesteps) // self.env.num_envs))
             self.collect_rollouts(self.env, cb, block)
             iteration += 1

@@ -20,6 +20,9 @@ The rollouts also warm the observation normaliser (VecNormalize) on the prior's 
 count: the run's step counter starts at the samples used here and its wall clock at the time taken,
 so a benchmark's steps and minutes include the warm start. The prior is any CAMEL prior reference
 (a shipped or user prior program, a path, or expert:<run dir>; robolearn.methods.camel_prior).
+
+The warm start reports its phases (rollouts collected, each fitting epoch's loss) as progress notes
+(robolearn.runs.progress.note), so a run that spends its first minute here says so.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 
 from robolearn.errors import UserError
+from robolearn.runs.progress import format_duration, note
 
 PriorFn = Callable[[np.ndarray], np.ndarray]
 
@@ -52,12 +56,18 @@ def rollout_steps(samples: int, num_envs: int) -> int:
 
 
 def collect_prior_rollouts(
-    venv: VecEnv, prior: PriorFn, samples: int, noise: float, seed: int
+    venv: VecEnv,
+    prior: PriorFn,
+    samples: int,
+    noise: float,
+    seed: int,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Run the noisy prior in venv; returns (observations, prior actions, env steps taken).
 
     Observations are the envs' own (before VecNormalize), so they can be normalised afterwards with
     the statistics the rollouts produced; actions are the prior's, without the exploration noise.
+    `on_progress(steps done, steps in all)` is called after every fifth of the rollouts.
     """
     action_space = venv.action_space
     assert isinstance(action_space, spaces.Box)
@@ -70,13 +80,16 @@ def collect_prior_rollouts(
     obs_list, act_list = [], []
     venv.seed(seed)
     obs = venv.reset()
-    for _ in range(length):
+    marks = {math.ceil(length * k / 5) for k in range(1, 6)}
+    for t in range(length):
         raw = np.asarray(vecnorm.get_original_obs() if vecnorm is not None else obs, dtype=np.float64)
         action = np.clip(np.asarray(prior(raw), dtype=np.float64).reshape(n, -1), low, high)
         executed = np.clip(action + rng.standard_normal(action.shape) * noise * half, low, high)
         obs, _, _, _ = venv.step(executed.astype(np.float32))
         obs_list.append(raw)
         act_list.append(action)
+        if on_progress is not None and t + 1 in marks:
+            on_progress((t + 1) * n, length * n)
     return np.concatenate(obs_list), np.concatenate(act_list), length * n
 
 
@@ -100,9 +113,10 @@ def _fit(
     epochs: int,
     batch_size: int,
     generator: torch.Generator,
+    on_epoch: Callable[[int, float], None] | None = None,
 ) -> tuple[float, float]:
     """Minibatch steps of the squared error between the actor's mean action at x and y; returns the
-    mean loss of the first and the last epoch."""
+    mean loss of the first and the last epoch. `on_epoch(epoch, mean loss)` follows each epoch."""
     first = last = math.nan
     for epoch in range(epochs):
         perm = torch.randperm(len(x), generator=generator)
@@ -117,6 +131,8 @@ def _fit(
         last = total / max(len(x), 1)
         if epoch == 0:
             first = last
+        if on_epoch is not None:
+            on_epoch(epoch + 1, last)
     return first, last
 
 
@@ -146,7 +162,24 @@ def warm_start(
             f" {type(dist).__name__} (use a Box action space and agent.policy_kwargs without squash_output)"
         )
     t0 = time.perf_counter()
-    raw, actions, steps = collect_prior_rollouts(venv, prior, samples, noise, seed)
+
+    def collected(done: int, total: int) -> None:
+        note(
+            f"warm start: collecting prior rollouts {done}/{total} steps"
+            f" ({format_duration(time.perf_counter() - t0)})"
+        )
+
+    # At most ~10 fitting lines, the last epoch always.
+    every = max(1, math.ceil(epochs / 10))
+
+    def fitted(epoch: int, loss: float) -> None:
+        if epoch % every == 0 or epoch == epochs:
+            note(
+                f"warm start: fitting the actor to the prior, epoch {epoch}/{epochs}, loss {loss:.4g}"
+                f" ({format_duration(time.perf_counter() - t0)})"
+            )
+
+    raw, actions, steps = collect_prior_rollouts(venv, prior, samples, noise, seed, on_progress=collected)
     vecnorm = unwrap_vec_normalize(venv)
     obs = vecnorm.normalize_obs(raw) if vecnorm is not None else raw
     device = policy.device
@@ -155,7 +188,7 @@ def warm_start(
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(actor_parameters(policy), lr=learning_rate)
     policy.set_training_mode(True)
-    first, last = _fit(optimizer, policy, x, y, epochs, batch_size, generator)
+    first, last = _fit(optimizer, policy, x, y, epochs, batch_size, generator, on_epoch=fitted)
     policy.set_training_mode(False)
     # The rollouts are part of the run (see the module docstring); learn() resets the envs.
     model.num_timesteps = steps

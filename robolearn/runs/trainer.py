@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import math
 import secrets
+import signal
+import sys
+import threading
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import torch
@@ -28,7 +32,7 @@ from robolearn.runs.checkpoint import latest_checkpoint, load_checkpoint, save_c
 from robolearn.runs.evaluation import EvalResult, evaluate_policy
 from robolearn.runs.layout import RunDir
 from robolearn.runs.metrics import JsonlMetricsWriter, WallClock, WandbWriter
-from robolearn.runs.progress import ProgressReporter
+from robolearn.runs.progress import ProgressReporter, notes_to, print_note
 from robolearn.utils.dicts import flatten
 from robolearn.utils.io import atomic_write_json, atomic_write_text, replace_dir
 from robolearn.utils.seeding import get_global_rng_state, seed_everything, set_global_rng_state
@@ -59,6 +63,55 @@ def check_same_run(run: RunDir, resolved: dict[Any, Any]) -> None:
         raise UserError(
             f"{run.root} holds a run with {key}={old}, not {new} ({len(diffs)} keys differ); "
             "pick another run directory (hydra.run.dir=...) or resume with the run's own config"
+        )
+
+
+class TrainingStopped(Exception):
+    """Training stopped on SIGINT/SIGTERM at a safe point (between iterations), with a checkpoint at
+    `step`; `step` is None when the signal came before the first env step (nothing to save)."""
+
+    def __init__(self, signum: int, step: int | None) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum, self.step = signum, step
+
+
+class StoppedAtOnce(KeyboardInterrupt):
+    """A second SIGINT/SIGTERM while stopping: stop without saving (checkpoints are atomic, so the
+    last complete one stays intact)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped at once by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+class _StopRequests:
+    """SIGINT/SIGTERM during a run: the first asks for a checkpoint and a stop at the next safe
+    point, a second stops at once. Installed only in the main thread (signals are delivered there)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopRequests:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None:
+            raise StoppedAtOnce(signum)
+        self.signum = signum
+        print(
+            f"{signal.Signals(signum).name}: saving a checkpoint at the next safe point, then stopping"
+            " (send it again to stop at once, without saving)",
+            file=sys.stderr,
+            flush=True,
         )
 
 
@@ -124,6 +177,9 @@ class Trainer:
         self.last_eval: tuple[int, EvalResult] | None = None
         self.resumes = 0
         self.method_facts: dict[str, Any] = {}
+        self.stops = _StopRequests()
+        self.checkpoint_step: int | None = None
+        self._had_run = False  # the directory held an earlier attempt at this run
 
     # -- run directory bookkeeping -------------------------------------------------------------------
     def _check_existing(self) -> dict[str, Any] | None:
@@ -157,6 +213,12 @@ class Trainer:
         algorithm, method_kwargs = method_algorithm(cfg)
         ckpt = latest_checkpoint(self.run)
         extra: dict[str, Any] = {}
+        if ckpt is None and self._had_run:
+            print(
+                f"{self.run.root} has no checkpoint yet (the first is taken at step"
+                f" {cfg.checkpoint.every}): training starts again from step 0",
+                flush=True,
+            )
         if ckpt is None:
             model = build_agent(
                 agent, venv, seed=cfg.seed, device=device, algorithm=algorithm, **method_kwargs
@@ -288,12 +350,29 @@ class Trainer:
         save_checkpoint(
             self.run, self.model, self.venv, self._extra_state(), self.cfg.checkpoint.save_replay_buffer
         )
+        self.checkpoint_step = int(self.model.num_timesteps)
 
     def _before_collect(self, model: BaseAlgorithm) -> None:
         if model.num_timesteps >= self.next_checkpoint and model.num_timesteps > 0:
             while self.next_checkpoint <= model.num_timesteps:
                 self.next_checkpoint += self.cfg.checkpoint.every
             self._checkpoint()
+        self._stop_if_asked()
+
+    def _stop_if_asked(self) -> None:
+        """At a safe point (where periodic checkpoints are taken, so resuming stays exact): after a
+        stop signal, checkpoint (unless nothing has run yet) and raise TrainingStopped."""
+        signum = self.stops.signum
+        if signum is None:
+            return
+        step = int(self.model.num_timesteps)
+        if step == 0:
+            # A step-0 checkpoint would not resume exactly (learn() resets the envs at step 0);
+            # there is nothing to lose either.
+            raise TrainingStopped(signum, None)
+        if self.checkpoint_step != step:
+            self._checkpoint()
+        raise TrainingStopped(signum, step)
 
     # -- the run -------------------------------------------------------------------------------------
     def run_training(self) -> dict[str, Any]:
@@ -302,18 +381,23 @@ class Trainer:
         if done is not None:
             print(f"{self.run.root} already completed {done['steps']} steps; skipping", flush=True)
             return done
+        self._had_run = self.run.config.is_file()
         self.run.root.mkdir(parents=True, exist_ok=True)
         self._write_config()
+        print(f"run directory: {self.run.root}", flush=True)
         try:
-            return self._train()
+            with self.stops:
+                return self._train()
         except BaseException as exc:
-            if not isinstance(exc, KeyboardInterrupt | SystemExit):
+            if not isinstance(exc, KeyboardInterrupt | SystemExit | TrainingStopped):
                 atomic_write_text(self.run.error, f"{type(exc).__name__}: {exc}\n")
             raise
 
     def _train(self) -> dict[str, Any]:
         cfg = self.cfg
-        self.model, self.venv, extra = self._build()
+        # Setup phases (prior_init's warm start) report through progress notes.
+        with notes_to(print_note(cfg.logger.progress)):
+            self.model, self.venv, extra = self._build()
         # A fresh run's clock starts with the time a method spent before training (prior_init's rollouts).
         self.clock = WallClock(extra.get("wall_time_s", self.method_facts.get("method/setup_s", 0.0)))
         self.model.set_logger(self._logger(extra))
@@ -331,13 +415,16 @@ class Trainer:
         try:
             remaining = cfg.steps - start
             if remaining > 0:
-                self.model.learn(
-                    total_timesteps=remaining,
-                    callback=_TrainingCallback(self),
-                    log_interval=_log_interval(cfg),
-                    reset_num_timesteps=start == 0,
-                    progress_bar=False,
-                )
+                with notes_to(self.progress.note):
+                    self.model.learn(
+                        total_timesteps=remaining,
+                        callback=_TrainingCallback(self),
+                        log_interval=_log_interval(cfg),
+                        reset_num_timesteps=start == 0,
+                        progress_bar=False,
+                    )
+            # A stop asked for during the last rollout: the final evaluation is left to the resume.
+            self._stop_if_asked()
             step = int(self.model.num_timesteps)
             # A run resumed from its final checkpoint has logged this evaluation already.
             already_logged = remaining <= 0 and extra.get("last_eval_step") == step
