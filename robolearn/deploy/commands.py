@@ -110,7 +110,8 @@ class CommandLimiter:
         # Torque window for q*: kp (q* - q) - kd dq in [-tau, tau]. It contains q itself (since
         # |kd dq| <= tau after _bounded_kd), so clipping into it only ever moves q* toward q.
         damping = kd_out * np.where(known, dq_meas, 0.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        # A tiny kp makes the window infinite (overflow), a zero kp undefined (masked by `stiff`).
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             lo = q_safe + (damping - self.tau_max) / kp_out
             hi = q_safe + (damping + self.tau_max) / kp_out
         stiff = kp_out > 0
@@ -124,7 +125,7 @@ class CommandLimiter:
         over = np.abs(torque) > self.tau_max
         if np.any(over):
             room = np.where(err > 0, self.tau_max + damping, self.tau_max - damping)
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 kp_cap = np.where(np.abs(err) > 0, np.maximum(room, 0.0) / np.abs(err), kp_out)
             kp_out = np.where(over, np.minimum(kp_out, kp_cap), kp_out)
         kp_out = np.where(known, kp_out, 0.0)

@@ -81,3 +81,215 @@ def test_check_command_names_every_violation() -> None:
     assert any("FR_hip_joint: q*=5" in p for p in problems)
     assert sum("kp=" in p for p in problems) == 12
     assert "velocity target dq is not zero" in problems
+
+
+# -- check_command on commands that break a limit: each must be named -----------------------------------
+SPECS = [GO2_SPEC, G1_SPEC]
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def _at_default(spec: RobotSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(q*, kp, kd, joint_pos, joint_vel): the default pose held with the spec's gains, at rest."""
+    q = spec.default_pos_array.copy()
+    return q.copy(), spec.kp_array.copy(), spec.kd_array.copy(), q, np.zeros(spec.num_joints)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_check_command_flags_an_implied_torque_over_the_limit(spec: RobotSpec) -> None:
+    tau = spec.torque_limit_array
+    for j in range(spec.num_joints):
+        for sign in (1.0, -1.0):
+            # Through the damping term: kd |dq| just above and just below the limit.
+            q, kp, kd, qm, dqm = _at_default(spec)
+            dqm[j] = sign * tau[j] * (1 + 1e-3) / kd[j]
+            problems = check_command(spec, q, kp, kd, joint_pos=qm, joint_vel=dqm)
+            assert problems == [
+                f"{spec.joint_names[j]}: implied torque {-sign * tau[j] * 1.001:.4g} beyond ±{tau[j]}"
+            ]
+            dqm[j] = sign * tau[j] * (1 - 1e-6) / kd[j]
+            assert check_command(spec, q, kp, kd, joint_pos=qm, joint_vel=dqm) == []
+            # Through the stiffness term: kp (q* - q) over the limit with q* inside the range, kd = 0.
+            q, kp, kd, qm, dqm = _at_default(spec)
+            kd[:] = 0.0
+            qm[j] = q[j] - sign * tau[j] * (1 + 1e-3) / kp[j]  # the measured joint is off the target
+            problems = check_command(spec, q, kp, kd, joint_pos=qm, joint_vel=dqm)
+            assert len(problems) == 1 and problems[0].startswith(f"{spec.joint_names[j]}: implied torque")
+            qm[j] = q[j] - sign * tau[j] * (1 - 1e-6) / kp[j]
+            assert check_command(spec, q, kp, kd, joint_pos=qm, joint_vel=dqm) == []
+    # torque_slack widens the bound by that many N·m, no more.
+    q, kp, kd, qm, dqm = _at_default(spec)
+    dqm[0] = (tau[0] + 0.5) / kd[0]
+    assert check_command(spec, q, kp, kd, joint_pos=qm, joint_vel=dqm, torque_slack=0.6) == []
+    assert len(check_command(spec, q, kp, kd, joint_pos=qm, joint_vel=dqm, torque_slack=0.4)) == 1
+    # Without the measured state the torque cannot be checked, and nothing is claimed about it.
+    assert check_command(spec, q, kp, kd, joint_pos=qm) == []
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_check_command_flags_stiffness_on_a_joint_with_an_unknown_state(spec: RobotSpec) -> None:
+    for bad in (np.nan, np.inf, -np.inf):
+        for field in ("joint_pos", "joint_vel"):
+            q, kp, kd, qm, dqm = _at_default(spec)
+            (qm if field == "joint_pos" else dqm)[3] = bad
+            problems = check_command(spec, q, kp, kd, joint_pos=qm, joint_vel=dqm)
+            assert problems == [f"{spec.joint_names[3]}: kp={kp[3]:.4g} with an unknown joint state"]
+            kp[3] = 0.0  # damping alone on that joint is allowed
+            assert check_command(spec, q, kp, kd, joint_pos=qm, joint_vel=dqm) == []
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_check_command_flags_targets_outside_the_joint_range(spec: RobotSpec) -> None:
+    lower, upper = np.asarray(spec.joint_pos_lower), np.asarray(spec.joint_pos_upper)
+    names = spec.joint_names
+    for j in range(spec.num_joints):
+        q, kp, kd, _, _ = _at_default(spec)
+        for edge in (lower[j], upper[j]):
+            q[j] = edge  # the edges themselves are in range, and so is one float32 rounding step beyond
+            assert check_command(spec, q, kp, kd) == []
+        q[j] = upper[j] + 0.5 * EPS32 * abs(upper[j])
+        assert check_command(spec, q, kp, kd) == []
+        q[j] = lower[j] - 0.5 * EPS32 * abs(lower[j])
+        assert check_command(spec, q, kp, kd) == []
+        for bad in (
+            upper[j] + 1e-3,
+            lower[j] - 1e-3,
+            upper[j] + 4 * EPS32 * abs(upper[j]),
+            np.nan,
+            np.inf,
+            -np.inf,
+        ):
+            q[j] = bad
+            assert check_command(spec, q, kp, kd) == [
+                f"{names[j]}: q*={bad:.6g} outside [{lower[j]}, {upper[j]}]"
+            ], bad
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_check_command_flags_gains_outside_zero_to_the_spec(spec: RobotSpec) -> None:
+    names = spec.joint_names
+    for gain in ("kp", "kd"):
+        limit = np.asarray(getattr(spec, gain))
+        for j in (0, spec.num_joints - 1):
+            for ok in (0.0, limit[j], limit[j] * (1 + 0.5 * EPS32)):
+                q, kp, kd, _, _ = _at_default(spec)
+                (kp if gain == "kp" else kd)[j] = ok
+                assert check_command(spec, q, kp, kd) == [], (gain, ok)
+            for bad in (-1e-6, limit[j] * (1 + 1e-4), np.nan, np.inf):
+                q, kp, kd, _, _ = _at_default(spec)
+                (kp if gain == "kp" else kd)[j] = bad
+                assert check_command(spec, q, kp, kd) == [
+                    f"{names[j]}: {gain}={bad:.6g} outside [0, {limit[j]:.6g}]"
+                ], (gain, bad)
+
+
+def test_check_command_flags_a_velocity_target_or_a_feedforward_torque() -> None:
+    q, kp, kd, _, _ = _at_default(GO2_SPEC)
+    zero = np.zeros(12)
+    assert check_command(GO2_SPEC, q, kp, kd, dq=zero, tau=zero) == []
+    one = zero.copy()
+    one[7] = 1e-3
+    assert check_command(GO2_SPEC, q, kp, kd, dq=one, tau=zero) == ["velocity target dq is not zero"]
+    assert check_command(GO2_SPEC, q, kp, kd, dq=zero, tau=-one) == ["feedforward torque tau is not zero"]
+
+
+# -- the limiter's own branches, checked against numbers worked out here -------------------------------
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+@pytest.mark.parametrize("side", ["above", "below"])
+@pytest.mark.parametrize("velocity", [0.0, 0.3, -0.3])
+def test_kp_is_lowered_where_the_joint_is_outside_its_range(
+    spec: RobotSpec, side: str, velocity: float
+) -> None:
+    """Beyond its range the target cannot move toward the joint (it is clipped into the range), so kp
+    is lowered until the torque is exactly at the limit, whatever the damping adds or takes."""
+    limiter = CommandLimiter(spec)
+    lower, upper = np.asarray(spec.joint_pos_lower), np.asarray(spec.joint_pos_upper)
+    tau, kp_max, kd_max = spec.torque_limit_array, spec.kp_array, spec.kd_array
+    j = 1
+    q = spec.default_pos_array.copy()
+    dq = np.zeros(spec.num_joints)
+    far = 3.0 * tau[j] / kp_max[j]  # full kp over this error would be three times the limit
+    q[j] = upper[j] + far if side == "above" else lower[j] - far
+    dq[j] = velocity * tau[j] / kd_max[j]  # damping torque of 30 % of the limit, either sign
+    cmd = limiter.pd(spec.default_pos_array, q, dq)
+    edge = upper[j] if side == "above" else lower[j]
+    assert cmd.q[j] == edge and cmd.kd[j] == kd_max[j]
+    torque = cmd.kp[j] * (cmd.q[j] - q[j]) - cmd.kd[j] * dq[j]
+    assert abs(torque) == pytest.approx(tau[j], rel=1e-12)
+    damping = kd_max[j] * dq[j]
+    room = tau[j] + damping if side == "below" else tau[j] - damping
+    assert cmd.kp[j] == pytest.approx(room / far, rel=1e-12) and cmd.kp[j] < kp_max[j]
+    others = np.arange(spec.num_joints) != j
+    np.testing.assert_array_equal(cmd.kp[others], kp_max[others])
+    assert cmd.limited == 1
+    assert check_command(spec, cmd.q, cmd.kp, cmd.kd, joint_pos=q, joint_vel=dq) == []
+
+
+def test_kp_stays_where_a_joint_outside_its_range_is_within_the_torque_limit() -> None:
+    spec = GO2_SPEC
+    limiter = CommandLimiter(spec)
+    q = spec.default_pos_array.copy()
+    q[1] = spec.joint_pos_upper[1] + 0.5 * spec.torque_limits[1] / spec.kp[1]  # half the limit away
+    target = spec.default_pos_array.copy()
+    target[1] = spec.joint_pos_upper[1]
+    cmd = limiter.pd(target, q, np.zeros(12))
+    assert cmd.q[1] == spec.joint_pos_upper[1] and cmd.limited == 0
+    np.testing.assert_array_equal(cmd.kp, spec.kp_array)
+
+
+def test_requested_gains_are_clipped_to_zero_and_the_spec() -> None:
+    spec = GO2_SPEC
+    limiter = CommandLimiter(spec)
+    q = spec.default_pos_array
+    kp = spec.kp_array.copy()
+    kd = spec.kd_array.copy()
+    kp[:5] = [np.nan, np.inf, -np.inf, -1.0, 1e9]
+    kd[:5] = [np.nan, np.inf, -np.inf, -1.0, 1e9]
+    cmd = limiter.pd(q, q, np.zeros(12), kp, kd)
+    np.testing.assert_array_equal(cmd.kp[:5], [0.0, 0.0, 0.0, 0.0, spec.kp[4]])
+    np.testing.assert_array_equal(cmd.kd[:5], [0.0, 0.0, 0.0, 0.0, spec.kd[4]])
+    np.testing.assert_array_equal(cmd.kp[5:], spec.kp_array[5:])
+    assert cmd.limited == 5
+
+
+def test_unknown_target_holds_the_measured_joint_or_the_default_pose() -> None:
+    spec = GO2_SPEC
+    limiter = CommandLimiter(spec)
+    q = spec.default_pos_array + 0.05
+    target = q.copy()
+    target[2] = np.nan  # no target: hold where the joint is
+    q_unknown = q.copy()
+    q_unknown[5] = np.nan  # no measurement either: the default pose, with kp 0
+    target[5] = np.inf
+    cmd = limiter.pd(target, q_unknown, np.zeros(12))
+    assert cmd.q[2] == q[2] and cmd.kp[2] == spec.kp[2]
+    assert cmd.q[5] == spec.default_joint_pos[5] and cmd.kp[5] == 0.0
+
+
+@pytest.mark.parametrize("fraction,expected", [(0.5, 0.5), (2.0, 1.0), (-1.0, 0.0)])
+def test_damp_gain_is_a_fraction_of_the_spec_kd_clipped_to_zero_and_one(
+    fraction: float, expected: float
+) -> None:
+    limiter = CommandLimiter(GO2_SPEC, damp_kd_fraction=fraction)
+    q = GO2_SPEC.default_pos_array
+    cmd = limiter.damp(q, np.zeros(12))
+    np.testing.assert_allclose(cmd.kd, GO2_SPEC.kd_array * expected, rtol=1e-15)
+    assert np.all(cmd.kp == 0)
+    # A fast joint gets kd lowered to exactly what the torque limit allows.
+    dq = np.zeros(12)
+    dq[2] = -100.0
+    fast = CommandLimiter(GO2_SPEC).damp(q, dq)
+    assert fast.kd[2] == pytest.approx(GO2_SPEC.torque_limits[2] / 100.0, rel=1e-15)
+    assert fast.kd[0] == GO2_SPEC.kd[0]
+
+
+def test_passive_and_damp_hold_a_target_in_range_where_the_joint_is() -> None:
+    spec = GO2_SPEC
+    limiter = CommandLimiter(spec)
+    q = spec.default_pos_array + 0.05
+    q[0] = spec.joint_pos_upper[0] + 0.3  # outside: clipped to the range edge
+    q[1] = np.nan  # unknown: the default pose
+    for cmd in (limiter.passive(q), limiter.damp(q, np.zeros(12))):
+        assert cmd.q[0] == spec.joint_pos_upper[0] and cmd.q[1] == spec.default_joint_pos[1]
+        np.testing.assert_array_equal(cmd.q[2:], q[2:])
+    passive = limiter.passive(q)
+    assert passive.kind == CommandKind.PASSIVE and np.all(passive.kp == 0) and np.all(passive.kd == 0)
