@@ -185,12 +185,16 @@ class Guards:
             i = int(fast[0])
             return f"joint_velocity: {self.spec.joint_names[i]} at {joint_vel[i]:.2f} rad/s, limit {self._vel[i]:.2f}"
         w, x, y, z = (float(v) for v in quat)
-        norm2 = w * w + x * x + y * y + z * z
-        if norm2 <= 1e-12:
+        if math.hypot(w, x, y, z) <= 1e-6:
             return "non_finite_state: base_quat has zero norm"
+        # Scaled by its largest component first: squares of a huge (finite) quaternion would overflow
+        # to inf and make the tilt NaN.
+        scale = max(abs(w), abs(x), abs(y), abs(z))
+        w, x, y, z = w / scale, x / scale, y / scale, z / scale
+        norm2 = w * w + x * x + y * y + z * z
         # cos(tilt) = z-component of the body's up axis in the world = 1 - 2 (x^2 + y^2) for a unit quaternion.
         cos_tilt = 1.0 - 2.0 * (x * x + y * y) / norm2
-        if cos_tilt < self._cos_tilt:
+        if not cos_tilt >= self._cos_tilt:  # written so that a NaN trips the guard instead of passing it
             tilt = math.degrees(math.acos(max(-1.0, min(1.0, cos_tilt))))
             return f"base_tilt: {tilt:.1f} deg from upright (limit {self.config.max_tilt_deg:.0f})"
         return None

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from robolearn.deploy.safety import Event, GuardConfig, Guards, SafetyMachine, SafetyState
+from robolearn.deploy.safety import Event, GuardConfig, Guards, SafetyMachine, SafetyState, Transition
 from robolearn.robots import GO2_SPEC
 
 S, E = SafetyState, Event
@@ -23,8 +23,12 @@ EXPECTED: dict[SafetyState, dict[Event, SafetyState | None]] = {
 }  # fmt: skip
 
 
+# Accepted without a state change and without a record: nothing happened.
+NO_OP = {(S.DAMP, E.DAMP), (S.PASSIVE, E.FAULT), (S.DAMP, E.FAULT), (S.ESTOP, E.FAULT)}
+
+
 def _machine_in(state: SafetyState) -> SafetyMachine:
-    m = SafetyMachine()
+    m = SafetyMachine(now=0.5)
     m.state = state
     return m
 
@@ -35,9 +39,13 @@ def test_every_transition(state: SafetyState, event: Event) -> None:
     expected = EXPECTED[state][event]
     accepted = m.handle(event, 1.0, "test")
     if expected is None:
-        assert not accepted and m.state is state and m.history == []
+        assert not accepted and m.state is state and m.history == [] and m.entered_at == 0.5
+    elif (state, event) in NO_OP:
+        assert accepted and m.state is state and m.history == [] and m.entered_at == 0.5
     else:
-        assert accepted and m.state is expected
+        assert accepted and m.state is expected and m.entered_at == 1.0
+        assert m.history == [Transition(1.0, event, state, expected, "test")]
+    assert m.armed is (m.state in (S.RAMP, S.HOLD, S.POLICY))
 
 
 def test_estop_is_latched_and_reachable_from_everywhere() -> None:
@@ -138,3 +146,112 @@ def test_stale_and_action_guards(guards: Guards) -> None:
     assert guards.action(hip) is None
     hip[0] = 2.0 * reach * 1.01
     assert guards.action(hip).startswith("action_limit: FR_hip_joint")
+
+
+def test_a_new_machine_is_passive_disarmed_and_empty() -> None:
+    m = SafetyMachine(now=3.0)
+    assert m.state is S.PASSIVE and m.entered_at == 3.0 and m.history == [] and not m.armed
+
+
+def test_state_guard_messages_name_the_joint_the_value_and_the_limit(guards: Guards) -> None:
+    q = GO2_SPEC.default_pos_array.copy()
+    q[3] = GO2_SPEC.joint_pos_lower[3] - 0.25  # below the range: the lower side is checked too
+    q[7] = GO2_SPEC.joint_pos_upper[7] + 0.5  # a second joint beyond: the first one is reported
+    assert _ok(guards, joint_pos=q) == (
+        "joint_position: FL_hip_joint at -1.297 rad, outside [-1.0472, 1.0472] ± 0.1"
+    )
+    q = GO2_SPEC.default_pos_array.copy()
+    q[7] = GO2_SPEC.joint_pos_upper[7] + 0.5
+    assert (
+        _ok(guards, joint_pos=q)
+        == "joint_position: RR_thigh_joint at 5.038 rad, outside [-0.5236, 4.5379] ± 0.1"
+    )
+    dq = np.zeros(12)
+    dq[4] = 30.1  # thigh limit 30.1 rad/s: at the limit is fine, beyond is not
+    assert _ok(guards, joint_vel=dq) is None
+    dq[4] = 30.2
+    assert _ok(guards, joint_vel=dq) == "joint_velocity: FL_thigh_joint at 30.20 rad/s, limit 30.10"
+    for name, change in (
+        ("joint_vel", {"joint_vel": np.full(12, -np.inf)}),
+        ("base_quat", {"quat": np.array([np.nan, 0, 0, 1.0])}),
+        ("gyro", {"gyro": np.array([0, 0, np.nan])}),
+    ):
+        assert _ok(guards, **change) == f"non_finite_state: {name} has NaN/Inf"
+
+
+def test_joint_position_guard_allows_exactly_the_margin_on_both_sides(guards: Guards) -> None:
+    lower, upper = np.asarray(GO2_SPEC.joint_pos_lower), np.asarray(GO2_SPEC.joint_pos_upper)
+    for j in range(12):
+        for edge, step in ((lower[j] - 0.1, -1e-9), (upper[j] + 0.1, 1e-9)):
+            q = GO2_SPEC.default_pos_array.copy()
+            q[j] = edge
+            assert _ok(guards, joint_pos=q) is None
+            q[j] = edge + step
+            assert _ok(guards, joint_pos=q).startswith(f"joint_position: {GO2_SPEC.joint_names[j]}")
+
+
+@pytest.mark.parametrize("deg", [0, 30, 44.9, 45.1, 60, 90, 135, 180])
+@pytest.mark.parametrize("axis", [(1, 0, 0), (0, 1, 0), (0.6, 0.8, 0)])
+def test_tilt_guard_measures_the_angle_of_the_up_axis(guards: Guards, deg: float, axis: tuple) -> None:
+    """Any quaternion, any length (a huge or tiny but finite one included), with a yaw on top."""
+    half = np.deg2rad(deg) / 2
+    tilt = np.array([np.cos(half), *(np.sin(half) * np.asarray(axis, dtype=float))])
+    yaw = np.array([np.cos(0.6), 0.0, 0.0, np.sin(0.6)])
+    w1, x1, y1, z1 = yaw
+    w2, x2, y2, z2 = tilt  # yaw * tilt: the tilt in the body frame, then a heading
+    quat = np.array(
+        [
+            w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
+            w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+            w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
+            w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
+        ]
+    )
+    for length in (1.0, 1e-3, 7.0, 1e200, 1.5e308 / 2):
+        got = _ok(guards, quat=quat * length)
+        if deg <= 45:
+            assert got is None, (deg, length)
+        else:
+            assert got == f"base_tilt: {deg:.1f} deg from upright (limit 45)", (deg, length)
+    # The sign of a quaternion does not change the rotation.
+    assert _ok(guards, quat=-quat) == _ok(guards, quat=quat)
+
+
+def test_tilt_guard_refuses_a_quaternion_of_zero_length(guards: Guards) -> None:
+    for quat in ([0, 0, 0, 0], [1e-7, 0, 0, 0], [0, 0, 4e-7, 4e-7], [5e-324, 0, 0, 0]):
+        assert _ok(guards, quat=np.array(quat, dtype=float)) == "non_finite_state: base_quat has zero norm"
+    assert _ok(guards, quat=np.array([2e-6, 0, 0, 0])) is None
+
+
+def test_stale_and_action_guards_at_their_exact_limits() -> None:
+    g = Guards(GO2_SPEC, GuardConfig(stale_state_s=0.25, action_limit_multiple=3.0))
+    assert g.stale(1.0, 0.75) is None  # exactly the limit: still fresh
+    assert g.stale(1.0, 0.7) == "stale_state: no fresh state for 300.0 ms (limit 250 ms)"
+    assert g.stale(1.0, None) == "stale_state: no state received yet"
+    g.set_action_limit(0.5)
+    np.testing.assert_array_equal(g.action_limit, np.full(12, 0.5))
+    act = np.zeros(12)
+    act[5] = -1.5  # exactly 3 x 0.5
+    assert g.action(act) is None
+    act[5] = -1.5001
+    assert g.action(act) == "action_limit: FL_calf_joint action -1.5 beyond 3 x 0.5"
+    act[5] = np.inf
+    assert g.action(act) == "non_finite_action: NaN/Inf in the policy output"
+    assert g.observation(np.zeros(48)) is None
+    assert g.observation(np.array([0.0, np.nan])) == "non_finite_observation: NaN/Inf in the policy input"
+
+
+def test_action_limit_without_a_clip_reaches_the_farther_range_edge() -> None:
+    g = Guards(GO2_SPEC, GuardConfig(joint_vel_factor=0.5))
+    default, scale = GO2_SPEC.default_pos_array, GO2_SPEC.action_scale_array
+    lower, upper = np.asarray(GO2_SPEC.joint_pos_lower), np.asarray(GO2_SPEC.joint_pos_upper)
+    expected = np.maximum(upper - default, default - lower) / scale
+    np.testing.assert_allclose(g.action_limit, expected, rtol=1e-15)
+    # calf: the default -1.5 sits nearer the upper edge -0.84, so the lower edge -2.72 sets the limit
+    assert g.action_limit[2] == pytest.approx((-1.5 + 2.7227) / scale[2])
+    # joint_vel_factor scales the velocity limit the guard allows.
+    dq = np.zeros(12)
+    dq[0] = 0.5 * GO2_SPEC.velocity_limits[0] * 1.01
+    assert g.state(default, dq, np.array([1.0, 0, 0, 0]), np.zeros(3)).startswith("joint_velocity")
+    dq[0] = 0.5 * GO2_SPEC.velocity_limits[0] * 0.99
+    assert g.state(default, dq, np.array([1.0, 0, 0, 0]), np.zeros(3)) is None
