@@ -109,11 +109,20 @@ def pd_torque(
 # Go2: GO-M8010-6-class joint motors. Rotor inertia is the Ixx (spin axis) of the `*_hip_rotor`
 # links in Unitree's go2_description URDF (unitree_ros, robots/go2_description/urdf/
 # go2_description.urdf); 6.33:1 is the GO-M8010-6 planetary reduction (Unitree actuator SDK's
-# gear ratio for GO_M8010_6). Torque and speed limits are the URDF joint limits. The calf is
-# driven through a linkage: the URDF gives it 45.43 N·m / 15.70 rad/s against 23.7 N·m /
-# 30.1 rad/s, an extra 1.917:1, so its total reduction is 6.33 * 45.43 / 23.7.
+# gear ratio for GO_M8010_6). Torque and speed limits are the URDF joint limits.
+#
+# The calf is driven through a linkage whose ratio Unitree does not publish. Unitree's commit
+# 79f054e to that URDF ("modify knee joint info in go2's urdf", 2023-10-11) changed the calf from
+# the Go1's 35.55 N·m / 20.07 rad/s (1.5 x the hip) to 45.43 N·m / 15.70 rad/s (1.917 x the hip);
+# torque x speed stays 713 W-equivalent in all three rows, as one motor behind a fixed reduction
+# gives. We read 45.43 / 23.7 as the linkage ratio: 6.33 x 1.917 = 12.13 in all. mjlab's Go2 keeps
+# the Go1's 1.5 (9:1 in all); the go2_description xacro still carries the Go1 limits. Unsettled, so
+# it is an option: go2_calf_motor(gear_ratio), robolearn.robots.go2.go2_spec(calf_gear_ratio), and
+# the tasks' `robot_options: {calf_gear_ratio: ...}` (docs/robots.md).
 _GO2_ROTOR_INERTIA = 0.000111842
 _GO2_GEAR = 6.33
+GO2_CALF_LINKAGE_RATIO = 45.43 / 23.7
+GO2_CALF_GEAR_RATIO = _GO2_GEAR * GO2_CALF_LINKAGE_RATIO
 GO2_HIP = MotorModel(
     name="go2_hip_thigh",
     rotor_inertias=(_GO2_ROTOR_INERTIA,),
@@ -122,13 +131,47 @@ GO2_HIP = MotorModel(
     velocity_limit=30.1,
     source="unitree_ros go2_description.urdf (rotor Ixx, limits); GO-M8010-6 reduction 6.33",
 )
-GO2_CALF = MotorModel(
-    name="go2_calf",
-    rotor_inertias=(_GO2_ROTOR_INERTIA,),
-    gear_ratios=(_GO2_GEAR * 45.43 / 23.7,),
-    torque_limit=45.43,
-    velocity_limit=15.70,
-    source="unitree_ros go2_description.urdf (rotor Ixx, calf limits); linkage ratio 45.43/23.7",
+
+
+def go2_calf_motor(gear_ratio: float | None = None) -> MotorModel:
+    """The Go2 calf drive; gear_ratio is its total reduction (None: 6.33 x 45.43/23.7 = 12.13)."""
+    ratio = GO2_CALF_GEAR_RATIO if gear_ratio is None else float(gear_ratio)
+    if not (math.isfinite(ratio) and ratio > 0):
+        raise ValueError(f"calf gear ratio must be a positive number, got {gear_ratio}")
+    source = "unitree_ros go2_description.urdf (rotor Ixx, calf limits)"
+    return MotorModel(
+        name="go2_calf",
+        rotor_inertias=(_GO2_ROTOR_INERTIA,),
+        gear_ratios=(ratio,),
+        torque_limit=45.43,
+        velocity_limit=15.70,
+        source=f"{source}; linkage ratio 45.43/23.7"
+        if gear_ratio is None
+        else f"{source}; gear ratio {ratio} (option)",
+    )
+
+
+GO2_CALF = go2_calf_motor()
+
+
+@dataclass(frozen=True)
+class JointLosses:
+    """Passive joint losses a model carries besides its motors: Coulomb friction and viscous damping."""
+
+    frictionloss: float  # N·m, MuJoCo's dry friction on the joint
+    damping: float  # N·m·s/rad, on top of the PD law's kd
+    source: str
+
+
+# Unitree's own MuJoCo models (unitree_mujoco, the simulator behind its sim2sim examples) give every
+# Go2 and G1 joint frictionloss 0.2 N·m, with damping 0.1 (Go2) and 0.05 (G1). Menagerie's Go2 has
+# the same frictionloss. Unitree's URDFs carry zeros (go2_description's xacro had friction 0.2 until
+# 2024), so these MJCF values are the only Unitree figures there are.
+GO2_JOINT_LOSSES = JointLosses(
+    frictionloss=0.2, damping=0.1, source="unitree_mujoco unitree_robots/go2/go2.xml (default class go2)"
+)
+G1_JOINT_LOSSES = JointLosses(
+    frictionloss=0.2, damping=0.05, source="unitree_mujoco unitree_robots/g1/g1_23dof.xml (motor classes)"
 )
 
 # G1: Unitree's motor datasheet values as quoted in mjlab (src/mjlab/asset_zoo/robots/unitree_g1/

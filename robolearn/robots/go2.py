@@ -11,7 +11,7 @@ Sources (details and the full table in docs/robots.md):
 
 from __future__ import annotations
 
-from robolearn.robots.actuators import GO2_CALF, GO2_HIP
+from robolearn.robots.actuators import GO2_HIP, go2_calf_motor
 from robolearn.robots.spec import JointRow, RobotSpec, spec_from_joint_table
 
 _HIP_RANGE = (-1.0472, 1.0472)
@@ -29,12 +29,13 @@ _DEFAULT_POSE = {
 LEGS = ("FR", "FL", "RR", "RL")
 
 
-def _rows() -> tuple[JointRow, ...]:
+def _rows(calf_gear_ratio: float | None) -> tuple[JointRow, ...]:
+    calf = go2_calf_motor(calf_gear_ratio)
     rows = []
     for leg_index, leg in enumerate(LEGS):
         thigh_range = _FRONT_THIGH_RANGE if leg.startswith("F") else _REAR_THIGH_RANGE
         for part_index, (part, motor, (lo, hi)) in enumerate(
-            (("hip", GO2_HIP, _HIP_RANGE), ("thigh", GO2_HIP, thigh_range), ("calf", GO2_CALF, _CALF_RANGE))
+            (("hip", GO2_HIP, _HIP_RANGE), ("thigh", GO2_HIP, thigh_range), ("calf", calf, _CALF_RANGE))
         ):
             rows.append(
                 JointRow(
@@ -49,21 +50,26 @@ def _rows() -> tuple[JointRow, ...]:
     return tuple(rows)
 
 
-GO2_SPEC: RobotSpec = spec_from_joint_table(
-    _rows(),
-    name="go2",
-    num_motor_slots=20,
-    control_dt=0.02,
-    physics_dt=0.005,
-    message_family="unitree_go",
-    imu_body="base",
-    imu_site="imu",
-    base_body="base",
-    foot_bodies=tuple(f"{leg}_foot" for leg in LEGS),
-    foot_geoms=tuple(f"{leg}_foot" for leg in LEGS),
-    # Forward kinematics of envs/go2/go2.xml at the default pose, mean of the four feet on z = 0
-    # (tests/robots/test_robot_models.py recomputes it).
-    base_height=0.3187,
-    total_mass=15.0,
-    model_file="go2/scene.xml",
-)
+def go2_spec(calf_gear_ratio: float | None = None) -> RobotSpec:
+    """The Go2 spec; calf_gear_ratio overrides the calf's total reduction (None: 12.13, see actuators)."""
+    return spec_from_joint_table(
+        _rows(calf_gear_ratio),
+        name="go2",
+        num_motor_slots=20,
+        control_dt=0.02,
+        physics_dt=0.005,
+        message_family="unitree_go",
+        imu_body="base",
+        imu_site="imu",
+        base_body="base",
+        foot_bodies=tuple(f"{leg}_foot" for leg in LEGS),
+        foot_geoms=tuple(f"{leg}_foot" for leg in LEGS),
+        # Forward kinematics of envs/go2/go2.xml at the default pose, mean of the four feet on z = 0
+        # (tests/robots/test_robot_models.py recomputes it).
+        base_height=0.3187,
+        total_mass=15.0,
+        model_file="go2/scene.xml",
+    )
+
+
+GO2_SPEC: RobotSpec = go2_spec()

@@ -148,6 +148,12 @@ def _root_free_joint(model: mujoco.MjModel, spec: RobotSpec, joint_ids: np.ndarr
     raise UserError(f"{source}: the {spec.name} joints hang from body '{body}', which has no free joint")
 
 
+def set_joint_armature(model: mujoco.MjModel, spec: RobotSpec) -> None:
+    """Write the spec's armature into the model's joints, for a spec rebuilt with other gear ratios."""
+    index = joint_index_map(model, spec)
+    model.dof_armature[index.qvel_adr] = np.asarray(spec.armature, dtype=np.float64)
+
+
 def set_default_pose(
     model: mujoco.MjModel,
     data: mujoco.MjData,

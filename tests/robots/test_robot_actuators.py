@@ -13,12 +13,17 @@ from robolearn.robots.actuators import (
     DAMPING_RATIO,
     G1_5020,
     G1_7520_22,
+    GO2_CALF,
+    GO2_CALF_GEAR_RATIO,
+    GO2_CALF_LINKAGE_RATIO,
     GO2_HIP,
     NATURAL_FREQUENCY_HZ,
+    go2_calf_motor,
     pd_gains,
     pd_torque,
     reflected_inertia,
 )
+from robolearn.robots.go2 import go2_spec
 
 
 def test_single_stage_armature_is_rotor_inertia_times_ratio_squared() -> None:
@@ -91,3 +96,20 @@ def test_pd_torque_batched_equals_single() -> None:
             q_t[i], q[i], dq[i], GO2_SPEC.kp_array, GO2_SPEC.kd_array, GO2_SPEC.torque_limit_array
         )
         np.testing.assert_array_equal(batched[i], single)
+
+
+def test_go2_calf_ratio_is_the_urdf_limit_ratio_unless_overridden() -> None:
+    # Unitree's URDF gives the calf 45.43 N·m / 15.70 rad/s against the hip's 23.7 / 30.1: the same
+    # torque x speed, so one motor behind an extra 1.917:1 (docs/robots.md, "Go2 calf reduction").
+    assert GO2_CALF_LINKAGE_RATIO == pytest.approx(45.43 / 23.7) == pytest.approx(30.1 / 15.70, rel=1e-3)
+    assert (
+        GO2_CALF.gear_ratios == (GO2_CALF_GEAR_RATIO,)
+        and pytest.approx(12.134, abs=1e-3) == GO2_CALF_GEAR_RATIO
+    )
+    assert go2_calf_motor() == GO2_CALF
+    nine = go2_calf_motor(9.0)  # mjlab's Go2
+    assert nine.armature == pytest.approx(GO2_CALF.armature * (9.0 / GO2_CALF_GEAR_RATIO) ** 2)
+    assert (nine.torque_limit, nine.velocity_limit) == (GO2_CALF.torque_limit, GO2_CALF.velocity_limit)
+    assert go2_spec(9.0).kp[2] == pytest.approx(nine.gains()[0]) and go2_spec() == GO2_SPEC
+    with pytest.raises(ValueError, match="positive"):
+        go2_calf_motor(0.0)

@@ -11,6 +11,7 @@ import pytest
 
 from robolearn.errors import UserError
 from robolearn.robots import G1_SPEC, GO2_SPEC, RobotSpec
+from robolearn.robots.actuators import G1_JOINT_LOSSES, GO2_JOINT_LOSSES
 from robolearn.robots.model import (
     apply_pd,
     default_model_path,
@@ -52,6 +53,68 @@ def test_joint_ranges_limits_and_armature_equal_the_spec(robot: tuple[RobotSpec,
     # The MJCF writes armature to 6 significant digits.
     np.testing.assert_allclose(model.dof_armature[index.qvel_adr], spec.armature, rtol=1e-5)
     assert model.opt.timestep == spec.physics_dt
+
+
+def test_joint_losses_and_foot_friction_are_the_documented_ones(
+    robot: tuple[RobotSpec, mujoco.MjModel],
+) -> None:
+    spec, model = robot
+    index = joint_index_map(model, spec)
+    losses = GO2_JOINT_LOSSES if spec.name == "go2" else G1_JOINT_LOSSES
+    # Unitree's MJCF values (unitree_mujoco), on every spec joint and on no root dof.
+    np.testing.assert_array_equal(model.dof_frictionloss[index.qvel_adr], losses.frictionloss)
+    np.testing.assert_array_equal(model.dof_damping[index.qvel_adr], losses.damping)
+    assert model.dof_frictionloss.sum() == pytest.approx(losses.frictionloss * spec.num_joints)
+    feet = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, g) for g in spec.foot_geoms]
+    floor = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, "floor")
+    # The feet outrank the floor, so their friction is the contact's (docs/robots.md: Go2 0.8, G1 1.0).
+    assert (model.geom_priority[feet] > model.geom_priority[floor]).all()
+    np.testing.assert_array_equal(model.geom_friction[feet, 0], 0.8 if spec.name == "go2" else 1.0)
+
+
+def _hung_go2(losses: bool) -> mujoco.MjModel:
+    """Our Go2 with its base fixed 1 m up (free joint removed), with or without the joint losses."""
+    mj_spec = mujoco.MjSpec.from_file(str(default_model_path(GO2_SPEC)))
+    base = mj_spec.body(GO2_SPEC.base_body)
+    mj_spec.delete(base.first_joint())
+    base.pos = [0.0, 0.0, 1.0]
+    mj_spec.delete(mj_spec.key("home"))  # its qpos has the free joint's 7 values
+    model = mj_spec.compile()
+    if not losses:
+        model.dof_frictionloss[:] = 0.0
+        model.dof_damping[:] = 0.0
+    return model
+
+
+def _swing(model: mujoco.MjModel, joint: str, start: float, seconds: float) -> np.ndarray:
+    """A joint's angle, released at rest from `start` with the motors off, the other joints at the default pose."""
+    data = mujoco.MjData(model)
+    for name, q in zip(GO2_SPEC.joint_names, GO2_SPEC.default_joint_pos, strict=True):
+        data.joint(name).qpos[0] = start if name == joint else q
+    path = []
+    for _ in range(round(seconds / model.opt.timestep)):
+        mujoco.mj_step(model, data)
+        path.append(float(data.joint(joint).qpos[0]))
+    return np.asarray(path)
+
+
+def test_joint_friction_changes_a_free_swing() -> None:
+    # The Go2's front-right thigh, hung from a fixed base and released at 1.5 rad (0.7 rad past the
+    # default pose) with the motors off, swings under gravity; then the same without joint losses.
+    model = _hung_go2(losses=True)
+    assert model.dof_frictionloss.max() == GO2_JOINT_LOSSES.frictionloss
+    start = 1.5
+    with_losses = _swing(model, "FR_thigh_joint", start, 1.0)
+    without = _swing(_hung_go2(losses=False), "FR_thigh_joint", start, 1.0)
+    assert np.isfinite(with_losses).all() and np.isfinite(without).all()
+    # Both move (gravity beats 0.2 N·m of friction at this angle; the leg hangs near 0.2 rad).
+    assert abs(with_losses[20] - start) > 0.05 and abs(without[20] - start) > 0.05
+    # The lossy swing lags from the start and ends on a different trajectory...
+    assert abs(with_losses[20] - start) < abs(without[20] - start)
+    assert np.max(np.abs(with_losses - without)) > 0.05
+    # ... and loses more energy: its late oscillation about the hanging angle is smaller.
+    late = slice(len(without) // 2, None)
+    assert np.ptp(with_losses[late]) < 0.8 * np.ptp(without[late])
 
 
 def test_named_frames_exist_and_keyframe_is_the_default_pose(robot: tuple[RobotSpec, mujoco.MjModel]) -> None:
