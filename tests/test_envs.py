@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import warnings
 
-import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from omegaconf import OmegaConf
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import VecNormalize
 
 from robolearn.config.validate import compose_config, group_options
 from robolearn.envs import EnvSnapshotWrapper, make_env, make_vec_env
@@ -72,8 +72,16 @@ def test_vec_env_state_includes_time_limit_and_normalisation() -> None:
     other = make_vec_env(cfg, n_envs=2, seed=5, normalize_obs=True, normalize_reward=True)
     other.reset()
     set_vec_env_state(other, state)
+    # The normalisation statistics came back with the state (other's own 0 steps would differ).
+    assert isinstance(venv, VecNormalize) and isinstance(other, VecNormalize)
+    assert other.obs_rms.count == venv.obs_rms.count and np.array_equal(other.obs_rms.mean, venv.obs_rms.mean)
+    assert np.array_equal(other.ret_rms.var, venv.ret_rms.var)
+    dones = []
     for _ in range(60):  # crosses the 200-step time limit: the counters were restored
         a = venv.step(np.ones((2, 1), dtype=np.float32))
         b = other.step(np.ones((2, 1), dtype=np.float32))
         assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2])
-    assert gym.registry  # the registry is populated (robolearn ids register on import)
+        dones.append(b[2].copy())
+    # Both envs of the restored copy were truncated at step 200 (150 before the snapshot + 50), not 200 after it.
+    assert [np.flatnonzero(d).tolist() for d in dones if d.any()] == [[0, 1]]
+    assert np.flatnonzero([d.any() for d in dones]).tolist() == [49]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from gymnasium.vector import AutoresetMode
 from stable_baselines3 import PPO
 
@@ -16,6 +17,9 @@ from robolearn.errors import UserError
 FULL_DR = {
     "friction": [0.5, 1.25],
     "link_mass": [0.9, 1.1],
+    "added_base_mass": [-1.0, 3.0],
+    "joint_friction": [0.5, 1.5],
+    "joint_damping": [0.5, 2.0],
     "com_offset": 0.03,
     "kp_scale": [0.8, 1.2],
     "kd_scale": [0.8, 1.2],
@@ -125,9 +129,28 @@ def test_randomised_parameters_differ_across_envs_and_stay_in_range() -> None:
     assert len(np.unique(ratio[:, 0])) == n
     mass = backend.batch.expanded("body_mass")
     assert mass is not None
-    robot = model.body_mass > 0
-    mass_ratio = mass[:, robot] / model.body_mass[robot]
+    base = backend.layout.base_body_id
+    links = (model.body_mass > 0) & (np.arange(model.nbody) != base)
+    mass_ratio = mass[:, links] / model.body_mass[links]
     assert np.all((mass_ratio >= 0.9 - 1e-12) & (mass_ratio <= 1.1 + 1e-12)) and mass_ratio.std() > 0
+    # The base: scaled like every link, then unitree_rl_gym's added mass (-1 to +3 kg) on top.
+    dyn = task.dynamics
+    assert dyn is not None
+    added = mass[:, base] - model.body_mass[base] * dyn["mass_scale"][:, base]
+    np.testing.assert_allclose(added, dyn["added_base_mass"], atol=1e-12)
+    assert np.all((added >= -1.0) & (added <= 3.0)) and len(np.unique(added.round(9))) == n
+    # Joint losses: each joint's frictionloss (0.2 N·m) and damping scaled in its own range.
+    index = backend.layout.index
+    for field, nominal, (lo, hi) in (
+        ("dof_frictionloss", 0.2, (0.5, 1.5)),
+        ("dof_damping", 0.1, (0.5, 2.0)),
+    ):
+        values = backend.batch.expanded(field)
+        assert values is not None
+        joints = values[:, index.qvel_adr] / nominal
+        assert np.all((joints >= lo - 1e-9) & (joints <= hi + 1e-9)) and joints.std() > 0.1, field
+        assert len(np.unique(joints.round(9))) == joints.size, field  # per env and per joint
+        assert not values[:, index.root_qvel_adr : index.root_qvel_adr + 6].any()  # the free joint has none
     ipos = backend.batch.expanded("body_ipos")
     assert ipos is not None
     offset = ipos[:, backend.layout.base_body_id] - model.body_ipos[backend.layout.base_body_id]
@@ -161,8 +184,13 @@ def test_sb3_ppo_trains_on_the_batched_env() -> None:
     model = PPO(
         "MlpPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, policy_kwargs={"net_arch": [16]}, seed=0
     )
+    before = [p.detach().clone() for p in model.policy.parameters()]
     model.learn(128)
     assert model.num_timesteps == 128
+    # Trained: two rollouts of 4 x 16 batched steps went through an update that moved the policy.
+    after = list(model.policy.parameters())
+    assert all(torch.isfinite(p).all() for p in after)
+    assert any(not torch.equal(b, a) for b, a in zip(before, after, strict=True))
     venv.close()
 
 

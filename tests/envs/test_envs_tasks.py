@@ -87,13 +87,28 @@ def test_registered_env_passes_gymnasium_and_sb3_checkers(env_id: str) -> None:
 
 
 def test_config_files_build_their_envs() -> None:
+    from omegaconf import OmegaConf
+
     from robolearn.config.validate import compose_config
 
     for name in ("Go2Velocity-v0", "G1Velocity-v0", "G1Tracking-v0"):
         cfg = compose_config("train", [f"env={name}", "agent=ppo"])
         env = make_env(cfg.env)
-        env.reset(seed=1)
-        env.step(env.action_space.sample())
+        task = _task(env)
+        assert env.spec is not None and env.spec.id == f"robolearn/{name}" == cfg.env.id
+        # The config's randomisation reached the task, range by range.
+        wanted = OmegaConf.to_container(cfg.env.kwargs.randomization)
+        assert isinstance(wanted, dict) and wanted
+        for key, value in wanted.items():
+            got = getattr(task.randomization, key)
+            assert (list(got) if isinstance(got, tuple) else got) == value, f"{name}: {key}"
+        obs, _ = env.reset(seed=1)
+        assert obs.shape == env.observation_space.shape and np.isfinite(obs).all()
+        # Every config randomises the joint losses, so the model differs from the file's.
+        assert task.dynamics is not None
+        assert not np.array_equal(task.model.dof_frictionloss, task.mj_model.dof_frictionloss)
+        obs, reward, *_ = env.step(env.action_space.sample())
+        assert np.isfinite(obs).all() and np.isfinite(reward)
         env.close()
 
 
@@ -385,3 +400,43 @@ def test_gait_options_fail_with_one_line_errors() -> None:
         gym.make("robolearn/Go2Velocity-v0", gait_period_s=0.0)
     with pytest.raises(UserError, match=r"gait_duty=1.0 must be in \(0, 1\)"):
         gym.make("robolearn/Go2Velocity-v0", gait_period_s=0.5, gait_duty=1.0)
+
+
+def test_calf_gear_ratio_option_rebuilds_gains_and_armature() -> None:
+    from robolearn.robots import GO2_SPEC
+    from robolearn.robots.actuators import GO2_HIP, go2_calf_motor
+
+    # null keeps the registered spec (the one contract.json and deploy check against).
+    task = _task(gym.make("robolearn/Go2Velocity-v0", robot_options={"calf_gear_ratio": None}))
+    assert task.robot_spec is GO2_SPEC
+    # mjlab's 9:1 calf: armature I x 81, kp = armature x (2 pi 10 Hz)^2, in the task's gains and the model.
+    task = _task(gym.make("robolearn/Go2Velocity-v0", robot_options={"calf_gear_ratio": 9.0}))
+    calf = [i for i, name in enumerate(GO2_SPEC.joint_names) if "calf" in name]
+    hips = [i for i in range(12) if i not in calf]
+    armature = 0.000111842 * 9.0**2
+    assert go2_calf_motor(9.0).armature == pytest.approx(armature)
+    np.testing.assert_allclose(np.asarray(task.robot_spec.armature)[calf], armature)
+    np.testing.assert_allclose(task.kp[0, calf], armature * (2 * np.pi * 10) ** 2)  # 35.8, mjlab's
+    np.testing.assert_allclose(task.kp[0, hips], GO2_HIP.gains()[0])
+    index = task.backend.layout.index
+    np.testing.assert_allclose(task.model.dof_armature[index.qvel_adr[calf]], armature)
+    # The default ratio is 6.33 x 45.43/23.7 = 12.13: its kp is 65.
+    assert GO2_SPEC.kp[2] == pytest.approx(0.000111842 * (6.33 * 45.43 / 23.7) ** 2 * (2 * np.pi * 10) ** 2)
+    assert GO2_SPEC.kp[2] == pytest.approx(65.0, abs=0.1)
+
+
+def test_robot_and_randomisation_options_fail_with_one_line_errors() -> None:
+    with pytest.raises(
+        UserError, match="unknown robot_options key 'calf_ratio' for robot go2 \\(did you mean"
+    ):
+        gym.make("robolearn/Go2Velocity-v0", robot_options={"calf_ratio": 9})
+    with pytest.raises(
+        UserError, match="unknown robot_options key 'calf_gear_ratio' for robot g1; options: none"
+    ):
+        gym.make("robolearn/G1Velocity-v0", robot_options={"calf_gear_ratio": 9})
+    with pytest.raises(UserError, match=r"robot_options.calf_gear_ratio=-3 must be a positive number"):
+        gym.make("robolearn/Go2Velocity-v0", robot_options={"calf_gear_ratio": -3})
+    with pytest.raises(UserError, match=r"randomization.added_base_mass=\[3.0, -1.0\] must have min <= max"):
+        gym.make("robolearn/G1Velocity-v0", randomization={"added_base_mass": [3, -1]})
+    with pytest.raises(UserError, match=r"randomization.joint_friction=\[-0.5, 1.0\] must be non-negative"):
+        gym.make("robolearn/G1Velocity-v0", randomization={"joint_friction": [-0.5, 1]})

@@ -60,6 +60,9 @@ class DynamicsParams(NamedTuple):
     friction_scale: np.ndarray  # (k,) multiplies every geom's sliding friction
     mass_scale: np.ndarray  # (k, nbody) multiplies each body's mass and inertia (world row ignored)
     base_com_offset: np.ndarray  # (k, 3) added to the base body's centre of mass, body frame (m)
+    joint_friction_scale: np.ndarray | None = None  # (k, nv) multiplies each dof's frictionloss; None: 1
+    joint_damping_scale: np.ndarray | None = None  # (k, nv) multiplies each dof's damping; None: 1
+    added_base_mass: np.ndarray | None = None  # (k,) kg added to the base body's mass; None: 0
 
 
 @dataclass(frozen=True)
@@ -148,21 +151,48 @@ def nominal_dynamics(model: mujoco.MjModel, num: int) -> DynamicsParams:
         friction_scale=np.ones(num),
         mass_scale=np.ones((num, model.nbody)),
         base_com_offset=np.zeros((num, 3)),
+        joint_friction_scale=np.ones((num, model.nv)),
+        joint_damping_scale=np.ones((num, model.nv)),
+        added_base_mass=np.zeros(num),
     )
 
 
 def dynamics_fields(model: mujoco.MjModel, base_body: int, params: DynamicsParams) -> dict[str, np.ndarray]:
     """Per-env values (k, ...) of the model fields the parameters change, computed from the nominal model."""
-    friction = np.repeat(model.geom_friction[None].copy(), len(params.friction_scale), axis=0)
+    k = len(params.friction_scale)
+    friction = np.repeat(model.geom_friction[None].copy(), k, axis=0)
     friction[..., 0] *= params.friction_scale[:, None]
     mass = model.body_mass[None] * params.mass_scale
     inertia = model.body_inertia[None] * params.mass_scale[..., None]
-    ipos = np.repeat(model.body_ipos[None].copy(), len(params.friction_scale), axis=0)
+    if params.added_base_mass is not None:
+        # legged_gym's added mass: the base gets heavier or lighter, its inertia tensor stays.
+        mass[:, base_body] += params.added_base_mass
+    ipos = np.repeat(model.body_ipos[None].copy(), k, axis=0)
     ipos[:, base_body] += params.base_com_offset
-    return {"geom_friction": friction, "body_mass": mass, "body_inertia": inertia, "body_ipos": ipos}
+    frictionloss = np.repeat(model.dof_frictionloss[None].copy(), k, axis=0)
+    if params.joint_friction_scale is not None:
+        frictionloss *= params.joint_friction_scale
+    damping = np.repeat(model.dof_damping[None].copy(), k, axis=0)
+    if params.joint_damping_scale is not None:
+        damping *= params.joint_damping_scale
+    return {
+        "geom_friction": friction,
+        "body_mass": mass,
+        "body_inertia": inertia,
+        "body_ipos": ipos,
+        "dof_frictionloss": frictionloss,
+        "dof_damping": damping,
+    }
 
 
-DYNAMICS_FIELDS = ("geom_friction", "body_mass", "body_inertia", "body_ipos")
+DYNAMICS_FIELDS = (
+    "geom_friction",
+    "body_mass",
+    "body_inertia",
+    "body_ipos",
+    "dof_frictionloss",
+    "dof_damping",
+)
 
 
 class SimBackend(ABC):

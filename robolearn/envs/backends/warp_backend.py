@@ -32,6 +32,7 @@ from robolearn.envs.backends.base import (
     SimBackend,
     SimFrame,
     dynamics_fields,
+    nominal_dynamics,
 )
 from robolearn.envs.backends.warp_kernels import add_rows, pd_kernel, scatter_rows
 from robolearn.robots.spec import RobotSpec
@@ -205,4 +206,4 @@ class WarpBackend(SimBackend):
 
 
 def _nominal_params(model: mujoco.MjModel, num: int) -> DynamicsParams:
-    return DynamicsParams(np.ones(num), np.ones((num, model.nbody)), np.zeros((num, 3)))
+    return nominal_dynamics(model, num)

@@ -27,7 +27,8 @@ from robolearn.envs.backends.base import DynamicsParams, RootJointState, SimFram
 from robolearn.envs.backends.mujoco_backend import MujocoBackend
 from robolearn.envs.tasks.randomization import Randomization, uniform
 from robolearn.errors import UserError, close_matches
-from robolearn.robots.model import load_model
+from robolearn.robots.go2 import go2_spec
+from robolearn.robots.model import load_model, set_joint_armature
 from robolearn.robots.observations import ObsTerm, action_to_joint_targets, build_observation
 from robolearn.robots.registry import get_robot_spec
 from robolearn.robots.spec import RobotSpec
@@ -37,6 +38,42 @@ from robolearn.robots.state import RobotState
 OBS_CLIP = 100.0
 
 RewardFunction = Callable[[Any], np.ndarray]
+
+
+# Options that rebuild a robot's spec (and so its gains and armature) for one env: the values a
+# primary source has not settled. None for an option keeps the registered spec's value.
+ROBOT_OPTIONS: dict[str, tuple[str, ...]] = {"go2": ("calf_gear_ratio",)}
+
+
+def robot_spec_with_options(robot: str, options: Mapping[str, Any] | None) -> RobotSpec:
+    """The registered spec, or one rebuilt with `options` (Go2: calf_gear_ratio, the calf's total reduction)."""
+    spec = get_robot_spec(robot)
+    given = {str(k): v for k, v in (options or {}).items() if v is not None}
+    allowed = ROBOT_OPTIONS.get(robot, ())
+    for key in dict(options or {}):
+        if key not in allowed:
+            choices = ", ".join(allowed) if allowed else "none"
+            raise UserError(
+                f"unknown robot_options key '{key}' for robot {robot}{close_matches(str(key), allowed)};"
+                f" options: {choices}"
+            )
+    if not given:
+        return spec
+    ratio = given["calf_gear_ratio"]
+    try:
+        value = float(ratio)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (np.isfinite(value) and value > 0):
+        raise UserError(
+            f"robot_options.calf_gear_ratio={ratio!r} must be a positive number (the calf's total reduction,"
+            " e.g. 12.13 or mjlab's 9), or null for the default"
+        )
+    return go2_spec(calf_gear_ratio=value)
+
+
+def _rows_of(values: np.ndarray | None, ids: np.ndarray) -> np.ndarray | None:
+    return None if values is None else values[ids]
 
 
 class _AppliedDynamics:
@@ -73,8 +110,9 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
         extra_obs_size: int = 0,
+        robot_options: Mapping[str, Any] | None = None,
     ) -> None:
-        self.robot_spec: RobotSpec = get_robot_spec(robot)
+        self.robot_spec: RobotSpec = robot_spec_with_options(robot, robot_options)
         spec = self.robot_spec
         self.num_envs = int(num_envs)
         self.render_mode = render_mode
@@ -83,6 +121,9 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         self.action_clip = float(action_clip)
         self.control_dt = spec.control_dt
         self.mj_model = load_model(spec, model_path)
+        if spec is not get_robot_spec(robot):
+            # Options rebuilt the drives, so the joints get the rebuilt spec's armature too.
+            set_joint_armature(self.mj_model, spec)
         # A single env (the gymnasium API) always simulates on the reference backend: `batch` with one
         # simulation is the same computation, and `warp` is for many worlds on a GPU.
         name = "mujoco" if (self.num_envs == 1 and backend == "batch") else backend
@@ -192,10 +233,14 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         spec, dr, k, nj = self.robot_spec, self.randomization, len(ids), self.robot_spec.num_joints
         if dr.randomizes_dynamics:
             if self.dynamics is None:
+                nv = self.mj_model.nv
                 self.dynamics = {
                     "friction_scale": np.ones(self.num_envs),
                     "mass_scale": np.ones((self.num_envs, self.mj_model.nbody)),
                     "base_com_offset": np.zeros((self.num_envs, 3)),
+                    "joint_friction_scale": np.ones((self.num_envs, nv)),
+                    "joint_damping_scale": np.ones((self.num_envs, nv)),
+                    "added_base_mass": np.zeros(self.num_envs),
                 }
             # A new dict object on every change: step_envs re-applies by identity (see there).
             dyn = {key: value.copy() for key, value in self.dynamics.items()}
@@ -203,6 +248,13 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
             dyn["mass_scale"][ids] = uniform(self.rng, dr.link_mass, (k, self.mj_model.nbody))
             dyn["base_com_offset"][ids] = (
                 self.rng.uniform(-dr.com_offset, dr.com_offset, size=(k, 3)) if dr.com_offset > 0 else 0.0
+            )
+            # Drawn only when on (uniform() returns ones without a draw), so older configs keep their streams.
+            nv = self.mj_model.nv
+            dyn["joint_friction_scale"][ids] = uniform(self.rng, dr.joint_friction, (k, nv))
+            dyn["joint_damping_scale"][ids] = uniform(self.rng, dr.joint_damping, (k, nv))
+            dyn["added_base_mass"][ids] = (
+                0.0 if dr.added_base_mass is None else self.rng.uniform(*dr.added_base_mass, size=k)
             )
             self.dynamics = dyn
             self._apply_dynamics(ids)
@@ -225,7 +277,15 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
     def _apply_dynamics(self, ids: np.ndarray) -> None:
         assert self.dynamics is not None
         d = self.dynamics
-        params = DynamicsParams(d["friction_scale"][ids], d["mass_scale"][ids], d["base_com_offset"][ids])
+        params = DynamicsParams(
+            friction_scale=d["friction_scale"][ids],
+            mass_scale=d["mass_scale"][ids],
+            base_com_offset=d["base_com_offset"][ids],
+            # .get: a snapshot taken before joint losses were randomised lacks these keys.
+            joint_friction_scale=_rows_of(d.get("joint_friction_scale"), ids),
+            joint_damping_scale=_rows_of(d.get("joint_damping_scale"), ids),
+            added_base_mass=_rows_of(d.get("added_base_mass"), ids),
+        )
         self.backend.set_dynamics(ids, params)
         self._applied.value = d
 

@@ -20,8 +20,12 @@ from robolearn.errors import UserError, close_matches
 class Randomization:
     """Domain randomisation settings; None (or 0 for the scalars) switches an option off.
 
-    friction: scale of every geom's sliding friction (the floor's 1.0 and the feet's).
+    friction: scale of every geom's sliding friction (the feet's, which decide each foot contact:
+        Go2 0.8, G1 1.0).
     link_mass: scale of each body's mass and inertia, sampled per body.
+    added_base_mass: kg added to the base body's mass, [min, max] (unitree_rl_gym's added_mass_range).
+    joint_friction: scale of each joint's frictionloss (0.2 N·m nominal), sampled per joint.
+    joint_damping: scale of each joint's passive damping, sampled per joint.
     com_offset: half-width (m) of a uniform offset of the base's centre of mass, per axis.
     kp_scale, kd_scale: scale of each joint's PD gains.
     motor_strength: scale of each joint's torque output (gains and torque limit together).
@@ -32,6 +36,9 @@ class Randomization:
 
     friction: tuple[float, float] | None = None
     link_mass: tuple[float, float] | None = None
+    added_base_mass: tuple[float, float] | None = None
+    joint_friction: tuple[float, float] | None = None
+    joint_damping: tuple[float, float] | None = None
     com_offset: float = 0.0
     kp_scale: tuple[float, float] | None = None
     kd_scale: tuple[float, float] | None = None
@@ -42,10 +49,19 @@ class Randomization:
     push_velocity: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("friction", "link_mass", "kp_scale", "kd_scale", "motor_strength", "push_interval_s"):
+        scales = ("friction", "link_mass", "kp_scale", "kd_scale", "motor_strength", "push_interval_s")
+        for name in scales:
             value = getattr(self, name)
             if value is not None and not 0.0 < value[0] <= value[1]:
                 raise UserError(f"randomization.{name}={list(value)} must be positive with min <= max")
+        for name in ("joint_friction", "joint_damping"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value[0] <= value[1]:
+                raise UserError(f"randomization.{name}={list(value)} must be non-negative with min <= max")
+        if self.added_base_mass is not None and not self.added_base_mass[0] <= self.added_base_mass[1]:
+            raise UserError(
+                f"randomization.added_base_mass={list(self.added_base_mass)} must have min <= max (kg, e.g. [-1, 3])"
+            )
         if self.action_delay is not None and not 0 <= self.action_delay[0] <= self.action_delay[1]:
             raise UserError(f"randomization.action_delay={list(self.action_delay)} must be 0 <= min <= max")
         for name in ("com_offset", "obs_noise", "push_velocity"):
@@ -56,8 +72,15 @@ class Randomization:
 
     @property
     def randomizes_dynamics(self) -> bool:
-        """Whether model parameters (friction, masses, centre of mass) change per env."""
-        return self.friction is not None or self.link_mass is not None or self.com_offset > 0
+        """Whether model parameters (friction, masses, centre of mass, joint losses) change per env."""
+        ranges = (
+            self.friction,
+            self.link_mass,
+            self.added_base_mass,
+            self.joint_friction,
+            self.joint_damping,
+        )
+        return any(r is not None for r in ranges) or self.com_offset > 0
 
     @property
     def max_action_delay(self) -> int:
