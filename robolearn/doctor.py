@@ -4,7 +4,8 @@ Checks, against a live robot or the sim bridge:
 - interface: exists, is up, has an address (on a robot's NIC, one on 192.168.123.0/24);
 - domain id: valid for CycloneDDS;
 - rt/lowstate: something publishes it, at the expected rate, with `tick` advancing, every CRC valid,
-  in the robot's message family, with joint positions inside their ranges;
+  in the robot's message family, with joint positions inside their ranges, and (G1) a mode_machine
+  (hardware revision) the robot spec supports;
 - when nothing is heard: a matched but silent publisher (robot not in low-level mode, bridge paused),
   the same topic on another domain id (a wrong domain_id), or the other message family (wrong robot=);
 - rt/lowcmd: nobody else is commanding the robot.
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from robolearn.cli import hydra_verb, verb_help
+from robolearn.cli import hydra_verb
 from robolearn.deploy.config import dds_target
 from robolearn.deploy.dds import (
     LOOPBACK,
@@ -39,7 +40,7 @@ from robolearn.deploy.dds import (
 from robolearn.deploy.messages import FAMILIES, MessageFamily, message_family
 from robolearn.errors import UserError
 from robolearn.robots.registry import get_robot_spec
-from robolearn.robots.spec import RobotSpec
+from robolearn.robots.spec import RobotSpec, supported_mode_machines
 
 ROBOT_SUBNET = ipaddress.ip_network("192.168.123.0/24")  # Unitree robots' wired network
 SIOCGIFADDR = 0x8915
@@ -164,6 +165,26 @@ def scan_domains(domains: list[int], interface: str, seconds: float) -> dict[int
     return counts
 
 
+def mode_machine_checks(heard: Heard, spec: RobotSpec) -> list[Check]:
+    """unitree_hg: the LowState's mode_machine (hardware revision) against the spec's; [] for unitree_go."""
+    supported = supported_mode_machines(spec)
+    if supported is None or heard.last is None or "mode_machine" not in (heard.last.dtype.names or ()):
+        return []  # the Go2's unitree_go LowState reports no hardware revision
+    mode = int(heard.last["mode_machine"])
+    if mode in supported:
+        return [Check("hardware", "ok", f"mode_machine {mode}, the revision the {spec.name} spec describes")]
+    allowed = ", ".join(str(m) for m in supported) or "none"
+    return [
+        Check(
+            "hardware",
+            "fail",
+            f"mode_machine {mode}, but the {spec.name} spec is for {allowed}: its motor slots differ,"
+            " so deploy stays in DAMP",
+            "deploy with the robot= whose spec matches this G1 (robots/spec.py SUPPORTED_MODE_MACHINES)",
+        )
+    ]
+
+
 def lowstate_checks(heard: Heard, spec: RobotSpec, expect_hz: float) -> list[Check]:
     """Rate, tick, CRC and joint-range checks on what was heard."""
     checks = []
@@ -205,6 +226,7 @@ def lowstate_checks(heard: Heard, spec: RobotSpec, expect_hz: float) -> list[Che
         )
     else:
         checks.append(Check("crc", "ok", f"all {heard.samples} LowState CRCs valid"))
+    checks.extend(mode_machine_checks(heard, spec))
     if heard.last is not None:
         slots = np.asarray(spec.motor_indices)
         q = heard.last["motor_state"]["q"][slots].astype(np.float64)
@@ -344,30 +366,8 @@ def run_doctor(cfg: DictConfig) -> int:
     return 1 if failed else 0
 
 
-HELP = verb_help(
-    "doctor",
-    "robot=<go2|g1> [key=value ...]",
-    "Can we talk to the robot, and if not, why: checks the network interface, the DDS domain id, that\n"
-    "rt/lowstate arrives at the expected rate with tick advancing and valid CRCs, in the robot's message\n"
-    "family, and that nobody else commands the robot. One line per check with a fix for each failure;\n"
-    "exit code 0 when nothing failed, 1 otherwise. Works against a real robot or the sim bridge.",
-    [
-        ("robot", "go2 | g1 (default: go2); per-robot settings come from configs/deploy/<robot>.yaml"),
-        ("interface", "network interface (default: settings.dds.interface; lo for the sim bridge)"),
-        ("domain_id", "DDS domain id (default: settings.dds.domain_id; Unitree robots use 0)"),
-        ("listen_s", "listening time per check in seconds (default: 2.0)"),
-        ("expect_hz", "expected rt/lowstate rate (default: 500)"),
-        ("scan_domains", "domain ids searched when nothing is heard (default: 0-9 and domain_id +-3)"),
-        ("settings.*", "the per-robot deploy settings (dds, remote, safety)"),
-    ],
-    [
-        "python -m robolearn.doctor robot=go2                           # against the sim bridge on lo",
-        "python -m robolearn.doctor robot=go2 interface=enp3s0 domain_id=0   # against the robot",
-    ],
-)
-
 # Console entry point (robolearn-doctor); exit code 1 when a check fails.
-main = hydra_verb("doctor", run_doctor, help_text=HELP)
+main = hydra_verb("doctor", run_doctor)
 
 if __name__ == "__main__":
     main()

@@ -107,6 +107,7 @@ class BridgeSettings:
     duration_s: float | None = None  # stop after this long
     spin_s: float = 0.0
     seed: int = 0
+    mode_machine: int | None = None  # unitree_hg LowState.mode_machine to advertise; None: the spec's
 
 
 @dataclass
@@ -225,6 +226,11 @@ def validate_deploy_config(cfg: DictConfig) -> None:
     ):
         if value < 0:
             raise UserError(f"{name}={value} is out of range; use a number >= 0")
+    mode = cfg.bridge.mode_machine
+    if mode is not None and not 0 <= mode <= 255:
+        raise UserError(
+            f"bridge.mode_machine={mode} is out of range; LowState.mode_machine is a byte, 0..255"
+        )
     if not 0.0 <= cfg.bridge.loss <= 1.0:
         raise UserError(f"bridge.loss={cfg.bridge.loss} is out of range; use a probability in [0, 1]")
     if not 0.0 <= cfg.settings.damp_kd_fraction <= 1.0:

@@ -46,7 +46,7 @@ from robolearn.deploy.timing import (
     set_realtime_priority,
 )
 from robolearn.robots.observations import action_to_joint_targets
-from robolearn.robots.spec import RobotSpec
+from robolearn.robots.spec import RobotSpec, supported_mode_machines
 from robolearn.robots.state import RobotState
 
 # How a session ended, and the deploy verb's exit code for it (docs/deploy.md, "Exit codes").
@@ -138,6 +138,9 @@ class Controller:
         self._stop_time: float | None = None
         self.operator_stopped = False  # the stop came from the operator interrupting (Ctrl-C)
         self.error: str | None = None  # the loop itself failed (a backend exception): the session faulted
+        self.hardware_problem: str | None = None  # the robot is another hardware revision: never leave DAMP
+        self._supported_modes = supported_mode_machines(spec)
+        self._mode_checked = False
         self.done = False
 
     # -- inputs -----------------------------------------------------------------------------------------
@@ -145,8 +148,29 @@ class Controller:
         """A new state arrived (command loop)."""
         self.sample = sample
         self.last_state_time = sample.received
+        if not self._mode_checked:
+            self._mode_checked = True
+            self._check_mode_machine(sample.mode_machine, sample.received)
         if sample.remote:
             self.operator.update_remote(sample.remote)
+
+    def _check_mode_machine(self, mode: int, now: float) -> None:
+        """The first LowState's mode_machine against the spec's: on a mismatch, DAMP for good."""
+        supported = self._supported_modes
+        if supported is None or mode in supported:
+            return
+        name = self.spec.name
+        allowed = ", ".join(str(m) for m in supported) or "none"
+        self.hardware_problem = (
+            f"mode_machine: the robot's LowState says mode_machine {mode}, robolearn's {name} spec is for"
+            f" {allowed} (robots/spec.py SUPPORTED_MODE_MACHINES); another hardware revision maps its motors"
+            f" to other slots, so the runtime stays in DAMP: deploy with the robot= whose spec matches this"
+            f" robot (python -m robolearn.doctor robot={name} reports the value)"
+        )
+        self._say(now, "error: " + self.hardware_problem)
+        self._fault(self.hardware_problem, now)
+        if self.machine.state is not SafetyState.ESTOP:
+            self._transition(Event.DAMP, now, "mode_machine mismatch")
 
     def request_stop(self, reason: str, operator: bool = False) -> None:
         """End the session: DAMP now, keep sending it for exit_damp_s, then finish (any thread).
@@ -228,6 +252,8 @@ class Controller:
 
     def state_problem(self, now: float) -> str | None:
         """Why the current state is not safe to drive the motors from, or None."""
+        if self.hardware_problem is not None:
+            return self.hardware_problem
         problem = self.guards.stale(now, self.last_state_time)
         if problem is None and self.sample is not None:
             s = self.sample

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from robolearn.cli import hydra_verb, verb_help
+from robolearn.cli import hydra_verb
 from robolearn.deploy.config import dds_target, validate_deploy_config
 from robolearn.deploy.dds import LOOPBACK, LOWCMD_TOPIC, LOWSTATE_TOPIC, DdsSession
 from robolearn.deploy.messages import BUTTONS, RemoteState, message_family
@@ -44,10 +44,11 @@ from robolearn.deploy.simulation import RobotSimulation
 from robolearn.deploy.timing import DeadlineScheduler
 from robolearn.errors import UserError
 from robolearn.robots.registry import get_robot_spec
-from robolearn.robots.spec import RobotSpec
+from robolearn.robots.spec import SUPPORTED_MODE_MACHINES, RobotSpec
 
-# unitree_hg LowState.mode_machine of the 23-DoF G1 (rev 1.0 hardware); see docs/robots.md.
-MODE_MACHINE = {"g1": 4}
+# unitree_hg LowState.mode_machine each robot's bridge advertises by default: the revision its spec
+# describes (robolearn.robots.spec.SUPPORTED_MODE_MACHINES); bridge.mode_machine advertises another.
+MODE_MACHINE = {name: modes[0] for name, modes in SUPPORTED_MODE_MACHINES.items() if modes}
 FAULTS = ("silence", "nan", "bad_crc", "none")
 
 
@@ -92,6 +93,7 @@ class SimBridge:
         impairments: Impairments | None = None,
         check_crc: bool = True,
         seed: int = 0,
+        mode_machine: int | None = None,
     ) -> None:
         substeps = physics_hz / state_hz
         if abs(substeps - round(substeps)) > 1e-9 or substeps < 1:
@@ -127,7 +129,9 @@ class SimBridge:
             self._state["head"] = (0xFE, 0xEF)
             self._state["level_flag"] = 0xFF
         else:
-            self._state["mode_machine"] = MODE_MACHINE.get(spec.name, 0)
+            self._state["mode_machine"] = (
+                MODE_MACHINE.get(spec.name, 0) if mode_machine is None else mode_machine
+            )
         self._state["motor_state"]["mode"][self.slots] = self.family.enabled_mode
         self.done = False
 
@@ -320,6 +324,11 @@ def run_bridge(cfg: DictConfig) -> dict[str, Any]:
         )
     spec = get_robot_spec(str(cfg.robot.name))
     b = cfg.bridge
+    if b.mode_machine is not None and spec.message_family != "unitree_hg":
+        raise UserError(
+            f"bridge.mode_machine={b.mode_machine} applies to unitree_hg robots (the G1s); the {spec.name}'s"
+            f" {spec.message_family} LowState has no mode_machine: leave it null"
+        )
     pose = b.initial_pose or cfg.settings.sim_pose
     bridge = SimBridge(
         spec,
@@ -331,6 +340,7 @@ def run_bridge(cfg: DictConfig) -> dict[str, Any]:
         impairments=Impairments(latency_s=b.latency_s, jitter_s=b.jitter_s, loss=b.loss),
         check_crc=b.check_crc,
         seed=b.seed,
+        mode_machine=b.mode_machine,
     )
     threading.Thread(target=_stdin_reader, args=(bridge.console,), name="console", daemon=True).start()
     print(
@@ -373,34 +383,8 @@ def run_bridge(cfg: DictConfig) -> dict[str, Any]:
     return final
 
 
-HELP = verb_help(
-    "deploy.sim_bridge",
-    "robot=<go2|g1> [key=value ...]",
-    "A MuJoCo robot that behaves like the real one on DDS (loopback only): motor-side PD from rt/lowcmd,\n"
-    "rt/lowstate with tick, IMU and CRC, optional latency/jitter/loss, a virtual remote and fault\n"
-    "injection. Console (stdin): press <button>, stick <axis> <v>, fault <silence|nan|bad_crc|none>,\n"
-    "loss <p>, latency <s> [jitter_s], push <vx> <vy>, stats, quit. Reads configs/deploy.yaml.",
-    [
-        ("robot", "go2 | g1 (default: go2)"),
-        ("domain_id", "DDS domain id (default: settings.dds.domain_id)"),
-        ("bridge.physics_hz", "physics and motor PD rate (default: 1000)"),
-        ("bridge.state_hz", "rt/lowstate rate (default: 500)"),
-        ("bridge.initial_pose", "default | crouch (default: settings.sim_pose)"),
-        ("bridge.latency_s", "added delay each way; bridge.jitter_s adds uniform extra delay"),
-        ("bridge.loss", "probability of dropping each command and state"),
-        ("bridge.check_crc", "drop commands whose CRC is wrong (default: true)"),
-        ("bridge.telemetry", "print JSON telemetry lines every bridge.telemetry_every_s"),
-        ("bridge.duration_s", "stop after this long (default: until quit or Ctrl-C)"),
-    ],
-    [
-        "python -m robolearn.deploy.sim_bridge robot=go2 &",
-        "python -m robolearn.deploy robot=go2 policy=policies/reference/go2_stand backend=dds",
-    ],
-    script="robolearn-sim-bridge",
-)
-
-# Console entry points (python -m robolearn.deploy.sim_bridge, robolearn-sim-bridge).
-main = hydra_verb("deploy", run_bridge, validate_deploy_config, help_text=HELP)
+# Console entry point (python -m robolearn.deploy.sim_bridge).
+main = hydra_verb("deploy", run_bridge, validate_deploy_config)
 
 if __name__ == "__main__":
     main()

@@ -23,6 +23,13 @@ from robolearn.robots.actuators import MotorModel
 # unitree_hg (G1; its LowCmd carries 35 motor slots).
 MESSAGE_FAMILIES = ("unitree_go", "unitree_hg")
 
+# unitree_hg LowState.mode_machine values (the G1's hardware revision) that each robot's motor slots
+# and drives describe; the deploy runtime refuses to leave damping on any other. Sources: unitree_ros
+# robots/g1_description/README.md (g1_23dof_rev_1_0: 4, g1_29dof_rev_1_0: 5). Unitree's 2024 material
+# for the first 23-DoF G1 (mode_machine 1) puts the arm motors at slots 13-22, not 15-19 and 22-26.
+# unitree_go LowState (Go2) carries no such field: there is nothing to check.
+SUPPORTED_MODE_MACHINES: dict[str, tuple[int, ...]] = {"g1": (4,), "g1_29dof": (5,)}
+
 # Fields holding one value per joint, in motor order.
 PER_JOINT_FIELDS = (
     "motor_indices",
@@ -145,6 +152,13 @@ class RobotSpec:
         except json.JSONDecodeError as exc:
             raise UserError(f"robot spec is not valid JSON: {exc}") from None
         return cls.from_dict(data)
+
+
+def supported_mode_machines(spec: RobotSpec) -> tuple[int, ...] | None:
+    """The mode_machine values spec is valid for; None where its message family reports none (unitree_go)."""
+    if spec.message_family != "unitree_hg":
+        return None
+    return SUPPORTED_MODE_MACHINES.get(spec.name, ())
 
 
 class JointRow(NamedTuple):

@@ -134,11 +134,11 @@ class Proc:
             self.popen.wait()
 
 
-def bridge_args(domain: int, *extra: str) -> list[str]:
-    """Command line of a Go2 sim bridge on a test domain, with JSON telemetry."""
+def bridge_args(domain: int, *extra: str, robot: str = "go2") -> list[str]:
+    """Command line of a sim bridge (a Go2 unless robot= says otherwise) on a test domain, with JSON telemetry."""
     return [
         "robolearn.deploy.sim_bridge",
-        "robot=go2",
+        f"robot={robot}",
         f"domain_id={domain}",
         "bridge.telemetry=true",
         "bridge.status_every_s=0",

@@ -11,6 +11,7 @@ from deploy_helpers import bridge_args
 
 from robolearn.doctor import diagnose
 from robolearn.robots import GO2_SPEC
+from robolearn.robots.registry import get_robot_spec
 
 
 def _status(checks: list, name: str) -> str:
@@ -33,6 +34,7 @@ def test_doctor_passes_a_healthy_bridge_and_names_a_wrong_domain_id(domains, pro
         "joints",
         "lowcmd",
     }
+    assert "hardware" not in {c.name for c in checks}  # unitree_go LowState has no mode_machine
     doctor = procs(
         ["robolearn.doctor", "robot=go2", f"domain_id={wrong}", "listen_s=0.5", f"scan_domains=[{domain}]"],
         "doctor",
@@ -61,3 +63,15 @@ def test_doctor_says_a_silent_bridge_is_silent(domains, procs) -> None:
 def test_doctor_names_a_missing_interface() -> None:
     checks = diagnose(GO2_SPEC, "enp99s9", 0, listen_s=0.1, expect_hz=500, scan=[])
     assert checks[0].status == "fail" and "does not exist" in checks[0].detail and len(checks) == 1
+
+
+def test_doctor_reports_a_g1_of_another_hardware_revision(domains, procs) -> None:
+    domain = domains.take()
+    bridge = procs(
+        bridge_args(domain, "bridge.initial_pose=default", "bridge.mode_machine=1", robot="g1"), "bridge"
+    )
+    bridge.wait_for(r"^telemetry ", 30)
+    checks = diagnose(get_robot_spec("g1"), "lo", domain, listen_s=0.5, expect_hz=500, scan=[])
+    hardware = next(c for c in checks if c.name == "hardware")
+    assert hardware.status == "fail" and "mode_machine 1" in hardware.detail and "is for 4" in hardware.detail
+    assert "robot=" in hardware.hint

