@@ -602,8 +602,8 @@ def build_reference(
         return export_policy(network, contract, target, files, check_samples=check_samples, seed=seed)
 
 
-def run_export(cfg: DictConfig) -> PolicyArtifact | OnnxExport:
-    """Execute one export from a composed config."""
+def validate_export_config(cfg: DictConfig) -> None:
+    """One-line errors for bad export arguments, before Hydra starts and before any model loads."""
     if (cfg.run is None) == (cfg.reference is None):
         raise UserError(
             "pass exactly one of run=<run dir> or reference=<name> (references: "
@@ -614,6 +614,13 @@ def run_export(cfg: DictConfig) -> PolicyArtifact | OnnxExport:
         raise UserError(f"check_samples={cfg.check_samples} is out of range; use an integer >= 1")
     if cfg.out is not None and Path(cfg.out).exists() and not cfg.overwrite:
         raise UserError(f"out={cfg.out} exists; pass overwrite=true to replace it")
+    if cfg.run is not None and cfg.checkpoint not in CHECKPOINTS:
+        raise UserError(f"checkpoint={cfg.checkpoint} is not allowed; choose one of {', '.join(CHECKPOINTS)}")
+
+
+def run_export(cfg: DictConfig) -> PolicyArtifact | OnnxExport:
+    """Execute one export from a composed config."""
+    validate_export_config(cfg)
     if cfg.reference is not None:
         return build_reference(str(cfg.reference), cfg.out, cfg.check_samples, cfg.seed)
     return export_run(str(cfg.run), cfg.out, str(cfg.checkpoint), cfg.check_samples, cfg.seed)
@@ -625,11 +632,11 @@ def _export(cfg: DictConfig) -> None:
         meta = exported.metadata
         check = meta["network"]["check"]
         errors = ", ".join(f"{k} {v:.2g}" for k, v in check["max_abs_error"].items())
-        inputs = "x".join(str(n) for n in meta["observation_space"]["shape"])
-        actions = "x".join(str(n) for n in meta["action_space"]["shape"])
+        inputs = tuple(meta["observation_space"]["shape"])
+        actions = tuple(meta["action_space"]["shape"])
         print(
             f"exported {meta['env_id']} {meta['algo']} policy to {exported.root} ({NETWORK_FILE} + {METADATA_FILE};"
-            f" {inputs} inputs, {actions} actions, normalisation {'in the graph' if meta['normalization'] else 'none'};"
+            f" obs {inputs} -> action {actions}, normalisation {'in the graph' if meta['normalization'] else 'none'};"
             f" not a robot task, so no contract.json); onnxruntime vs {errors} on {check['samples']} inputs"
         )
         return
@@ -666,7 +673,7 @@ HELP = verb_help(
 )
 
 # Console entry point (robolearn-export).
-main = hydra_verb("export", _export, help_text=HELP)
+main = hydra_verb("export", _export, validate_export_config, help_text=HELP)
 
 if __name__ == "__main__":
     main()

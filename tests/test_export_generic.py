@@ -198,3 +198,23 @@ def test_cli_export_of_a_pendulum_run(tmp_path: Path) -> None:
     assert "no contract.json" in result.stdout and (out / METADATA_FILE).is_file()
     meta = json.loads((out / METADATA_FILE).read_text())
     assert meta["source"]["command"].startswith("python -m robolearn.export run=")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["run=x", "checkpoint=bogus"],
+            r"checkpoint=bogus is not allowed; choose one of final, best, latest",
+        ),
+        ([], r"pass exactly one of run=<run dir> or reference=<name>"),
+        (["run=x", "reference=go2_stand"], r"pass exactly one of run="),
+        (["run=x", "check_samples=0"], r"check_samples=0 is out of range"),
+    ],
+)
+def test_bad_arguments_fail_before_any_work(args: list[str], message: str) -> None:
+    from robolearn.config.validate import compose_config
+    from robolearn.export import validate_export_config
+
+    with pytest.raises(UserError, match=message):
+        validate_export_config(compose_config("export", args))
