@@ -23,7 +23,6 @@ CPU-time, address-space and core-dump limits are not walls but budgets: they are
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import importlib
 import os
@@ -204,13 +203,13 @@ def isolate_network() -> str:
     """Move this process into a new network namespace with no interface up."""
     if not sys.platform.startswith("linux"):
         return f"unavailable: network namespaces are Linux-only (this is {sys.platform})"
-    libc_name = ctypes.util.find_library("c") or "libc.so.6"
     try:
-        libc = ctypes.CDLL(libc_name, use_errno=True)
-    except OSError as exc:
-        return f"unavailable: cannot load the C library ({exc})"
+        libc = ctypes.CDLL(None, use_errno=True)  # the C library this interpreter already links
+        unshare = libc.unshare
+    except (OSError, AttributeError) as exc:
+        return f"unavailable: no unshare in the C library ({exc})"
     flags = _CLONE_NEWNET if os.geteuid() == 0 else _CLONE_NEWUSER | _CLONE_NEWNET
-    if libc.unshare(flags) != 0:
+    if unshare(flags) != 0:
         err = ctypes.get_errno()
         how = (
             "as root"
