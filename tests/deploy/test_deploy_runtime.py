@@ -368,3 +368,37 @@ def test_mode_machine_mismatch_keeps_the_runtime_in_damping(advertised: int, dom
     bridge.wait_for(r"^stats ", 10)
     final = bridge.json_lines("stats")[-1]
     assert final["commands"] > 100 and final["kp_mean"] == 0  # the motors only ever got damping
+
+
+def test_dds_session_without_state_says_how_to_move_it_and_warns(domains, capsys) -> None:
+    # No robot and no bridge on this domain: the startup lines name the operator inputs, and after a
+    # second without state a warning names the interface, the domain and the sim bridge command.
+    from robolearn.deploy.app import exit_code, run_deploy
+
+    domain = domains.take()
+    cfg = compose_config(
+        "deploy",
+        [
+            f"policy={REFERENCE}",
+            "backend=dds",
+            f"domain_id={domain}",
+            "duration_s=1.4",
+            "exit_damp_s=0.1",
+            "keyboard=false",
+            "status_every_s=0",
+        ],
+    )
+    summary = run_deploy(cfg)
+    out = capsys.readouterr().out
+    assert "session: autostart off (waiting in PASSIVE for start), autopolicy off" in out
+    assert (
+        "operator: remote start stands the robot up (PASSIVE -> RAMP -> HOLD); remote A hands it to the"
+        " policy (HOLD -> POLICY)" in out
+    )
+    import re
+
+    warning = rf"warning: no state received yet for 1\.\d s on interface lo, domain {domain}: "
+    assert re.search(warning, out), out
+    assert f"python -m robolearn.deploy.sim_bridge robot=go2 domain_id={domain}" in out
+    assert len([w for w in summary["warnings"] if w.startswith("no state")]) == 1  # once per silence
+    assert summary["final_state"] == "DAMP" and summary["policy_steps"] == 0 and exit_code(summary) == 0
