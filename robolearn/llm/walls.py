@@ -216,5 +216,6 @@ def isolate_network() -> str:
             if os.geteuid() == 0
             else "through a user namespace (needs unprivileged user namespaces)"
         )
-        return f"unavailable: unshare {how} failed ({os.strerror(err)})"
+        hint = "; the process already has threads" if err == errno.EINVAL else ""
+        return f"unavailable: unshare {how} failed ({os.strerror(err)}{hint})"
     return "active: an empty network namespace (no interfaces up)"
