@@ -24,8 +24,10 @@ When RestrictedPython is installed its compiler is run as a second, independent 
 the allow-list accepted; its two rules that forbid ordinary policy code (``a[i] += x`` and annotated
 assignments, which it refuses because it cannot guard them, not because they reach anything) are waived.
 
-The runtime namespace (robolearn.llm.runtime) exposes exactly the same names, so a program that slips
-past this check still finds no ``np.save`` or ``open`` when it runs.
+The runtime namespace (robolearn.llm.runtime) exposes exactly the same names and its RestrictedPython
+guards enforce the same attribute allow-list, so a program that slips past this check still finds no
+``np.save``, ``open`` or ``__subclasses__`` when it runs; the sandbox child adds process-level walls
+(robolearn.llm.walls).
 """
 
 from __future__ import annotations
