@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -22,7 +23,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("hypothesis")
 
 from deploy_helpers import REFERENCE
-from hypothesis import event, given, settings
+from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -39,8 +40,16 @@ from robolearn.robots.observations import LOCOMOTION_TERMS
 SPECS = {"go2": GO2_SPEC, "g1": G1_SPEC}
 SPECIAL = [np.nan, np.inf, -np.inf, 1e300, -1e300, 1e6, -1e6, 0.0, -0.0, 5e-324]
 # Few examples and no deadline: the whole file stays within a few seconds on a shared CPU, and
-# no example database is written into the working tree.
-FAST = settings(max_examples=60, deadline=None, database=None)
+# no example database is written into the working tree. Under benchmarks/mutation_safety.py the
+# examples are fixed (same figures on every run) and a failure is not shrunk (a kill is a kill).
+_MUTATION_RUN = os.environ.get("ROBOLEARN_MUTATION_RUN") == "1"
+FAST = settings(
+    max_examples=60,
+    deadline=None,
+    database=None,
+    derandomize=_MUTATION_RUN,
+    phases=(Phase.explicit, Phase.generate) if _MUTATION_RUN else tuple(Phase),
+)
 
 # Relative slack of the torque oracle: the limiter computes its window in float64; it may land one
 # rounding step beyond it, never more.
