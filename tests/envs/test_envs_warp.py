@@ -20,12 +20,24 @@ from robolearn.robots.actuators import pd_torque
 
 def test_warp_backend_smoke_on_cpu_matches_the_mujoco_backend() -> None:
     n, steps = 2, 10
-    kwargs = {"seed": 0, "randomization": {"friction": [0.8, 1.2]}, "device": "cpu"}
+    dr = {
+        "friction": [0.8, 1.2],
+        "joint_friction": [0.5, 1.5],
+        "joint_damping": [0.5, 2.0],
+        "added_base_mass": [-1, 3],
+    }
+    kwargs = {"seed": 0, "randomization": dr, "device": "cpu"}
     warp_env = make_batched_env("robolearn/Go2Velocity-v0", n, backend="warp", **kwargs)
     ref_env = make_batched_env("robolearn/Go2Velocity-v0", n, backend="mujoco", **kwargs)
     backend = warp_env.task.backend
     assert isinstance(backend, WarpBackend)
     np.testing.assert_allclose(warp_env.reset(), ref_env.reset(), atol=1e-5)
+    # The per-world joint losses and base mass are the reference's per-env model copies.
+    models = ref_env.task.backend.models
+    for field in ("dof_frictionloss", "dof_damping", "body_mass"):
+        expected = np.stack([getattr(m, field) for m in models])
+        np.testing.assert_allclose(getattr(backend.m, field).numpy(), expected, rtol=1e-6, err_msg=field)
+    assert np.ptp(backend.m.dof_frictionloss.numpy()[:, 6:]) > 0.05
     actions = np.random.default_rng(0).uniform(-0.5, 0.5, (steps, n, 12))
     for a in actions:
         obs, reward, done, _ = warp_env.step(a)
