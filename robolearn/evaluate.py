@@ -103,6 +103,8 @@ def open_video_env(env_cfg: DictConfig) -> Any:
         pygame = _renders_with_pygame(env)
         if pygame:
             require("pygame", f"video=true on {env_cfg.id}", VIDEO_EXTRA)
+            # Frames are drawn off screen: no display is needed, and SDL's complaints about one are noise.
+            os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
         try:
             env.reset(seed=0)
             frame = env.render()
@@ -130,7 +132,10 @@ def _write_video(path: Path, result: EvalResult, fps: int) -> None:
     imageio: Any = require("imageio", "video=true", VIDEO_EXTRA)
 
     def save(tmp: Path) -> None:
-        imageio.mimwrite(str(tmp), result.frames, fps=fps, format="FFMPEG", codec="libx264")
+        # libx264's yuv420p needs even sizes only; imageio's default (16) rescales 500x500 frames.
+        imageio.mimwrite(
+            str(tmp), result.frames, fps=fps, format="FFMPEG", codec="libx264", macro_block_size=2
+        )
 
     atomic_save_with(path, save)
 
