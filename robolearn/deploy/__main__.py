@@ -1,6 +1,6 @@
 """`python -m robolearn.deploy robot=go2 policy=<artifact> backend=<mujoco|dds> [key=value ...]`
 
-    python -m robolearn.deploy robot=go2 policy=policies/reference/go2_stand backend=mujoco duration_s=10 autostart=true autopolicy_s=1
+    python -m robolearn.deploy robot=go2 policy=policies/reference/go2_stand backend=mujoco   # sim2sim, 10 s
     python -m robolearn.deploy.sim_bridge robot=go2 &           # a MuJoCo Go2 on DDS (loopback)
     python -m robolearn.deploy robot=go2 policy=policies/reference/go2_stand backend=dds
     python -m robolearn.deploy robot=go2 policy=<artifact> backend=dds interface=enp3s0 domain_id=0   # the robot
@@ -10,6 +10,7 @@ See docs/deploy.md for the states, guards and options, and deploy/ for the opera
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from omegaconf import DictConfig
@@ -19,10 +20,15 @@ from robolearn.deploy.config import validate_deploy_config
 
 
 def _deploy(cfg: DictConfig) -> Any:
-    from robolearn.deploy.app import exit_code, run_deploy
-
     # Exit codes (docs/deploy.md): 0 clean, 2 could not start, 3 safety fault, 4 operator stop.
-    return exit_code(run_deploy(cfg))
+    try:
+        from robolearn.deploy.app import exit_code, run_deploy
+
+        return exit_code(run_deploy(cfg))
+    except KeyboardInterrupt:
+        # Ctrl-C while loading (the session's own handlers take over once it runs): nothing was sent.
+        print("error: stopped by Ctrl-C before the session started; no command was sent", file=sys.stderr)
+        return 4
 
 
 HELP = verb_help(

@@ -259,13 +259,15 @@ def run_deploy(cfg: DictConfig) -> dict[str, Any]:
     if keyboard is not None:
         keyboard.start()
     summary: dict[str, Any] = {}
+    # Shutting down (terminal, DDS, log, the last lines) takes a moment: once the session has ended,
+    # a second Ctrl-C must not cut it short with a traceback.
+    main = threading.current_thread() is threading.main_thread()
+    previous: Any = None
     try:
-        summary = runtime.run()
-    finally:
-        # Shutting down (terminal, DDS, log) takes a moment: a second Ctrl-C must not cut it short.
-        main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
         try:
+            summary = runtime.run()
+        finally:
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
             if keyboard is not None:
                 keyboard.stop()
             runtime.backend.close()
@@ -280,9 +282,15 @@ def run_deploy(cfg: DictConfig) -> dict[str, Any]:
                         first_fault=summary["first_fault"],
                     )
                 recorder.close(summary)
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+        report_session(cfg, c, summary)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    return summary
+
+
+def report_session(cfg: DictConfig, c: Controller, summary: dict[str, Any]) -> None:
+    """The closing lines: outcome and exit code, timing, the summary as JSON, and the error or first fault."""
     loop = summary.get("command_loop", {})
     print(
         f"done: {summary['outcome']} (exit code {summary['exit_code']}), final state {summary.get('final_state')},"
@@ -306,7 +314,6 @@ def run_deploy(cfg: DictConfig) -> dict[str, Any]:
         print(f"error: the session failed ({summary['error']}); it damped for exit_damp_s", file=sys.stderr)
     elif first is not None:
         print(f"fault at {first['t']:.3f} s ({first['utc']}): {first['reason']}", file=sys.stderr)
-    return summary
 
 
 def exit_code(summary: dict[str, Any]) -> int:
