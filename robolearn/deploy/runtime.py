@@ -549,12 +549,12 @@ class Runtime:
     def run(self) -> dict[str, Any]:
         """Run the session to its end; returns the summary."""
         lockstep = isinstance(self.backend, MujocoBackend)
+        restore = self._install_signal_handlers()  # first: from here on a signal only requests a stop
         old_interval = sys.getswitchinterval()
         sys.setswitchinterval(self.options.switch_interval_s)
         # Objects made during setup never need collecting: keep them out of the collector's way.
         gc.collect()
         gc.freeze()
-        restore = self._install_signal_handlers()
         try:
             if lockstep:
                 self._run_lockstep()

@@ -6,9 +6,7 @@ Also the README's sim2sim line, which must run the policy with nothing but the a
 from __future__ import annotations
 
 import json
-import os
 import signal
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +15,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 from deploy_helpers import REFERENCE, run_module
-from test_deploy_failures import FailingBackend, lenient
+from test_deploy_failures import FailingBackend, lenient, signal_when_running
 from test_deploy_runtime import controller, run_ticks
 
 from robolearn.deploy.recorder import read_log
@@ -112,8 +110,8 @@ def test_estop_is_an_operator_stop_and_a_fault_outranks_it() -> None:
 
 def test_sigterm_ends_a_session_cleanly() -> None:
     c = lenient(controller(autostart=True, duration_s=5.0, exit_damp_s=0.1, status_every_s=0))
-    timer = threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGTERM))
-    timer.start()
-    summary = Runtime(c, FailingBackend("none", 0, False), c.options).run()
-    timer.join()
+    backend = FailingBackend("none", 0, False)
+    sender = signal_when_running(backend, 0.2, signal.SIGTERM)
+    summary = Runtime(c, backend, c.options).run()
+    sender.join()
     assert summary["outcome"] == "clean" and summary["exit_code"] == 0 and summary["stop_reason"] == "SIGTERM"

@@ -110,10 +110,19 @@ def test_backend_exception_damps_for_exit_damp_s_then_ends_with_the_error(fail: 
     assert np.all(after[-1][1].kp == 0) and np.all(after[-1][1].kd > 0)
 
 
-def _sigint_after(seconds: float) -> threading.Timer:
-    timer = threading.Timer(seconds, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
-    return timer
+def signal_when_running(backend: FailingBackend, seconds: float, signum: int) -> threading.Thread:
+    """Send signum to this process `seconds` after the backend's first command (the loops are running)."""
+
+    def send() -> None:
+        end = time.monotonic() + 10.0
+        while not backend.sent and time.monotonic() < end:
+            time.sleep(0.005)
+        time.sleep(seconds)
+        os.kill(os.getpid(), signum)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread
 
 
 def test_sigint_in_the_command_loop_stops_cleanly_through_damp_every_time() -> None:
@@ -125,7 +134,7 @@ def test_sigint_in_the_command_loop_stops_cleanly_through_damp_every_time() -> N
             )
         )
         backend = FailingBackend("none", after=0, permanent=False)
-        timer = _sigint_after(0.2 + 0.013 * attempt)  # different phases of the loops
+        timer = signal_when_running(backend, 0.2 + 0.013 * attempt, signal.SIGINT)  # at different phases
         summary = Runtime(c, backend, c.options).run()
         timer.join()
         assert summary["outcome"] == "operator_stop" and summary["exit_code"] == 4, summary
