@@ -2,7 +2,7 @@
 
     python benchmarks/sim_throughput.py [--envs 64] [--threads 2] [--steps 400] [--out outputs/benchmarks]
 
-For Go2Velocity-v0 and G1Velocity-v0 with the same envs, threads and action sequence:
+For Go2Velocity-v1 and G1Velocity-v1 with the same envs, threads and action sequence:
 
 - bare: mujoco.batch.Batch stepping the same model, `decimation` substeps per control step, from
   the very states our env passed through (recorded in a first pass), with nothing else: the limit.
@@ -39,7 +39,7 @@ from robolearn.envs.backends import make_batched_env
 from robolearn.envs.backends.batch_backend import BatchBackend
 from robolearn.envs.factory import register_envs
 
-TASK_IDS = ("robolearn/Go2Velocity-v0", "robolearn/G1Velocity-v0")
+TASK_IDS = ("robolearn/Go2Velocity-v1", "robolearn/G1Velocity-v1")
 BLOCK = 20
 
 

@@ -33,7 +33,7 @@ from robolearn.envs.backends import DynamicsParams, RootJointState, SimBackend, 
 from robolearn.envs.backends.warp_backend import WarpBackend
 from robolearn.envs.factory import register_envs
 
-TASK_IDS = ("robolearn/Go2Velocity-v0", "robolearn/G1Velocity-v0", "robolearn/G1Tracking-v0")
+TASK_IDS = ("robolearn/Go2Velocity-v1", "robolearn/G1Velocity-v1", "robolearn/G1Tracking-v1")
 
 
 class _TimedBackend(SimBackend):

@@ -25,7 +25,7 @@ CASES = {
     # A robolearn task stepped as one mujoco.batch batch: the batch's own state and RNG.
     "ppo_go2_batch": (
         "ppo",
-        ["env=Go2Velocity-v0", "env.kwargs.backend=batch", "agent.n_envs=4", "env.max_episode_steps=100"],
+        ["env=Go2Velocity-v1", "env.kwargs.backend=batch", "agent.n_envs=4", "env.max_episode_steps=100"],
     ),
     # CAMEL's mask generator, per-episode mask flags and the boxes in replay.
     "camel": ("td3", ["method=camel", "method.prior=pendulum_energy_swingup", "method.probe=false"]),

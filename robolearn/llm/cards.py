@@ -129,7 +129,7 @@ def card_filename(env_id: str) -> str:
 
 
 def sanitize_env_id(env_id: str) -> str:
-    """A folder/file-safe form of an env id: 'robolearn/Go2Velocity-v0' -> 'robolearn_Go2Velocity-v0'."""
+    """A folder/file-safe form of an env id: 'robolearn/Go2Velocity-v1' -> 'robolearn_Go2Velocity-v1'."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", env_id.strip())
     if not cleaned or set(cleaned) <= {".", "_"}:
         raise UserError(f"env id {env_id!r} is empty after sanitising; pass an id like Hopper-v5")

@@ -60,7 +60,7 @@ def test_batch_backend_equals_the_mujoco_backend(env_id: str) -> None:
 
 
 def test_sb3_vec_env_auto_resets_in_the_same_step() -> None:
-    venv = make_batched_env("robolearn/Go2Velocity-v0", 3, seed=0, max_episode_steps=5)
+    venv = make_batched_env("robolearn/Go2Velocity-v1", 3, seed=0, max_episode_steps=5)
     obs = venv.reset()
     assert obs.shape == (3, 45) and obs.dtype == np.float32
     for _ in range(5):
@@ -77,7 +77,7 @@ def test_sb3_vec_env_auto_resets_in_the_same_step() -> None:
 
 
 def test_gymnasium_vector_env_same_step_autoreset() -> None:
-    env = make_batched_vector_env("robolearn/G1Velocity-v0", 3, max_episode_steps=4)
+    env = make_batched_vector_env("robolearn/G1Velocity-v1", 3, max_episode_steps=4)
     assert env.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
     obs, _ = env.reset(seed=1)
     assert obs.shape == (3, 78)
@@ -93,7 +93,7 @@ def test_gymnasium_vector_env_same_step_autoreset() -> None:
 def test_vec_env_snapshot_round_trip_continues_identically() -> None:
     def build() -> object:
         return make_batched_env(
-            "robolearn/G1Tracking-v0", N, seed=5, randomization=FULL_DR, max_episode_steps=12
+            "robolearn/G1Tracking-v1", N, seed=5, randomization=FULL_DR, max_episode_steps=12
         )
 
     rng = np.random.default_rng(2)
@@ -116,7 +116,7 @@ def test_vec_env_snapshot_round_trip_continues_identically() -> None:
 
 def test_randomised_parameters_differ_across_envs_and_stay_in_range() -> None:
     n = 16
-    venv = make_batched_env("robolearn/Go2Velocity-v0", n, seed=3, randomization=FULL_DR)
+    venv = make_batched_env("robolearn/Go2Velocity-v1", n, seed=3, randomization=FULL_DR)
     venv.reset()
     task = venv.task
     backend = task.backend
@@ -171,7 +171,7 @@ def test_randomised_parameters_differ_across_envs_and_stay_in_range() -> None:
 
 
 def test_default_env_has_no_randomisation() -> None:
-    venv = make_batched_env("robolearn/Go2Velocity-v0", 2, seed=0)
+    venv = make_batched_env("robolearn/Go2Velocity-v1", 2, seed=0)
     venv.reset()
     task = venv.task
     assert task.dynamics is None and not task.randomization.randomizes_dynamics
@@ -180,7 +180,7 @@ def test_default_env_has_no_randomisation() -> None:
 
 
 def test_sb3_ppo_trains_on_the_batched_env() -> None:
-    venv = make_batched_env("robolearn/Go2Velocity-v0", 4, seed=0, threads=2)
+    venv = make_batched_env("robolearn/Go2Velocity-v1", 4, seed=0, threads=2)
     model = PPO(
         "MlpPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, policy_kwargs={"net_arch": [16]}, seed=0
     )
@@ -198,4 +198,4 @@ def test_make_batched_env_refuses_foreign_ids_and_bad_kwargs() -> None:
     with pytest.raises(UserError, match="robolearn's own tasks"):
         make_batched_env("Hopper-v5", 2)
     with pytest.raises(UserError, match="rejected"):
-        make_batched_env("robolearn/Go2Velocity-v0", 2, no_such_option=1)
+        make_batched_env("robolearn/Go2Velocity-v1", 2, no_such_option=1)

@@ -91,7 +91,7 @@ def test_config_files_build_their_envs() -> None:
 
     from robolearn.config.validate import compose_config
 
-    for name in ("Go2Velocity-v0", "G1Velocity-v0", "G1Tracking-v0"):
+    for name in ("Go2Velocity-v1", "G1Velocity-v1", "G1Tracking-v1"):
         cfg = compose_config("train", [f"env={name}", "agent=ppo"])
         env = make_env(cfg.env)
         task = _task(env)
@@ -135,7 +135,7 @@ def test_snapshot_round_trip_continues_identically(env_id: str) -> None:
         assert r1 == r2
 
 
-@pytest.mark.parametrize("env_id", ["robolearn/Go2Velocity-v0", "robolearn/G1Velocity-v0"])
+@pytest.mark.parametrize("env_id", ["robolearn/Go2Velocity-v1", "robolearn/G1Velocity-v1"])
 def test_pd_torques_stay_within_limits_under_extreme_actions(env_id: str) -> None:
     env = gym.make(env_id)
     task = _task(env)
@@ -155,17 +155,17 @@ def test_pd_torques_stay_within_limits_under_extreme_actions(env_id: str) -> Non
 
 def test_unknown_kwargs_fail_with_one_line_errors() -> None:
     with pytest.raises(UserError, match="did you mean friction"):
-        gym.make("robolearn/Go2Velocity-v0", randomization={"frictoin": [0.5, 1.0]})
+        gym.make("robolearn/Go2Velocity-v1", randomization={"frictoin": [0.5, 1.0]})
     with pytest.raises(UserError, match="unknown reward term"):
-        gym.make("robolearn/Go2Velocity-v0", reward_scales={"tracking_speed": 1.0})
+        gym.make("robolearn/Go2Velocity-v1", reward_scales={"tracking_speed": 1.0})
     with pytest.raises(UserError, match="unknown backend"):
-        gym.make("robolearn/Go2Velocity-v0", backend="isaac")
+        gym.make("robolearn/Go2Velocity-v1", backend="isaac")
     with pytest.raises(UserError, match="must be positive"):
-        gym.make("robolearn/Go2Velocity-v0", randomization={"friction": [1.2, 0.5]})
+        gym.make("robolearn/Go2Velocity-v1", randomization={"friction": [1.2, 0.5]})
 
 
 def test_falls_terminate_and_time_limits_truncate() -> None:
-    env = gym.make("robolearn/G1Velocity-v0", max_episode_steps=400)
+    env = gym.make("robolearn/G1Velocity-v1", max_episode_steps=400)
     env.reset(seed=0)
     # The G1 cannot stand on PD alone (docs/robots.md): zero actions must end in a fall.
     for _ in range(400):
@@ -175,7 +175,7 @@ def test_falls_terminate_and_time_limits_truncate() -> None:
             break
     else:
         pytest.fail("the G1 did not fall on zero actions")
-    go2 = gym.make("robolearn/Go2Velocity-v0", max_episode_steps=20)
+    go2 = gym.make("robolearn/Go2Velocity-v1", max_episode_steps=20)
     go2.reset(seed=0)
     for step in range(20):
         _, _, terminated, truncated, _ = go2.step(np.zeros(12, dtype=np.float32))
@@ -184,7 +184,7 @@ def test_falls_terminate_and_time_limits_truncate() -> None:
 
 
 def test_commands_stay_in_their_ranges_and_are_resampled() -> None:
-    env = gym.make("robolearn/Go2Velocity-v0", command_resample_s=0.1, standing_fraction=0.0)
+    env = gym.make("robolearn/Go2Velocity-v1", command_resample_s=0.1, standing_fraction=0.0)
     task = _task(env)
     env.reset(seed=0)
     seen = {tuple(task.command[0])}
@@ -256,7 +256,7 @@ def test_reference_kinematics_keep_stance_feet_on_the_floor() -> None:
 
 
 def test_tracking_env_starts_on_its_reference() -> None:
-    env = gym.make("robolearn/G1Tracking-v0", init_joint_noise=0.0)
+    env = gym.make("robolearn/G1Tracking-v1", init_joint_noise=0.0)
     task = _task(env)
     env.reset(seed=4)
     np.testing.assert_allclose(
@@ -268,7 +268,7 @@ def test_tracking_env_starts_on_its_reference() -> None:
 
 
 def test_body_velocities_match_mujoco() -> None:
-    env = gym.make("robolearn/G1Tracking-v0")
+    env = gym.make("robolearn/G1Tracking-v1")
     task = _task(env)
     env.reset(seed=0)
     for _ in range(5):
@@ -288,7 +288,7 @@ def test_rgb_array_rendering_follows_the_robot() -> None:
         "import gymnasium as gym, numpy as np\n"
         "from robolearn.envs.factory import register_envs\n"
         "register_envs()\n"
-        "env = gym.make('robolearn/Go2Velocity-v0', render_mode='rgb_array')\n"
+        "env = gym.make('robolearn/Go2Velocity-v1', render_mode='rgb_array')\n"
         "env.reset(seed=0)\n"
         "frame = env.render()\n"
         "print(frame.shape, frame.dtype, int(frame.std() > 5))\n"
@@ -304,7 +304,7 @@ def test_rgb_array_rendering_follows_the_robot() -> None:
 
 
 def test_velocity_metrics_measure_the_tracking_error_in_physical_units() -> None:
-    env = gym.make("robolearn/Go2Velocity-v0", standing_fraction=0.0)
+    env = gym.make("robolearn/Go2Velocity-v1", standing_fraction=0.0)
     task = _task(env)
     env.reset(seed=3)
     task.command[0] = (0.8, -0.3, 0.5)
@@ -321,7 +321,7 @@ def test_velocity_metrics_measure_the_tracking_error_in_physical_units() -> None
 
 
 def test_tracking_metrics_are_small_on_the_reference_and_grow_when_the_robot_falls() -> None:
-    env = gym.make("robolearn/G1Tracking-v0")
+    env = gym.make("robolearn/G1Tracking-v1")
     env.reset(seed=0)
     errors = []
     for _ in range(60):
@@ -336,8 +336,8 @@ def test_tracking_metrics_are_small_on_the_reference_and_grow_when_the_robot_fal
 
 
 def test_privileged_base_velocity_observation_is_appended_scaled() -> None:
-    env = gym.make("robolearn/Go2Velocity-v0", observe_base_lin_vel=True, randomization={"obs_noise": 0.0})
-    plain = gym.make("robolearn/Go2Velocity-v0", randomization={"obs_noise": 0.0})
+    env = gym.make("robolearn/Go2Velocity-v1", observe_base_lin_vel=True, randomization={"obs_noise": 0.0})
+    plain = gym.make("robolearn/Go2Velocity-v1", randomization={"obs_noise": 0.0})
     task = _task(env)
     obs, _ = env.reset(seed=1)
     ref, _ = plain.reset(seed=1)
@@ -358,12 +358,12 @@ GAIT_SCALES = {"gait_contact": 0.5, "swing_height": -10.0}
 
 def test_gait_clock_is_observed_and_its_rewards_follow_the_feet() -> None:
     env = gym.make(
-        "robolearn/Go2Velocity-v0",
+        "robolearn/Go2Velocity-v1",
         gait_period_s=0.5,
         reward_scales=GAIT_SCALES,
         randomization={"obs_noise": 0.0},
     )
-    plain = gym.make("robolearn/Go2Velocity-v0", randomization={"obs_noise": 0.0})
+    plain = gym.make("robolearn/Go2Velocity-v1", randomization={"obs_noise": 0.0})
     task = _task(env)
     obs, _ = env.reset(seed=2)
     ref, _ = plain.reset(seed=2)
@@ -395,11 +395,11 @@ def test_gait_clock_is_observed_and_its_rewards_follow_the_feet() -> None:
 
 def test_gait_options_fail_with_one_line_errors() -> None:
     with pytest.raises(UserError, match="gait_contact follows the gait clock; set gait_period_s"):
-        gym.make("robolearn/Go2Velocity-v0", reward_scales=GAIT_SCALES)
+        gym.make("robolearn/Go2Velocity-v1", reward_scales=GAIT_SCALES)
     with pytest.raises(UserError, match=r"gait_period_s=0\.0 must be positive"):
-        gym.make("robolearn/Go2Velocity-v0", gait_period_s=0.0)
+        gym.make("robolearn/Go2Velocity-v1", gait_period_s=0.0)
     with pytest.raises(UserError, match=r"gait_duty=1.0 must be in \(0, 1\)"):
-        gym.make("robolearn/Go2Velocity-v0", gait_period_s=0.5, gait_duty=1.0)
+        gym.make("robolearn/Go2Velocity-v1", gait_period_s=0.5, gait_duty=1.0)
 
 
 def test_calf_gear_ratio_option_rebuilds_gains_and_armature() -> None:
@@ -407,10 +407,10 @@ def test_calf_gear_ratio_option_rebuilds_gains_and_armature() -> None:
     from robolearn.robots.actuators import GO2_HIP, go2_calf_motor
 
     # null keeps the registered spec (the one contract.json and deploy check against).
-    task = _task(gym.make("robolearn/Go2Velocity-v0", robot_options={"calf_gear_ratio": None}))
+    task = _task(gym.make("robolearn/Go2Velocity-v1", robot_options={"calf_gear_ratio": None}))
     assert task.robot_spec is GO2_SPEC
     # mjlab's 9:1 calf: armature I x 81, kp = armature x (2 pi 10 Hz)^2, in the task's gains and the model.
-    task = _task(gym.make("robolearn/Go2Velocity-v0", robot_options={"calf_gear_ratio": 9.0}))
+    task = _task(gym.make("robolearn/Go2Velocity-v1", robot_options={"calf_gear_ratio": 9.0}))
     calf = [i for i, name in enumerate(GO2_SPEC.joint_names) if "calf" in name]
     hips = [i for i in range(12) if i not in calf]
     armature = 0.000111842 * 9.0**2
@@ -429,14 +429,14 @@ def test_robot_and_randomisation_options_fail_with_one_line_errors() -> None:
     with pytest.raises(
         UserError, match="unknown robot_options key 'calf_ratio' for robot go2 \\(did you mean"
     ):
-        gym.make("robolearn/Go2Velocity-v0", robot_options={"calf_ratio": 9})
+        gym.make("robolearn/Go2Velocity-v1", robot_options={"calf_ratio": 9})
     with pytest.raises(
         UserError, match="unknown robot_options key 'calf_gear_ratio' for robot g1; options: none"
     ):
-        gym.make("robolearn/G1Velocity-v0", robot_options={"calf_gear_ratio": 9})
+        gym.make("robolearn/G1Velocity-v1", robot_options={"calf_gear_ratio": 9})
     with pytest.raises(UserError, match=r"robot_options.calf_gear_ratio=-3 must be a positive number"):
-        gym.make("robolearn/Go2Velocity-v0", robot_options={"calf_gear_ratio": -3})
+        gym.make("robolearn/Go2Velocity-v1", robot_options={"calf_gear_ratio": -3})
     with pytest.raises(UserError, match=r"randomization.added_base_mass=\[3.0, -1.0\] must have min <= max"):
-        gym.make("robolearn/G1Velocity-v0", randomization={"added_base_mass": [3, -1]})
+        gym.make("robolearn/G1Velocity-v1", randomization={"added_base_mass": [3, -1]})
     with pytest.raises(UserError, match=r"randomization.joint_friction=\[-0.5, 1.0\] must be non-negative"):
-        gym.make("robolearn/G1Velocity-v0", randomization={"joint_friction": [-0.5, 1]})
+        gym.make("robolearn/G1Velocity-v1", randomization={"joint_friction": [-0.5, 1]})

@@ -27,8 +27,8 @@ def test_warp_backend_smoke_on_cpu_matches_the_mujoco_backend() -> None:
         "added_base_mass": [-1, 3],
     }
     kwargs = {"seed": 0, "randomization": dr, "device": "cpu"}
-    warp_env = make_batched_env("robolearn/Go2Velocity-v0", n, backend="warp", **kwargs)
-    ref_env = make_batched_env("robolearn/Go2Velocity-v0", n, backend="mujoco", **kwargs)
+    warp_env = make_batched_env("robolearn/Go2Velocity-v1", n, backend="warp", **kwargs)
+    ref_env = make_batched_env("robolearn/Go2Velocity-v1", n, backend="mujoco", **kwargs)
     backend = warp_env.task.backend
     assert isinstance(backend, WarpBackend)
     np.testing.assert_allclose(warp_env.reset(), ref_env.reset(), atol=1e-5)

@@ -100,5 +100,5 @@ CARDED = [
     "InvertedDoublePendulum-v5",
     "MountainCarContinuous-v0",
     "Pendulum-v1",
-    "robolearn/Go2Velocity-v0",
+    "robolearn/Go2Velocity-v1",
 ]

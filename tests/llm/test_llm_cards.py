@@ -79,7 +79,7 @@ def test_unknown_env_names_the_known_cards() -> None:
 
 
 def test_sanitised_env_ids() -> None:
-    assert sanitize_env_id("robolearn/Go2Velocity-v0") == "robolearn_Go2Velocity-v0"
+    assert sanitize_env_id("robolearn/Go2Velocity-v1") == "robolearn_Go2Velocity-v1"
     assert sanitize_env_id("Hopper-v5") == "Hopper-v5"
     with pytest.raises(UserError):
         sanitize_env_id("//")

@@ -82,7 +82,7 @@ def test_negated_pendulum_prior_is_the_negated_swing_up() -> None:
 
 HEADER = {
     "robolearn-prior": "1",
-    "env": "robolearn/Go2Velocity-v0",
+    "env": "robolearn/Go2Velocity-v1",
     "name": "trot",
     "origin": "llm",
     "label": "test",
@@ -95,9 +95,9 @@ CODE = "import numpy as np\n\n\ndef policy(obs):\n    return np.zeros(1)\n"
 
 def test_write_read_and_sanitised_folder(tmp_path: Path) -> None:
     path = write_prior(prior_path(tmp_path, HEADER["env"], "trot"), HEADER, "# a comment\n" + CODE)
-    assert path == tmp_path / "robolearn_Go2Velocity-v0" / "trot.py"
+    assert path == tmp_path / "robolearn_Go2Velocity-v1" / "trot.py"
     prior = read_prior(path)
-    assert prior.env_id == "robolearn/Go2Velocity-v0" and prior.screened_return is None
+    assert prior.env_id == "robolearn/Go2Velocity-v1" and prior.screened_return is None
     assert prior_code(prior).startswith("# a comment")
 
 
@@ -202,11 +202,11 @@ def test_cli_list_screen_and_errors(isolated_llm_env: Path, tmp_path: Path) -> N
 
 
 def test_a_prior_needing_env_options_refuses_a_run_without_them(tmp_path: Path) -> None:
-    loaded = load_prior("go2_clock_pattern", env_id="robolearn/Go2Velocity-v0", probe=False)
+    loaded = load_prior("go2_clock_pattern", env_id="robolearn/Go2Velocity-v1", probe=False)
     assert loaded.file.env_kwargs == {"gait_period_s": 0.5}
     with pytest.raises(UserError, match=r"needs env.kwargs.gait_period_s=0.5, but the run has null"):
-        load_prior("go2_clock_pattern", env_id="robolearn/Go2Velocity-v0", probe=False, env_kwargs={})
-    text = (shipped_dir() / "robolearn_Go2Velocity-v0" / "go2_clock_pattern.py").read_text()
+        load_prior("go2_clock_pattern", env_id="robolearn/Go2Velocity-v1", probe=False, env_kwargs={})
+    text = (shipped_dir() / "robolearn_Go2Velocity-v1" / "go2_clock_pattern.py").read_text()
     bad = tmp_path / "go2_clock_pattern.py"
     bad.write_text(text.replace('{"gait_period_s": 0.5}', "gait_period_s=0.5"))
     with pytest.raises(UserError, match=r"env_kwargs .gait_period_s=0\.5. is not a JSON object"):
@@ -218,14 +218,14 @@ def test_best_prior_only_considers_priors_whose_env_options_the_run_has(
 ) -> None:
     from robolearn.methods.camel_prior import best_prior_name
 
-    text = (shipped_dir() / "robolearn_Go2Velocity-v0" / "go2_clock_pattern.py").read_text()
+    text = (shipped_dir() / "robolearn_Go2Velocity-v1" / "go2_clock_pattern.py").read_text()
     text = text.replace("# name: go2_clock_pattern", "# name: clock_high").replace(
         "# screened_return: 6.32", "# screened_return: 99.0"
     )
-    folder = tmp_path / "robolearn_Go2Velocity-v0"
+    folder = tmp_path / "robolearn_Go2Velocity-v1"
     folder.mkdir()
     (folder / "clock_high.py").write_text(text)
     monkeypatch.setenv("ROBOLEARN_PRIORS_DIR", str(tmp_path))
-    assert best_prior_name("robolearn/Go2Velocity-v0", {"gait_period_s": 0.5}) == "clock_high"
+    assert best_prior_name("robolearn/Go2Velocity-v1", {"gait_period_s": 0.5}) == "clock_high"
     # Without the clock the clocked priors are out, however well they screened.
-    assert best_prior_name("robolearn/Go2Velocity-v0", {}) == "go2_stand_trot"
+    assert best_prior_name("robolearn/Go2Velocity-v1", {}) == "go2_stand_trot"

@@ -24,12 +24,12 @@ class TaskEntry:
 
 TASKS: dict[str, TaskEntry] = {
     # 20 s episodes at the 50 Hz control rate (legged_gym's episode_length_s = 20).
-    "robolearn/Go2Velocity-v0": TaskEntry(
+    "robolearn/Go2Velocity-v1": TaskEntry(
         "robolearn.envs.tasks.velocity:VelocityTask", {"robot": "go2"}, 1000
     ),
-    "robolearn/G1Velocity-v0": TaskEntry("robolearn.envs.tasks.velocity:VelocityTask", {"robot": "g1"}, 1000),
+    "robolearn/G1Velocity-v1": TaskEntry("robolearn.envs.tasks.velocity:VelocityTask", {"robot": "g1"}, 1000),
     # 10 s: two to five loops of the shipped clips.
-    "robolearn/G1Tracking-v0": TaskEntry("robolearn.envs.tasks.tracking:TrackingTask", {"robot": "g1"}, 500),
+    "robolearn/G1Tracking-v1": TaskEntry("robolearn.envs.tasks.tracking:TrackingTask", {"robot": "g1"}, 500),
 }
 
 

@@ -1,5 +1,5 @@
 # robolearn-prior: 1
-# env: robolearn/Go2Velocity-v0
+# env: robolearn/Go2Velocity-v1
 # name: go2_clock_pattern
 # origin: hand-written
 # label: written by the robolearn developers from the env card, not by an LLM (the build machines cannot reach an LLM)
