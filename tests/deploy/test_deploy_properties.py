@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -29,7 +30,7 @@ from hypothesis.extra import numpy as hnp
 
 from robolearn.deploy.artifact import PolicyContract, load_artifact
 from robolearn.deploy.backends.base import StateSample
-from robolearn.deploy.commands import CommandKind, CommandLimiter, MotorCommand
+from robolearn.deploy.commands import CommandKind, CommandLimiter, MotorCommand, check_command
 from robolearn.deploy.operator import OperatorInput
 from robolearn.deploy.runtime import Controller, RuntimeOptions
 from robolearn.deploy.safety import GuardConfig, Guards, SafetyState
@@ -121,13 +122,18 @@ def test_limiter_output_is_finite_and_in_limits_for_any_request_and_state(robot:
     ) -> None:
         with np.errstate(over="ignore", invalid="ignore"):
             q = spec.default_pos_array + q_offset
-        pd = limiter.pd(target, q, dq, kp, kd)
+        # No RuntimeWarning either: the limiter runs 500 times a second and NaN/inf/0 are expected input.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            pd = limiter.pd(target, q, dq, kp, kd)
+            damp = limiter.damp(q, dq)
+            passive = limiter.passive(q)
+            assert check_command(spec, pd.q, pd.kp, pd.kd, joint_pos=q, joint_vel=dq) == []
+            assert check_command(spec, damp.q, damp.kp, damp.kd, joint_pos=q, joint_vel=dq) == []
         assert pd.kind == CommandKind.PD and 0 <= pd.limited <= n
         assert_within_limits(spec, pd, q, dq)
-        damp = limiter.damp(q, dq)
         assert damp.kind == CommandKind.DAMP and np.all(damp.kp == 0)
         assert_within_limits(spec, damp, q, dq)
-        passive = limiter.passive(q)
         assert passive.kind == CommandKind.PASSIVE and np.all(passive.kp == 0) and np.all(passive.kd == 0)
         assert_within_limits(spec, passive, q, dq)
 
