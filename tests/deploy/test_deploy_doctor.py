@@ -73,7 +73,7 @@ def test_doctor_reports_a_g1_of_another_hardware_revision(domains, procs) -> Non
         bridge_args(domain, "bridge.initial_pose=default", "bridge.mode_machine=1", robot="g1"), "bridge"
     )
     bridge.wait_for(r"^telemetry ", 30)
-    checks = diagnose(get_robot_spec("g1"), "lo", domain, listen_s=0.5, expect_hz=500, scan=[])
+    checks = diagnose(get_robot_spec("g1"), "lo", domain, listen_s=1.0, expect_hz=500, scan=[])
     hardware = next(c for c in checks if c.name == "hardware")
     assert hardware.status == "fail" and "mode_machine 1" in hardware.detail and "is for 4" in hardware.detail
     assert "robot=" in hardware.hint
