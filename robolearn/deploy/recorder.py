@@ -4,9 +4,12 @@ A log is a folder (format `robolearn-deploy-log`, version LOG_VERSION):
 
     meta.json      format, version, created, robot (RobotSpec), contract (or null), config, the
                    stream layouts (numpy dtype descriptions) and rates, and at the end a summary
+                   (with outcome, exit_code, stop_reason, error and first_fault)
     control.bin    one fixed-size little-endian record per command tick (CONTROL fields below)
     policy.bin     one record per policy step (POLICY fields below)
-    events.jsonl   one JSON object per line: transitions, guard trips, refused requests, the stop
+    events.jsonl   one JSON object per line: transitions, faults (t, utc, reason, state), refused
+                   requests, the stop, and last the end (outcome, exit_code, stop_reason, error,
+                   first_fault) as the deploy verb writes it
 
 Records are appended in chunks by a writer thread, so the control loop only fills preallocated
 memory; a killed run leaves whole chunks, and read_log() ignores a torn final record. Read a stream
