@@ -121,7 +121,8 @@ class CommandLimiter:
         q_out = np.clip(q_out, self.lower, self.upper)
         # Outside its range a joint may still be beyond the window after the range clip: lower kp there.
         err = q_out - q_safe
-        torque = kp_out * err - damping
+        with np.errstate(over="ignore"):  # a joint measured absurdly far away: inf torque, lowered below
+            torque = kp_out * err - damping
         over = np.abs(torque) > self.tau_max
         if np.any(over):
             room = np.where(err > 0, self.tau_max + damping, self.tau_max - damping)
@@ -178,7 +179,7 @@ def check_command(
         qm = np.asarray(joint_pos, dtype=np.float64)
         dqm = np.asarray(joint_vel, dtype=np.float64)
         known = np.isfinite(qm) & np.isfinite(dqm)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):  # unknown joints masked; overflow: inf, flagged
             torque = np.where(known, kp * (q - qm) - kd * dqm, 0.0)
         limit = spec.torque_limit_array * (1 + _TORQUE_RTOL) + torque_slack
         for j in np.flatnonzero(np.abs(torque) > limit):
