@@ -88,14 +88,18 @@ def session_defaults(cfg: DictConfig) -> tuple[bool, float | None, float | None]
     return autostart, autopolicy_s, duration_s
 
 
-def operator_help(cfg: DictConfig, keyboard: bool) -> str:
-    """One line: which remote button or key moves the session from PASSIVE to standing to POLICY, and out."""
-    remote = cfg.settings.remote
+def operator_help(cfg: DictConfig, keyboard: bool, remote: bool) -> str:
+    """One line: which remote button or key moves the session from PASSIVE to standing to POLICY, and out.
+
+    remote: the backend carries a wireless remote (dds: LowState.wireless_remote); the in-process
+    simulation has none.
+    """
+    settings = cfg.settings.remote
     buttons: dict[str, list[str]] = {}
-    if remote.enabled:
-        for combo, event in remote.bindings.items():
+    if remote and settings.enabled:
+        for combo, event in settings.bindings.items():
             buttons.setdefault(str(event), []).append(str(combo))
-    keys = {"start": "s", "policy": "p", "stand": "h", "damp": "d", "estop": "e", "quit": "q"}
+    keys = {"start": "s", "policy": "p", "stand": "h", "damp": "d", "passive": "z", "estop": "e"}
 
     def how(event: str) -> str:
         ways = [f"remote {b}" for b in buttons.get(event, [])]
@@ -109,9 +113,9 @@ def operator_help(cfg: DictConfig, keyboard: bool) -> str:
         f" {how('estop')} ESTOP"
     )
     if keyboard:
-        line += "; key q quits"
+        line += "; key z zero torque (from DAMP), q quits; i/k u/o j/l command vx, vy, yaw rate +/-, m zero"
     else:
-        line += "; keys off (keyboard=true to use them), SIGINT/SIGTERM stop"
+        line += "; keys off (keyboard=true to use them); Ctrl-C or SIGTERM stops"
     return line
 
 
@@ -255,7 +259,7 @@ def run_deploy(cfg: DictConfig) -> dict[str, Any]:
             flush=True,
         )
     if runtime.backend.name == "dds" or keyboard is not None:
-        print(operator_help(cfg, keyboard is not None), flush=True)
+        print(operator_help(cfg, keyboard is not None, remote=runtime.backend.name == "dds"), flush=True)
     if keyboard is not None:
         keyboard.start()
     summary: dict[str, Any] = {}
