@@ -288,8 +288,8 @@ def run_deploy(cfg: DictConfig) -> dict[str, Any]:
                 recorder.close(summary)
         report_session(cfg, c, summary)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        if main:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
     return summary
 
 

@@ -581,7 +581,8 @@ class Runtime:
 
         def restore() -> None:
             for signum, handler in previous.items():
-                signal.signal(signum, handler)
+                # None: the old handler was not set from Python; the default is the closest we can do.
+                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
         return restore
 
