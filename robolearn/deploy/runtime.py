@@ -346,6 +346,13 @@ class Controller:
                 self.done = True
         return self._command(now)
 
+    def damp_command(self) -> MotorCommand:
+        """DAMP for the newest state (the failure path's command: no state machine involved)."""
+        s = self.sample
+        return self.limiter.damp(
+            s.joint_pos if s is not None else self._nan, s.joint_vel if s is not None else self._nan
+        )
+
     def _command(self, now: float) -> MotorCommand:
         sample = self.sample
         q = sample.joint_pos if sample is not None else self._nan
@@ -709,10 +716,7 @@ class Runtime:
                     c.on_state(sample)
             except Exception:  # the state source failed: damp with the last state known
                 pass
-            s = c.sample
-            command = c.limiter.damp(
-                s.joint_pos if s is not None else c._nan, s.joint_vel if s is not None else c._nan
-            )
+            command = c.damp_command()
             try:
                 backend.send(command)
                 c.record_tick(self.clock(), 0.0, 0.0, command)
@@ -772,10 +776,7 @@ class Runtime:
             c.messages.append(f"error in the command loop ({c.error}); damping for {opts.exit_damp_s:g} s")
             end = now + opts.exit_damp_s
             while now < end:
-                s = c.sample
-                command = c.limiter.damp(
-                    s.joint_pos if s is not None else c._nan, s.joint_vel if s is not None else c._nan
-                )
+                command = c.damp_command()
                 try:
                     backend.send(command)
                     backend.advance(opts.command_dt)
