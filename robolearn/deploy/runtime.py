@@ -652,6 +652,9 @@ class Runtime:
                 except KeyboardInterrupt:  # no handler installed (not the main thread's run)
                     c.request_stop("Ctrl-C (SIGINT)", operator=True)
         finally:
+            if threads[0].is_alive():  # this thread failed (stdout gone, ...): still end through DAMP
+                c.request_stop("error in the main thread")
+                threads[0].join(opts.exit_damp_s + 1.0)
             self._stop_threads.set()
             for t in threads[1:]:
                 t.join(1.0)
