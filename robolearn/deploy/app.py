@@ -296,12 +296,17 @@ def run_deploy(cfg: DictConfig) -> dict[str, Any]:
 def report_session(cfg: DictConfig, c: Controller, summary: dict[str, Any]) -> None:
     """The closing lines: outcome and exit code, timing, the summary as JSON, and the error or first fault."""
     loop = summary.get("command_loop", {})
+    inference = summary.get("inference", {})
+    timing = (
+        f"; command period error p50 {loop.get('period_error_p50_ms', float('nan')):.3f} /"
+        f" p99 {loop.get('period_error_p99_ms', float('nan')):.3f} ms"
+        if loop.get("period_error_count")  # none in lockstep: simulated time has no period error
+        else ""
+    )
     print(
         f"done: {summary['outcome']} (exit code {summary['exit_code']}), final state {summary.get('final_state')},"
-        f" {len(summary.get('faults', []))} fault(s), {summary.get('policy_steps', 0)} policy steps;"
-        f" command period error p50 {loop.get('period_error_p50_ms', float('nan')):.3f} /"
-        f" p99 {loop.get('period_error_p99_ms', float('nan')):.3f} ms; inference p99"
-        f" {summary.get('inference', {}).get('p99_ms', float('nan')):.3f} ms",
+        f" {len(summary.get('faults', []))} fault(s), {summary.get('policy_steps', 0)} policy steps{timing}"
+        + (f"; inference p99 {inference['p99_ms']:.3f} ms" if inference.get("count") else ""),
         flush=True,
     )
     if c.policy is not None and summary.get("policy_steps", 0) == 0 and summary["outcome"] == "clean":
