@@ -3,8 +3,9 @@
 Training path: robolearn.envs.tasks.VelocityTask.observe(), i.e. the robots package's
 build_observation as the env calls it. Deploy path: contract.json (written by the exporter from that
 env) -> ObservationPipeline, and the deploy runtime's own recorded observations. The states are
-the ones a deploy session recorded while a policy drove the simulated Go2 with a velocity command;
-with a gait clock, the runtime's phase (its policy-step count) must equal the env's.
+the ones a deploy session recorded while a policy drove the simulated robot (the Go2 and the 23-DoF
+G1, each with and without a gait clock) with a velocity command; with a gait clock, the runtime's
+phase (its policy-step count) must equal the env's.
 """
 
 from __future__ import annotations
@@ -30,12 +31,23 @@ from robolearn.envs.backends.base import SimFrame
 from robolearn.export import export_policy, reference_network, task_contract_fields
 from robolearn.robots.state import RobotState
 
+# Session length and the policy steps it must record. The Go2 stands and takes pushes for 2.5 s; a
+# G1 on PD and a random policy sways and tips by itself (it cannot stand on PD alone) and passes its
+# 30 degree tilt guard after about 1.1 s, so its session ends at 1 s, without pushes.
+SESSION_S = {"go2": 2.5, "g1": 1.0}
+MIN_POLICY_STEPS = {"go2": 80, "g1": 30}
 
-@pytest.fixture(scope="module", params=[None, 0.5], ids=["no_clock", "gait_clock"])
+
+@pytest.fixture(
+    scope="module",
+    params=[("go2", None), ("go2", 0.5), ("g1", None), ("g1", 0.6)],
+    ids=["go2-no_clock", "go2-gait_clock", "g1-no_clock", "g1-gait_clock"],
+)
 def task(request: pytest.FixtureRequest) -> Any:
     from robolearn.envs.tasks.velocity import VelocityTask
 
-    env = VelocityTask(robot="go2", gait_period_s=request.param)
+    robot, gait_period_s = request.param
+    env = VelocityTask(robot=robot, gait_period_s=gait_period_s)
     yield env
     env.close()
 
@@ -47,7 +59,11 @@ def recorded(task: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
 
     root = tmp_path_factory.mktemp("golden")
     reference = load_artifact(REFERENCE).contract
-    contract = dataclasses.replace(reference, **task_contract_fields(task), source={"kind": "test"})
+    # The reference is a Go2 artifact: its normalisation statistics fit only the Go2's input.
+    contract = dataclasses.replace(
+        reference, **task_contract_fields(task), normalization=None, source={"kind": "test"}
+    )
+    assert contract.robot.name == task.robot_spec.name
     net = reference_network(contract.robot, contract.input_size, seed=3)
     with torch.no_grad():
         net[2].weight.normal_(0.0, 0.05, generator=torch.Generator().manual_seed(4))
@@ -58,17 +74,17 @@ def recorded(task: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
     cfg = compose_config(
         "deploy",
         [
-            "robot=go2",
+            f"robot={contract.robot.name}",
             f"policy={root / 'policy'}",
             "backend=mujoco",
             "settings.sim_pose=default",
             "settings.ramp_s=0.2",
             "autostart=true",
             "autopolicy_s=0.1",
-            "duration_s=2.5",
+            f"duration_s={SESSION_S[contract.robot.name]}",
             "exit_damp_s=0.1",
             "mujoco.push_interval_s=[0.3,0.6]",
-            "mujoco.push_velocity=0.3",
+            f"mujoco.push_velocity={0.3 if contract.robot.name == 'go2' else 0.0}",
             f"record.dir={root / 'log'}",
             "keyboard=false",
             "status_every_s=0",
@@ -79,7 +95,7 @@ def recorded(task: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
     summary = runtime.run()
     assert recorder is not None
     recorder.close(summary)
-    assert summary["faults"] == [] and summary["policy_steps"] > 80
+    assert summary["faults"] == [] and summary["policy_steps"] > MIN_POLICY_STEPS[contract.robot.name]
     return root / "policy", root / "log"
 
 
@@ -104,7 +120,8 @@ def test_training_and_deploy_observations_are_identical(task: Any, recorded: tup
     artifact_dir, log_dir = recorded
     log = read_log(log_dir)
     steps = log.policy
-    assert len(steps) > 80 and np.abs(steps["last_action"]).max() > 0.01  # a policy that moves
+    assert len(steps) > MIN_POLICY_STEPS[task.robot_spec.name]
+    assert np.abs(steps["last_action"]).max() > 0.01  # a policy that moves
     contract = load_artifact(artifact_dir).contract  # read back from contract.json
     assert contract.gait_period_s == task.gait_period_s
     pipeline = ObservationPipeline(contract)
@@ -127,12 +144,21 @@ def test_training_and_deploy_observations_are_identical(task: Any, recorded: tup
         np.testing.assert_array_equal(training, pipeline.frame(state))  # the deploy path, again
     # The command reached the observation with the commands term's scales (2, 2, 0.25).
     np.testing.assert_allclose(steps["obs"][-1][6:9], [0.8, -0.3, 0.075], rtol=1e-6)
+    assert (
+        steps["obs"].shape[1]
+        == contract.frame_size
+        == 9 + 3 * contract.robot.num_joints + (2 if task.gait_period_s is not None else 0)
+    )
     if task.gait_period_s is not None:
-        # The clock went round: 25 policy steps per 0.5 s cycle, sin and cos on the unit circle.
-        clock = steps["obs"][:, 45:47].astype(np.float64)
+        # The clock went round: one cycle per gait_period_s / control_dt policy steps (25 for the Go2's
+        # 0.5 s, 30 for the G1's 0.6 s), sin and cos on the unit circle; the last two values of a frame.
+        clock = steps["obs"][:, -2:].astype(np.float64)
+        cycle = round(task.gait_period_s / contract.control_dt)
         np.testing.assert_allclose(np.hypot(clock[:, 0], clock[:, 1]), 1.0, atol=1e-6)
         np.testing.assert_allclose(clock[0], [0.0, 1.0], atol=1e-7)
-        np.testing.assert_allclose(clock[25], [0.0, 1.0], atol=1e-6)
+        np.testing.assert_allclose(clock[cycle], [0.0, 1.0], atol=1e-6)
+        phase = 2 * np.pi * np.arange(len(clock)) / cycle  # policy step k is k / cycle of the way round
+        np.testing.assert_allclose(clock, np.stack([np.sin(phase), np.cos(phase)], axis=1), atol=1e-6)
 
 
 class _FakeReader:
