@@ -129,3 +129,35 @@ def test_resuming_a_run_without_a_checkpoint_says_so(
     # A fresh directory is not a resume: no such line.
     Trainer(cfg, tmp_path / "fresh", "test").run_training()
     assert "no checkpoint yet" not in capsys.readouterr().out
+
+
+def test_a_signal_during_the_warm_start_stops_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before training starts there is nothing to checkpoint, and prior_init's warm start can take
+    # minutes: the first signal stops there and then. It is sent from the first progress note.
+    import robolearn.methods.prior_init as prior_init
+    from robolearn.runs.trainer import TrainingStopped
+
+    notes: list[str] = []
+
+    def note_and_signal(message: str) -> None:
+        notes.append(message)
+        if len(notes) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(prior_init, "note", note_and_signal)
+    handler = signal.getsignal(signal.SIGTERM)
+    cfg = tiny_config(
+        "ppo",
+        "method=prior_init",
+        "method.prior=pendulum_energy_swingup",
+        "method.probe=false",
+        "method.samples=4000",
+    )
+    with pytest.raises(TrainingStopped) as stopped:
+        Trainer(cfg, tmp_path / "run", "test").run_training()
+    assert stopped.value.signum == signal.SIGTERM and stopped.value.step is None
+    assert len(notes) == 1 and "collecting prior rollouts" in notes[0]  # no fitting after the signal
+    assert not (tmp_path / "run" / "checkpoints").exists() and not (tmp_path / "run" / "error.txt").exists()
+    assert signal.getsignal(signal.SIGTERM) is handler  # the trainer's handler is gone again

@@ -166,9 +166,10 @@ class ProgressReporter:
                     flush=True,
                 )
 
-    def close(self, step: int) -> None:
-        """Final update and tear-down."""
-        self.update(step, force=True)
+    def close(self, step: int, report: bool = True) -> None:
+        """Final update (unless not `report`) and tear-down."""
+        if report:
+            self.update(step, force=True)
         if self._bar is not None:
             self._bar.stop()
 

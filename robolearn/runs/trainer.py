@@ -86,10 +86,13 @@ class StoppedAtOnce(KeyboardInterrupt):
 
 class _StopRequests:
     """SIGINT/SIGTERM during a run: the first asks for a checkpoint and a stop at the next safe
-    point, a second stops at once. Installed only in the main thread (signals are delivered there)."""
+    point, a second stops at once. While `at_once` (setup: building envs, loading, a method's warm
+    start, which can take minutes on a busy machine) there is nothing to save, so the first stops at
+    once. Installed only in the main thread (signals are delivered there)."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.at_once = True
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _StopRequests:
@@ -107,6 +110,8 @@ class _StopRequests:
         if self.signum is not None:
             raise StoppedAtOnce(signum)
         self.signum = signum
+        if self.at_once:
+            raise TrainingStopped(signum, None)
         print(
             f"{signal.Signals(signum).name}: saving a checkpoint at the next safe point, then stopping"
             " (send it again to stop at once, without saving)",
@@ -398,6 +403,7 @@ class Trainer:
         # Setup phases (prior_init's warm start) report through progress notes.
         with notes_to(print_note(cfg.logger.progress)):
             self.model, self.venv, extra = self._build()
+        self.stops.at_once = False
         # A fresh run's clock starts with the time a method spent before training (prior_init's rollouts).
         self.clock = WallClock(extra.get("wall_time_s", self.method_facts.get("method/setup_s", 0.0)))
         self.model.set_logger(self._logger(extra))
@@ -438,7 +444,8 @@ class Trainer:
             save_model_files(self.model, self.venv, tmp)
             replace_dir(tmp, self.run.final)
         finally:
-            self.progress.close(int(self.model.num_timesteps))
+            # A stopped run ends with the stop line alone.
+            self.progress.close(int(self.model.num_timesteps), report=self.stops.signum is None)
             self.model.logger.close()
             self.eval_env.close()
             self.venv.close()
