@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from robolearn.cli import hydra_verb
+from robolearn.cli import hydra_verb, verb_help
 from robolearn.deploy.config import dds_target
 from robolearn.deploy.dds import (
     LOOPBACK,
@@ -366,8 +366,34 @@ def run_doctor(cfg: DictConfig) -> int:
     return 1 if failed else 0
 
 
+HELP = verb_help(
+    "doctor",
+    "robot=<go2|g1|g1_29dof> [key=value ...]",
+    "Can we talk to the robot, and if not, why: checks the network interface, the DDS domain id, that\n"
+    "rt/lowstate arrives at the expected rate with tick advancing and valid CRCs, in the robot's message\n"
+    "family, the G1's hardware revision (LowState.mode_machine), and that nobody else commands the\n"
+    "robot. One line per check with a fix for each failure; exit code 0 when nothing failed, 1 otherwise.\n"
+    "Works against a real robot or the sim bridge.",
+    [
+        (
+            "robot",
+            "go2 | g1 | g1_29dof (default: go2); per-robot settings come from configs/deploy/<robot>.yaml",
+        ),
+        ("interface", "network interface (default: settings.dds.interface; lo for the sim bridge)"),
+        ("domain_id", "DDS domain id (default: settings.dds.domain_id; Unitree robots use 0)"),
+        ("listen_s", "listening time per check in seconds (default: 2.0)"),
+        ("expect_hz", "expected rt/lowstate rate (default: 500)"),
+        ("scan_domains", "domain ids searched when nothing is heard (default: 0-9 and domain_id +-3)"),
+        ("settings.*", "the per-robot deploy settings (dds, remote, safety)"),
+    ],
+    [
+        "python -m robolearn.doctor robot=go2                           # against the sim bridge on lo",
+        "python -m robolearn.doctor robot=go2 interface=enp3s0 domain_id=0   # against the robot",
+    ],
+)
+
 # Console entry point (robolearn-doctor); exit code 1 when a check fails.
-main = hydra_verb("doctor", run_doctor)
+main = hydra_verb("doctor", run_doctor, help_text=HELP)
 
 if __name__ == "__main__":
     main()

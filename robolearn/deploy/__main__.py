@@ -33,20 +33,24 @@ def _deploy(cfg: DictConfig) -> Any:
 
 HELP = verb_help(
     "deploy",
-    "robot=<go2|g1> policy=<artifact> backend=<mujoco|dds> [key=value ...]",
+    "robot=<go2|g1|g1_29dof> policy=<artifact> backend=<mujoco|dds> [key=value ...]",
     "Run an exported policy artifact (contract.json + policy.onnx, from robolearn.export) on a robot:\n"
     "in-process MuJoCo (backend=mujoco, sim2sim) or over DDS (backend=dds: the sim bridge or a Unitree\n"
-    "robot), through the safety layer's states PASSIVE -> RAMP -> HOLD -> POLICY -> DAMP. See docs/deploy.md.",
+    "robot), through the safety layer's states PASSIVE -> RAMP -> HOLD -> POLICY -> DAMP. Exit codes: 0 clean,\n"
+    "2 refused before start, 3 safety fault, 4 operator stop (Ctrl-C, ESTOP). See docs/deploy.md.",
     [
-        ("robot", "go2 | g1 (default: go2); settings from configs/deploy/<robot>.yaml"),
+        ("robot", "go2 | g1 | g1_29dof (default: go2); settings from configs/deploy/<robot>.yaml"),
         ("policy", "artifact folder; null stands only, never enters POLICY"),
         ("backend", "mujoco | dds (default: mujoco)"),
         ("dry_run", "dds: read the robot and compute commands, publish nothing (default: false)"),
         ("interface", "network interface (shortcut for settings.dds.interface)"),
         ("domain_id", "DDS domain id (shortcut for settings.dds.domain_id)"),
-        ("autostart", "PASSIVE -> RAMP when the first valid state arrives (sims, tests)"),
-        ("autopolicy_s", "HOLD -> POLICY after this many seconds (sims, tests)"),
-        ("duration_s", "stop (through DAMP) after this long; backend=mujoco needs it unless mujoco.realtime"),
+        ("autostart", "PASSIVE -> RAMP on the first valid state (null: on for backend=mujoco, off for dds)"),
+        ("autopolicy_s", "HOLD -> POLICY after this many seconds (null: 1.0 for mujoco, off for dds)"),
+        (
+            "duration_s",
+            "stop (through DAMP) after this long (null: 10 s for mujoco unless mujoco.realtime; none for dds)",
+        ),
         ("exit_damp_s", "on stop, send DAMP this long before exiting (default: 1.0)"),
         ("keyboard", "auto | true | false: operator keys on the terminal"),
         ("status_every_s", "status line period; 0 prints transitions only (default: 5.0)"),
@@ -56,7 +60,7 @@ HELP = verb_help(
         ("settings.*", "per-robot settings: dds, remote bindings, safety thresholds, ramp_s"),
     ],
     [
-        "python -m robolearn.deploy robot=go2 policy=policies/reference/go2_stand backend=mujoco duration_s=10 autostart=true autopolicy_s=1",
+        "python -m robolearn.deploy robot=go2 policy=policies/reference/go2_stand backend=mujoco   # stands, runs the policy, 10 s",
         "python -m robolearn.deploy robot=go2 policy=<artifact> backend=dds interface=enp3s0 domain_id=0",
     ],
 )

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from robolearn.cli import hydra_verb
+from robolearn.cli import hydra_verb, verb_help
 from robolearn.deploy.config import dds_target, validate_deploy_config
 from robolearn.deploy.dds import LOOPBACK, LOWCMD_TOPIC, LOWSTATE_TOPIC, DdsSession
 from robolearn.deploy.messages import BUTTONS, RemoteState, message_family
@@ -383,8 +383,35 @@ def run_bridge(cfg: DictConfig) -> dict[str, Any]:
     return final
 
 
-# Console entry point (python -m robolearn.deploy.sim_bridge).
-main = hydra_verb("deploy", run_bridge, validate_deploy_config)
+HELP = verb_help(
+    "deploy.sim_bridge",
+    "robot=<go2|g1|g1_29dof> [key=value ...]",
+    "A MuJoCo robot that behaves like the real one on DDS (loopback only): motor-side PD from rt/lowcmd,\n"
+    "rt/lowstate with tick, IMU and CRC, optional latency/jitter/loss, a virtual remote and fault\n"
+    "injection. Console (stdin): press <button>, stick <axis> <v>, fault <silence|nan|bad_crc|none>,\n"
+    "loss <p>, latency <s> [jitter_s], push <vx> <vy>, stats, quit. Reads configs/deploy.yaml.",
+    [
+        ("robot", "go2 | g1 | g1_29dof (default: go2)"),
+        ("domain_id", "DDS domain id (default: settings.dds.domain_id)"),
+        ("bridge.physics_hz", "physics and motor PD rate (default: 1000)"),
+        ("bridge.state_hz", "rt/lowstate rate (default: 500)"),
+        ("bridge.initial_pose", "default | crouch (default: settings.sim_pose)"),
+        ("bridge.latency_s", "added delay each way; bridge.jitter_s adds uniform extra delay"),
+        ("bridge.loss", "probability of dropping each command and state"),
+        ("bridge.check_crc", "drop commands whose CRC is wrong (default: true)"),
+        ("bridge.mode_machine", "G1s: LowState.mode_machine to advertise (default: the spec's revision)"),
+        ("bridge.telemetry", "print JSON telemetry lines every bridge.telemetry_every_s"),
+        ("bridge.duration_s", "stop after this long (default: until quit or Ctrl-C)"),
+    ],
+    [
+        "python -m robolearn.deploy.sim_bridge robot=go2 &",
+        "python -m robolearn.deploy robot=go2 policy=policies/reference/go2_stand backend=dds",
+    ],
+    script="robolearn-sim-bridge",
+)
+
+# Console entry points (python -m robolearn.deploy.sim_bridge, robolearn-sim-bridge).
+main = hydra_verb("deploy", run_bridge, validate_deploy_config, help_text=HELP)
 
 if __name__ == "__main__":
     main()
