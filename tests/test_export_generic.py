@@ -124,7 +124,9 @@ def test_metadata_describes_spaces_normalisation_and_use(
 def test_deploy_refuses_an_export_without_robot_contract(pendulum_run: Path, tmp_path: Path) -> None:
     exported = export_run(pendulum_run, out=tmp_path / "policy", check_samples=8)
     assert not (exported.root / CONTRACT_FILE).exists()
-    with pytest.raises(UserError, match=r"has no contract\.json"):
+    with pytest.raises(
+        UserError, match=r"has no contract\.json: it was exported from a run on Pendulum-v1, not a robot task"
+    ):
         load_artifact(exported.root)
 
 

@@ -521,6 +521,16 @@ def load_artifact(path: str | Path) -> PolicyArtifact:
             f"policy={path} is not a folder; pass a policy artifact made by python -m robolearn.export"
         )
     if not contract_path.is_file():
+        metadata = root / "metadata.json"
+        if metadata.is_file():
+            try:
+                env_id = json.loads(metadata.read_text(encoding="utf-8")).get("env_id", "?")
+            except (json.JSONDecodeError, AttributeError):
+                env_id = "?"
+            raise UserError(
+                f"policy={path} has no {CONTRACT_FILE}: it was exported from a run on {env_id}, not a robot"
+                " task; deploy needs the export of a robot task's run (e.g. Go2Velocity-v1)"
+            )
         raise UserError(
             f"policy={path} has no {CONTRACT_FILE}; export a run with python -m robolearn.export run=<run dir>"
         )
