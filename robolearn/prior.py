@@ -225,7 +225,10 @@ def _generate(env_id: str | None, cfg: DictConfig) -> int:
     result = generate_prior(env_id, ChatClient(settings), out_root, options)
     print(candidate_table(result.candidates))
     if result.best is None or result.saved_path is None:
-        raise UserError(f"none of the {len(result.candidates)} candidates passed every check; nothing saved")
+        report = f" (every reason: {result.report_path})" if result.report_path is not None else ""
+        raise UserError(
+            f"none of the {len(result.candidates)} candidates passed every check; nothing saved{report}"
+        )
     print(f"saved {result.best.label} to {result.saved_path} (report: {result.report_path})")
     return 0
 
