@@ -2,7 +2,7 @@
 
     python -m tests.deploy.dds_peer --stack sdk|ours --family unitree_go|unitree_hg --domain D
         [--publish-state-hz 200] [--mode-machine 4] [--q=q0,q1,...] [--state-crc valid|zero]
-        [--listen-cmd] [--print-cmd-max N]
+        [--listen-cmd] [--print-cmd-max N] [--publish-cmd-hz 100 --cmd-kd 1.5]
 
 `--stack sdk` imports nothing but unitree_sdk2py and sets it up exactly as unitree_mujoco's
 simulator and Unitree's examples do (`ChannelFactoryInitialize(domain, "lo")`, ChannelPublisher /
@@ -13,8 +13,11 @@ It publishes rt/lowstate with the content of state_fields() (a fresh `tick` each
 computed, or left 0 with --state-crc zero as unitree_mujoco's Python simulator leaves it) and prints,
 one JSON line each, every rt/lowcmd it receives as `cmd {...}` (the fields of cmd_fields, with the
 CRC its own stack computes) up to --print-cmd-max of them and, every 0.2 s,
-`count {"received": n, "crc_bad": m, "last": <the newest cmd's fields or null>}`. It prints
-`ready` once its endpoints exist, and runs until --duration_s or until killed.
+`count {"received": n, "crc_bad": m, "last": <the newest cmd's fields or null>, "phases": [...]}`
+(phases: the kinds of command seen, passive / pd / damp, each run of one kind once). It prints
+`ready` once its endpoints exist, and runs until --duration_s or until killed. With
+--publish-cmd-hz (stock SDK only) it also publishes rt/lowcmd as Unitree's low-level examples do:
+every slot enabled (mode 1) with q 0, kp 0 and kd --cmd-kd (pure damping), CRC from the SDK.
 """
 
 from __future__ import annotations
@@ -51,21 +54,35 @@ def state_fields(
     return fields
 
 
+def _note_phase(phases: list[str], fields: dict[str, Any]) -> None:
+    """Append the command's kind (passive, pd, damp) when it differs from the previous one."""
+    if any(kp != 0 for kp in fields["kp"]):
+        phase = "pd"
+    elif any(kd != 0 for kd in fields["kd"]):
+        phase = "damp"
+    else:
+        phase = "passive"
+    if not phases or phases[-1] != phase:
+        phases.append(phase)
+
+
 # --- the stock SDK --------------------------------------------------------------------------------------
 def _sdk_peer(args: argparse.Namespace, emit: Any) -> None:
     from unitree_sdk2py.core.channel import ChannelFactoryInitialize, ChannelPublisher, ChannelSubscriber
     from unitree_sdk2py.utils.crc import CRC
 
     if args.family == "unitree_go":
+        from unitree_sdk2py.idl.default import unitree_go_msg_dds__LowCmd_ as new_cmd
         from unitree_sdk2py.idl.default import unitree_go_msg_dds__LowState_ as new_state
         from unitree_sdk2py.idl.unitree_go.msg.dds_ import LowCmd_, LowState_
     else:
+        from unitree_sdk2py.idl.default import unitree_hg_msg_dds__LowCmd_ as new_cmd
         from unitree_sdk2py.idl.default import unitree_hg_msg_dds__LowState_ as new_state
         from unitree_sdk2py.idl.unitree_hg.msg.dds_ import LowCmd_, LowState_
 
     ChannelFactoryInitialize(args.domain, args.interface)
     crc = CRC()
-    counts: dict[str, Any] = {"received": 0, "crc_bad": 0, "last": None}
+    counts: dict[str, Any] = {"received": 0, "crc_bad": 0, "last": None, "phases": []}
     lock = threading.Lock()
 
     def on_cmd(msg: Any) -> None:
@@ -81,6 +98,7 @@ def _sdk_peer(args: argparse.Namespace, emit: Any) -> None:
             counts["received"] += 1
             counts["crc_bad"] += not fields["crc_ok"]
             counts["last"] = fields
+            _note_phase(counts["phases"], fields)
             if counts["received"] <= args.print_cmd_max:
                 emit("cmd", fields)
 
@@ -110,7 +128,28 @@ def _sdk_peer(args: argparse.Namespace, emit: Any) -> None:
         assert publisher is not None
         publisher.Write(msg)
 
-    _loop(args, publish if publisher is not None else None, None, emit, lambda: dict(counts), lock)
+    cmd_publisher = None
+    if args.publish_cmd_hz > 0:
+        cmd_publisher = ChannelPublisher("rt/lowcmd", LowCmd_)
+        cmd_publisher.Init()
+    cmd = new_cmd()
+    if args.family == "unitree_go":
+        cmd.head = [0xFE, 0xEF]
+        cmd.level_flag = 0xFF
+    for m in cmd.motor_cmd:
+        m.mode, m.q, m.dq, m.tau, m.kp, m.kd = 1, 0.0, 0.0, 0.0, 0.0, args.cmd_kd
+    cmd.crc = crc.Crc(cmd)
+
+    def publish_cmd(_: int) -> None:
+        assert cmd_publisher is not None
+        cmd_publisher.Write(cmd)
+
+    publishers: list[tuple[float, Any]] = []
+    if publisher is not None:
+        publishers.append((args.publish_state_hz, publish))
+    if cmd_publisher is not None:
+        publishers.append((args.publish_cmd_hz, publish_cmd))
+    _loop(args, publishers, None, emit, lambda: dict(counts), lock)
 
 
 # --- ours ------------------------------------------------------------------------------------------------
@@ -125,7 +164,7 @@ def _our_peer(args: argparse.Namespace, emit: Any) -> None:
     session = DdsSession(args.domain, args.interface)
     reader = session.reader(LOWCMD_TOPIC, cmd_type, depth=1000, reliable=True) if args.listen_cmd else None
     writer = session.writer(LOWSTATE_TOPIC, state_type, depth=1) if args.publish_state_hz > 0 else None
-    counts: dict[str, Any] = {"received": 0, "crc_bad": 0, "last": None}
+    counts: dict[str, Any] = {"received": 0, "crc_bad": 0, "last": None, "phases": []}
     state = family.low_state.new()
     if args.family == "unitree_go":
         state["head"] = (0xFE, 0xEF)
@@ -159,12 +198,13 @@ def _our_peer(args: argparse.Namespace, emit: Any) -> None:
             counts["received"] += 1
             counts["crc_bad"] += not fields["crc_ok"]
             counts["last"] = fields
+            _note_phase(counts["phases"], fields)
             if counts["received"] <= args.print_cmd_max:
                 emit("cmd", fields)
 
     _loop(
         args,
-        publish if writer is not None else None,
+        [(args.publish_state_hz, publish)] if writer is not None else [],
         receive if reader is not None else None,
         emit,
         lambda: dict(counts),
@@ -172,26 +212,35 @@ def _our_peer(args: argparse.Namespace, emit: Any) -> None:
     )
 
 
-def _loop(args: argparse.Namespace, publish: Any, receive: Any, emit: Any, counts: Any, lock: Any) -> None:
+def _loop(
+    args: argparse.Namespace,
+    publishers: list[tuple[float, Any]],
+    receive: Any,
+    emit: Any,
+    counts: Any,
+    lock: Any,
+) -> None:
+    """Call each (rate, publish) at its rate and receive() in between, until --duration-s."""
     emit("ready", {"stack": args.stack, "family": args.family, "domain": args.domain})
-    period = 1.0 / args.publish_state_hz if publish is not None else 0.005
-    start = next_publish = next_count = time.monotonic()
-    tick = 0
+    start = next_count = time.monotonic()
+    schedule = [[start, 1.0 / hz, publish, 0] for hz, publish in publishers]
     while time.monotonic() - start < args.duration_s:
         now = time.monotonic()
-        if publish is not None and now >= next_publish:
-            publish(tick)
-            tick += 1
-            next_publish += period
-            if next_publish < now:  # fell behind (a busy machine): skip, do not burst
-                next_publish = now + period
+        for entry in schedule:
+            due, period, publish, tick = entry
+            if now >= due:
+                publish(tick)
+                entry[3] = tick + 1
+                # Fell behind (a busy machine): skip, do not burst.
+                entry[0] = due + period if due + period >= now else now + period
         if receive is not None:
             receive()
         if args.listen_cmd and now >= next_count:
             with lock:
                 emit("count", counts())
             next_count += 0.2
-        time.sleep(min(0.002, max(0.0, next_publish - time.monotonic())) if publish is not None else 0.002)
+        next_due = min((entry[0] for entry in schedule), default=now + 0.002)
+        time.sleep(min(0.002, max(0.0, next_due - time.monotonic())))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -207,10 +256,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--state-crc", choices=("valid", "zero"), default="valid")
     parser.add_argument("--listen-cmd", action="store_true")
     parser.add_argument("--print-cmd-max", type=int, default=10**9)
+    parser.add_argument("--publish-cmd-hz", type=float, default=0.0)
+    parser.add_argument("--cmd-kd", type=float, default=1.0)
     parser.add_argument("--duration-s", type=float, default=60.0)
     args = parser.parse_args(argv)
     if args.interface != "lo":
         raise SystemExit("dds_peer is a test tool: loopback (--interface lo) only")
+    if args.publish_cmd_hz > 0 and args.stack != "sdk":
+        raise SystemExit("--publish-cmd-hz stands for Unitree's examples: --stack sdk only")
     if args.q is not None and len(args.q) != NUM_SLOTS[args.family]:
         raise SystemExit(f"--q needs {NUM_SLOTS[args.family]} values for {args.family}, got {len(args.q)}")
     out_lock = threading.Lock()

@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("cyclonedds")
 pytest.importorskip("unitree_sdk2py")
 pytest.importorskip("onnxruntime")
-from deploy_helpers import DomainPool, Proc, deploy_args
+from deploy_helpers import DomainPool, Proc, bridge_args, deploy_args
 from interop_helpers import (
     check_cmd_fields,
     check_state_sample,
@@ -188,20 +188,29 @@ def test_a_stock_sdk_simulator_drives_the_deploy_runtime(
         "sdk-simulator",
     )
     peer.wait_for(r"^ready", 20)
-    # The SDK's Python serialises a LowState in ~1 ms and decodes a LowCmd in ~1 ms: on a shared 2-core
-    # machine its process can stall for tens of ms, so the stale-state guard (tested elsewhere) gets
-    # room here; this test is about the two stacks talking.
+    # The SDK's Python serialises a LowState in ~1-2 ms and decodes a LowCmd in ~1 ms (+0.35 ms for
+    # its CRC): on a shared 2-core machine it falls seconds behind a 500 Hz command stream (the
+    # socket buffer holds the backlog) and can stall for tens of ms. This test is about the two
+    # stacks talking, so commands go at 100 Hz and the stale-state guard (tested elsewhere) gets room.
     extra = (
         "autostart=true",
+        "loop.command_hz=100",
         "settings.ramp_s=0.3",
         "settings.safety.stale_state_s=0.3",
-        "exit_damp_s=0.3",
+        "exit_damp_s=0.5",
         "duration_s=2",
         *settings,
     )
     deploy = procs(deploy_args(domain, tmp_path / "log", *extra), "deploy")
     assert deploy.wait(60) == 0, deploy.text()
-    time.sleep(0.5)  # the peer's next count line
+    # On a loaded machine the SDK's Python listener can lag: wait until its count stops moving.
+    deadline, seen = time.monotonic() + 10, -1
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        received = peer.json_lines("count")[-1]["received"]
+        if received == seen:
+            break
+        seen = received
     summary = deploy.json_lines("summary")[0]
     assert summary["faults"] == [], summary["faults"]
     # autostart needs a state: PASSIVE -> RAMP proves the stock publisher's LowState got in.
@@ -210,12 +219,36 @@ def test_a_stock_sdk_simulator_drives_the_deploy_runtime(
     assert backend["states"] > 50 and backend["crc_errors"] == 0 and backend["decode_errors"] == 0, backend
     counts = peer.json_lines("count")
     final = counts[-1]
-    # The SDK's reader keeps only the newest sample for a Python listener: a busy one skips some.
-    assert final["received"] >= 100, (final["received"], backend["commands"])
+    assert final["received"] >= 0.5 * backend["commands"], (final["received"], backend["commands"])
     assert final["crc_bad"] == 0
     slots = np.asarray(spec.motor_indices)
     held = [c["last"] for c in counts if c["last"] is not None and np.any(np.asarray(c["last"]["kp"]) > 0)]
     assert held, "the SDK side never saw a standing (kp > 0) command"
     np.testing.assert_allclose(np.asarray(held[-1]["kp"])[slots], spec.kp_array, rtol=1e-6)
-    last = final["last"]  # the session ended damping: kp 0, kd > 0 on the spec's joints
+    # It stood the robot (pd), then damped, and the last command the SDK side saw was damping.
+    phases = final["phases"]
+    assert "pd" in phases and "damp" in phases[phases.index("pd") :], phases
+    last = final["last"]
     assert np.all(np.asarray(last["kp"]) == 0) and np.all(np.asarray(last["kd"])[slots] > 0)
+
+
+@needs_lo_multicast
+def test_a_stock_sdk_controller_drives_our_sim_bridge(domains: DomainPool, procs: Procs) -> None:
+    """Unitree's low-level examples (damping on every motor, the SDK's CRC) against robolearn's bridge."""
+    domain = domains.take()
+    bridge = procs(bridge_args(domain, "bridge.initial_pose=default"), "bridge")
+    bridge.wait_for(r"^telemetry ", 30)
+    peer = procs(
+        peer_args("sdk", "unitree_go", domain, "--publish-cmd-hz", "100", "--cmd-kd", "1.5"), "sdk-controller"
+    )
+    peer.wait_for(r"^ready", 20)
+    deadline = time.monotonic() + 20
+    while True:
+        latest = bridge.json_lines("telemetry")[-1]
+        if latest["commands"] >= 20:
+            break
+        assert time.monotonic() < deadline, bridge.text()[-3000:] + peer.text()[-2000:]
+        time.sleep(0.1)
+    # The bridge checked each command's CRC (none bad) and applied it: pure damping at kd 1.5.
+    assert latest["bad_crc"] == 0 and latest["kp_mean"] == 0
+    assert latest["kd_mean"] == pytest.approx(1.5)
