@@ -80,8 +80,8 @@ class CommandLimiter:
 
     def _bounded_kd(self, kd: np.ndarray, joint_vel: np.ndarray) -> np.ndarray:
         speed = np.abs(np.where(np.isfinite(joint_vel), joint_vel, 0.0))
-        with np.errstate(divide="ignore"):
-            cap = np.where(speed > 0, self.tau_max / np.maximum(speed, 1e-300), np.inf)
+        with np.errstate(divide="ignore", over="ignore"):  # at rest (or nearly): no cap, an infinite one
+            cap = self.tau_max / speed
         return np.minimum(kd, cap)
 
     def pd(

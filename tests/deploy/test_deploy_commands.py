@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robolearn.deploy.commands import CommandKind, CommandLimiter, check_command
+from robolearn.deploy.commands import _TORQUE_RTOL, CommandKind, CommandLimiter, check_command
 from robolearn.robots import G1_SPEC, GO2_SPEC, RobotSpec
 
 
@@ -133,6 +133,10 @@ def test_check_command_flags_stiffness_on_a_joint_with_an_unknown_state(spec: Ro
             (qm if field == "joint_pos" else dqm)[3] = bad
             problems = check_command(spec, q, kp, kd, joint_pos=qm, joint_vel=dqm)
             assert problems == [f"{spec.joint_names[3]}: kp={kp[3]:.4g} with an unknown joint state"]
+            kp[3] = 0.5  # any stiffness at all
+            assert check_command(spec, q, kp, kd, joint_pos=qm, joint_vel=dqm) == [
+                f"{spec.joint_names[3]}: kp=0.5 with an unknown joint state"
+            ]
             kp[3] = 0.0  # damping alone on that joint is allowed
             assert check_command(spec, q, kp, kd, joint_pos=qm, joint_vel=dqm) == []
 
@@ -197,6 +201,7 @@ def test_check_command_flags_a_velocity_target_or_a_feedforward_torque() -> None
 
 
 # -- the limiter's own branches, checked against numbers worked out here -------------------------------
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # the joints at their target divide by a zero error
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
 @pytest.mark.parametrize("side", ["above", "below"])
 @pytest.mark.parametrize("velocity", [0.0, 0.3, -0.3])
@@ -297,3 +302,22 @@ def test_passive_and_damp_hold_a_target_in_range_where_the_joint_is() -> None:
         np.testing.assert_array_equal(cmd.q[2:], q[2:])
     passive = limiter.passive(q)
     assert passive.kind == CommandKind.PASSIVE and np.all(passive.kp == 0) and np.all(passive.kd == 0)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_check_command_allows_a_torque_exactly_at_the_bound(spec: RobotSpec) -> None:
+    """The bound (limit, float rounding slack, torque_slack) itself passes; the next float above does not."""
+    q, kp, kd, qm, dqm = _at_default(spec)
+    slack = 0.25
+    bound = spec.torque_limit_array[0] * (1 + _TORQUE_RTOL) + slack  # as check_command computes it
+    dq0 = bound / kd[0]
+    for _ in range(64):  # the damping speed whose torque kd * dq is the bound to the last bit
+        torque = kd[0] * dq0
+        if torque == bound:
+            break
+        dq0 = np.nextafter(dq0, np.inf if torque < bound else -np.inf)
+    assert kd[0] * dq0 == bound
+    dqm[0] = -dq0
+    assert check_command(spec, q, kp, kd, joint_pos=qm, joint_vel=dqm, torque_slack=slack) == []
+    dqm[0] = -np.nextafter(dq0, np.inf)
+    assert len(check_command(spec, q, kp, kd, joint_pos=qm, joint_vel=dqm, torque_slack=slack)) == 1

@@ -151,6 +151,9 @@ def test_stale_and_action_guards(guards: Guards) -> None:
 def test_a_new_machine_is_passive_disarmed_and_empty() -> None:
     m = SafetyMachine(now=3.0)
     assert m.state is S.PASSIVE and m.entered_at == 3.0 and m.history == [] and not m.armed
+    m = SafetyMachine()  # the clock starts at zero, and an event without a reason records ""
+    assert m.entered_at == 0.0
+    assert m.handle(E.START, 0.25) and m.history == [Transition(0.25, E.START, S.PASSIVE, S.RAMP, "")]
 
 
 def test_state_guard_messages_name_the_joint_the_value_and_the_limit(guards: Guards) -> None:
@@ -172,6 +175,7 @@ def test_state_guard_messages_name_the_joint_the_value_and_the_limit(guards: Gua
     dq[4] = 30.2
     assert _ok(guards, joint_vel=dq) == "joint_velocity: FL_thigh_joint at 30.20 rad/s, limit 30.10"
     for name, change in (
+        ("joint_pos", {"joint_pos": np.full(12, np.nan)}),
         ("joint_vel", {"joint_vel": np.full(12, -np.inf)}),
         ("base_quat", {"quat": np.array([np.nan, 0, 0, 1.0])}),
         ("gyro", {"gyro": np.array([0, 0, np.nan])}),
@@ -218,9 +222,31 @@ def test_tilt_guard_measures_the_angle_of_the_up_axis(guards: Guards, deg: float
 
 
 def test_tilt_guard_refuses_a_quaternion_of_zero_length(guards: Guards) -> None:
-    for quat in ([0, 0, 0, 0], [1e-7, 0, 0, 0], [0, 0, 4e-7, 4e-7], [5e-324, 0, 0, 0]):
+    for quat in ([0, 0, 0, 0], [1e-7, 0, 0, 0], [0, 0, 4e-7, 4e-7], [5e-324, 0, 0, 0], [1e-6, 0, 0, 0]):
         assert _ok(guards, quat=np.array(quat, dtype=float)) == "non_finite_state: base_quat has zero norm"
-    assert _ok(guards, quat=np.array([2e-6, 0, 0, 0])) is None
+    # Just above the threshold, and along each axis alone, a quaternion is judged by its direction:
+    # every component counts in its length and in its scale.
+    for scale in (2e-6, 1.0):
+        assert _ok(guards, quat=np.array([scale, 0, 0, 0])) is None  # upright
+        assert _ok(guards, quat=np.array([0, scale, 0, 0])) == "base_tilt: 180.0 deg from upright (limit 45)"
+        assert _ok(guards, quat=np.array([0, 0, scale, 0])) == "base_tilt: 180.0 deg from upright (limit 45)"
+        assert _ok(guards, quat=np.array([0, 0, 0, scale])) is None  # a half turn of yaw: upright
+
+
+def test_tilt_guard_allows_exactly_its_limit() -> None:
+    upright, upside_down = np.array([1.0, 0, 0, 0]), np.array([0, 1.0, 0, 0])
+    q, dq, gyro = GO2_SPEC.default_pos_array, np.zeros(12), np.zeros(3)
+    # cos(0) = 1 and cos(180 deg) = -1 exactly: the tilt at the limit passes, as every guard's limit does.
+    assert Guards(GO2_SPEC, GuardConfig(max_tilt_deg=0)).state(q, dq, upright, gyro) is None
+    assert Guards(GO2_SPEC, GuardConfig(max_tilt_deg=180)).state(q, dq, upside_down, gyro) is None
+    assert Guards(GO2_SPEC, GuardConfig(max_tilt_deg=179.9)).state(q, dq, upside_down, gyro) == (
+        "base_tilt: 180.0 deg from upright (limit 180)"
+    )
+
+
+def test_stale_message_gives_the_limit_in_milliseconds() -> None:
+    g = Guards(GO2_SPEC, GuardConfig(stale_state_s=1.5))
+    assert g.stale(10.0, 8.0) == "stale_state: no fresh state for 2000.0 ms (limit 1500 ms)"
 
 
 def test_stale_and_action_guards_at_their_exact_limits() -> None:
