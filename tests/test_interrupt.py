@@ -161,3 +161,22 @@ def test_a_signal_during_the_warm_start_stops_at_once(
     assert len(notes) == 1 and "collecting prior rollouts" in notes[0]  # no fitting after the signal
     assert not (tmp_path / "run" / "checkpoints").exists() and not (tmp_path / "run" / "error.txt").exists()
     assert signal.getsignal(signal.SIGTERM) is handler  # the trainer's handler is gone again
+
+
+def test_a_second_signal_waits_for_the_checkpoint_being_written(capsys: pytest.CaptureFixture[str]) -> None:
+    from robolearn.runs.trainer import StoppedAtOnce, _StopRequests
+
+    stops = _StopRequests()
+    with stops:
+        stops.at_once = False  # training: the first signal only asks for a stop
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stops.signum == signal.SIGTERM
+        assert "saving a checkpoint at the next safe point" in capsys.readouterr().err
+        written = []
+        with pytest.raises(StoppedAtOnce), stops.writing():
+            os.kill(os.getpid(), signal.SIGTERM)  # the second, mid-write: held back...
+            written.append("rest of the checkpoint")
+        assert written == ["rest of the checkpoint"]  # ...until the write is done
+        with pytest.raises(StoppedAtOnce):
+            os.kill(os.getpid(), signal.SIGTERM)  # outside a write: at once
+            time.sleep(1)

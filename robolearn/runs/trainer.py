@@ -12,6 +12,8 @@ import secrets
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -88,12 +90,27 @@ class _StopRequests:
     """SIGINT/SIGTERM during a run: the first asks for a checkpoint and a stop at the next safe
     point, a second stops at once. While `at_once` (setup: building envs, loading, a method's warm
     start, which can take minutes on a busy machine) there is nothing to save, so the first stops at
-    once. Installed only in the main thread (signals are delivered there)."""
+    once. A second signal while a checkpoint or model folder is being written takes effect when
+    the write is done, so that no folder is left half-replaced. Installed only in the main thread
+    (signals are delivered there)."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
         self.at_once = True
         self._previous: dict[int, Any] = {}
+        self._writing = 0
+        self._pending: int | None = None
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """A block that a second signal must not cut short."""
+        self._writing += 1
+        try:
+            yield
+        finally:
+            self._writing -= 1
+        if self._writing == 0 and self._pending is not None:
+            raise StoppedAtOnce(self._pending)
 
     def __enter__(self) -> _StopRequests:
         if threading.current_thread() is threading.main_thread():
@@ -108,6 +125,9 @@ class _StopRequests:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None:
+            if self._writing:
+                self._pending = signum
+                return
             raise StoppedAtOnce(signum)
         self.signum = signum
         if self.at_once:
@@ -230,6 +250,7 @@ class Trainer:
             )
         else:
             model, extra = load_checkpoint(ckpt, algorithm or algorithm_class(agent.algo), venv, device)
+            self.checkpoint_step = ckpt.step  # a stop right away must not rewrite this folder
             print(f"resuming {self.run.root} from step {ckpt.step}", flush=True)
         # Attaching a method (e.g. probing CAMEL's prior in a sandbox) must not move any RNG, so a
         # method that ends up inactive trains exactly like the plain agent.
@@ -330,7 +351,8 @@ class Trainer:
             tmp = self.run.root / ".tmp-best"
             save_model_files(self.model, self.venv, tmp)
             atomic_write_json(tmp / "eval.json", {"step": step, "mean_return": result.mean_return})
-            replace_dir(tmp, self.run.best)
+            with self.stops.writing():
+                replace_dir(tmp, self.run.best)
         return result
 
     def _extra_state(self) -> dict[str, Any]:
@@ -352,9 +374,10 @@ class Trainer:
         }
 
     def _checkpoint(self) -> None:
-        save_checkpoint(
-            self.run, self.model, self.venv, self._extra_state(), self.cfg.checkpoint.save_replay_buffer
-        )
+        with self.stops.writing():
+            save_checkpoint(
+                self.run, self.model, self.venv, self._extra_state(), self.cfg.checkpoint.save_replay_buffer
+            )
         self.checkpoint_step = int(self.model.num_timesteps)
 
     def _before_collect(self, model: BaseAlgorithm) -> None:
@@ -442,7 +465,8 @@ class Trainer:
             self._checkpoint()
             tmp = self.run.root / ".tmp-final"
             save_model_files(self.model, self.venv, tmp)
-            replace_dir(tmp, self.run.final)
+            with self.stops.writing():
+                replace_dir(tmp, self.run.final)
         finally:
             # A stopped run ends with the stop line alone.
             self.progress.close(int(self.model.num_timesteps), report=self.stops.signum is None)
