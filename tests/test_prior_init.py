@@ -115,4 +115,5 @@ def test_warm_start_reports_its_phases_as_progress_notes(tmp_path: Path) -> None
     assert float(fitting[-1].split("loss ")[1].split()[0]) == pytest.approx(
         trainer.method_facts["prior_init/bc_loss_last"], rel=1e-3
     )
+    assert lines[0].startswith("warm start: cloning the prior into the actor from 4000 env steps")
     assert lines.index(collecting[-1]) < lines.index(fitting[0]) and model.num_timesteps == 4000

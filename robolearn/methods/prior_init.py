@@ -179,6 +179,10 @@ def warm_start(
                 f" ({format_duration(time.perf_counter() - t0)})"
             )
 
+    note(
+        f"warm start: cloning the prior into the actor from {rollout_steps(samples, venv.num_envs)} env"
+        f" steps of its rollouts, fitted for {epochs} epochs"
+    )
     raw, actions, steps = collect_prior_rollouts(venv, prior, samples, noise, seed, on_progress=collected)
     vecnorm = unwrap_vec_normalize(venv)
     obs = vecnorm.normalize_obs(raw) if vecnorm is not None else raw
