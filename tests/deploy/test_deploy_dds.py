@@ -110,7 +110,13 @@ def test_deploy_stands_the_go2_for_10_s_then_damps(domains, procs, tmp_path: Pat
     assert t_damp - t_policy >= 10.0
     heights = [(t["t"], t["base_height"]) for t in bridge.json_lines("telemetry")]
     during = [h for t, h in heights if t_policy <= t <= t_damp]
-    assert len(during) >= 90 and min(during) > 0.25, min(during)
+    low = [(round(t - t_policy, 2), round(h, 3)) for t, h in heights if t_policy <= t <= t_damp and h <= 0.25]
+    skipped = bridge.json_lines("telemetry")[-1]["skipped_ticks"]
+    assert len(during) >= 90 and not low, (
+        low[:20],
+        f"bridge skipped {skipped} ticks",
+        summary["command_loop"],
+    )
     lying = [h for t, h in heights if t < moves[("PASSIVE", "RAMP")]]
     assert max(lying) < 0.15  # it really started on the floor and the ramp stood it up
     # Shut down to damping: the last commands are DAMP and the bridge's motors are damping.
