@@ -163,6 +163,7 @@ def runtime_options(cfg: DictConfig, artifact: PolicyArtifact | None, spec: Robo
         exit_damp_s=cfg.exit_damp_s,
         status_every_s=cfg.status_every_s,
         realtime_lockstep=cfg.mujoco.realtime,
+        accept_unreported_mode_machine=bool(cfg.settings.dds.accept_unreported_mode_machine),
     )
 
 

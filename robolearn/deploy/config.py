@@ -33,6 +33,9 @@ class DdsSettings:
     interface: str = "lo"  # NIC on the robot's network (e.g. enp3s0); lo for the sim bridge
     domain_id: int = 1  # Unitree robots use 0
     check_state_crc: bool = True  # drop LowState samples whose CRC is wrong
+    # G1s: accept LowState.mode_machine 0 (not reported). A real G1 always reports its revision;
+    # unitree_mujoco's simulator leaves it 0. For such simulators only (deploy/interop.md).
+    accept_unreported_mode_machine: bool = False
 
 
 @dataclass

@@ -77,6 +77,7 @@ class RuntimeOptions:
     exit_damp_s: float = 1.0
     status_every_s: float = 5.0
     realtime_lockstep: bool = False  # lockstep backends: pace to the wall clock
+    accept_unreported_mode_machine: bool = False  # G1 sims that leave LowState.mode_machine at 0
 
 
 @dataclass(frozen=True)
@@ -159,14 +160,24 @@ class Controller:
         supported = self._supported_modes
         if supported is None or mode in supported:
             return
+        if mode == 0 and self.options.accept_unreported_mode_machine:
+            self._say(now, "note: LowState.mode_machine is 0 (not reported): accepted for a simulator")
+            return
         name = self.spec.name
         allowed = ", ".join(str(m) for m in supported) or "none"
-        self.hardware_problem = (
-            f"mode_machine: the robot's LowState says mode_machine {mode}, robolearn's {name} spec is for"
-            f" {allowed} (robots/spec.py SUPPORTED_MODE_MACHINES); another hardware revision maps its motors"
-            f" to other slots, so the runtime stays in DAMP: deploy with the robot= whose spec matches this"
-            f" robot (python -m robolearn.doctor robot={name} reports the value)"
-        )
+        if mode == 0:
+            self.hardware_problem = (
+                f"mode_machine: the LowState reports mode_machine 0 (not set), robolearn's {name} spec is for"
+                f" {allowed}; a real G1 always reports its revision, so the runtime stays in DAMP. A simulator"
+                " that leaves it 0 (unitree_mujoco) needs settings.dds.accept_unreported_mode_machine=true"
+            )
+        else:
+            self.hardware_problem = (
+                f"mode_machine: the robot's LowState says mode_machine {mode}, robolearn's {name} spec is for"
+                f" {allowed} (robots/spec.py SUPPORTED_MODE_MACHINES); another hardware revision maps its"
+                f" motors to other slots, so the runtime stays in DAMP: deploy with the robot= whose spec"
+                f" matches this robot (python -m robolearn.doctor robot={name} reports the value)"
+            )
         self._say(now, "error: " + self.hardware_problem)
         self._fault(self.hardware_problem, now)
         if self.machine.state is not SafetyState.ESTOP:
@@ -621,6 +632,12 @@ class Runtime:
         self._no_state_warned = True
         what = "no state received yet" if c.last_state_time is None else "no new state"
         text = f"{what} for {now - last:.1f} s" + (f" {self.no_state_hint}" if self.no_state_hint else "")
+        crc_errors = self.backend.stats.crc_errors
+        if crc_errors:
+            text += (
+                f"; {crc_errors} state(s) dropped for a bad CRC: a simulator that leaves LowState.crc at 0"
+                " (unitree_mujoco's Python one) needs settings.dds.check_state_crc=false"
+            )
         self.warnings.append(text)
         print(f"[{now - c.start_time:8.3f} s] warning: {text}", flush=True)
 

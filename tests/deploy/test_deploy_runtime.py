@@ -315,10 +315,17 @@ def test_keyboard_keys_and_lines_become_events_and_commands() -> None:
     np.testing.assert_array_equal(op.command, np.zeros(3))
 
 
-@pytest.mark.parametrize("advertised", [1, 4], ids=["first_23dof_g1", "rev_1_0"])
-def test_mode_machine_mismatch_keeps_the_runtime_in_damping(advertised: int, domains, procs) -> None:
+@pytest.mark.parametrize(
+    ("advertised", "accept_unreported"),
+    [(1, False), (4, False), (0, False), (0, True)],
+    ids=["first_23dof_g1", "rev_1_0", "unreported_refused", "unreported_accepted_for_sims"],
+)
+def test_mode_machine_mismatch_keeps_the_runtime_in_damping(
+    advertised: int, accept_unreported: bool, domains, procs
+) -> None:
     # A G1 sim bridge over loopback DDS that says it is another hardware revision (mode_machine 1,
-    # arm motors at slots 13-22) than the spec's (4): the runtime must refuse to leave damping.
+    # arm motors at slots 13-22) than the spec's (4): the runtime must refuse to leave damping. A
+    # sender that leaves it 0 (unitree_mujoco's simulator) is refused too, unless the sim setting is on.
     import threading
 
     from deploy_helpers import bridge_args
@@ -346,6 +353,7 @@ def test_mode_machine_mismatch_keeps_the_runtime_in_damping(advertised: int, dom
             # Unpowered and out of its gantry the bridge's G1 has fallen over by the time we connect:
             # let START through the tilt check, so mode_machine is the only thing that can refuse it.
             "settings.safety.max_tilt_deg=180",
+            f"settings.dds.accept_unreported_mode_machine={str(accept_unreported).lower()}",
         ],
     )
     runtime, _, _ = build_session(cfg)
@@ -358,15 +366,19 @@ def test_mode_machine_mismatch_keeps_the_runtime_in_damping(advertised: int, dom
         timer.join()
         runtime.backend.close()
     moves = [(t["from"], t["to"]) for t in summary["transitions"]]
-    if advertised == 4:
+    if advertised == 4 or accept_unreported:
         assert moves[0] == ("PASSIVE", "RAMP") and not c.hardware_problem, summary
         return
     assert moves == [("PASSIVE", "DAMP")], summary  # never RAMP, HOLD or POLICY
     fault = summary["first_fault"]
-    assert (
-        fault["reason"].startswith("mode_machine: the robot's LowState says mode_machine 1")
-        and "4" in fault["reason"]
-    )
+    if advertised == 0:
+        assert fault["reason"].startswith("mode_machine: the LowState reports mode_machine 0 (not set)")
+        assert "settings.dds.accept_unreported_mode_machine=true" in fault["reason"]
+    else:
+        assert (
+            fault["reason"].startswith("mode_machine: the robot's LowState says mode_machine 1")
+            and "4" in fault["reason"]
+        )
     assert any(r["reason"].startswith("mode_machine") and r["event"] == "start" for r in summary["refused"])
     assert summary["outcome"] == "fault" and summary["exit_code"] == 3
     bridge.send("stats")
