@@ -321,3 +321,13 @@ def test_check_command_allows_a_torque_exactly_at_the_bound(spec: RobotSpec) -> 
     assert check_command(spec, q, kp, kd, joint_pos=qm, joint_vel=dqm, torque_slack=slack) == []
     dqm[0] = -np.nextafter(dq0, np.inf)
     assert len(check_command(spec, q, kp, kd, joint_pos=qm, joint_vel=dqm, torque_slack=slack)) == 1
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_check_command_flags_an_absurd_measured_position_without_a_warning() -> None:
+    """A joint state of -1e308 rad overflows kp (q* - q) to inf: reported as such, quietly."""
+    q, kp, kd, qm, dqm = _at_default(GO2_SPEC)
+    qm[0] = -1e308
+    assert check_command(GO2_SPEC, q, kp, kd, joint_pos=qm, joint_vel=dqm) == [
+        f"FR_hip_joint: implied torque inf beyond ±{GO2_SPEC.torque_limits[0]}"
+    ]
