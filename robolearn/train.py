@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from robolearn.cli import command_line, precheck
+from robolearn.cli import command_line, precheck, print_help_if_asked, verb_help
 from robolearn.config.schema import register_schemas
 from robolearn.config.validate import compose_config, validate_train_config
 from robolearn.errors import UserError, report_user_errors
@@ -172,8 +172,39 @@ def _prepare(argv: list[str]) -> tuple[RunDir, DictConfig] | None:
     return None
 
 
+HELP = verb_help(
+    "train",
+    "[env=<id>] [agent=ppo|sac|td3|zero|random] [key=value ...]",
+    "Train an agent on an env and write a run directory (config.yaml, metrics.jsonl, summary.json,\n"
+    "final/, best/, checkpoints/, tb/). With no arguments: SAC on Pendulum-v1 for 10k steps. Ctrl-C\n"
+    "saves a checkpoint and prints the resume= command. -m runs a sweep (one job per value).",
+    [
+        ("env", "Gymnasium MuJoCo id (Hopper-v5, ...), Pendulum-v1, or Go2Velocity-v1 / G1Velocity-v1 / ..."),
+        ("agent", "ppo | sac | td3 (SB3, the RL Zoo's tuned values merged) | zero | random (baselines)"),
+        ("+experiment", "a named setup from configs/experiment/ (hopper_sac, go2_walk, baseline_ppo, ...)"),
+        ("method", "camel | prior_init (docs/camel.md, docs/prior_init.md)"),
+        ("steps", "env steps to train (default: 10000)"),
+        ("seed", "the run's seed (default: 0)"),
+        ("eval.every", "evaluate every N steps (eval.episodes episodes; 0: only at the end)"),
+        ("checkpoint.every", "resumable checkpoint every N steps"),
+        ("logger.progress", "auto | bar | lines | none; logger.wandb.enabled=true for wandb (offline)"),
+        ("device", "cpu | cuda | auto"),
+        ("resume", "a run directory to continue (steps=N may extend a finished one)"),
+        ("hydra.run.dir", "where the run directory goes (default: outputs/<date>/<time>_<agent>_<env>)"),
+    ],
+    [
+        "python -m robolearn.train env=Hopper-v5 agent=td3 seed=1 steps=100000",
+        "python -m robolearn.train +experiment=go2_walk",
+        "python -m robolearn.train -m agent=sac,td3 seed=0,1,2 hydra.sweep.dir=sweeps/pend",
+        "python -m robolearn.train resume=<run dir>",
+    ],
+)
+
+
 def main() -> None:
     """Console entry point (robolearn-train)."""
+    if print_help_if_asked(HELP, sys.argv[1:]):
+        return
     try:
         register_schemas()
         resumed = _prepare(sys.argv[1:])

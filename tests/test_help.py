@@ -15,6 +15,7 @@ from robolearn.config.validate import compose_config
 
 # module, console script, the config it composes, keys its help must name
 VERBS = {
+    "train": ("robolearn-train", "train", ("env", "agent", "+experiment", "steps", "resume")),
     "evaluate": ("robolearn-evaluate", "evaluate", ("run", "checkpoint", "episodes", "video")),
     "export": ("robolearn-export", "export", ("run", "checkpoint", "out", "reference")),
     "prior": ("robolearn-prior", "prior", ("action", "env", "prior", "llm.")),
