@@ -1,7 +1,7 @@
 """Deploy test helpers: unique DDS domains, bridge and deploy subprocesses, a wire sniffer.
 
 DDS traffic in these tests stays on the loopback interface (robolearn.deploy.dds pins CycloneDDS to
-`lo` with unicast discovery to 127.0.0.1), and each test takes domain ids nobody else on the machine
+`lo`: discovery by multicast on `lo` and unicast to 127.0.0.1), and each test takes domain ids nobody else on the machine
 holds (a lock file per id), so concurrent test runs never hear each other.
 """
 
