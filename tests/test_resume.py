@@ -29,6 +29,7 @@ CASES = {
     ),
     # CAMEL's mask generator, per-episode mask flags and the boxes in replay.
     "camel": ("td3", ["method=camel", "method.prior=pendulum_energy_swingup", "method.probe=false"]),
+    "camel_sac": ("sac", ["method=camel", "method.prior=pendulum_energy_swingup", "method.probe=false"]),
 }
 
 
