@@ -68,6 +68,11 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         " the float64 limits and gains to the same values, so no output changes",
     ),
     Equivalent(
+        r"CommandLimiter\.pd",
+        r"(?P<pre>k[pd]_out = np\.clip\(np\.nan_to_num\(want_k[pd], )nan=0\.0, (?P<post>.*) => (?P=pre)(?P=post)",
+        "nan=0.0 dropped from np.nan_to_num: NaN becomes 0.0 by default; the argument only says so",
+    ),
+    Equivalent(
         r"Guards\.state",
         r"tilt = math\.degrees\(math\.acos\(max\(-1\.0, min\(1\.0, cos_tilt\)\)\)\) => tilt = math\.degrees"
         r"\(math\.acos\(max\((-2\.0, min\(1\.0|-1\.0, min\(2\.0), cos_tilt\)\)\)\)",
