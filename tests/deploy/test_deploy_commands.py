@@ -331,3 +331,15 @@ def test_check_command_flags_an_absurd_measured_position_without_a_warning() -> 
     assert check_command(GO2_SPEC, q, kp, kd, joint_pos=qm, joint_vel=dqm) == [
         f"FR_hip_joint: implied torque inf beyond ±{GO2_SPEC.torque_limits[0]}"
     ]
+
+
+def test_an_unknown_joint_gets_no_stiffness_and_a_target_in_the_window_of_the_default_pose() -> None:
+    """Where the state is unknown the torque window is built around the default pose, without damping."""
+    spec = GO2_SPEC
+    q = spec.default_pos_array.copy()
+    q[1] = np.nan
+    target = spec.default_pos_array.copy()
+    target[1] = spec.joint_pos_upper[1]  # 2.7 rad from the default: far beyond the window
+    cmd = CommandLimiter(spec).pd(target, q, np.zeros(12))
+    assert cmd.kp[1] == 0.0 and cmd.kd[1] == spec.kd[1]
+    assert cmd.q[1] == spec.default_joint_pos[1] + spec.torque_limits[1] / spec.kp[1]
