@@ -73,6 +73,15 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         "nan=0.0 dropped from np.nan_to_num: NaN becomes 0.0 by default; the argument only says so",
     ),
     Equivalent(
+        r"CommandLimiter\.pd",
+        r"q_out = np\.clip\(q_out, self\.lower, self\.upper\) => q_out = np\.clip\(q_out, "
+        r"(None, self\.upper|self\.lower, None)\)",
+        "one bound of the first range clip dropped: the target is clipped into the range again after the"
+        " torque window, and for intervals clip_R(clip_W(clip_R(x))) == clip_R(clip_W(x)) (clip is exact"
+        " in floats, the target finite by then), so the first clip never changes the command (the"
+        " same mutant of the second clip is killed)",
+    ),
+    Equivalent(
         r"Guards\.state",
         r"tilt = math\.degrees\(math\.acos\(max\(-1\.0, min\(1\.0, cos_tilt\)\)\)\) => tilt = math\.degrees"
         r"\(math\.acos\(max\((-2\.0, min\(1\.0|-1\.0, min\(2\.0), cos_tilt\)\)\)\)",
@@ -170,7 +179,6 @@ def _diff(sources: dict[str, str], mutant: str) -> tuple[str, str, str]:
 
 def run(max_children: int, out: Path, keep: bool, nice: int) -> dict[str, Any]:
     """Run mutmut on a temporary copy and classify every mutant; returns the report."""
-    from mutmut.stats import status_by_exit_code
 
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="robolearn-mutation-"))
@@ -178,33 +186,45 @@ def run(max_children: int, out: Path, keep: bool, nice: int) -> dict[str, Any]:
     try:
         _copy_project(work)
         _mutmut_run(work, ["run", "--max-children", str(max_children)], out / "mutmut.log", nice)
-        mutants: list[dict[str, Any]] = []
-        for target in TARGETS:
-            meta = json.loads((work / "mutants" / f"{target}.meta").read_text())
-            sources = _function_sources(work / "mutants" / target)
-            for name, code in sorted(meta["exit_code_by_key"].items()):
-                status = status_by_exit_code[code]
-                entry: dict[str, Any] = {
-                    "file": target,
-                    "mutant": name,
-                    "function": _function_of(name),
-                    "status": status,
-                }
-                if status != "killed":
-                    diff, before, after = _diff(sources, name)
-                    entry.update(diff=diff, before=before, after=after)
-                    for eq in EQUIVALENT:
-                        if re.fullmatch(eq.function, entry["function"]) and re.fullmatch(
-                            eq.change, f"{before} => {after}"
-                        ):
-                            entry.update(status="equivalent", why=eq.why)
-                            break
-                mutants.append(entry)
+        mutants = classify(work)
     finally:
         if keep:
             print(f"the mutmut copy is kept in {work} (cd there and run `mutmut browse`)")
         else:
             shutil.rmtree(work, ignore_errors=True)
+    return _report(mutants, time.perf_counter() - started)
+
+
+def classify(work: Path) -> list[dict[str, Any]]:
+    """Every mutant of a finished mutmut run in `work`: status, and for the survivors diff and reason."""
+    from mutmut.stats import status_by_exit_code
+
+    mutants: list[dict[str, Any]] = []
+    for target in TARGETS:
+        meta = json.loads((work / "mutants" / f"{target}.meta").read_text())
+        sources = _function_sources(work / "mutants" / target)
+        for name, code in sorted(meta["exit_code_by_key"].items()):
+            status = status_by_exit_code[code]
+            entry: dict[str, Any] = {
+                "file": target,
+                "mutant": name,
+                "function": _function_of(name),
+                "status": status,
+            }
+            if status != "killed":
+                diff, before, after = _diff(sources, name)
+                entry.update(diff=diff, before=before, after=after)
+                for eq in EQUIVALENT if status == "survived" else ():
+                    if re.fullmatch(eq.function, entry["function"]) and re.fullmatch(
+                        eq.change, f"{before} => {after}"
+                    ):
+                        entry.update(status="equivalent", why=eq.why)
+                        break
+            mutants.append(entry)
+    return mutants
+
+
+def _report(mutants: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
     counts: dict[str, dict[str, int]] = {}
     for m in mutants:
         per_file = counts.setdefault(m["file"], {})
@@ -215,7 +235,7 @@ def run(max_children: int, out: Path, keep: bool, nice: int) -> dict[str, Any]:
         "command": "python benchmarks/mutation_safety.py " + " ".join(sys.argv[1:]),
         "mutmut": getattr(mutmut, "__version__", "unknown"),
         "tests": list(TESTS),
-        "seconds": round(time.perf_counter() - started, 1),
+        "seconds": round(seconds, 1),
         "counts": counts,
         "mutants": mutants,
     }
@@ -223,7 +243,7 @@ def run(max_children: int, out: Path, keep: bool, nice: int) -> dict[str, Any]:
 
 def write_outputs(report: dict[str, Any], out: Path) -> list[dict[str, Any]]:
     """JSON, markdown table and bar chart; returns the unexplained survivors."""
-    statuses = ["killed", "equivalent", "survived", "timeout", "no tests", "suspicious"]
+    statuses = ["killed", "equivalent", "survived", "timeout", "no tests", "suspicious", "not checked"]
     tmp = out / "mutation_safety.json.tmp"
     tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     tmp.replace(out / "mutation_safety.json")
@@ -236,8 +256,11 @@ def write_outputs(report: dict[str, Any], out: Path) -> list[dict[str, Any]]:
     lines = [f"`{report['command']}` (mutmut {report['mutmut']}, {report['seconds']} s)", "", *rows, ""]
     equivalents = [m for m in report["mutants"] if m["status"] == "equivalent"]
     if equivalents:
-        lines += ["Equivalent mutants:", ""]
-        lines += [f"- `{m['function']}`: `{m['before']}` -> `{m['after']}`: {m['why']}" for m in equivalents]
+        lines += ["Equivalent mutants, by reason:", ""]
+        for why in dict.fromkeys(m["why"] for m in equivalents):
+            same = [m for m in equivalents if m["why"] == why]
+            lines.append(f"- {len(same)} x {why}:")
+            lines += [f"  - `{m['function']}`: `{m['before']}` -> `{m['after']}`" for m in same]
         lines.append("")
     unexplained = [m for m in report["mutants"] if m["status"] not in ("killed", "equivalent")]
     if unexplained:
@@ -280,6 +303,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks" / "mutation_safety")
     parser.add_argument("--nice", type=int, default=10, help="niceness of the mutmut process (default 10)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copy (for `mutmut browse`)")
+    parser.add_argument(
+        "--classify",
+        type=Path,
+        default=None,
+        help="only classify a kept copy's results again (after `mutmut run <names>` there)",
+    )
     args = parser.parse_args()
     try:
         import mutmut  # noqa: F401
@@ -291,7 +320,17 @@ def main() -> None:
     if args.max_children < 1:
         print(f"--max-children={args.max_children} is out of range; use 1 or more", file=sys.stderr)
         raise SystemExit(2)
-    report = run(args.max_children, args.out, args.keep, args.nice)
+    if args.classify is not None:
+        if not (args.classify / "mutants").is_dir():
+            print(
+                f"--classify={args.classify} holds no mutmut run (no mutants/); pass a --keep copy",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
+        args.out.mkdir(parents=True, exist_ok=True)
+        report = _report(classify(args.classify), 0.0)
+    else:
+        report = run(args.max_children, args.out, args.keep, args.nice)
     unexplained = write_outputs(report, args.out)
     raise SystemExit(1 if unexplained else 0)
 
