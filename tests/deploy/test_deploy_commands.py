@@ -343,3 +343,40 @@ def test_an_unknown_joint_gets_no_stiffness_and_a_target_in_the_window_of_the_de
     cmd = CommandLimiter(spec).pd(target, q, np.zeros(12))
     assert cmd.kp[1] == 0.0 and cmd.kd[1] == spec.kd[1]
     assert cmd.q[1] == spec.default_joint_pos[1] + spec.torque_limits[1] / spec.kp[1]
+
+
+def test_limited_counts_each_joint_whose_target_or_gain_changed_by_more_than_1e_12() -> None:
+    spec = GO2_SPEC
+    limiter = CommandLimiter(spec)
+    q = spec.default_pos_array
+    target, kp, kd = q.copy(), spec.kp_array.copy(), spec.kd_array.copy()
+    target[0] = spec.joint_pos_upper[0] + 1e-10  # clipped to the range: a 1e-10 change
+    kp[1] = spec.kp[1] + 1e-9  # clipped to the spec's kp
+    kd[2] = spec.kd[2] + 1e-9  # clipped to the spec's kd
+    for changed in ({0: target}, {1: kp}, {2: kd}):
+        ((j, request),) = changed.items()
+        t, p, d = (
+            request if request is x else base
+            for x, base in ((target, q), (kp, spec.kp_array), (kd, spec.kd_array))
+        )
+        assert limiter.pd(t, q, np.zeros(12), p, d).limited == 1, j
+    assert limiter.pd(target, q, np.zeros(12), kp, kd).limited == 3
+    assert limiter.pd(q, q, np.zeros(12), spec.kp_array + 1e-13, spec.kd_array).limited == 0
+
+
+def test_a_small_kp_is_kept_and_the_target_moved_when_damping_and_stiffness_add_up() -> None:
+    """kp = 1 alone could never reach the limit over the joint range; with damping it can: the target
+    moves (the window applies to every kp > 0), kp is kept."""
+    spec = GO2_SPEC
+    j, tau = 1, spec.torque_limits[1]
+    q = spec.default_pos_array.copy()
+    q[j] = spec.joint_pos_upper[j]
+    target = q.copy()
+    target[j] = spec.joint_pos_lower[j]
+    dq = np.zeros(12)
+    dq[j] = 0.9 * tau / spec.kd[j]  # damping of 90 % of the limit, adding to the stiffness term
+    kp = spec.kp_array.copy()
+    kp[j] = 1.0
+    cmd = CommandLimiter(spec).pd(target, q, dq, kp)
+    assert cmd.kp[j] == 1.0 and cmd.kd[j] == spec.kd[j]
+    assert cmd.kp[j] * (cmd.q[j] - q[j]) - cmd.kd[j] * dq[j] == pytest.approx(-tau, rel=1e-12)
