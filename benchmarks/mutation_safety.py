@@ -58,10 +58,10 @@ class Equivalent:
     why: str
 
 
-_ASARRAY = r"(?P<pre>.*)np\.asarray\((?P<arg>[\w]+), dtype=np\.float64\)(?P<post>.*)"
+_ASARRAY = r"(?P<pre>.*)np\.asarray\((?P<arg>[\w.]+), dtype=np\.float64\)(?P<post>.*)"
 EQUIVALENT: tuple[Equivalent, ...] = (
     Equivalent(
-        r"check_command|CommandLimiter\.pd",
+        r"check_command|CommandLimiter\.(pd|__init__)",
         _ASARRAY + r" => (?P=pre)np\.asarray\((?P=arg), (dtype=None)?\)(?P=post)",
         "the float64 conversion of an input (dropped, or dtype=None): every caller passes float arrays"
         " (float64 from the runtime, float32 decoded from the wire) and numpy promotes float32 against"
@@ -80,6 +80,38 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         " torque window, and for intervals clip_R(clip_W(clip_R(x))) == clip_R(clip_W(x)) (clip is exact"
         " in floats, the target finite by then), so the first clip never changes the command (the"
         " same mutant of the second clip is killed)",
+    ),
+    Equivalent(
+        r"CommandLimiter\.__init__",
+        r"def .*damp_kd_fraction: float = 1\.0\) -> None: => def .*damp_kd_fraction: float = 2\.0\) -> None:",
+        "a default damping fraction above 1: the fraction is clipped to [0, 1], so 2.0 is 1.0",
+    ),
+    Equivalent(
+        r"CommandLimiter\._bounded_kd",
+        r"speed = np\.abs\(np\.where\(np\.isfinite\(joint_vel\), joint_vel, 0\.0\)\) => "
+        r"speed = np\.abs\(np\.where\(np\.isfinite\(joint_vel\), joint_vel, 1\.0\)\)",
+        "speed 1 rad/s instead of 0 for a joint whose velocity is unknown: it caps kd at the torque limit"
+        " (N·m per rad/s), and every robot's kd (at most 6.3) is far below its torque limit (23.7 or more)",
+    ),
+    Equivalent(
+        r"CommandLimiter\.pd",
+        r"stiff, np\.clip\(q_out, np\.where\(stiff, lo, -np\.inf\), np\.where\(stiff, hi, np\.inf\)\), q_out"
+        r" => stiff, np\.clip\(q_out, np\.where\(stiff, lo, \+np\.inf\), np\.where\(stiff, hi, np\.inf\)\), q_out",
+        "the clip bound of joints without stiffness: the enclosing np.where(stiff, ..., q_out) discards"
+        " the clipped value of those joints",
+    ),
+    Equivalent(
+        r"CommandLimiter\.pd",
+        r"over = np\.abs\(torque\) > self\.tau_max => over = np\.abs\(torque\) >= self\.tau_max",
+        "a torque exactly at the limit also 'over': the kp that gives exactly the limit at that error is"
+        " the kp already there, so kp changes by float rounding at most (below the 1e-12 the limited"
+        " counter and the tests resolve)",
+    ),
+    Equivalent(
+        r"CommandLimiter\.pd",
+        r"room = np\.where\(err > 0, (?P<rest>.*) => room = np\.where\(err >= 0, (?P=rest)",
+        "which side's room a joint with err == 0 gets: its kp cap is not used there"
+        " (np.where(np.abs(err) > 0, ..., kp_out))",
     ),
     Equivalent(
         r"Guards\.state",
@@ -157,10 +189,11 @@ def _mutmut_run(work: Path, args: list[str], log: Path, nice: int = 0) -> None:
 def _function_sources(mutated_file: Path) -> dict[str, str]:
     """Every function of mutmut's mutated copy of a file by name (the original is `<name>__mutmut_orig`)."""
     text = mutated_file.read_text()
-    tree = ast.parse(text)
+    lines = text.splitlines()
+    # By line numbers: ast.get_source_segment rescans the file for every function (minutes here).
     return {
-        node.name: ast.get_source_segment(text, node) or ""
-        for node in ast.walk(tree)
+        node.name: "\n".join(lines[node.lineno - 1 : node.end_lineno])
+        for node in ast.walk(ast.parse(text))
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and "__mutmut_" in node.name
     }
 
