@@ -58,8 +58,14 @@ class DurationHistogram:
         return min((idx + 0.5) * self.resolution, self.max) if idx < len(self.bins) - 1 else self.max
 
     def count_above(self, threshold_s: float) -> int:
-        """How many recorded durations exceed threshold_s (to the bin resolution)."""
-        return int(self.bins[int(threshold_s / self.resolution) + 1 :].sum())
+        """How many recorded durations exceed threshold_s (to the bin resolution). At or beyond the span
+        the overflow bin holds values of unknown size: all of them count when the max exceeds the
+        threshold (an upper bound: overruns are never under-reported)."""
+        first = int(threshold_s / self.resolution) + 1
+        last = len(self.bins) - 1
+        if first >= last:
+            return int(self.bins[last]) if self.max > threshold_s else 0
+        return int(self.bins[first:].sum())
 
     def summary(self, prefix: str = "") -> dict[str, float]:
         """p50, p99, p99.9, max and mean in milliseconds, and the count."""

@@ -43,6 +43,8 @@ def test_histogram_count_above_is_exact_outside_the_threshold_bin() -> None:
     assert h.count_above(0.001) == 3  # 1.0004 ms shares the threshold's bin; 1.0015 ms does not
     assert h.count_above(0.0011) == 2
     assert h.count_above(0.01) == 1  # the 0.1 s value, kept in the overflow bin
+    # Beyond the 0.05 s span only the overflow bin and the max are known: never under-reported.
+    assert h.count_above(0.06) == 1 and h.count_above(0.2) == 0
     h.add(-0.5)  # a negative duration counts as zero
     assert h.count == 6 and h.count_above(0.0) == 5 and h.percentile(0) < 1e-6
 
