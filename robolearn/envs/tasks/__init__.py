@@ -28,6 +28,9 @@ TASKS: dict[str, TaskEntry] = {
         "robolearn.envs.tasks.velocity:VelocityTask", {"robot": "go2"}, 1000
     ),
     "robolearn/G1Velocity-v1": TaskEntry("robolearn.envs.tasks.velocity:VelocityTask", {"robot": "g1"}, 1000),
+    "robolearn/G1_29Velocity-v0": TaskEntry(
+        "robolearn.envs.tasks.velocity:VelocityTask", {"robot": "g1_29dof"}, 1000
+    ),
     # 10 s: two to five loops of the shipped clips.
     "robolearn/G1Tracking-v1": TaskEntry("robolearn.envs.tasks.tracking:TrackingTask", {"robot": "g1"}, 500),
 }

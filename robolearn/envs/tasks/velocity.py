@@ -77,6 +77,9 @@ ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {
         "swing_height": 0.08,
     },
 }
+# The 29-DoF G1 (robolearn/robots/g1_29.py) has the 23-DoF one's legs, hip joints and heights; its
+# extra wrist and waist joints change nothing the task's rewards read.
+ROBOT_DEFAULTS["g1_29dof"] = ROBOT_DEFAULTS["g1"]
 
 DEFAULT_COMMAND_RANGES = {"lin_vel_x": (-1.0, 1.0), "lin_vel_y": (-0.5, 0.5), "ang_vel_z": (-1.0, 1.0)}
 
