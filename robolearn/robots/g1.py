@@ -48,22 +48,29 @@ _TABLE: tuple[tuple[str, int, MotorModel, float, float, float], ...] = (
     ("right_wrist_roll_joint", 26, G1_5020, -1.972222054, 1.972222054, 0.0),
 )
 
-G1_SPEC: RobotSpec = spec_from_joint_table(
-    tuple(JointRow(*row) for row in _TABLE),
-    name="g1",
-    num_motor_slots=35,
-    control_dt=0.02,
-    physics_dt=0.005,
-    message_family="unitree_hg",
-    # LowState's IMU on the G1 is the pelvis one (unitree_rl_gym deploy config imu_type: pelvis).
-    imu_body="pelvis",
-    imu_site="imu_in_pelvis",
-    base_body="pelvis",
-    foot_bodies=("left_ankle_roll_link", "right_ankle_roll_link"),
-    foot_geoms=("left_foot", "right_foot"),
-    # Forward kinematics of envs/g1/g1_23dof.xml at the default pose, soles on z = 0
-    # (tests/robots/test_robot_models.py recomputes it).
-    base_height=0.7842,
-    total_mass=35.0,
-    model_file="g1/scene.xml",
-)
+
+def g1_spec(table: tuple[JointRow, ...], name: str, model_file: str) -> RobotSpec:
+    """A G1 spec from its joint table: what every G1 variant shares (unitree_hg, 35 motor slots, the
+    pelvis IMU, the legs and feet) is set here once."""
+    return spec_from_joint_table(
+        table,
+        name=name,
+        num_motor_slots=35,
+        control_dt=0.02,
+        physics_dt=0.005,
+        message_family="unitree_hg",
+        # LowState's IMU on the G1 is the pelvis one (unitree_rl_gym deploy config imu_type: pelvis).
+        imu_body="pelvis",
+        imu_site="imu_in_pelvis",
+        base_body="pelvis",
+        foot_bodies=("left_ankle_roll_link", "right_ankle_roll_link"),
+        foot_geoms=("left_foot", "right_foot"),
+        # Forward kinematics of the model at the default pose, soles on z = 0: the legs are the same
+        # on every variant (tests/robots/test_robot_models.py and test_robot_g1_29.py recompute it).
+        base_height=0.7842,
+        total_mass=35.0,
+        model_file=model_file,
+    )
+
+
+G1_SPEC: RobotSpec = g1_spec(tuple(JointRow(*row) for row in _TABLE), "g1", "g1/scene.xml")

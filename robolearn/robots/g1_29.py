@@ -26,7 +26,8 @@ from __future__ import annotations
 import dataclasses
 
 from robolearn.robots.actuators import G1_5020, G1_7520_14, G1_7520_22, G1_ANKLE, MotorModel
-from robolearn.robots.spec import JointRow, RobotSpec, spec_from_joint_table
+from robolearn.robots.g1 import g1_spec
+from robolearn.robots.spec import JointRow, RobotSpec
 
 # unitree_hg LowState.mode_machine of this hardware: 5 is g1_29dof_rev_1_0 in unitree_ros's
 # g1_description README. 6 is the same robot with the waist locked (slots 13, 14 unusable) and
@@ -90,24 +91,6 @@ _TABLE: tuple[tuple[str, int, MotorModel, float, float, float], ...] = (
     ("right_wrist_yaw_joint", 28, G1_4010, -WRIST_PITCH_YAW_RANGE, WRIST_PITCH_YAW_RANGE, 0.0),
 )
 
-G1_29_SPEC: RobotSpec = spec_from_joint_table(
-    tuple(JointRow(*row) for row in _TABLE),
-    name="g1_29dof",
-    num_motor_slots=35,
-    control_dt=0.02,
-    physics_dt=0.005,
-    message_family="unitree_hg",
-    # LowState's IMU on the G1 is the pelvis one (unitree_rl_gym deploy config imu_type: pelvis).
-    imu_body="pelvis",
-    imu_site="imu_in_pelvis",
-    base_body="pelvis",
-    foot_bodies=("left_ankle_roll_link", "right_ankle_roll_link"),
-    foot_geoms=("left_foot", "right_foot"),
-    # Forward kinematics of envs/g1/g1_29dof.xml at the default pose, soles on z = 0
-    # (tests/robots/test_robot_g1_29.py recomputes it). The legs are the 23-DoF robot's.
-    base_height=0.7842,
-    total_mass=35.0,
-    model_file="g1/scene_29dof.xml",
-)
+G1_29_SPEC: RobotSpec = g1_spec(tuple(JointRow(*row) for row in _TABLE), "g1_29dof", "g1/scene_29dof.xml")
 
 MOTOR_SOURCES_29: dict[str, str] = {m.name: m.source for m in (G1_4010, G1_WAIST_LINKAGE)}
