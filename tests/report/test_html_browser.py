@@ -17,7 +17,9 @@ CHROMIUM = next(
 # CI installs Chromium and sets ROBOLEARN_REQUIRE_BROWSER=1, so a missing browser fails there instead
 # of skipping; on a developer's machine without Chromium the test skips, saying how to get it.
 if CHROMIUM is None and os.environ.get("ROBOLEARN_REQUIRE_BROWSER") == "1":
-    raise RuntimeError("ROBOLEARN_REQUIRE_BROWSER=1 but no chromium on PATH (Debian: apt-get install -y chromium)")
+    raise RuntimeError(
+        "ROBOLEARN_REQUIRE_BROWSER=1 but no chromium on PATH (Debian: apt-get install -y chromium)"
+    )
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium not installed (Debian: apt-get install -y chromium)"
 )
