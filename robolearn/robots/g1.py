@@ -21,8 +21,10 @@ from __future__ import annotations
 from robolearn.robots.actuators import G1_5020, G1_7520_14, G1_7520_22, G1_ANKLE, MotorModel
 from robolearn.robots.spec import JointRow, RobotSpec, spec_from_joint_table
 
-# (name, unitree_hg motor slot, drive, lower, upper, default)
-_TABLE: tuple[tuple[str, int, MotorModel, float, float, float], ...] = (
+# Joint rows: (name, unitree_hg motor slot, drive, lower, upper, default). The 29-DoF G1
+# (robolearn/robots/g1_29.py) has the same legs, waist yaw and arms up to the wrist roll.
+JointRowData = tuple[str, int, MotorModel, float, float, float]
+LEGS_AND_WAIST_YAW: tuple[JointRowData, ...] = (
     ("left_hip_pitch_joint", 0, G1_7520_14, -2.5307, 2.8798, -0.1),
     ("left_hip_roll_joint", 1, G1_7520_22, -0.5236, 2.9671, 0.0),
     ("left_hip_yaw_joint", 2, G1_7520_14, -2.7576, 2.7576, 0.0),
@@ -36,17 +38,22 @@ _TABLE: tuple[tuple[str, int, MotorModel, float, float, float], ...] = (
     ("right_ankle_pitch_joint", 10, G1_ANKLE, -0.87267, 0.5236, -0.2),
     ("right_ankle_roll_joint", 11, G1_ANKLE, -0.2618, 0.2618, 0.0),
     ("waist_yaw_joint", 12, G1_7520_14, -2.618, 2.618, 0.0),
+)
+LEFT_ARM: tuple[JointRowData, ...] = (
     ("left_shoulder_pitch_joint", 15, G1_5020, -3.0892, 2.6704, 0.2),
     ("left_shoulder_roll_joint", 16, G1_5020, -1.5882, 2.2515, 0.2),
     ("left_shoulder_yaw_joint", 17, G1_5020, -2.618, 2.618, 0.0),
     ("left_elbow_joint", 18, G1_5020, -1.0472, 2.0944, 1.28),
     ("left_wrist_roll_joint", 19, G1_5020, -1.972222054, 1.972222054, 0.0),
+)
+RIGHT_ARM: tuple[JointRowData, ...] = (
     ("right_shoulder_pitch_joint", 22, G1_5020, -3.0892, 2.6704, 0.2),
     ("right_shoulder_roll_joint", 23, G1_5020, -2.2515, 1.5882, -0.2),
     ("right_shoulder_yaw_joint", 24, G1_5020, -2.618, 2.618, 0.0),
     ("right_elbow_joint", 25, G1_5020, -1.0472, 2.0944, 1.28),
     ("right_wrist_roll_joint", 26, G1_5020, -1.972222054, 1.972222054, 0.0),
 )
+_TABLE: tuple[JointRowData, ...] = (*LEGS_AND_WAIST_YAW, *LEFT_ARM, *RIGHT_ARM)
 
 
 def g1_spec(table: tuple[JointRow, ...], name: str, model_file: str) -> RobotSpec:

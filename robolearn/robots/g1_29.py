@@ -25,14 +25,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from robolearn.robots.actuators import G1_5020, G1_7520_14, G1_7520_22, G1_ANKLE, MotorModel
-from robolearn.robots.g1 import g1_spec
+from robolearn.robots.actuators import G1_ANKLE, MotorModel
+from robolearn.robots.g1 import LEFT_ARM, LEGS_AND_WAIST_YAW, RIGHT_ARM, JointRowData, g1_spec
 from robolearn.robots.spec import JointRow, RobotSpec
-
-# unitree_hg LowState.mode_machine of this hardware: 5 is g1_29dof_rev_1_0 in unitree_ros's
-# g1_description README. 6 is the same robot with the waist locked (slots 13, 14 unusable) and
-# 11-16 are later revisions with other hip gears or 5010 wrists: none of them is this spec.
-MODE_MACHINE = 5
 
 # Wrist pitch/yaw: Unitree 4010, one rotor inertia through a 25:1 (5 x 5) reduction (mjlab
 # g1_constants.py ROTOR_INERTIAS_4010 / GEARS_4010; unitree_rl_lab calls the drive W4010-25).
@@ -58,35 +53,16 @@ WRIST_ROLL_RANGE = 1.972222054
 WRIST_PITCH_YAW_RANGE = 1.614429558
 WAIST_ROLL_PITCH_RANGE = 0.52
 
-# (name, unitree_hg motor slot, drive, lower, upper, default)
-_TABLE: tuple[tuple[str, int, MotorModel, float, float, float], ...] = (
-    ("left_hip_pitch_joint", 0, G1_7520_14, -2.5307, 2.8798, -0.1),
-    ("left_hip_roll_joint", 1, G1_7520_22, -0.5236, 2.9671, 0.0),
-    ("left_hip_yaw_joint", 2, G1_7520_14, -2.7576, 2.7576, 0.0),
-    ("left_knee_joint", 3, G1_7520_22, -0.087267, 2.8798, 0.3),
-    ("left_ankle_pitch_joint", 4, G1_ANKLE, -0.87267, 0.5236, -0.2),
-    ("left_ankle_roll_joint", 5, G1_ANKLE, -0.2618, 0.2618, 0.0),
-    ("right_hip_pitch_joint", 6, G1_7520_14, -2.5307, 2.8798, -0.1),
-    ("right_hip_roll_joint", 7, G1_7520_22, -2.9671, 0.5236, 0.0),
-    ("right_hip_yaw_joint", 8, G1_7520_14, -2.7576, 2.7576, 0.0),
-    ("right_knee_joint", 9, G1_7520_22, -0.087267, 2.8798, 0.3),
-    ("right_ankle_pitch_joint", 10, G1_ANKLE, -0.87267, 0.5236, -0.2),
-    ("right_ankle_roll_joint", 11, G1_ANKLE, -0.2618, 0.2618, 0.0),
-    ("waist_yaw_joint", 12, G1_7520_14, -2.618, 2.618, 0.0),
+# The 23-DoF G1's rows (robolearn/robots/g1.py) with the waist roll/pitch and the wrist pitch/yaw
+# joints in their motor slots: (name, unitree_hg motor slot, drive, lower, upper, default).
+_TABLE: tuple[JointRowData, ...] = (
+    *LEGS_AND_WAIST_YAW,
     ("waist_roll_joint", 13, G1_WAIST_LINKAGE, -WAIST_ROLL_PITCH_RANGE, WAIST_ROLL_PITCH_RANGE, 0.0),
     ("waist_pitch_joint", 14, G1_WAIST_LINKAGE, -WAIST_ROLL_PITCH_RANGE, WAIST_ROLL_PITCH_RANGE, 0.0),
-    ("left_shoulder_pitch_joint", 15, G1_5020, -3.0892, 2.6704, 0.2),
-    ("left_shoulder_roll_joint", 16, G1_5020, -1.5882, 2.2515, 0.2),
-    ("left_shoulder_yaw_joint", 17, G1_5020, -2.618, 2.618, 0.0),
-    ("left_elbow_joint", 18, G1_5020, -1.0472, 2.0944, 1.28),
-    ("left_wrist_roll_joint", 19, G1_5020, -WRIST_ROLL_RANGE, WRIST_ROLL_RANGE, 0.0),
+    *LEFT_ARM,
     ("left_wrist_pitch_joint", 20, G1_4010, -WRIST_PITCH_YAW_RANGE, WRIST_PITCH_YAW_RANGE, 0.0),
     ("left_wrist_yaw_joint", 21, G1_4010, -WRIST_PITCH_YAW_RANGE, WRIST_PITCH_YAW_RANGE, 0.0),
-    ("right_shoulder_pitch_joint", 22, G1_5020, -3.0892, 2.6704, 0.2),
-    ("right_shoulder_roll_joint", 23, G1_5020, -2.2515, 1.5882, -0.2),
-    ("right_shoulder_yaw_joint", 24, G1_5020, -2.618, 2.618, 0.0),
-    ("right_elbow_joint", 25, G1_5020, -1.0472, 2.0944, 1.28),
-    ("right_wrist_roll_joint", 26, G1_5020, -WRIST_ROLL_RANGE, WRIST_ROLL_RANGE, 0.0),
+    *RIGHT_ARM,
     ("right_wrist_pitch_joint", 27, G1_4010, -WRIST_PITCH_YAW_RANGE, WRIST_PITCH_YAW_RANGE, 0.0),
     ("right_wrist_yaw_joint", 28, G1_4010, -WRIST_PITCH_YAW_RANGE, WRIST_PITCH_YAW_RANGE, 0.0),
 )

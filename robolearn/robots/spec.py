@@ -27,6 +27,8 @@ MESSAGE_FAMILIES = ("unitree_go", "unitree_hg")
 # and drives describe; the deploy runtime refuses to leave damping on any other. Sources: unitree_ros
 # robots/g1_description/README.md (g1_23dof_rev_1_0: 4, g1_29dof_rev_1_0: 5). Unitree's 2024 material
 # for the first 23-DoF G1 (mode_machine 1) puts the arm motors at slots 13-22, not 15-19 and 22-26.
+# For the 29-DoF G1, 6 is the same robot with the waist locked (slots 13, 14 unusable) and 11-16 are
+# later revisions with other hip gears or 5010 wrists: none of them is robolearn's g1_29dof.
 # unitree_go LowState (Go2) carries no such field: there is nothing to check.
 SUPPORTED_MODE_MACHINES: dict[str, tuple[int, ...]] = {"g1": (4,), "g1_29dof": (5,)}
 

@@ -19,7 +19,7 @@ import pytest
 from robolearn.errors import UserError
 from robolearn.robots import G1_SPEC, RobotSpec, RobotState, build_observation, observation_size
 from robolearn.robots.actuators import ACTION_TORQUE_FRACTION, DAMPING_RATIO, NATURAL_FREQUENCY_HZ, pd_gains
-from robolearn.robots.g1_29 import G1_29_SPEC, G1_4010, MODE_MACHINE
+from robolearn.robots.g1_29 import G1_29_SPEC, G1_4010
 from robolearn.robots.model import (
     apply_pd,
     default_model_path,
@@ -31,6 +31,7 @@ from robolearn.robots.model import (
     set_default_pose,
 )
 from robolearn.robots.registry import get_robot_spec, robot_names
+from robolearn.robots.spec import SUPPORTED_MODE_MACHINES
 
 SPEC = G1_29_SPEC
 
@@ -96,7 +97,7 @@ def test_motor_slots_are_unitrees_g1_joint_index() -> None:
     )
     assert set(SPEC.motor_indices) - set(G1_SPEC.motor_indices) == {13, 14, 20, 21, 27, 28}
     # unitree_ros g1_description README: g1_29dof_rev_1_0 reports mode_machine 5 (23-DoF rev 1.0: 4).
-    assert MODE_MACHINE == 5
+    assert SUPPORTED_MODE_MACHINES["g1_29dof"] == (5,)
 
 
 @pytest.mark.parametrize("joint", sorted(URDF_LIMITS))
@@ -322,7 +323,7 @@ def test_lowstate_and_lowcmd_use_slots_0_to_28_over_loopback_dds() -> None:
     family = backend.family
     try:
         state = family.low_state.new()
-        state["mode_machine"] = MODE_MACHINE
+        state["mode_machine"] = SUPPORTED_MODE_MACHINES["g1_29dof"][0]
         state["motor_state"]["q"][:29] = np.arange(29) * 0.01  # slot k reads 0.01 k
         state["motor_state"]["q"][29:] = 9.0  # unused slots: never read
         family.low_state.seal(state)
@@ -338,7 +339,9 @@ def test_lowstate_and_lowcmd_use_slots_0_to_28_over_loopback_dds() -> None:
         np.testing.assert_allclose(sample.joint_pos, np.arange(29) * 0.01, atol=1e-6)
         command = CommandLimiter(SPEC).pd(SPEC.default_pos_array, sample.joint_pos, sample.joint_vel)
         sent = family.low_cmd.decode(backend.encode(command))
-        assert int(sent["mode_machine"]) == MODE_MACHINE  # echoed, or the G1 ignores the command
+        assert (
+            int(sent["mode_machine"]) == SUPPORTED_MODE_MACHINES["g1_29dof"][0]
+        )  # echoed, or the G1 ignores the command
         motors = sent["motor_cmd"]
         np.testing.assert_allclose(motors["q"][:29], SPEC.default_pos_array, atol=1e-6)
         np.testing.assert_allclose(motors["kp"][:29], SPEC.kp, rtol=1e-6)
