@@ -151,11 +151,14 @@ def find_run_dirs(root: Path, max_depth: int = 3) -> list[Path]:
 
 
 def method_label(config: dict[str, Any]) -> str:
-    """'sac' for a plain agent, 'camel-td3' for method camel on a td3 agent."""
-    algo = str(_get(config, "agent.algo", "?"))
+    """'sac' for a plain agent, 'camel-td3' for method camel on a td3 agent, 'hypercrl' for a
+    loop that names its method and has no agent (robolearn.runs.loop)."""
+    algo = _get(config, "agent.algo", None)
     method = config.get("method")
     name = method.get("name") if isinstance(method, dict) else None
-    return f"{name}-{algo}" if name else algo
+    if algo is None:
+        return str(name) if name else "?"
+    return f"{name}-{algo}" if name else str(algo)
 
 
 def comparable_config(config: dict[str, Any]) -> dict[str, Any]:
