@@ -219,6 +219,10 @@ def export_policy(
 
 def sb3_actor(model: Any) -> Any:
     """A torch module computing stable-baselines3's deterministic predict() on (already normalised) obs."""
+    export_module = getattr(model, "export_module", None)
+    if callable(export_module):
+        # agent=rsl_ppo's RslPolicy: its actor (normaliser inside) with the same clipping as predict().
+        return export_module()
     torch = _torch()
     from stable_baselines3.common.policies import ActorCriticPolicy
 
@@ -495,7 +499,8 @@ def export_run(
         raise UserError(f"{folder / MODEL_FILE} cannot be loaded ({type(exc).__name__}: {exc})") from None
     norm = None
     normalize: Callable[[np.ndarray], np.ndarray] | None = None
-    files: dict[str, tuple[Path, str]] = {MODEL_FILE: (folder / MODEL_FILE, f"stable-baselines3 {algo}")}
+    kind = "rsl-rl-lib actor (torch.save)" if algo == "rsl_ppo" else f"stable-baselines3 {algo}"
+    files: dict[str, tuple[Path, str]] = {MODEL_FILE: (folder / MODEL_FILE, kind)}
     if (folder / VECNORM_FILE).is_file():
         with open(folder / VECNORM_FILE, "rb") as fh:
             vecnorm = pickle.load(fh)

@@ -9,23 +9,29 @@ Examples:
 
 from __future__ import annotations
 
-import signal
-import sys
-from pathlib import Path
+# Before anything loads torch: OpenMP reads its wait policy once, when it is loaded (robolearn/threads.py).
+from robolearn.threads import apply_thread_policy
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+apply_thread_policy()
 
-from robolearn.cli import command_line, precheck, print_help_if_asked, verb_help
-from robolearn.config.schema import register_schemas
-from robolearn.config.validate import compose_config, validate_train_config
-from robolearn.errors import UserError, report_user_errors
-from robolearn.resources import configs_dir
-from robolearn.runs.checkpoint import latest_checkpoint
-from robolearn.runs.layout import RunDir, existing_run_dir
-from robolearn.runs.trainer import StoppedAtOnce, Trainer, TrainingStopped, check_same_run
+import signal  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import hydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from hydra.types import RunMode  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from robolearn.cli import command_line, precheck, print_help_if_asked, verb_help  # noqa: E402
+from robolearn.config.schema import register_schemas  # noqa: E402
+from robolearn.config.validate import compose_config, validate_train_config  # noqa: E402
+from robolearn.errors import UserError, report_user_errors  # noqa: E402
+from robolearn.resources import configs_dir  # noqa: E402
+from robolearn.runs.checkpoint import latest_checkpoint  # noqa: E402
+from robolearn.runs.layout import RunDir, existing_run_dir  # noqa: E402
+from robolearn.runs.trainer import StoppedAtOnce, Trainer, TrainingStopped, check_same_run  # noqa: E402
 
 
 def _key(override: str) -> str:
@@ -84,9 +90,38 @@ def train_job(cfg: DictConfig, run_dir: Path | None = None, command: str | None 
         multirun = hydra_cfg.mode == RunMode.MULTIRUN
         # The job's own overrides (sweep values included): correct in remote workers too.
         command = command_line("train", list(hydra_cfg.overrides.task))
+    if cfg.agent.algo == "rsl_ppo":
+        summary = _train_rsl_ppo(cfg, run_dir, command or command_line("train", []), multirun)
+    else:
+        summary = _train_sb3(cfg, run_dir, command or command_line("train", []), multirun)
+    print(
+        f"{cfg.agent.algo} on {cfg.env.id} seed {cfg.seed}: eval return {summary['eval/mean_return']:.1f} "
+        f"± {summary['eval/std_return']:.1f} over {summary['eval/episodes']} episodes after "
+        f"{summary['steps']} steps{_overshoot(cfg, int(summary['steps']))} in "
+        f"{summary['wall_time_s']:.0f} s -> {run_dir}",
+        flush=True,
+    )
+    return float(summary["eval/mean_return"])
+
+
+def _train_rsl_ppo(cfg: DictConfig, run_dir: Path, command: str, multirun: bool) -> dict[str, Any]:
+    """agent=rsl_ppo: our loop around rsl_rl's PPO (robolearn/runs/rsl_trainer.py), with the same
+    one-line errors, stop lines and exit codes as an SB3 run."""
+    from robolearn.runs.loop import run_loop_job
+
+    def job() -> dict[str, Any]:
+        validate_train_config(cfg)
+        from robolearn.runs.rsl_trainer import train_rsl_ppo
+
+        return train_rsl_ppo(cfg, run_dir, command)
+
+    return run_loop_job("train", job, run_dir, multirun)
+
+
+def _train_sb3(cfg: DictConfig, run_dir: Path, command: str, multirun: bool) -> dict[str, Any]:
     try:
         validate_train_config(cfg)
-        summary = Trainer(cfg, run_dir, command or command_line("train", [])).run_training()
+        summary = Trainer(cfg, run_dir, command).run_training()
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         if multirun:
@@ -99,14 +134,7 @@ def train_job(cfg: DictConfig, run_dir: Path | None = None, command: str | None 
         signum = exc.signum if isinstance(exc, StoppedAtOnce) else signal.SIGINT
         _report_stop(run_dir, signum, None, saved=False)
         raise SystemExit(128 + signum) from None
-    print(
-        f"{cfg.agent.algo} on {cfg.env.id} seed {cfg.seed}: eval return {summary['eval/mean_return']:.1f} "
-        f"± {summary['eval/std_return']:.1f} over {summary['eval/episodes']} episodes after "
-        f"{summary['steps']} steps{_overshoot(cfg, int(summary['steps']))} in "
-        f"{summary['wall_time_s']:.0f} s -> {run_dir}",
-        flush=True,
-    )
-    return float(summary["eval/mean_return"])
+    return summary
 
 
 def _overshoot(cfg: DictConfig, ran: int) -> str:
@@ -116,6 +144,10 @@ def _overshoot(cfg: DictConfig, ran: int) -> str:
     agent = cfg.agent
     if agent.algo == "ppo":
         unit = f"whole rollouts of n_steps x n_envs = {agent.n_steps * agent.n_envs} steps"
+    elif agent.algo == "rsl_ppo":
+        unit = (
+            f"whole iterations of num_steps_per_env x n_envs = {agent.num_steps_per_env * agent.n_envs} steps"
+        )
     else:
         unit = f"whole vector steps of n_envs = {agent.n_envs}"
     extra = ""
@@ -174,13 +206,17 @@ def _prepare(argv: list[str]) -> tuple[RunDir, DictConfig] | None:
 
 HELP = verb_help(
     "train",
-    "[env=<id>] [agent=ppo|sac|td3|zero|random] [key=value ...]",
+    "[env=<id>] [agent=ppo|sac|td3|rsl_ppo|zero|random] [key=value ...]",
     "Train an agent on an env and write a run directory (config.yaml, metrics.jsonl, summary.json,\n"
     "final/, best/, checkpoints/, tb/). With no arguments: SAC on Pendulum-v1 for 10k steps. Ctrl-C\n"
     "saves a checkpoint and prints the resume= command. -m runs a sweep (one job per value).",
     [
         ("env", "Gymnasium MuJoCo id (Hopper-v5, ...), Pendulum-v1, or Go2Velocity-v1 / G1Velocity-v1 / ..."),
-        ("agent", "ppo | sac | td3 (SB3, the RL Zoo's tuned values merged) | zero | random (baselines)"),
+        (
+            "agent",
+            "ppo | sac | td3 (SB3, the RL Zoo's tuned values merged) | rsl_ppo (rsl-rl-lib's PPO,"
+            " docs/agents.md) | zero | random (baselines)",
+        ),
         ("+experiment", "a named setup from configs/experiment/ (hopper_sac, go2_walk, baseline_ppo, ...)"),
         ("method", "camel | prior_init (docs/camel.md, docs/prior_init.md)"),
         ("steps", "env steps to train (default: 10000)"),

@@ -21,6 +21,7 @@ from stable_baselines3.common.noise import ActionNoise, NormalActionNoise, Ornst
 from stable_baselines3.common.vec_env import VecEnv
 
 from robolearn.agents.null import RandomAgent, ZeroAgent
+from robolearn.agents.rsl_ppo import RslPolicy
 from robolearn.errors import UserError, close_matches
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -126,13 +127,16 @@ ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
     "random": RobolearnRandom,
 }
 
-# The class each algorithm's checkpoints load with: plain SB3 for the learning agents.
-SB3_CLASSES: dict[str, type[BaseAlgorithm]] = {
+# The class each algorithm's final/ and best/ models load with (`cls.load(path, device=...)`, then
+# `predict`): plain SB3 for the learning agents; agent=rsl_ppo's actor file loads with RslPolicy
+# (robolearn/agents/rsl_ppo.py, which imports rsl-rl-lib only when a policy is loaded).
+SB3_CLASSES: dict[str, Any] = {
     "ppo": PPO,
     "sac": SAC,
     "td3": TD3,
     "zero": ZeroAgent,
     "random": RandomAgent,
+    "rsl_ppo": RslPolicy,
 }
 
 

@@ -65,6 +65,43 @@ class PPOConfig(AgentConfig):
 
 
 @dataclass
+class RslPPOConfig(AgentConfig):
+    """agent=rsl_ppo: rsl-rl-lib's PPO (robolearn/agents/rsl_ppo.py), named as rsl_rl names them.
+
+    Defaults are rsl_rl's PPO constructor's (rsl_rl/algorithms/ppo.py), which are legged_gym's
+    (legged_gym/envs/base/legged_robot_config.py, LeggedRobotCfgPPO); configs/agent/rsl_ppo.yaml
+    cites each. The SB3-only fields inherited from AgentConfig (policy, normalize_*, use_sde, ...)
+    must stay at their defaults; the empirical normaliser replaces normalize_obs.
+    """
+
+    algo: str = "rsl_ppo"
+    n_envs: int = 64
+    learning_rate: float = 1e-3
+    num_steps_per_env: int = 24
+    actor_hidden_dims: list[int] = field(default_factory=lambda: [512, 256, 128])
+    critic_hidden_dims: list[int] = field(default_factory=lambda: [512, 256, 128])
+    activation: str = "elu"
+    init_noise_std: float = 1.0
+    noise_std_type: str = "scalar"  # scalar | log
+    empirical_normalization: bool = True
+    num_learning_epochs: int = 5
+    num_mini_batches: int = 4
+    clip_param: float = 0.2
+    lam: float = 0.95
+    value_loss_coef: float = 1.0
+    use_clipped_value_loss: bool = True
+    entropy_coef: float = 0.01
+    max_grad_norm: float = 1.0
+    schedule: str = "adaptive"  # adaptive (KL-driven learning rate) | fixed
+    desired_kl: float | None = 0.01
+    # Observation groups per network (rsl_rl's obs_groups): "policy" is a Box env's observation; a
+    # Dict observation space offers its keys, e.g. critic: [policy, privileged].
+    obs_groups: dict[str, list[str]] = field(
+        default_factory=lambda: {"actor": ["policy"], "critic": ["policy"]}
+    )
+
+
+@dataclass
 class OffPolicyConfig(AgentConfig):
     buffer_size: int = 1_000_000
     learning_starts: int = 100
@@ -223,6 +260,7 @@ def register_schemas() -> None:
     cs.store(group="agent", name="ppo_schema", node=PPOConfig)
     cs.store(group="agent", name="sac_schema", node=SACConfig)
     cs.store(group="agent", name="td3_schema", node=TD3Config)
+    cs.store(group="agent", name="rsl_ppo_schema", node=RslPPOConfig)
     cs.store(group="agent", name="null_schema", node=NullAgentConfig)
     cs.store(group="logger", name="logger_schema", node=LoggerConfig)
     cs.store(group="method", name="camel_schema", node=CamelConfig)

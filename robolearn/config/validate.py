@@ -36,6 +36,22 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "method.name": ("camel", "prior_init"),
     "method.eps_mode": ("episode", "step"),
     "method.on_bad_prior": ("stop", "unmasked"),
+    # agent=rsl_ppo (rsl_rl's names; robolearn/agents/rsl_ppo.py)
+    "agent.schedule": ("adaptive", "fixed"),
+    "agent.noise_std_type": ("scalar", "log"),
+    "agent.activation": (
+        "elu",
+        "selu",
+        "relu",
+        "crelu",
+        "lrelu",
+        "tanh",
+        "sigmoid",
+        "softplus",
+        "gelu",
+        "swish",
+        "mish",
+    ),
 }
 
 # key -> (check, what is allowed)
@@ -68,6 +84,23 @@ _RANGES: dict[str, tuple[Check, str]] = {
     "agent.gradient_steps": (lambda v: v >= 1 or v == -1, "an integer >= 1, or -1"),
     "agent.policy_delay": (lambda v: v >= 1, "an integer >= 1"),
     "agent.action_noise_std": (lambda v: v >= 0, "a number >= 0"),
+    "agent.num_steps_per_env": (lambda v: v >= 1, "an integer >= 1 (rsl_rl's default: 24)"),
+    "agent.num_learning_epochs": (lambda v: v >= 1, "an integer >= 1 (rsl_rl's default: 5)"),
+    "agent.num_mini_batches": (lambda v: v >= 1, "an integer >= 1 (rsl_rl's default: 4)"),
+    "agent.clip_param": (lambda v: v > 0, "a positive number (rsl_rl's default: 0.2)"),
+    "agent.lam": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "agent.value_loss_coef": (lambda v: v >= 0, "a number >= 0"),
+    "agent.entropy_coef": (lambda v: v >= 0, "a number >= 0"),
+    "agent.max_grad_norm": (lambda v: v > 0, "a positive number"),
+    "agent.init_noise_std": (lambda v: v > 0, "a positive standard deviation (rsl_rl's default: 1.0)"),
+    "agent.actor_hidden_dims": (
+        lambda v: len(v) >= 1 and all(n >= 1 for n in v),
+        "a list of layer sizes >= 1",
+    ),
+    "agent.critic_hidden_dims": (
+        lambda v: len(v) >= 1 and all(n >= 1 for n in v),
+        "a list of layer sizes >= 1",
+    ),
     "method.radius": (lambda v: v > 0, "a positive fraction of the action half-range (e.g. 0.3)"),
     "method.eps_fraction": (lambda v: 0 <= v <= 1, "a fraction of training in [0, 1]"),
     "method.samples": (lambda v: v >= 1, "a positive number of env steps"),
@@ -106,6 +139,39 @@ def validate_train_config(cfg: DictConfig) -> None:
         raise UserError(f"method=camel needs agent=td3 or agent=sac, not agent={cfg.agent.algo}")
     if method is not None and method.name == "prior_init" and cfg.agent.algo != "ppo":
         raise UserError(f"method=prior_init needs agent=ppo, not agent={cfg.agent.algo}")
+    if cfg.agent.algo == "rsl_ppo":
+        _check_rsl_ppo(cfg)
+
+
+# SB3-only agent fields that agent=rsl_ppo inherits from AgentConfig but does not use, and the way to
+# get the same effect with rsl_rl.
+_RSL_UNUSED = {
+    "normalize_obs": (False, "rsl_ppo normalises observations itself: agent.empirical_normalization=true"),
+    "normalize_reward": (False, "rsl_ppo does not normalise rewards; leave it false"),
+    "use_sde": (False, "rsl_ppo samples from a Gaussian with a learnt std; leave it false"),
+    "lr_schedule": ("constant", "rsl_ppo's learning rate follows agent.schedule=adaptive|fixed"),
+}
+
+
+def _check_rsl_ppo(cfg: DictConfig) -> None:
+    agent = cfg.agent
+    for key, (default, fix) in _RSL_UNUSED.items():
+        if key in agent and agent[key] != default:
+            raise UserError(f"agent.{key}={agent[key]} is not used by agent=rsl_ppo; {fix}")
+    if method := cfg.get("method"):
+        raise UserError(
+            f"method={method.name} does not work with agent=rsl_ppo; drop method= or use agent=ppo"
+        )
+    samples = int(agent.n_envs) * int(agent.num_steps_per_env)
+    if agent.num_mini_batches > samples:
+        raise UserError(
+            f"agent.num_mini_batches={agent.num_mini_batches} exceeds the {samples} samples of a rollout "
+            f"(n_envs x num_steps_per_env); use at most {samples}"
+        )
+    if agent.schedule == "adaptive" and agent.desired_kl is None:
+        raise UserError(
+            "agent.schedule=adaptive needs agent.desired_kl (e.g. 0.01); or set agent.schedule=fixed"
+        )
 
 
 def _check_env_id(env_id: str) -> None:

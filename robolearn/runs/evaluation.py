@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-from stable_baselines3.common.base_class import BaseAlgorithm
 
 
 @dataclass
@@ -55,8 +54,16 @@ class EvalResult:
 ObsTransform = Callable[[Any], Any]
 
 
+class Predictor(Protocol):
+    """What evaluation needs of a policy: SB3's predict (SB3 models, RslPolicy, method actors)."""
+
+    def predict(
+        self, observation: Any, state: Any = ..., episode_start: Any = ..., deterministic: bool = ...
+    ) -> tuple[Any, Any]: ...
+
+
 def evaluate_policy(
-    model: BaseAlgorithm,
+    model: Predictor,
     env: Any,
     episodes: int,
     base_seed: int,
