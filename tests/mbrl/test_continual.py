@@ -1,0 +1,202 @@
+"""The continual MBRL loop and its verb: a run end to end, kill + resume, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from robolearn.mbrl.continual.loop import ContinualLoop, LoopSettings, matrix_from_json, matrix_to_json
+from robolearn.runs.loop import LoopRun
+from robolearn.runs.trainer import TrainingStopped
+
+# -- the loop alone, with small stand-ins for the learner and planner ----------------------------------
+SETTINGS = LoopSettings(
+    random_steps=30,
+    mpc_steps=30,
+    update_every=15,
+    episode_steps=20,
+    planner="cem",
+    horizon=3,
+    samples=8,
+    elites=2,
+    iterations=1,
+    eval_episodes=1,
+    eval_episode_steps=10,
+    heldout_fraction=0.25,
+    checkpoint_every=10,
+)
+
+
+class TinyLearner:
+    """A finetune-style learner: one linear delta model trained a few steps per fit (real torch)."""
+
+    def __init__(self, obs_dim: int, act_dim: int) -> None:
+        self.net = torch.nn.Linear(obs_dim + act_dim, obs_dim)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-2)
+        self.calls: list[tuple[str, int]] = []
+
+    def begin_task(self, task: int) -> None:
+        self.calls.append(("begin", task))
+
+    def fit(self, task: int, obs: np.ndarray, act: np.ndarray, next_obs: np.ndarray) -> dict[str, float]:
+        self.calls.append(("fit", task))
+        x = torch.as_tensor(np.concatenate([obs, act], -1))
+        y = torch.as_tensor(next_obs - obs)
+        for _ in range(5):
+            idx = torch.randint(0, len(x), (16,))
+            loss = torch.mean((self.net(x[idx]) - y[idx]) ** 2)
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+        return {"loss": float(loss.detach()), "n": float(len(x))}
+
+    def end_task(self, task: int, obs: np.ndarray, act: np.ndarray, next_obs: np.ndarray) -> None:
+        self.calls.append(("end", task))
+
+    def model(self, task: int) -> TinyLearner:
+        return self
+
+    def predict(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = obs + self.net(torch.cat([obs, act], -1))
+        return mean, torch.zeros_like(mean)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "calls": list(self.calls)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.opt.load_state_dict(state["opt"])
+        self.calls = list(state["calls"])
+
+
+class RandomShooting:
+    """Random shooting with the loop's planner interface (global torch RNG)."""
+
+    def __init__(self, space: gym.spaces.Box) -> None:
+        self.low = torch.as_tensor(space.low)
+        self.high = torch.as_tensor(space.high)
+
+    def reset(self) -> None:
+        pass
+
+    def plan(self, model: Any, reward_fn: Any, obs: torch.Tensor, done_fn: Any = None) -> torch.Tensor:
+        acts = self.low + (self.high - self.low) * torch.rand(
+            SETTINGS.samples, SETTINGS.horizon, *self.low.shape
+        )
+        x = obs.expand(SETTINGS.samples, -1)
+        total = torch.zeros(SETTINGS.samples)
+        for h in range(SETTINGS.horizon):
+            nxt, _ = model.predict(x, acts[:, h])
+            total += reward_fn(x, acts[:, h], nxt)
+            x = nxt
+        return acts[int(torch.argmax(total)), 0]
+
+
+def pendulum_reward(obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+    theta = torch.atan2(obs[..., 1], obs[..., 0])
+    return -(theta**2 + 0.1 * obs[..., 2] ** 2 + 0.001 * act[..., 0] ** 2)
+
+
+def make_pendulum(task: int) -> gym.Env:
+    # Two tasks: gravity 10 and 4 (Pendulum-v1's own `g` argument).
+    return gym.make("Pendulum-v1", g=(10.0, 4.0)[task])
+
+
+def _loop(seed: int = 0) -> ContinualLoop:
+    torch.manual_seed(seed)
+    loop = ContinualLoop(
+        SETTINGS,
+        2,
+        learner=None,
+        make_env=make_pendulum,
+        env_functions=lambda t: (pendulum_reward, None),
+        make_planner=RandomShooting,
+        seed=seed,
+    )
+    loop.learner = TinyLearner(loop.obs_dim, loop.act_dim)
+    return loop
+
+
+def _run_loop(run_dir: Path, stop_after_episodes: int | None = None) -> ContinualLoop:
+    cfg = OmegaConf.create({"seed": 0, "env": {"id": "two_pendulums"}, "logger": {"progress": "none"}})
+    with LoopRun(cfg, run_dir, "test", total=2 * SETTINGS.steps_per_task) as run:
+        loop = _loop()
+        state = run.resume_state()
+        if state is not None:
+            loop.load_state_dict(state)
+        if stop_after_episodes is not None:
+            original = loop.run_episode
+            count = [0]
+
+            def counting(r: LoopRun) -> None:
+                original(r)
+                count[0] += 1
+                if count[0] == stop_after_episodes:
+                    os.kill(os.getpid(), signal.SIGINT)  # a real signal, handled by LoopRun
+
+            loop.run_episode = counting  # type: ignore[method-assign]
+        loop.run(run)
+        run.finish(
+            {"eval/mean_return": float(np.mean(loop.returns[-1])), "returns": matrix_to_json(loop.returns)}
+        )
+    return loop
+
+
+def test_loop_runs_tasks_in_order_and_fills_lower_triangle(tmp_path: Path) -> None:
+    loop = _run_loop(tmp_path / "run")
+    calls = loop.learner.calls
+    assert calls[0] == ("begin", 0) and ("begin", 1) in calls and calls[-1] == ("end", 1)
+    # Fits per task: one right after the random steps and one every update_every MPC steps.
+    assert calls.count(("fit", 0)) == SETTINGS.mpc_steps // SETTINGS.update_every
+    assert calls.index(("end", 0)) < calls.index(("begin", 1))
+    tri = np.tril(np.ones((2, 2), bool))
+    assert np.isfinite(loop.returns[tri]).all() and np.isnan(loop.returns[~tri]).all()
+    assert np.isfinite(loop.pred_error[tri]).all() and (loop.pred_error[tri] > 0).all()
+    # The held-out split: about a quarter of each task's steps, never in the training buffer.
+    for h in loop.heldout:
+        assert 0 < len(h["obs"]) < SETTINGS.steps_per_task
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any("model/loss" in x for x in lines) and any("eval/pred_error" in x for x in lines)
+
+
+def test_loop_stop_and_resume_matches_uninterrupted(tmp_path: Path) -> None:
+    whole = _run_loop(tmp_path / "whole")
+    with pytest.raises(TrainingStopped):
+        _run_loop(tmp_path / "cut", stop_after_episodes=4)
+    assert not (tmp_path / "cut" / "summary.json").exists()
+    resumed = _run_loop(tmp_path / "cut")
+    np.testing.assert_array_equal(resumed.returns, whole.returns)
+    np.testing.assert_array_equal(resumed.pred_error, whole.pred_error)
+    cut_lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    whole_lines = (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()
+    strip = [{k: v for k, v in json.loads(x).items() if k != "wall_time_s"} for x in cut_lines]
+    assert strip == [{k: v for k, v in json.loads(x).items() if k != "wall_time_s"} for x in whole_lines]
+
+
+def test_matrix_json_round_trip() -> None:
+    m = np.array([[1.0, math.nan], [2.0, 3.0]])
+    rows = matrix_to_json(m)
+    assert rows == [[1.0, None], [2.0, 3.0]]
+    np.testing.assert_array_equal(matrix_from_json(rows), m)
+
+
+def test_settings_reject_bad_values() -> None:
+    values = {k: getattr(SETTINGS, k) for k in SETTINGS.__dataclass_fields__}
+    from robolearn.errors import UserError
+
+    with pytest.raises(UserError, match=r"loop.elites=9 exceeds loop.samples=8"):
+        LoopSettings.from_mapping({**values, "elites": 9})
+    with pytest.raises(UserError, match=r"loop.planner=ilqr is out of range; use cem or mppi"):
+        LoopSettings.from_mapping({**values, "planner": "ilqr"})
+    with pytest.raises(UserError, match=r"loop.horizon is not set"):
+        LoopSettings.from_mapping({**values, "horizon": None})
