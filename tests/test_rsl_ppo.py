@@ -1,0 +1,245 @@
+"""agent=rsl_ppo: rsl-rl-lib's PPO driven by robolearn's loop (robolearn/runs/rsl_trainer.py).
+
+Real rsl_rl, real envs, tiny networks: the run directory has the keys report/evaluate/export read,
+a SIGINT or SIGKILL then `resume=` ends bit-identical to an uninterrupted run, bad values and a
+missing rsl-rl-lib are one line, and the torch VecEnv adapter reports time-outs and clips actions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from train_helpers import REPO, run_cli
+
+from robolearn.agents.rsl_ppo import MISSING_RSL, RslPolicy, import_rsl, obs_groups
+from robolearn.agents.rsl_vec_env import RslVecEnv
+from robolearn.config.validate import compose_config, validate_train_config
+from robolearn.envs import make_vec_env
+from robolearn.errors import UserError
+from robolearn.runs.rsl_trainer import train_rsl_ppo
+
+pytestmark = pytest.mark.timeout(300)
+
+# 8 envs x 24 steps = 192 env steps per iteration.
+TINY_NETS = [
+    "agent=rsl_ppo",
+    "agent.n_envs=8",
+    "agent.actor_hidden_dims=[16]",
+    "agent.critic_hidden_dims=[16]",
+    "eval.episodes=2",
+    "logger.progress=none",
+]
+TINY_RSL = ["env=Pendulum-v1", *TINY_NETS]
+PER_ITERATION = 8 * 24
+
+
+def _config(*extra: str, base: list[str] = TINY_RSL) -> Any:
+    return compose_config("train", [*base, *extra])
+
+
+def _train(run: Path, *extra: str, base: list[str] = TINY_RSL) -> dict[str, Any]:
+    cfg = _config(*extra, base=base)
+    validate_train_config(cfg)
+    return train_rsl_ppo(cfg, run, "test")
+
+
+def _metrics_without_time(run: Path) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if not k.startswith(("time/", "wall_time_s"))} for row in rows]
+
+
+def test_a_run_writes_what_report_evaluate_and_export_read(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    summary = _train(run, f"steps={4 * PER_ITERATION}", f"eval.every={2 * PER_ITERATION}")
+    assert summary["algo"] == "rsl_ppo" and summary["env"] == "Pendulum-v1"
+    assert summary["steps"] == 4 * PER_ITERATION and summary["iterations"] == 4
+    assert np.isfinite(summary["eval/mean_return"]) and summary["eval/episodes"] == 2
+    assert len(summary["eval/returns"]) == 2 and summary["seed"] == 0
+    saved = OmegaConf.load(run / "config.yaml")
+    assert saved.env.id == "Pendulum-v1" and saved.agent.algo == "rsl_ppo"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "train/value_loss" in r] == [PER_ITERATION * i for i in range(1, 5)]
+    assert [r["step"] for r in rows if "eval/mean_return" in r] == [2 * PER_ITERATION, 4 * PER_ITERATION]
+    # The final actor loads without the run and acts as the final evaluation did.
+    policy = RslPolicy.load(run / "final" / "model.zip")
+    action, _ = policy.predict(np.zeros(3, np.float32))
+    assert action.shape == (1,) and -2.0 <= float(action[0]) <= 2.0
+    batch, _ = policy.predict(np.zeros((5, 3), np.float32))
+    assert batch.shape == (5, 1)
+
+    from robolearn.evaluate import evaluate_run
+
+    out = evaluate_run(
+        OmegaConf.create(
+            {
+                "run": str(run),
+                "checkpoint": "final",
+                "episodes": 2,
+                "seed": None,
+                "deterministic": True,
+                "video": False,
+                "video_episodes": 1,
+            }
+        )
+    )
+    assert out["returns"] == summary["eval/returns"]
+
+    from robolearn.export import export_run
+
+    exported = export_run(run, tmp_path / "policy", check_samples=32)
+    assert (exported.root / "policy.onnx").is_file()
+    # Export traces the normaliser inside the network: the ONNX matched predict() on raw inputs.
+    assert exported.metadata["algo"] == "rsl_ppo"
+
+
+def test_a_completed_run_is_skipped_and_extended_with_more_steps(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    first = _train(run, f"steps={2 * PER_ITERATION}", "eval.every=0")
+    again = _train(run, f"steps={2 * PER_ITERATION}", "eval.every=0")
+    assert again["wall_time_s"] == first["wall_time_s"]  # the same summary: nothing ran
+    longer = _train(run, f"steps={3 * PER_ITERATION}", "eval.every=0")
+    assert longer["steps"] == 3 * PER_ITERATION and longer["resumes"] == 1 and longer["iterations"] == 3
+
+
+def _cli_args(run: Path, steps: int) -> list[str]:
+    return [
+        "robolearn.train",
+        f"hydra.run.dir={run}",
+        *TINY_RSL,
+        f"steps={steps}",
+        f"eval.every={8 * PER_ITERATION}",
+        f"checkpoint.every={PER_ITERATION}",
+    ]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
+def test_a_stopped_or_killed_run_resumes_bit_identically(tmp_path: Path, signum: int) -> None:
+    # Long enough that the signal, sent once the first checkpoint exists, lands well before the end.
+    steps = 24 * PER_ITERATION
+    cut = tmp_path / "cut"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *_cli_args(cut, steps)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    # The uninterrupted run, in this process, while the other one starts.
+    whole = tmp_path / "whole"
+    _train(whole, f"steps={steps}", f"eval.every={8 * PER_ITERATION}", f"checkpoint.every={PER_ITERATION}")
+    deadline = time.monotonic() + 120
+    pointer = cut / "checkpoints" / "latest.json"
+    while not pointer.is_file():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+        time.sleep(0.01)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    if signum == signal.SIGINT:
+        assert proc.returncode == 130, err
+        assert "stopped by SIGINT at step" in err and f"resume={cut}" in err
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    assert not (cut / "summary.json").exists(), "the run finished before the signal; the test proves nothing"
+    resumed = run_cli("robolearn.train", f"resume={cut}", timeout=240)
+    assert resumed.returncode == 0, resumed.stderr
+    a = json.loads((whole / "summary.json").read_text())
+    b = json.loads((cut / "summary.json").read_text())
+    assert b["resumes"] == 1
+    assert a["eval/returns"] == b["eval/returns"] and a["best/step"] == b["best/step"]
+    assert _metrics_without_time(whole) == _metrics_without_time(cut)
+    wa = torch.load(whole / "final" / "model.zip", weights_only=False)["actor_state_dict"]
+    wb = torch.load(cut / "final" / "model.zip", weights_only=False)["actor_state_dict"]
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("agent.num_mini_batches=0", "agent.num_mini_batches=0 is out of range"),
+        ("agent.num_mini_batches=1000", "exceeds the 192 samples"),
+        ("agent.schedule=cosine", "agent.schedule=cosine is not allowed"),
+        ("agent.activation=relux", "agent.activation=relux is not allowed (did you mean relu"),
+        ("agent.normalize_obs=true", "agent.empirical_normalization=true"),
+        ("agent.init_noise_std=0", "agent.init_noise_std=0.0 is out of range"),
+        ("agent.clip_param=-0.1", "agent.clip_param=-0.1 is out of range"),
+    ],
+)
+def test_bad_values_are_one_line(override: str, needle: str) -> None:
+    with pytest.raises(UserError) as info:
+        validate_train_config(_config(override))
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_an_unknown_observation_group_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(UserError) as info:
+        _train(tmp_path / "run", "steps=192", "agent.obs_groups.critic=[policy,privileged]")
+    assert str(info.value) == (
+        "agent.obs_groups.critic names privileged, which the env does not provide; "
+        "its observation groups: policy"
+    )
+
+
+def test_groups_give_the_critic_privileged_observations() -> None:
+    agent = OmegaConf.create({"obs_groups": {"actor": ["policy"], "critic": ["policy", "privileged"]}})
+    assert obs_groups(agent, ["policy", "privileged"]) == {
+        "actor": ["policy"],
+        "critic": ["policy", "privileged"],
+    }
+
+
+def test_without_rsl_rl_lib_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [m for m in sys.modules if m == "rsl_rl" or m.startswith("rsl_rl.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "rsl_rl", None)  # makes `import rsl_rl...` raise ImportError
+    with pytest.raises(UserError) as info:
+        import_rsl()
+    assert str(info.value) == MISSING_RSL == 'agent=rsl_ppo needs rsl-rl-lib: pip install "robolearn[rsl]"'
+
+
+def test_the_adapter_reports_time_outs_and_clips_actions() -> None:
+    cfg = compose_config("train", ["env=Pendulum-v1"])
+    env = RslVecEnv(make_vec_env(cfg.env, n_envs=3, seed=0))
+    obs = env.reset()
+    assert list(obs.keys()) == ["policy"] and obs["policy"].shape == (3, 3)
+    assert obs["policy"].dtype == torch.float32
+    # Pendulum's reward is -(theta^2 + 0.1 thetadot^2 + 0.001 u^2): a clipped action of 2 costs 0.004.
+    big = torch.full((3, 1), 50.0)
+    for step in range(200):
+        obs, rewards, dones, extras = env.step(big)
+        assert rewards.shape == (3,) and dones.dtype == torch.bool
+        if step < 199:
+            assert not dones.any() and extras["time_outs"].sum() == 0
+    # The 200-step limit is a truncation: done, time-out, and the episode reported.
+    assert dones.all() and torch.equal(extras["time_outs"], torch.ones(3))
+    assert len(extras["episodes"]) == 3 and all(length == 200 for _, length in extras["episodes"])
+    env.close()
+
+
+def test_the_batched_go2_task_trains_an_iteration(tmp_path: Path) -> None:
+    """The batch backend under the adapter: one rsl_ppo iteration on Go2Velocity-v1, 4 envs."""
+    summary = _train(
+        tmp_path / "run",
+        "env.kwargs.backend=batch",
+        "agent.n_envs=4",
+        "agent.num_steps_per_env=8",
+        "steps=32",
+        "eval.episodes=1",
+        "env.max_episode_steps=20",
+        base=["env=Go2Velocity-v1", *TINY_NETS],
+    )
+    assert summary["steps"] == 32 and np.isfinite(summary["eval/mean_return"])
+    policy = RslPolicy.load(tmp_path / "run" / "final" / "model.zip")
+    assert policy.action_space.shape == (12,)
