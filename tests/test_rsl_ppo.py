@@ -95,10 +95,10 @@ def test_a_run_writes_what_report_evaluate_and_export_read(tmp_path: Path) -> No
     )
     assert out["returns"] == summary["eval/returns"]
 
-    from robolearn.export import export_run
+    from robolearn.export import OnnxExport, export_run
 
     exported = export_run(run, tmp_path / "policy", check_samples=32)
-    assert (exported.root / "policy.onnx").is_file()
+    assert isinstance(exported, OnnxExport) and (exported.root / "policy.onnx").is_file()
     # Export traces the normaliser inside the network: the ONNX matched predict() on raw inputs.
     assert exported.metadata["algo"] == "rsl_ppo"
 
