@@ -1,0 +1,356 @@
+"""Learned dynamics: an ensemble of MLPs that predict normalised state deltas, run as one batched program.
+
+The layout follows PETS (Chua et al., NeurIPS 2018, "Deep RL in a handful of trials", section 4 and
+its appendix) and HyperCRL's dynamics MLP (rvl-lab-utoronto/HyperCRL, hypercrl/tools/default_arg.py:
+four hidden layers of 200, normalised (x, u) inputs, "diff" outputs, optional output variance):
+
+- inputs (obs, act) are normalised by statistics fitted on the training data;
+- the network predicts the normalised delta next_obs - obs (and, with a Gaussian head, its log-variance);
+- the log-variance is soft-clamped between learned bounds ``min_logvar``/``max_logvar`` (PETS, appendix A.1),
+  with a small penalty that keeps the bounds tight;
+- the M ensemble members hold their weights in [M, in, out] tensors, so one ``torch.baddbmm`` per layer
+  runs every member at once: there is no Python loop over members.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from robolearn.errors import UserError, close_matches
+from robolearn.mbrl.normalizer import Normalizer
+
+__all__ = [
+    "ACTIVATIONS",
+    "DynamicsModel",
+    "EnsembleDynamics",
+    "Normalizer",
+    "activation_fn",
+    "mlp_forward",
+]
+
+Tensor = torch.Tensor
+Activation = str | Callable[[Tensor], Tensor]
+
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "silu": F.silu,
+    "swish": F.silu,  # PETS' name for SiLU
+    "relu": F.relu,
+    "elu": F.elu,
+    "tanh": torch.tanh,
+    "leaky_relu": F.leaky_relu,
+}
+
+
+@runtime_checkable
+class DynamicsModel(Protocol):
+    """What planners need: the next observation's (mean, std) in raw units, batched over leading dims."""
+
+    def predict(self, obs: Tensor, act: Tensor) -> tuple[Tensor, Tensor]: ...
+
+
+def activation_fn(activation: Activation) -> Callable[[Tensor], Tensor]:
+    """The activation function for a name in ACTIVATIONS (or the callable itself)."""
+    if callable(activation):
+        return activation
+    try:
+        return ACTIVATIONS[activation]
+    except KeyError:
+        raise UserError(
+            f"unknown activation {activation!r}{close_matches(activation, ACTIVATIONS)}; "
+            f"use one of {sorted(ACTIVATIONS)}"
+        ) from None
+
+
+def mlp_forward(
+    params: Sequence[tuple[Tensor, Tensor]], x: Tensor, activation: Activation = "silu"
+) -> Tensor:
+    """A functional MLP: x @ W + b per layer, activation between layers (not after the last).
+
+    Weights are [in, out] with biases [out]; or batched, [M, in, out] with biases [M, out] applied to
+    x [M, B, in] (one baddbmm per layer for all M networks). The hypernetwork's target network calls this
+    with generated weights, the ensemble with its own parameters.
+    """
+    act = activation_fn(activation)
+    last = len(params) - 1
+    for i, (w, b) in enumerate(params):
+        if w.dim() == 3:
+            if x.dim() == 3:
+                x = torch.baddbmm(b.unsqueeze(-2), x, w)
+            else:
+                x = torch.matmul(x, w) + b.unsqueeze(-2)
+        elif x.dim() == 2:
+            x = torch.addmm(b, x, w)
+        else:
+            x = torch.matmul(x, w) + b
+        if i < last:
+            x = act(x)
+    return x
+
+
+def _soft_clamp_logvar(logvar: Tensor, min_logvar: Tensor, max_logvar: Tensor) -> Tensor:
+    # Softplus clamps keep gradients alive at the bounds, unlike a hard clamp (PETS, appendix A.1).
+    logvar = max_logvar - F.softplus(max_logvar - logvar)
+    return min_logvar + F.softplus(logvar - min_logvar)
+
+
+def _as_tensor(x: np.ndarray | Tensor, device: torch.device) -> Tensor:
+    if isinstance(x, torch.Tensor):
+        return x.detach().to(device=device, dtype=torch.float32)
+    return torch.as_tensor(np.asarray(x), dtype=torch.float32, device=device)
+
+
+class EnsembleDynamics(nn.Module):
+    """M dynamics MLPs (M=1: a single model) with deterministic or Gaussian heads and saved normalisers."""
+
+    min_logvar: nn.Parameter | Tensor
+    max_logvar: nn.Parameter | Tensor
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: Sequence[int] = (200, 200, 200, 200),
+        members: int = 1,
+        gaussian: bool = True,
+        activation: str = "silu",
+        *,
+        min_logvar: float = -10.0,
+        max_logvar: float = 0.5,
+        logvar_bound_weight: float = 0.01,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        if obs_dim <= 0 or act_dim <= 0:
+            raise UserError(
+                f"EnsembleDynamics needs obs_dim > 0 and act_dim > 0, got {obs_dim} and {act_dim}"
+            )
+        if members < 1:
+            raise UserError(f"model members={members} must be >= 1")
+        hidden = tuple(int(h) for h in hidden)
+        if any(h <= 0 for h in hidden):
+            raise UserError(f"model hidden={list(hidden)} must hold positive layer sizes")
+        activation_fn(activation)  # fail now on a bad name, not at the first forward pass
+        self.obs_dim, self.act_dim, self.members = obs_dim, act_dim, members
+        self.hidden, self.gaussian, self.activation = hidden, gaussian, activation
+        self.logvar_bound_weight = logvar_bound_weight
+        sizes = [obs_dim + act_dim, *hidden, obs_dim * (2 if gaussian else 1)]
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in itertools.pairwise(sizes):
+            # nn.Linear's default init, drawn independently per member: members differ from the start.
+            bound = 1.0 / math.sqrt(fan_in)
+            w = (torch.rand(members, fan_in, fan_out, generator=gen) * 2 - 1) * bound
+            b = (torch.rand(members, fan_out, generator=gen) * 2 - 1) * bound
+            self.weights.append(nn.Parameter(w))
+            self.biases.append(nn.Parameter(b))
+        if gaussian:
+            # PETS' initial bounds (max 0.5, min -10 in normalised units), learned per output feature.
+            self.max_logvar = nn.Parameter(torch.full((obs_dim,), float(max_logvar)))
+            self.min_logvar = nn.Parameter(torch.full((obs_dim,), float(min_logvar)))
+        self.in_norm = Normalizer(obs_dim + act_dim)
+        self.out_norm = Normalizer(obs_dim)
+
+    # ----- forward -----
+    def layers(self) -> list[tuple[Tensor, Tensor]]:
+        """The (weight [M, in, out], bias [M, out]) pairs, in order."""
+        return list(zip(self.weights, self.biases, strict=True))
+
+    def forward_normalized(self, xn: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Normalised inputs [M, B, in] (or [B, in], shared by all members) -> (delta mean, log-variance) [M, B, obs]."""
+        if xn.dim() == 2:
+            xn = xn.unsqueeze(0).expand(self.members, -1, -1)
+        out = mlp_forward(self.layers(), xn, self.activation)
+        if not self.gaussian:
+            return out, None
+        mean, logvar = out.split(self.obs_dim, dim=-1)
+        return mean, _soft_clamp_logvar(logvar, self.min_logvar, self.max_logvar)
+
+    def predict_members(self, obs: Tensor, act: Tensor) -> tuple[Tensor, Tensor]:
+        """Each member's next-observation (mean, std) in raw units: [M, ..., obs_dim] each."""
+        if obs.shape[-1] != self.obs_dim or act.shape[-1] != self.act_dim:
+            raise UserError(
+                f"predict got obs [..., {obs.shape[-1]}] and act [..., {act.shape[-1]}]; "
+                f"this model takes obs_dim={self.obs_dim}, act_dim={self.act_dim}"
+            )
+        lead = torch.broadcast_shapes(obs.shape[:-1], act.shape[:-1])
+        obs = obs.expand(*lead, self.obs_dim).reshape(-1, self.obs_dim)
+        act = act.expand(*lead, self.act_dim).reshape(-1, self.act_dim)
+        xn = self.in_norm.normalize(torch.cat([obs, act], dim=-1))
+        mean_n, logvar_n = self.forward_normalized(xn)
+        mean = obs + self.out_norm.denormalize(mean_n)
+        if logvar_n is None:
+            std = torch.zeros_like(mean)
+        else:
+            std = self.out_norm.denormalize_scale(torch.exp(0.5 * logvar_n))
+        shape = (self.members, *lead, self.obs_dim)
+        return mean.reshape(shape), std.reshape(shape)
+
+    def predict(self, obs: Tensor, act: Tensor) -> tuple[Tensor, Tensor]:
+        """Next-observation (mean, std) in raw units, [..., obs_dim]; an ensemble gives the mixture's mean and total std."""
+        means, stds = self.predict_members(obs, act)
+        if self.members == 1:
+            return means[0], stds[0]
+        mean = means.mean(0)
+        # Total variance of the equal-weight mixture: mean aleatoric variance + spread of the members' means.
+        var = (stds**2).mean(0) + means.var(0, unbiased=False)
+        return mean, var.sqrt()
+
+    # ----- training -----
+    def _loss(self, xn: Tensor, yn: Tensor) -> Tensor:
+        mean, logvar = self.forward_normalized(xn)
+        if logvar is None:
+            return ((mean - yn) ** 2).mean(dim=(1, 2)).sum()
+        # Gaussian NLL per member (constant dropped), summed over members so each gets a full-size gradient.
+        nll = (((mean - yn) ** 2) * torch.exp(-logvar) + logvar).mean(dim=(1, 2)).sum()
+        return nll + self.logvar_bound_weight * (self.max_logvar.sum() - self.min_logvar.sum())
+
+    @torch.no_grad()
+    def _val_mse(self, xn: Tensor, yn: Tensor) -> Tensor:
+        mean, _ = self.forward_normalized(xn)
+        return ((mean - yn) ** 2).mean(dim=(1, 2))  # [M]
+
+    def fit(
+        self,
+        obs: np.ndarray | Tensor,
+        act: np.ndarray | Tensor,
+        next_obs: np.ndarray | Tensor,
+        *,
+        epochs: int = 50,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        val_fraction: float = 0.1,
+        patience: int = 5,
+        seed: int = 0,
+        max_steps: int | None = None,
+    ) -> dict[str, float]:
+        """Refit the normalisers and train on (obs, act, next_obs), early-stopping on a held-out split.
+
+        A random `val_fraction` of the transitions is held out; training stops when the held-out MSE
+        (normalised deltas, mean over members) has not improved for `patience` epochs, and the best
+        epoch's weights are restored. `max_steps` caps the gradient steps in total. Each member sees
+        its own shuffle of the training split. Returns train_loss, val_mse, best_epoch, epochs, steps,
+        stopped_early.
+        """
+        device = self.weights[0].device
+        o, a, n = (_as_tensor(x, device) for x in (obs, act, next_obs))
+        if o.ndim != 2 or a.ndim != 2 or n.ndim != 2:
+            raise UserError(f"fit takes 2-D arrays [N, dim]; got obs {tuple(o.shape)}, act {tuple(a.shape)}")
+        if not (len(o) == len(a) == len(n)):
+            raise UserError(f"fit got {len(o)} obs, {len(a)} actions and {len(n)} next_obs; they must match")
+        if o.shape[1] != self.obs_dim or a.shape[1] != self.act_dim or n.shape[1] != self.obs_dim:
+            raise UserError(
+                f"fit got obs dim {o.shape[1]}, act dim {a.shape[1]}, next_obs dim {n.shape[1]}; "
+                f"this model takes obs_dim={self.obs_dim}, act_dim={self.act_dim}"
+            )
+        if not 0.0 <= val_fraction < 1.0:
+            raise UserError(f"val_fraction={val_fraction} must be in [0, 1)")
+        if epochs < 1 or batch_size < 1:
+            raise UserError(f"fit needs epochs >= 1 and batch_size >= 1, got {epochs} and {batch_size}")
+        total = len(o)
+        if total < 2:
+            raise UserError(f"fit got {total} transition(s); collect at least 2")
+        gen = torch.Generator().manual_seed(seed)
+        perm = torch.randperm(total, generator=gen).to(device)
+        n_val = round(total * val_fraction) if val_fraction > 0 else 0
+        n_val = min(max(n_val, 1 if val_fraction > 0 else 0), total - 1)
+        val_idx, tr_idx = perm[:n_val], perm[n_val:]
+        x = torch.cat([o, a], dim=-1)
+        y = n - o
+        # Normalisers see the training split only, so the validation score is honest.
+        self.in_norm.fit(x[tr_idx])
+        self.out_norm.fit(y[tr_idx])
+        xn, yn = self.in_norm.normalize(x), self.out_norm.normalize(y)
+        x_tr, y_tr, x_val, y_val = xn[tr_idx], yn[tr_idx], xn[val_idx], yn[val_idx]
+
+        decay = [p for p in self.weights]
+        rest = [p for name, p in self.named_parameters() if not name.startswith("weights.")]
+        opt = torch.optim.Adam(
+            [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}], lr=lr
+        )
+        n_tr = len(x_tr)
+        bs = min(batch_size, n_tr)
+        best = math.inf
+        best_state: dict[str, Any] | None = None
+        best_epoch, bad_epochs, steps, epoch, stopped_early = 0, 0, 0, 0, False
+        train_loss = math.nan
+        for epoch in range(1, epochs + 1):
+            # One independent shuffle per member: [M, n_tr] indices, so a batch is one gather.
+            order = torch.argsort(torch.rand(self.members, n_tr, generator=gen), dim=1).to(device)
+            losses = []
+            for start in range(0, n_tr, bs):
+                idx = order[:, start : start + bs]
+                loss = self._loss(x_tr[idx], y_tr[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+                steps += 1
+                if max_steps is not None and steps >= max_steps:
+                    break
+            train_loss = float(np.mean(losses)) / self.members
+            if n_val:
+                val = float(self._val_mse(x_val, y_val).mean())
+                if val < best * (1 - 1e-4):  # MSE >= 0; a relative margin ignores float noise
+                    best, best_epoch, bad_epochs = val, epoch, 0
+                    best_state = copy.deepcopy(self.state_dict())
+                else:
+                    bad_epochs += 1
+                    if bad_epochs >= patience:
+                        stopped_early = True
+                        break
+            if max_steps is not None and steps >= max_steps:
+                break
+        if best_state is not None:
+            self.load_state_dict(best_state)
+        val_mse = best if n_val else math.nan
+        return {
+            "train_loss": train_loss,
+            "val_mse": val_mse,
+            "best_epoch": float(best_epoch if n_val else epoch),
+            "epochs": float(epoch),
+            "steps": float(steps),
+            "stopped_early": float(stopped_early),
+        }
+
+    # ----- persistence -----
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments, so a saved file can rebuild the model."""
+        return {
+            "obs_dim": self.obs_dim,
+            "act_dim": self.act_dim,
+            "hidden": list(self.hidden),
+            "members": self.members,
+            "gaussian": self.gaussian,
+            "activation": self.activation,
+            "logvar_bound_weight": self.logvar_bound_weight,
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write config + weights + normalisers to `path` atomically (torch.save)."""
+        from robolearn.utils.io import atomic_save_with
+
+        payload = {"config": self.config(), "state_dict": self.state_dict()}
+        atomic_save_with(Path(path), lambda tmp: torch.save(payload, tmp))
+
+    @classmethod
+    def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> EnsembleDynamics:
+        """Rebuild a model written by save()."""
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"no dynamics model file at {path}; pass the path save() wrote")
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+        model = cls(**payload["config"])
+        model.load_state_dict(payload["state_dict"])
+        return model.to(map_location)
