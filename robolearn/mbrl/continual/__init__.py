@@ -1,0 +1,1 @@
+"""Continual model-based RL: task sequences' loop, learners (HyperCRL and baselines) and metrics."""
