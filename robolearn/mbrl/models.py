@@ -166,18 +166,26 @@ class EnsembleDynamics(nn.Module):
         """The (weight [M, in, out], bias [M, out]) pairs, in order."""
         return list(zip(self.weights, self.biases, strict=True))
 
-    def forward_normalized(self, xn: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Normalised inputs [M, B, in] (or [B, in], shared by all members) -> (delta mean, log-variance) [M, B, obs]."""
-        if xn.dim() == 2:
-            xn = xn.unsqueeze(0).expand(self.members, -1, -1)
-        out = mlp_forward(self.layers(), xn, self.activation)
+    def forward_normalized(self, xn: Tensor, *, need_logvar: bool = True) -> tuple[Tensor, Tensor | None]:
+        """Normalised inputs [M, B, in] (or [B, in], shared by all members) -> (delta mean, log-variance) [M, B, obs].
+
+        The log-variance is None for a deterministic head, or when need_logvar=False (planning needs means only).
+        """
+        if xn.dim() == 2 and self.members == 1:
+            # One member: plain 2-D addmm per layer, no batch dimension for the BLAS call to carry.
+            out = mlp_forward([(w[0], b[0]) for w, b in self.layers()], xn, self.activation).unsqueeze(0)
+        else:
+            if xn.dim() == 2:
+                xn = xn.unsqueeze(0).expand(self.members, -1, -1)
+            out = mlp_forward(self.layers(), xn, self.activation)
         if not self.gaussian:
             return out, None
         mean, logvar = out.split(self.obs_dim, dim=-1)
+        if not need_logvar:
+            return mean, None
         return mean, _soft_clamp_logvar(logvar, self.min_logvar, self.max_logvar)
 
-    def predict_members(self, obs: Tensor, act: Tensor) -> tuple[Tensor, Tensor]:
-        """Each member's next-observation (mean, std) in raw units: [M, ..., obs_dim] each."""
+    def _flat_inputs(self, obs: Tensor, act: Tensor) -> tuple[torch.Size, Tensor, Tensor]:
         if obs.shape[-1] != self.obs_dim or act.shape[-1] != self.act_dim:
             raise UserError(
                 f"predict got obs [..., {obs.shape[-1]}] and act [..., {act.shape[-1]}]; "
@@ -186,7 +194,22 @@ class EnsembleDynamics(nn.Module):
         lead = torch.broadcast_shapes(obs.shape[:-1], act.shape[:-1])
         obs = obs.expand(*lead, self.obs_dim).reshape(-1, self.obs_dim)
         act = act.expand(*lead, self.act_dim).reshape(-1, self.act_dim)
-        xn = self.in_norm.normalize(torch.cat([obs, act], dim=-1))
+        return lead, obs, self.in_norm.normalize(torch.cat([obs, act], dim=-1))
+
+    def predict_mean(self, obs: Tensor, act: Tensor) -> Tensor:
+        """The next observation's mean [..., obs_dim] alone (what planners roll out; skips the variance head)."""
+        lead, flat_obs, xn = self._flat_inputs(obs, act)
+        mean_n, _ = self.forward_normalized(xn, need_logvar=False)
+        mean = flat_obs + self.out_norm.denormalize(mean_n)
+        if self.members > 1:
+            mean = mean.mean(0)
+        else:
+            mean = mean[0]
+        return mean.reshape(*lead, self.obs_dim)
+
+    def predict_members(self, obs: Tensor, act: Tensor) -> tuple[Tensor, Tensor]:
+        """Each member's next-observation (mean, std) in raw units: [M, ..., obs_dim] each."""
+        lead, obs, xn = self._flat_inputs(obs, act)
         mean_n, logvar_n = self.forward_normalized(xn)
         mean = obs + self.out_norm.denormalize(mean_n)
         if logvar_n is None:

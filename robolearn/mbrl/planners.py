@@ -41,18 +41,20 @@ def rollout_returns(
 ) -> Tensor:
     """Discounted model-predicted return of each action sequence: actions [N, H, A] from obs [obs_dim] -> [N].
 
-    Uses the model's mean prediction. After a predicted termination the sequence earns no more reward
-    (the step that terminates still counts, as in Gymnasium). Non-finite returns become -inf so a
-    diverging rollout never wins.
+    Uses the model's mean prediction (`model.predict_mean` when it has one, else `model.predict(...)[0]`).
+    After a predicted termination the sequence earns no more reward (the step that terminates still
+    counts, as in Gymnasium). Non-finite returns become -inf so a diverging rollout never wins.
     """
     n, horizon, _ = actions.shape
+    # A model may offer predict_mean (EnsembleDynamics does): the same mean without computing a std.
+    predict_mean = getattr(model, "predict_mean", None)
     state = obs.reshape(1, -1).expand(n, -1)
     total = torch.zeros(n, dtype=actions.dtype, device=actions.device)
     alive = torch.ones(n, dtype=torch.bool, device=actions.device)
     weight = 1.0
     for t in range(horizon):
         act = actions[:, t]
-        nxt, _ = model.predict(state, act)
+        nxt = predict_mean(state, act) if predict_mean is not None else model.predict(state, act)[0]
         reward = reward_fn(state, act, nxt)
         total = total + weight * torch.where(alive, reward, torch.zeros_like(reward))
         if done_fn is not None:

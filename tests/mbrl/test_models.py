@@ -33,7 +33,7 @@ def test_members_differ_and_run_in_one_batched_call(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(models.torch, "baddbmm", counting)
     counts = {}
-    for members in (1, 7):
+    for members in (2, 7):
         calls["baddbmm"] = 0
         model = EnsembleDynamics(3, 2, hidden=(16, 16), members=members, seed=0)
         with torch.no_grad():
@@ -41,7 +41,7 @@ def test_members_differ_and_run_in_one_batched_call(monkeypatch: pytest.MonkeyPa
         counts[members] = calls["baddbmm"]
         assert means.shape == (members, 5, 3)
     # One baddbmm per layer whatever the member count: no Python loop over members.
-    assert counts[1] == counts[7] == 3
+    assert counts[2] == counts[7] == 3
     spread = means.std(dim=0).mean()
     assert spread > 1e-3, "ensemble members gave the same prediction"
 
@@ -54,6 +54,14 @@ def test_member_output_equals_that_members_own_network() -> None:
         for m in range(4):
             alone = mlp_forward([(w[m], b[m]) for w, b in model.layers()], xn, "silu")
             torch.testing.assert_close(batched[m], alone)
+
+
+@pytest.mark.parametrize(("members", "gaussian"), [(1, True), (1, False), (3, True)])
+def test_predict_mean_equals_predict(members: int, gaussian: bool) -> None:
+    model = EnsembleDynamics(3, 2, hidden=(8, 8), members=members, gaussian=gaussian, seed=0)
+    obs, act = torch.randn(4, 6, 3), torch.randn(4, 6, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(model.predict_mean(obs, act), model.predict(obs, act)[0])
 
 
 def test_fit_reduces_validation_error_on_a_linear_system() -> None:

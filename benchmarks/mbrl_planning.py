@@ -1,0 +1,257 @@
+"""CEM planning speed with HyperCRL's dynamics-model and planner sizes, against a plain torch matmul.
+
+    python benchmarks/mbrl_planning.py [--settings half_cheetah,pusher,inverted_pendulum] [--threads 1]
+                                       [--plans 6] [--repeats 3] [--out outputs/benchmarks]
+
+For each setting (sizes from rvl-lab-utoronto/HyperCRL, hypercrl/tools/default_arg.py; dims from our
+Gymnasium env of that name, which is what robolearn plans on):
+
+  setting            env                  model MLP             head       CEM horizon/samples/elites/iters
+  half_cheetah       HalfCheetah-v5 (18)  4 x 200, ReLU         Gaussian   30 / 500 / 50 / 5
+  pusher             Pusher-v5            2 x 200, ReLU         mean only  20 / 500 / 40 / 5
+  inverted_pendulum  InvertedPendulum-v5  2 x 256, ReLU         mean only  25 / 1000 / 10 / 5
+
+the script times `--plans` CEMPlanner.plan() calls (EnsembleDynamics with one member, the env's torch
+reward and termination functions; normalisers fitted to random data so they do real work), after one
+warm-up call. Figures are medians over `--repeats` blocks; each block also times plain torch matmuls, so
+load from other processes hits both alike:
+
+- plans/s: CEM plans (each one full MPC step: iterations x horizon batched model calls) per second;
+- achieved FLOP/s: the dynamics MLP's matmul FLOPs per plan (2 * samples * sum(fan_in * fan_out) per
+  model call; activations, normalisation and rewards count as overhead, not work) times plans/s;
+- fraction: achieved FLOP/s over a plain `torch.mm` of two 1024 x 1024 float32 matrices (the machine's
+  matmul rate at these threads); also shown over the same layer shapes run as a bare addmm chain.
+
+The goal (issue 17) is a fraction >= 0.5. Writes mbrl_planning.json and mbrl_planning.md under --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import platform
+import statistics
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from robolearn.mbrl.envfns import env_functions
+from robolearn.mbrl.models import EnsembleDynamics
+from robolearn.mbrl.planners import CEMPlanner
+from robolearn.utils.io import atomic_write_json, atomic_write_text
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One HyperCRL configuration: model and planner sizes (default_arg_<name> in the official code)."""
+
+    name: str
+    env_id: str
+    obs_dim: int
+    act_dim: int
+    hidden: tuple[int, ...]
+    gaussian: bool  # HyperCRL's out_var
+    horizon: int
+    samples: int  # n_sim_particles
+    elites: int  # num_cem_elites
+    iterations: int  # n_sim_steps
+
+
+SETTINGS = {
+    s.name: s
+    for s in (
+        Setting("half_cheetah", "HalfCheetah-v5", 18, 6, (200, 200, 200, 200), True, 30, 500, 50, 5),
+        Setting("pusher", "Pusher-v5", 23, 7, (200, 200), False, 20, 500, 40, 5),
+        Setting("inverted_pendulum", "InvertedPendulum-v5", 4, 1, (256, 256), False, 25, 1000, 10, 5),
+    )
+}
+
+
+def _cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return platform.processor() or "unknown"
+    for line in out.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def _layer_sizes(s: Setting) -> list[tuple[int, int]]:
+    sizes = [s.obs_dim + s.act_dim, *s.hidden, s.obs_dim * (2 if s.gaussian else 1)]
+    return list(itertools.pairwise(sizes))
+
+
+def flops_per_plan(s: Setting) -> float:
+    """Matmul FLOPs of the dynamics MLP in one CEM plan (multiply + add per weight, per sample, per call)."""
+    per_call = 2.0 * s.samples * sum(i * o for i, o in _layer_sizes(s))
+    return per_call * s.horizon * s.iterations
+
+
+def _timed(fn: Any, min_time: float) -> float:
+    """Seconds per call of fn(), averaged over enough calls to last min_time."""
+    fn()
+    calls, start = 0, time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_time:
+            return elapsed / calls
+
+
+def square_matmul_flops(n: int = 1024, min_time: float = 0.5) -> float:
+    """FLOP/s of torch.mm on two n x n float32 matrices."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    out = torch.empty(n, n)
+    return 2.0 * n**3 / _timed(lambda: torch.mm(a, b, out=out), min_time)
+
+
+def layer_chain_flops(s: Setting, min_time: float = 0.5) -> float:
+    """FLOP/s of the setting's layer shapes as bare addmm calls (batch = samples), no activations."""
+    xs = [torch.randn(s.samples, i) for i, _ in _layer_sizes(s)]
+    ws = [(torch.randn(i, o), torch.randn(o)) for i, o in _layer_sizes(s)]
+
+    def chain() -> None:
+        for x, (w, b) in zip(xs, ws, strict=True):
+            torch.addmm(b, x, w)
+
+    return 2.0 * s.samples * sum(i * o for i, o in _layer_sizes(s)) / _timed(chain, min_time)
+
+
+def make_model(s: Setting, seed: int) -> EnsembleDynamics:
+    """HyperCRL's dynamics MLP for the setting, normalisers fitted to random transitions."""
+    torch.manual_seed(seed)
+    model = EnsembleDynamics(
+        s.obs_dim, s.act_dim, s.hidden, members=1, gaussian=s.gaussian, activation="relu"
+    )
+    rng = np.random.default_rng(seed)
+    obs = rng.normal(size=(1000, s.obs_dim)).astype(np.float32)
+    act = rng.uniform(-1, 1, size=(1000, s.act_dim)).astype(np.float32)
+    nxt = (obs + 0.05 * rng.normal(size=obs.shape)).astype(np.float32)
+    model.in_norm.fit(np.concatenate([obs, act], axis=1))
+    model.out_norm.fit(nxt - obs)
+    return model.eval()
+
+
+def plan_rate(s: Setting, model: EnsembleDynamics, plans: int, seed: int) -> float:
+    """CEM plans per second (one plan = one MPC step)."""
+    reward_fn, done_fn = env_functions(s.env_id)
+    planner = CEMPlanner(
+        -torch.ones(s.act_dim),
+        torch.ones(s.act_dim),
+        horizon=s.horizon,
+        samples=s.samples,
+        elites=s.elites,
+        iterations=s.iterations,
+        seed=seed,
+    )
+    obs = torch.zeros(s.obs_dim)
+    planner.plan(model, reward_fn, obs, done_fn)  # warm-up
+    start = time.perf_counter()
+    for _ in range(plans):
+        # Feed the plan's own first action forward so the warm start is exercised as in MPC.
+        action = planner.plan(model, reward_fn, obs, done_fn)
+        with torch.no_grad():
+            obs = model.predict(obs, action)[0]
+    return plans / (time.perf_counter() - start)
+
+
+def run(settings: list[Setting], threads: int, plans: int, repeats: int, seed: int) -> dict[str, Any]:
+    """Median figures per setting over `repeats` blocks that alternate planning and reference matmuls."""
+    torch.set_num_threads(threads)
+    load_before = os.getloadavg()
+    rows = []
+    for s in settings:
+        model = make_model(s, seed)
+        rates, square, chain = [], [], []
+        for _ in range(repeats):
+            square.append(square_matmul_flops())
+            rates.append(plan_rate(s, model, plans, seed))
+            chain.append(layer_chain_flops(s))
+        rate = statistics.median(rates)
+        achieved = rate * flops_per_plan(s)
+        rows.append(
+            {
+                **asdict(s),
+                "plans_per_s": rate,
+                "plan_ms": 1000.0 / rate,
+                "model_calls_per_plan": s.horizon * s.iterations,
+                "gflop_per_plan": flops_per_plan(s) / 1e9,
+                "achieved_gflops": achieved / 1e9,
+                "matmul_gflops": statistics.median(square) / 1e9,
+                "layer_chain_gflops": statistics.median(chain) / 1e9,
+                "fraction_of_matmul": achieved / statistics.median(square),
+                "fraction_of_layer_chain": achieved / statistics.median(chain),
+                "plans_per_s_all": rates,
+            }
+        )
+    return {
+        "machine": {
+            "cpu": _cpu_model(),
+            "cores": os.cpu_count(),
+            "torch_threads": threads,
+            "torch": torch.__version__,
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
+        },
+        "plans": plans,
+        "repeats": repeats,
+        "seed": seed,
+        "rows": rows,
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    """The markdown table of a run's figures."""
+    m = result["machine"]
+    lines = [
+        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} with {m['torch_threads']} thread(s); "
+        f"load average {m['loadavg_before'][0]:.1f} before, {m['loadavg_after'][0]:.1f} after.",
+        "",
+        "| setting | CEM H/N/elites/iters | plans/s | ms/plan | GFLOP/plan | achieved GFLOP/s | "
+        "torch.mm 1024 GFLOP/s | fraction (goal >= 0.5) | same-shape addmm GFLOP/s | fraction of it |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        cem = f"{r['horizon']}/{r['samples']}/{r['elites']}/{r['iterations']}"
+        lines.append(
+            f"| {r['name']} | {cem} | {r['plans_per_s']:.2f} | {r['plan_ms']:.0f} | {r['gflop_per_plan']:.2f} | "
+            f"{r['achieved_gflops']:.1f} | {r['matmul_gflops']:.1f} | {r['fraction_of_matmul']:.2f} | "
+            f"{r['layer_chain_gflops']:.1f} | {r['fraction_of_layer_chain']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    """Parse arguments, run, write mbrl_planning.{json,md}, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--settings", default=",".join(SETTINGS), help="comma-separated: " + ", ".join(SETTINGS)
+    )
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--plans", type=int, default=6)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("outputs/benchmarks"))
+    args = parser.parse_args()
+    names = [n.strip() for n in args.settings.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SETTINGS]
+    if unknown:
+        parser.error(f"unknown setting(s) {unknown}; choose from {sorted(SETTINGS)}")
+    result = run([SETTINGS[n] for n in names], args.threads, args.plans, args.repeats, args.seed)
+    atomic_write_json(args.out / "mbrl_planning.json", result)
+    text = table(result)
+    atomic_write_text(args.out / "mbrl_planning.md", text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
