@@ -30,6 +30,30 @@ def close_matches(value: str, choices: Iterable[str], n: int = 3) -> str:
     return " (did you mean " + " or ".join(matches) + "?)"
 
 
+# Every optional module robolearn imports: import name -> (pip package, robolearn extra), as declared in
+# pyproject.toml's [project.optional-dependencies]. One table, so each verb's missing-extra line names the
+# same install command; tests/test_extras.py checks it against pyproject.toml.
+OPTIONAL_MODULES: dict[str, tuple[str, str]] = {
+    "onnx": ("onnx", "deploy"),
+    "onnxruntime": ("onnxruntime", "deploy"),
+    "cyclonedds": ("cyclonedds", "deploy"),
+    "unitree_sdk2py": ("unitree-sdk2py-dimos", "deploy"),
+    "h5py": ("h5py", "deploy"),
+    "openai": ("openai", "llm"),
+    "RestrictedPython": ("RestrictedPython", "llm"),
+    "pyseccomp": ("pyseccomp", "llm"),
+    "warp": ("warp-lang", "gpu"),
+    "mujoco_warp": ("mujoco-warp", "gpu"),
+    "rsl_rl": ("rsl-rl-lib", "rsl"),
+    "ray": ("ray", "dist"),
+    "hydra_plugins.hydra_ray_launcher": ("hydra-ray-launcher", "dist"),
+    "submitit": ("submitit", "dist"),
+    "hydra_plugins.hydra_submitit_launcher": ("hydra-submitit-launcher", "dist"),
+    "imageio": ("imageio", "video"),
+    "pygame": ("pygame", "video"),
+}
+
+
 def require(module: str, feature: str, extra: str, package: str | None = None) -> object:
     """Import an optional module or raise MissingExtraError naming the extra to install."""
     import importlib
@@ -38,6 +62,16 @@ def require(module: str, feature: str, extra: str, package: str | None = None) -
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingExtraError(feature, extra, package or module) from exc
+
+
+def require_extra(feature: str, *modules: str) -> None:
+    """Import each optional module (keys of OPTIONAL_MODULES) before a verb starts work, or raise
+    MissingExtraError: one line naming the feature, the package and `pip install "robolearn[<extra>]"`."""
+    for module in modules:
+        if module not in OPTIONAL_MODULES:
+            raise KeyError(f"{module} is not in robolearn.errors.OPTIONAL_MODULES; add its package and extra")
+        package, extra = OPTIONAL_MODULES[module]
+        require(module, feature, extra, package)
 
 
 def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:

@@ -51,7 +51,7 @@ from robolearn.deploy.artifact import (
     PolicyContract,
     write_contract,
 )
-from robolearn.errors import UserError, require
+from robolearn.errors import UserError, require, require_extra
 from robolearn.robots.observations import LOCOMOTION_TERMS, ObsTerm, observation_size
 from robolearn.robots.registry import get_robot_spec
 from robolearn.robots.spec import RobotSpec
@@ -621,6 +621,8 @@ def validate_export_config(cfg: DictConfig) -> None:
         raise UserError(f"out={cfg.out} exists; pass overwrite=true to replace it")
     if cfg.run is not None and cfg.checkpoint not in CHECKPOINTS:
         raise UserError(f"checkpoint={cfg.checkpoint} is not allowed; choose one of {', '.join(CHECKPOINTS)}")
+    # Before any model loads: torch.onnx writes the graph with onnx, onnxruntime checks it.
+    require_extra("exporting a policy", "onnx", "onnxruntime")
 
 
 def run_export(cfg: DictConfig) -> PolicyArtifact | OnnxExport:
