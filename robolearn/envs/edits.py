@@ -262,10 +262,14 @@ def model_names(model: mujoco.MjModel | mujoco.MjSpec, what: str) -> list[str]:
     return [n for n in names if n and n != "world"]
 
 
+_PLURAL = {"body": "bodies", "geom or body": "geoms and bodies"}
+
+
 def _name_error(where: str, name: str, what: str, model_name: str, names: Sequence[str]) -> UserError:
     listed = ", ".join(names) if len(names) <= 40 else ", ".join(names[:40]) + f", ... ({len(names)} in all)"
     return UserError(
-        f"{where} = '{name}' is not a {what} of {model_name}{close_matches(name, names)}; {what}s: {listed or '(none named)'}"
+        f"{where} = '{name}' is not a {what} of {model_name}{close_matches(name, names)}; "
+        f"{_PLURAL.get(what, what + 's')}: {listed or '(none named)'}"
     )
 
 
