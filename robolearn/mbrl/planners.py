@@ -48,17 +48,23 @@ def rollout_returns(
     n, horizon, _ = actions.shape
     # A model may offer predict_mean (EnsembleDynamics does): the same mean without computing a std.
     predict_mean = getattr(model, "predict_mean", None)
+    # Time-major and contiguous, so each step's [N, A] slice feeds the model without a strided copy.
+    steps = actions.transpose(0, 1).contiguous()
     state = obs.reshape(1, -1).expand(n, -1)
     total = torch.zeros(n, dtype=actions.dtype, device=actions.device)
-    alive = torch.ones(n, dtype=torch.bool, device=actions.device)
+    alive: Tensor | None = None  # None until a termination function has run: everyone is alive
     weight = 1.0
     for t in range(horizon):
-        act = actions[:, t]
+        act = steps[t]
         nxt = predict_mean(state, act) if predict_mean is not None else model.predict(state, act)[0]
         reward = reward_fn(state, act, nxt)
-        total = total + weight * torch.where(alive, reward, torch.zeros_like(reward))
+        if alive is not None:
+            # where, not a product: a terminated rollout's later (possibly diverged, NaN) rewards must vanish.
+            reward = torch.where(alive, reward, torch.zeros_like(reward))
+        total = total + weight * reward
         if done_fn is not None:
-            alive = alive & ~done_fn(state, act, nxt)
+            done = done_fn(state, act, nxt)
+            alive = ~done if alive is None else alive & ~done
         state = nxt
         weight *= discount
     return torch.where(torch.isfinite(total), total, torch.full_like(total, -torch.inf))
