@@ -2,8 +2,9 @@
 
 Used by the in-process sim2sim backend and by the DDS sim bridge. The PD law is
 robolearn.robots.actuators.pd_torque with the command's own gains (what each Unitree motor driver
-does with LowCmd), evaluated at every physics step (1 kHz by default) from the latest command. The
-IMU values are read from the model's sensors on the spec's IMU site when it has them (our MJCF
+does with LowCmd), evaluated at every physics step (1 kHz by default) from the latest command. It
+runs inside MuJoCo, on the actuators of robolearn.robots.model.pd_actuator_model, the physics the
+training envs step too (so train, sim2sim and the sim bridge share one). The IMU values are read from the model's sensors on the spec's IMU site when it has them (our MJCF
 does), else from the free joint.
 """
 
@@ -16,8 +17,15 @@ import mujoco
 import numpy as np
 
 from robolearn.errors import UserError
-from robolearn.robots.actuators import pd_torque
-from robolearn.robots.model import geom_lowest_point, joint_index_map, load_model, set_default_pose
+from robolearn.robots.actuators import pd_actuator_params
+from robolearn.robots.model import (
+    geom_lowest_point,
+    joint_index_map,
+    load_model,
+    pd_actuator_model,
+    set_default_pose,
+    write_pd_params,
+)
 from robolearn.robots.spec import RobotSpec
 
 # Robots folded on the ground, what they look like after lying down and before a deploy stands them
@@ -60,11 +68,12 @@ class RobotSimulation:
         if not 0 < physics_dt <= spec.physics_dt:
             raise UserError(f"physics_dt={physics_dt} must be in (0, {spec.physics_dt}] for {spec.name}")
         self.spec = spec
-        self.model = load_model(spec, model_path)
+        motor_model = load_model(spec, model_path)
+        self.index = joint_index_map(motor_model, spec)
+        self.model = pd_actuator_model(motor_model, spec)
         self.model.opt.timestep = float(physics_dt)
         self.physics_dt = float(physics_dt)
         self.data = mujoco.MjData(self.model)
-        self.index = joint_index_map(self.model, spec)
         self.rng = np.random.default_rng(seed)
         n = spec.num_joints
         self.cmd_q = spec.default_pos_array.copy()
@@ -143,21 +152,18 @@ class RobotSimulation:
         self.cmd_tau = np.zeros_like(self.cmd_q) if tau is None else np.asarray(tau, dtype=np.float64)
 
     def step(self, n: int = 1) -> None:
-        """Advance n physics steps, running the motor PD law at each."""
-        m, d, idx, spec = self.model, self.data, self.index, self.spec
-        for _ in range(n):
-            self.torque = pd_torque(
-                self.cmd_q,
-                d.qpos[idx.qpos_adr],
-                d.qvel[idx.qvel_adr],
-                self.cmd_kp,
-                self.cmd_kd,
-                spec.torque_limit_array,
-                target_vel=self.cmd_dq,
-                feedforward=self.cmd_tau,
-            )
-            d.ctrl[idx.actuator_ids] = idx.ctrl_from_torque(self.torque)
-            mujoco.mj_step(m, d)
+        """Advance n physics steps; MuJoCo's actuators run the motor PD law of the command at each."""
+        if n <= 0:
+            return
+        m, d, acts = self.model, self.data, self.index.actuator_ids
+        # Written every call (a reset clears ctrl): a few dozen numbers against n physics steps.
+        params = pd_actuator_params(
+            self.cmd_q, self.cmd_kp, self.cmd_kd, self.spec.torque_limit_array, self.cmd_dq, self.cmd_tau
+        )
+        write_pd_params(m.actuator_gainprm, m.actuator_biasprm, m.actuator_forcerange, acts, params)
+        d.ctrl[acts] = params.ctrl
+        mujoco.mj_step(m, d, nstep=n)
+        self.torque = d.actuator_force[acts].copy()  # the last step's torque (gear 1)
 
     def push(self, velocity_xy: tuple[float, float]) -> None:
         """Add a planar velocity to the base (legged_gym's push)."""

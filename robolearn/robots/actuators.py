@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -103,6 +104,58 @@ def pd_torque(
         tau = tau + np.asarray(feedforward, dtype=np.float64)
     tau = np.where(np.isnan(tau), 0.0, tau)
     return np.clip(tau, -limit, limit)
+
+
+# MuJoCo zeroes every control of a model, with a warning, once one exceeds mjMAXVAL (1e10); targets
+# beyond this bound are treated like infinite ones (the law saturates for any state a robot reaches).
+MAX_FINITE_TARGET = 1e9
+
+
+class PdActuatorParams(NamedTuple):
+    """pd_torque as a MuJoCo affine actuator (gear 1): force = gain*ctrl + bias0 + bias1*q + bias2*dq, clipped.
+
+    Arrays in the broadcast shape of pd_actuator_params' inputs, joints last; bias has 3 more on the end.
+    """
+
+    ctrl: np.ndarray  # the actuator control: the position target
+    gain: np.ndarray  # gainprm[0]: kp
+    bias: np.ndarray  # biasprm[0:3]: kd*dq* + tau_ff, -kp, -kd
+    limit: np.ndarray  # forcerange is [-limit, limit]
+
+
+def pd_actuator_params(
+    target_pos: ArrayLike,
+    kp: ArrayLike,
+    kd: ArrayLike,
+    torque_limit: ArrayLike,
+    target_vel: ArrayLike = 0.0,
+    feedforward: ArrayLike = 0.0,
+) -> PdActuatorParams:
+    """The actuator parameters under which MuJoCo computes pd_torque itself, at every physics step.
+
+    kp*ctrl - kp*q - kd*dq + (kd*dq* + tau_ff) is pd_torque's sum in another order (equal up to float
+    rounding). pd_torque's guard for commands it cannot evaluate carries over as a constant force,
+    because MuJoCo would otherwise zero every control of the model: a NaN target or non-finite gain,
+    target velocity or feedforward gives zero torque (a limp joint), and an infinite (or beyond
+    MAX_FINITE_TARGET) target the saturated torque pd_torque gives for any finite state.
+    """
+    target = np.asarray(target_pos, dtype=np.float64)
+    kp_a, kd_a = np.asarray(kp, dtype=np.float64), np.asarray(kd, dtype=np.float64)
+    vel, ff = np.asarray(target_vel, dtype=np.float64), np.asarray(feedforward, dtype=np.float64)
+    limit = np.abs(np.asarray(torque_limit, dtype=np.float64))
+    target, kp_a, kd_a, vel, ff, limit = np.broadcast_arrays(target, kp_a, kd_a, vel, ff, limit)
+    with np.errstate(invalid="ignore", over="ignore"):
+        offset = kd_a * vel + ff
+        gains_ok = np.isfinite(kp_a) & np.isfinite(kd_a) & np.isfinite(offset)
+        regular = gains_ok & (np.abs(target) <= MAX_FINITE_TARGET)
+    gain = np.where(regular, kp_a, 0.0)
+    bias = np.stack((np.where(regular, offset, 0.0), -gain, np.where(regular, -kd_a, 0.0)), axis=-1)
+    ctrl = np.where(regular, target, 0.0)
+    if not regular.all():
+        # The law at q = dq = 0: NaN (limp) or +-limit for an out-of-range target; zero for bad gains.
+        held = np.where(gains_ok, pd_torque(target, 0.0, 0.0, kp_a, kd_a, limit, vel, ff), 0.0)
+        bias[..., 0] = np.where(regular, bias[..., 0], held)
+    return PdActuatorParams(ctrl=ctrl, gain=gain, bias=bias, limit=limit.copy())
 
 
 # --- Motor constants -------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ actuators in any order. JointIndexMap is the one place that translation happens.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from robolearn.errors import UserError
 from robolearn.resources import envs_dir
-from robolearn.robots.actuators import pd_torque
+from robolearn.robots.actuators import PdActuatorParams, pd_actuator_params, pd_torque
 from robolearn.robots.spec import RobotSpec
 from robolearn.robots.state import RobotState
 
@@ -146,6 +147,108 @@ def _root_free_joint(model: mujoco.MjModel, spec: RobotSpec, joint_ids: np.ndarr
             return j
     body = _name(model, mujoco.mjtObj.mjOBJ_BODY, root_body)
     raise UserError(f"{source}: the {spec.name} joints hang from body '{body}', which has no free joint")
+
+
+# Integrators under which moving the PD law into the actuators keeps pd_torque's explicit force.
+_PD_INTEGRATORS = (mujoco.mjtIntegrator.mjINT_EULER, mujoco.mjtIntegrator.mjINT_IMPLICITFAST)
+
+
+def pd_actuator_model(model: mujoco.MjModel, spec: RobotSpec) -> mujoco.MjModel:
+    """A copy of a checked motor model whose spec actuators run pd_torque inside MuJoCo (Euler integrator).
+
+    Each spec motor becomes an affine (position-type) actuator with gear 1, so actuator_force is the
+    joint torque: gain kp on ctrl = q*, bias [0, -kp, -kd], forcerange +-torque limit (the spec's
+    until pd_actuator_params' values are written). The motor's own bounds (ctrlrange x gear,
+    forcerange x gear) move to the joint's actuatorfrcrange, so the torque reaching the joint is
+    bounded as it was. The copy integrates with Euler: implicitfast would treat the actuator's -kd*dq
+    as an implicit damper, a different law from the explicit one a motor driver runs. For a model on
+    implicitfast whose only velocity-dependent force is joint damping, Euler (with its implicit joint
+    damping) is the same computation: tests/envs/test_envs_pd_actuators.py checks it is bit-identical.
+    The MJCF stays as Unitree ships it; only this in-memory copy changes.
+    """
+    index = joint_index_map(model, spec)
+    integrator = int(model.opt.integrator)
+    if integrator not in _PD_INTEGRATORS:
+        name = mujoco.mjtIntegrator(integrator).name.removeprefix("mjINT_")
+        raise UserError(
+            f"the {spec.name} model uses the {name} integrator; robolearn's MuJoCo PD law needs Euler or"
+            ' implicitfast (set <option integrator="implicitfast"/>)'
+        )
+    pd = copy.copy(model)
+    if integrator == mujoco.mjtIntegrator.mjINT_IMPLICITFAST:
+        _check_only_joint_damping(model, index, spec)
+        # implicitfast always treats joint damping implicitly; Euler does too unless this flag is set.
+        pd.opt.disableflags &= ~int(mujoco.mjtDisableBit.mjDSBL_EULERDAMP)
+    pd.opt.integrator = mujoco.mjtIntegrator.mjINT_EULER
+
+    acts, joints = index.actuator_ids, index.joint_ids
+    lower, upper = np.full(len(acts), -np.inf), np.full(len(acts), np.inf)
+    gear = index.actuator_gear  # torque per unit ctrl: gear x gain
+    bounds = [(model.actuator_ctrllimited[acts], model.actuator_ctrlrange[acts] * gear[:, None])]
+    bounds.append(
+        (model.actuator_forcelimited[acts], model.actuator_forcerange[acts] * model.actuator_gear[acts, :1])
+    )
+    bounds.append((model.jnt_actfrclimited[joints], model.jnt_actfrcrange[joints]))
+    for limited, ranges in bounds:
+        on = limited.astype(bool)
+        lower = np.where(on, np.maximum(lower, ranges.min(axis=1)), lower)
+        upper = np.where(on, np.minimum(upper, ranges.max(axis=1)), upper)
+    limited = np.isfinite(lower) | np.isfinite(upper)
+    pd.jnt_actfrclimited[joints] = limited
+    pd.jnt_actfrcrange[joints] = np.where(limited[:, None], np.stack((lower, upper), axis=1), 0.0)
+
+    pd.actuator_gear[acts] = (1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    pd.actuator_gaintype[acts] = mujoco.mjtGain.mjGAIN_FIXED
+    pd.actuator_biastype[acts] = mujoco.mjtBias.mjBIAS_AFFINE
+    pd.actuator_gainprm[acts] = 0.0
+    pd.actuator_biasprm[acts] = 0.0
+    pd.actuator_ctrllimited[acts] = 0  # the target is q*, unbounded as pd_torque's is
+    pd.actuator_forcelimited[acts] = 1
+    write_pd_params(
+        pd.actuator_gainprm,
+        pd.actuator_biasprm,
+        pd.actuator_forcerange,
+        acts,
+        pd_actuator_params(spec.default_pos_array, spec.kp_array, spec.kd_array, spec.torque_limit_array),
+    )
+    return pd
+
+
+def _check_only_joint_damping(model: mujoco.MjModel, index: JointIndexMap, spec: RobotSpec) -> None:
+    # Any other velocity-dependent force would be implicit under implicitfast and explicit under Euler.
+    others = np.setdiff1d(np.arange(model.nu), index.actuator_ids)
+    velocity_actuators = [
+        _name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, int(a))
+        for a in others
+        if model.actuator_biastype[a] != mujoco.mjtBias.mjBIAS_NONE
+        or model.actuator_gaintype[a] != mujoco.mjtGain.mjGAIN_FIXED
+    ]
+    reasons = []
+    if velocity_actuators:
+        reasons.append(f"actuator(s) {', '.join(velocity_actuators)}")
+    if model.ntendon and np.any(model.tendon_damping):
+        reasons.append("tendon damping")
+    if model.opt.density > 0 or model.opt.viscosity > 0:
+        reasons.append("fluid forces")
+    if reasons:
+        raise UserError(
+            f"the {spec.name} model on implicitfast has velocity-dependent {' and '.join(reasons)};"
+            ' robolearn runs its PD law on Euler, so set <option integrator="Euler"/> in that model'
+        )
+
+
+def write_pd_params(
+    gainprm: np.ndarray,
+    biasprm: np.ndarray,
+    forcerange: np.ndarray,
+    actuator_ids: np.ndarray,
+    params: PdActuatorParams,
+) -> None:
+    """Write pd_actuator_params' gains, biases and limits into model arrays (..., nu, 10|10|2), in place."""
+    gainprm[..., actuator_ids, 0] = params.gain
+    biasprm[..., actuator_ids, 0:3] = params.bias
+    forcerange[..., actuator_ids, 0] = -params.limit
+    forcerange[..., actuator_ids, 1] = params.limit
 
 
 def set_joint_armature(model: mujoco.MjModel, spec: RobotSpec) -> None:

@@ -2,8 +2,10 @@
 
 Batch is bit-identical to a loop of mj_step over one MjData per simulation, at any thread count,
 so this backend and MujocoBackend give the same numbers; it only removes the Python loop. The PD
-law runs in numpy on the bound state views between physics steps (one Batch.step per physics
-step), because the torque must follow the joint state at the physics rate, as on the robot.
+law runs inside MuJoCo (robolearn.robots.model.pd_actuator_model): each env's gains and torque
+limits are per-simulation actuator parameters (Batch.expand), the targets its controls, so one
+Batch.step(nstep=decimation) advances a control step with the torque following the joint state at
+the physics rate, as on the robot, and no Python between substeps.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from robolearn.envs.backends.base import (
     SimFrame,
     dynamics_fields,
 )
-from robolearn.robots.actuators import pd_torque
+from robolearn.robots.actuators import PdActuatorParams, pd_actuator_params
+from robolearn.robots.model import pd_actuator_model, write_pd_params
 from robolearn.robots.spec import RobotSpec
 
 
@@ -44,7 +47,8 @@ class BatchBackend(SimBackend):
         self.num_envs = num_envs
         self.decimation = spec.decimation
         self.layout = ModelLayout.build(model, spec, bodies)
-        self.batch = Batch(model, num_envs, nthread=max(1, int(threads)))
+        self.physics_model = pd_actuator_model(model, spec)
+        self.batch = Batch(self.physics_model, num_envs, nthread=max(1, int(threads)))
         # Live views of the state rows (writes are the next step's state) and of the outputs.
         self._qpos = self.batch.bind("qpos")
         self._qvel = self.batch.bind("qvel")
@@ -53,7 +57,13 @@ class BatchBackend(SimBackend):
         self._xquat = self.batch.bind("xquat")
         self._cvel = self.batch.bind("cvel")
         self._subtree_com = self.batch.bind("subtree_com")
+        self._force = self.batch.bind("actuator_force")
         self._dynamics: dict[str, np.ndarray] | None = None
+        # Per-env PD gains and limits: expanded model fields, rewritten when the task's values change.
+        self._gainprm = self.batch.expand("actuator_gainprm")
+        self._biasprm = self.batch.expand("actuator_biasprm")
+        self._forcerange = self.batch.expand("actuator_forcerange")
+        self._written: PdActuatorParams | None = None
 
     def reset_envs(self, ids: np.ndarray, state: RootJointState) -> None:
         """Batch.reset without a forward pass (as mj_resetData), then write the state rows."""
@@ -69,16 +79,16 @@ class BatchBackend(SimBackend):
     def step(
         self, targets: np.ndarray, kp: np.ndarray, kd: np.ndarray, torque_limit: np.ndarray
     ) -> np.ndarray:
-        """PD (numpy, all envs) then one Batch.step, `decimation` times."""
-        index = self.layout.index
-        tau = np.zeros_like(targets)
-        for _ in range(self.decimation):
-            tau = pd_torque(
-                targets, self._qpos[:, index.qpos_adr], self._qvel[:, index.qvel_adr], kp, kd, torque_limit
-            )
-            self._ctrl[:, index.actuator_ids] = index.ctrl_from_torque(tau)
-            self.batch.step()
-        return tau
+        """Targets to the controls, changed gains to the model rows, then one Batch.step of `decimation` substeps."""
+        acts = self.layout.index.actuator_ids
+        params = pd_actuator_params(targets, kp, kd, torque_limit)
+        if not _same_gains(self._written, params):
+            write_pd_params(self._gainprm, self._biasprm, self._forcerange, acts, params)
+            self._written = params
+        self._ctrl[:, acts] = params.ctrl
+        self.batch.step(nstep=self.decimation)
+        # The last substep's force (gear 1: the joint torque), as the numpy law returned the last one.
+        return np.array(self._force[:, acts])
 
     def frame(self) -> SimFrame:
         """Copies of the bound rows and outputs."""
@@ -107,3 +117,13 @@ class BatchBackend(SimBackend):
     def set_physics_state(self, state: np.ndarray) -> None:
         """Write the state rows back."""
         self.batch.state[...] = state
+
+
+def _same_gains(written: PdActuatorParams | None, params: PdActuatorParams) -> bool:
+    """Whether the model rows already hold these gains, biases and limits."""
+    return (
+        written is not None
+        and np.array_equal(written.gain, params.gain)
+        and np.array_equal(written.bias, params.bias)
+        and np.array_equal(written.limit, params.limit)
+    )

@@ -1,4 +1,8 @@
-"""The reference backend: one MjModel and one MjData per env, stepped with mj_step in a loop."""
+"""The reference backend: one MjModel and one MjData per env, stepped with mj_step in a loop.
+
+The PD law runs inside MuJoCo, as in the batch backend: each env's model copy carries its gains and
+torque limits as actuator parameters (robolearn.robots.model.pd_actuator_model).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,8 @@ from robolearn.envs.backends.base import (
     SimFrame,
     dynamics_fields,
 )
-from robolearn.robots.actuators import pd_torque
+from robolearn.robots.actuators import PdActuatorParams, pd_actuator_params
+from robolearn.robots.model import pd_actuator_model, write_pd_params
 from robolearn.robots.spec import RobotSpec
 
 _INTEGRATION_STATE = mujoco.mjtState.mjSTATE_INTEGRATION
@@ -33,9 +38,17 @@ class MujocoBackend(SimBackend):
         self.num_envs = num_envs
         self.decimation = spec.decimation
         self.layout = ModelLayout.build(model, spec, bodies)
-        self.models = [copy.copy(model) for _ in range(num_envs)]
+        self.physics_model = pd_actuator_model(model, spec)
+        self.models = [copy.copy(self.physics_model) for _ in range(num_envs)]
         self.datas = [mujoco.MjData(m) for m in self.models]
         self._nstate = mujoco.mj_stateSize(model, _INTEGRATION_STATE)
+        nj = spec.num_joints
+        # What each model copy's PD rows hold: (gain, bias, limit), rewritten when the task's change.
+        self._written = (
+            np.full((num_envs, nj), np.nan),
+            np.zeros((num_envs, nj, 3)),
+            np.zeros((num_envs, nj)),
+        )
 
     def _stack(self, field: str) -> np.ndarray:
         return np.stack([getattr(d, field) for d in self.datas])
@@ -53,17 +66,31 @@ class MujocoBackend(SimBackend):
     def step(
         self, targets: np.ndarray, kp: np.ndarray, kd: np.ndarray, torque_limit: np.ndarray
     ) -> np.ndarray:
-        """PD on all envs at once (the same arithmetic the batch backend does), then mj_step each."""
-        index = self.layout.index
-        tau = np.zeros_like(targets)
-        for _ in range(self.decimation):
-            q = np.stack([d.qpos[index.qpos_adr] for d in self.datas])
-            dq = np.stack([d.qvel[index.qvel_adr] for d in self.datas])
-            tau = pd_torque(targets, q, dq, kp, kd, torque_limit)
-            ctrl = index.ctrl_from_torque(tau)
-            for m, d, u in zip(self.models, self.datas, ctrl, strict=True):
-                d.ctrl[index.actuator_ids] = u
-                mujoco.mj_step(m, d)
+        """Targets and changed gains into each env's data and model, then `decimation` mj_steps each."""
+        acts = self.layout.index.actuator_ids
+        params = pd_actuator_params(targets, kp, kd, torque_limit)
+        gain, bias, limit = self._written
+        changed = (
+            np.any(gain != params.gain, axis=1)
+            | np.any(bias != params.bias, axis=(1, 2))
+            | np.any(limit != params.limit, axis=1)
+        )
+        for row in np.flatnonzero(changed):
+            i = int(row)
+            m = self.models[i]
+            write_pd_params(
+                m.actuator_gainprm,
+                m.actuator_biasprm,
+                m.actuator_forcerange,
+                acts,
+                PdActuatorParams(*(a[i] for a in params)),
+            )
+            gain[i], bias[i], limit[i] = params.gain[i], params.bias[i], params.limit[i]
+        tau = np.empty_like(params.gain)
+        for i, (m, d) in enumerate(zip(self.models, self.datas, strict=True)):
+            d.ctrl[acts] = params.ctrl[i]
+            mujoco.mj_step(m, d, nstep=self.decimation)
+            tau[i] = d.actuator_force[acts]  # the last substep's force (gear 1: the joint torque)
         return tau
 
     def frame(self) -> SimFrame:
