@@ -8,7 +8,7 @@ four hidden layers of 200, normalised (x, u) inputs, "diff" outputs, optional ou
 - the network predicts the normalised delta next_obs - obs (and, with a Gaussian head, its log-variance);
 - the log-variance is soft-clamped between learned bounds ``min_logvar``/``max_logvar`` (PETS, appendix A.1),
   with a small penalty that keeps the bounds tight;
-- the M ensemble members hold their weights in [M, in, out] tensors, so one ``torch.baddbmm`` per layer
+- the M ensemble members hold their weights in [M, out, in] tensors, so one ``torch.baddbmm`` per layer
   runs every member at once: there is no Python loop over members.
 """
 
@@ -74,24 +74,22 @@ def activation_fn(activation: Activation) -> Callable[[Tensor], Tensor]:
 def mlp_forward(
     params: Sequence[tuple[Tensor, Tensor]], x: Tensor, activation: Activation = "silu"
 ) -> Tensor:
-    """A functional MLP: x @ W + b per layer, activation between layers (not after the last).
+    """A functional MLP, x W^T + b per layer (torch.nn.functional.linear's layout), activation between layers.
 
-    Weights are [in, out] with biases [out]; or batched, [M, in, out] with biases [M, out] applied to
-    x [M, B, in] (one baddbmm per layer for all M networks). The hypernetwork's target network calls this
-    with generated weights, the ensemble with its own parameters.
+    Weights are [out, in] with biases [out], as in nn.Linear; or batched, [M, out, in] with biases [M, out]
+    applied to x [M, B, in] (one baddbmm per layer for all M networks). Generated weights (a hypernetwork's
+    target network) and the ensemble's own parameters run through this same function.
     """
     act = activation_fn(activation)
     last = len(params) - 1
     for i, (w, b) in enumerate(params):
         if w.dim() == 3:
             if x.dim() == 3:
-                x = torch.baddbmm(b.unsqueeze(-2), x, w)
+                x = torch.baddbmm(b.unsqueeze(-2), x, w.transpose(-1, -2))
             else:
-                x = torch.matmul(x, w) + b.unsqueeze(-2)
-        elif x.dim() == 2:
-            x = torch.addmm(b, x, w)
+                x = torch.matmul(x, w.transpose(-1, -2)) + b.unsqueeze(-2)
         else:
-            x = torch.matmul(x, w) + b
+            x = F.linear(x, w, b)
         if i < last:
             x = act(x)
     return x
@@ -150,7 +148,7 @@ class EnsembleDynamics(nn.Module):
         for fan_in, fan_out in itertools.pairwise(sizes):
             # nn.Linear's default init, drawn independently per member: members differ from the start.
             bound = 1.0 / math.sqrt(fan_in)
-            w = (torch.rand(members, fan_in, fan_out, generator=gen) * 2 - 1) * bound
+            w = (torch.rand(members, fan_out, fan_in, generator=gen) * 2 - 1) * bound
             b = (torch.rand(members, fan_out, generator=gen) * 2 - 1) * bound
             self.weights.append(nn.Parameter(w))
             self.biases.append(nn.Parameter(b))
@@ -163,7 +161,7 @@ class EnsembleDynamics(nn.Module):
 
     # ----- forward -----
     def layers(self) -> list[tuple[Tensor, Tensor]]:
-        """The (weight [M, in, out], bias [M, out]) pairs, in order."""
+        """The (weight [M, out, in], bias [M, out]) pairs, in order."""
         return list(zip(self.weights, self.biases, strict=True))
 
     def forward_normalized(self, xn: Tensor, *, need_logvar: bool = True) -> tuple[Tensor, Tensor | None]:
