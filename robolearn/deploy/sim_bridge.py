@@ -4,7 +4,8 @@ It subscribes to rt/lowcmd and publishes rt/lowstate with the robot's message fa
 loopback interface only (a simulated robot must never appear on a real robot's network):
 
 - motor-side PD at every physics step (bridge.physics_hz, default 1 kHz) from the latest valid
-  command, with each command's own q, dq, kp, kd and tau (robolearn.robots.actuators.pd_torque);
+  command, with each command's own q, dq, kp, kd and tau (robolearn.robots.actuators.pd_torque's law,
+  run by MuJoCo's actuators as in training: robolearn.deploy.simulation);
 - commands whose CRC is wrong are dropped and counted, as the robot's firmware does;
 - LowState at bridge.state_hz (500 Hz) with `tick` (ms of simulated time), the IMU from the model's
   sensors, and a valid CRC;
