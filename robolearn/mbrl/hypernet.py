@@ -2,7 +2,7 @@
 
 A learned embedding per task goes through a small MLP (the hypernetwork, weights `theta`) whose
 output is reshaped into the weights and biases of the target dynamics MLP, which then runs
-functionally on them (`mlp_forward`). Optionally the output is generated in chunks: a shared chunk
+functionally on them (the core's `robolearn.mbrl.models.mlp_forward`, nn.Linear layout). Optionally the output is generated in chunks: a shared chunk
 generator maps (task embedding, chunk embedding) to one slice of the flat weight vector, so the
 output layer scales with the chunk size instead of the target size (von Oswald et al., "Continual
 learning with hypernetworks", ICLR 2020, Sec. 3; Huang et al., IROS 2021, Sec. IV-B).
@@ -15,21 +15,13 @@ embeddings drawn from N(0, 1)).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from robolearn.errors import UserError, close_matches
-
-ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "relu": F.relu,
-    "elu": F.elu,
-    "silu": F.silu,
-    "swish": F.silu,
-    "tanh": torch.tanh,
-}
+from robolearn.errors import UserError
+from robolearn.mbrl.models import activation_fn, mlp_forward
 
 # Hypernetwork hidden sizes paired with the target MLP's hidden sizes in the official code
 # (hypercrl/tools/default_arg.py, Hparams.add_hnet_hparams).
@@ -54,18 +46,8 @@ FALLBACK_HNET_HIDDEN = (50, 50)
 FALLBACK_CHUNKING = ((20, 20), 2000, 20)
 
 
-def activation_fn(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The activation function called `name` (relu, elu, silu/swish, tanh)."""
-    try:
-        return ACTIVATIONS[name]
-    except KeyError:
-        raise UserError(
-            f"activation={name!r} is unknown{close_matches(name, ACTIVATIONS)}; use one of {', '.join(ACTIVATIONS)}"
-        ) from None
-
-
 def mlp_shapes(in_dim: int, out_dim: int, hidden: Sequence[int]) -> list[tuple[int, ...]]:
-    """Parameter shapes of an MLP, in nn.Linear layout: [W1 (h1, in), b1 (h1,), ..., W_out, b_out]."""
+    """Parameter shapes of an MLP in mlp_forward's (nn.Linear's) layout: [W1 (h1, in), b1 (h1,), ..., W_out, b_out]."""
     shapes: list[tuple[int, ...]] = []
     prev = in_dim
     for size in [*hidden, out_dim]:
@@ -77,20 +59,6 @@ def mlp_shapes(in_dim: int, out_dim: int, hidden: Sequence[int]) -> list[tuple[i
 def pair_params(flat: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """[W1, b1, W2, b2, ...] -> [(W1, b1), (W2, b2), ...]."""
     return [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
-
-
-def mlp_forward(
-    params: Sequence[tuple[torch.Tensor, torch.Tensor]],
-    x: torch.Tensor,
-    activation: str | Callable[[torch.Tensor], torch.Tensor],
-) -> torch.Tensor:
-    """Run an MLP on explicit (weight, bias) pairs: activation between layers, linear output."""
-    act = activation_fn(activation) if isinstance(activation, str) else activation
-    for i, (weight, bias) in enumerate(params):
-        x = F.linear(x, weight, bias)
-        if i < len(params) - 1:
-            x = act(x)
-    return x
 
 
 def default_hnet_hidden(target_hidden: Sequence[int]) -> tuple[int, ...]:
@@ -161,6 +129,7 @@ class HyperNetwork(nn.Module):
         layers: list[nn.Parameter] = []
         for shape in mlp_shapes(in_dim, out_dim, self.hidden):
             layers.append(nn.Parameter(torch.zeros(shape)))
+        # Weights are [out, in]; each row of the output layer generates one target value.
         with torch.no_grad():
             for weight in layers[0:-2:2]:
                 nn.init.xavier_uniform_(weight, generator=generator)

@@ -85,7 +85,7 @@ def test_official_size_tables_and_bad_input() -> None:
     )
     assert default_hnet_hidden([32, 32]) == (16, 16)
     assert default_chunking([200, 200, 200, 200]) == ((25, 30), 4000, 20)
-    with pytest.raises(UserError, match=r"activation='rleu'.*did you mean relu"):
+    with pytest.raises(UserError, match=r"activation 'rleu'.*did you mean relu"):
         HyperNetwork(mlp_shapes(3, 2, (8,)), num_tasks=1, activation="rleu")
     with pytest.raises(UserError, match="chunk_size=0"):
         HyperNetwork(mlp_shapes(3, 2, (8,)), num_tasks=1, chunk_size=0, chunk_emb_size=2)

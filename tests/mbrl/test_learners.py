@@ -135,6 +135,11 @@ def test_gaussian_head_gives_positive_std_in_raw_units() -> None:
         learner.fit(0, obs * scale, act, nxt * scale)
         mean, std = learner.model(0).predict(torch.as_tensor(obs * scale), torch.as_tensor(act))
         assert mean.shape == std.shape == (200, 2) and bool((std > 0).all())
+        # The planners' mean-only path skips the variance head and agrees with predict.
+        model = learner.model(0)
+        torch.testing.assert_close(
+            model.predict_mean(torch.as_tensor(obs * scale), torch.as_tensor(act)), mean
+        )
         stds.append(float(std.mean()))
     assert 50 < stds[1] / stds[0] < 200
 

@@ -45,13 +45,12 @@ from torch.nn import functional as F
 from robolearn.errors import UserError, close_matches
 from robolearn.mbrl.hypernet import (
     HyperNetwork,
-    activation_fn,
     default_chunking,
     default_hnet_hidden,
-    mlp_forward,
     mlp_shapes,
     pair_params,
 )
+from robolearn.mbrl.models import activation_fn, mlp_forward
 from robolearn.mbrl.normalizer import Normalizer
 
 # Defaults per learner, from the paper and the official code. The model block (MLP sizes and
@@ -173,6 +172,12 @@ class TaskDynamics:
         logvar_bounds: tuple[torch.Tensor, torch.Tensor] | None,
     ) -> None:
         self.params = pair_params([p.detach().clone() for p in params])
+        # The output layer's mean columns alone (contiguous), so planning skips the variance head.
+        w_out, b_out = self.params[-1]
+        self.mean_params = [
+            *self.params[:-1],
+            (w_out[:obs_dim].contiguous(), b_out[:obs_dim].contiguous()),
+        ]
         self.in_norm = copy.deepcopy(in_norm)
         self.out_norm = copy.deepcopy(out_norm)
         self.act = activation_fn(activation)
@@ -180,16 +185,26 @@ class TaskDynamics:
         self.bounds = None if logvar_bounds is None else tuple(b.detach().clone() for b in logvar_bounds)
 
     @torch.no_grad()
+    def predict_mean(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Mean of the next observation (raw units); what the planners roll out."""
+        return self._mean(obs, self._forward(obs, act, mean_only=True))
+
+    @torch.no_grad()
     def predict(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and std of the next observation (raw units) for a batch of (obs, act)."""
-        x = self.in_norm.normalize(torch.cat([obs, act], dim=-1))
-        out = mlp_forward(self.params, x, self.act)
-        mean_n = out[..., : self.obs_dim]
-        mean = obs + self.out_norm.denormalize(mean_n)
+        out = self._forward(obs, act)
+        mean = self._mean(obs, out)
         if self.bounds is None:
             return mean, torch.zeros_like(mean)
         logvar = _bound_logvar(out[..., self.obs_dim :], *self.bounds)
         return mean, self.out_norm.denormalize_scale(torch.exp(0.5 * logvar))
+
+    def _forward(self, obs: torch.Tensor, act: torch.Tensor, mean_only: bool = False) -> torch.Tensor:
+        x = self.in_norm.normalize(torch.cat([obs, act], dim=-1))
+        return mlp_forward(self.mean_params if mean_only else self.params, x, self.act)
+
+    def _mean(self, obs: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        return obs + self.out_norm.denormalize(out[..., : self.obs_dim])
 
 
 class ContinualLearner(ABC):
@@ -347,7 +362,7 @@ def _linear_init(shapes: Sequence[tuple[int, ...]], gen: torch.Generator) -> lis
     """nn.Linear's default init U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases, from `gen`."""
     out = []
     for i in range(0, len(shapes), 2):
-        bound = 1.0 / math.sqrt(shapes[i][1])
+        bound = 1.0 / math.sqrt(shapes[i][1])  # weights are [out, in]
         for shape in (shapes[i], shapes[i + 1]):
             out.append(nn.Parameter((torch.rand(shape, generator=gen) * 2 - 1) * bound))
     return out
