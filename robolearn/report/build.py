@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from robolearn.errors import UserError
 from robolearn.report import plots
 from robolearn.report.collect import Collection, collect
+from robolearn.report.continual import continual_figures, continual_sections
 from robolearn.report.render import build_sections, render_html, render_markdown
 from robolearn.report.results import ReportOptions, Results, compute_results, results_to_dict
 from robolearn.utils.io import atomic_write_text
@@ -52,6 +53,7 @@ def build_report(
     figure_dir = out_dir / "figures"
     figures = draw_figures(collection, results, figure_dir)
     sections = build_sections(results, figures)
+    sections[-1:-1] = continual_sections(collection)  # before provenance; [] without continual runs
     md_path, html_path, json_path = out_dir / "report.md", out_dir / "report.html", out_dir / "results.json"
     atomic_write_text(md_path, render_markdown(sections, figure_dir="figures"))
     atomic_write_text(html_path, render_html(sections))
@@ -97,4 +99,5 @@ def draw_figures(collection: Collection, results: Results, figure_dir: Path) -> 
                 f"{conf:.0%} stratified bootstrap CIs.",
             )
         )
+    pending.extend(continual_figures(collection))  # [] without continual runs
     return [plots.save_figure(fig, figure_dir, name, title, caption) for fig, name, title, caption in pending]
