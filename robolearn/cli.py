@@ -59,10 +59,35 @@ def print_help_if_asked(help_text: str | None, argv: Sequence[str]) -> bool:
     return True
 
 
+# Launchers from the [dist] extra: a word in the launcher's name (ours in configs/hydra/launcher/, or the
+# plugin's own) -> the modules the sweep imports when it starts (robolearn.errors.OPTIONAL_MODULES).
+DIST_LAUNCHERS = (
+    ("ray", ("hydra_plugins.hydra_ray_launcher", "ray")),
+    ("submitit", ("hydra_plugins.hydra_submitit_launcher", "submitit")),
+    ("slurm", ("hydra_plugins.hydra_submitit_launcher", "submitit")),
+)
+
+
+def require_launcher(argv: Sequence[str]) -> None:
+    """A MissingExtraError naming [dist] when argv picks a Ray or Slurm launcher that is not installed
+    (Hydra would otherwise fail with a traceback once the sweep starts)."""
+    from robolearn.errors import require_extra
+
+    for arg in argv:
+        key, sep, value = arg.lstrip("+~").partition("=")
+        if key != "hydra/launcher" or not sep:
+            continue
+        for word, modules in DIST_LAUNCHERS:
+            if word in value:
+                require_extra(f"hydra/launcher={value}", *modules)
+
+
 def precheck(config_name: str, argv: list[str], validate: Callable[[DictConfig], None]) -> None:
-    """Compose + validate what argv asks for; --help/--cfg/--info style Hydra flags skip the check."""
+    """Compose + validate what argv asks for (and check a [dist] launcher is installed); --help/--cfg/--info
+    style Hydra flags skip the check."""
     if any(a in ("--help", "-h", "--hydra-help", "--info", "-i") or a.startswith("--cfg") for a in argv):
         return
+    require_launcher(argv)
     precheck_overrides(config_name, argv, validate)
 
 
@@ -93,6 +118,8 @@ def hydra_verb(
     def check(argv: list[str]) -> None:
         if validate is not None:
             precheck(config_name, argv, validate)
+        else:
+            require_launcher(argv)
 
     def main() -> None:
         if print_help_if_asked(help_text, sys.argv[1:]):

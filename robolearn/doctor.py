@@ -38,7 +38,7 @@ from robolearn.deploy.dds import (
     interface_names,
 )
 from robolearn.deploy.messages import FAMILIES, MessageFamily, message_family
-from robolearn.errors import UserError
+from robolearn.errors import UserError, require_extra
 from robolearn.robots.registry import get_robot_spec
 from robolearn.robots.spec import RobotSpec, supported_mode_machines
 
@@ -345,6 +345,8 @@ def report(checks: list[Check]) -> str:
 
 def run_doctor(cfg: DictConfig) -> int:
     """Diagnose from a composed config; prints the report, returns the exit code."""
+    # Every check past the interface speaks DDS: say what to install before printing anything.
+    require_extra("robolearn.doctor", "cyclonedds", "unitree_sdk2py")
     spec = get_robot_spec(str(cfg.robot.name))
     interface, domain = dds_target(cfg)
     if cfg.listen_s <= 0:

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from robolearn.cli import hydra_verb, verb_help
 from robolearn.config.schema import EnvConfig, register_schemas
-from robolearn.errors import UserError
+from robolearn.errors import UserError, require_extra
 from robolearn.llm.sandbox import SandboxLimits
 
 ACTIONS = ("generate", "screen", "list")
@@ -256,6 +256,9 @@ def validate_prior_config(cfg: DictConfig) -> None:
     for key in ("cpu_s", "memory_mb", "wall_s", "call_budget_ms"):
         if cfg.sandbox[key] <= 0:
             raise UserError(f"sandbox.{key} must be positive, got {cfg.sandbox[key]}")
+    if cfg.action == "generate":
+        # Before the first request; RestrictedPython stays optional (the checker's second opinion).
+        require_extra("action=generate", "openai")
 
 
 # Console entry point (robolearn-prior).

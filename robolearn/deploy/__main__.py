@@ -17,6 +17,17 @@ from omegaconf import DictConfig
 
 from robolearn.cli import hydra_verb, verb_help
 from robolearn.deploy.config import validate_deploy_config
+from robolearn.errors import require_extra
+
+
+def validate_deploy_command(cfg: DictConfig) -> None:
+    """The config's one-line checks, then the [deploy] extra's modules this session needs, before
+    anything starts: onnxruntime for a policy, the DDS stack for backend=dds."""
+    validate_deploy_config(cfg)
+    if cfg.policy is not None:
+        require_extra("running a policy artifact", "onnxruntime")
+    if cfg.backend == "dds":
+        require_extra("backend=dds", "cyclonedds", "unitree_sdk2py")
 
 
 def _deploy(cfg: DictConfig) -> Any:
@@ -65,7 +76,7 @@ HELP = verb_help(
     ],
 )
 
-main = hydra_verb("deploy", _deploy, validate_deploy_config, help_text=HELP)
+main = hydra_verb("deploy", _deploy, validate_deploy_command, help_text=HELP)
 main.__doc__ = "Console entry point (robolearn-deploy)."
 
 if __name__ == "__main__":
