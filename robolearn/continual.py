@@ -166,7 +166,11 @@ def _finite(values: Any) -> Any:
 
 
 def continual_summary(
-    returns: np.ndarray, pred_error: np.ndarray, single: np.ndarray | None, eval_episodes: int
+    returns: np.ndarray,
+    pred_error: np.ndarray,
+    single: np.ndarray | None,
+    eval_episodes: int,
+    reference: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """summary.json's figures: the final row as eval/*, the matrices and the continual metrics."""
     from robolearn.mbrl.continual.loop import matrix_to_json
@@ -180,13 +184,14 @@ def continual_summary(
         "eval/returns": [float(v) for v in final],
         "continual/returns": matrix_to_json(returns),
         "continual/pred_error": matrix_to_json(pred_error),
-        "continual/retention": _finite(np.asarray(retention(returns), dtype=np.float64)),
+        "continual/retention": _finite(np.asarray(retention(returns, reference), dtype=np.float64)),
+        "continual/reference": _finite(reference) if reference is not None else None,
     }
     if single is not None:
         out["continual/forward_transfer"] = _finite(
-            np.asarray(forward_transfer(returns, single), dtype=np.float64)
+            np.asarray(forward_transfer(returns, single, reference), dtype=np.float64)
         )
-    for key, value in summarize(returns, pred_error, single).items():
+    for key, value in summarize(returns, pred_error, single, reference).items():
         name = key if key.startswith("continual/") else f"continual/{key}"
         out[name] = _finite(value)
     return out
@@ -252,21 +257,35 @@ def continual_job(cfg: DictConfig, run_dir: Path, command: str, multirun: bool =
                 loop.close()
             if str(full.learner.name) == "single":
                 single = loop.returns
-            summary = continual_summary(loop.returns, loop.pred_error, single, settings.eval_episodes)
+            summary = continual_summary(
+                loop.returns, loop.pred_error, single, settings.eval_episodes, loop.reference
+            )
             summary["steps"] = total
             return run.finish(summary)
 
     summary = run_loop_job(VERB, job, run_dir, multirun)
     if summary.get("eval/mean_return") is not None:
         print(
-            f"{cfg.learner.name} on {cfg.sequence.name} seed {cfg.seed}: final returns "
+            f"{cfg.learner.name} on {_sequence_label(cfg)} seed {cfg.seed}: final returns "
             + ", ".join(f"{r:.1f}" for r in summary["eval/returns"])
-            + f" (mean {summary['eval/mean_return']:.1f}); retention "
-            + ", ".join("-" if r is None else f"{r:.2f}" for r in summary.get("continual/retention", []))
+            + f" (mean {summary['eval/mean_return']:.1f}); retention of earlier tasks "
+            + (
+                ", ".join(
+                    "-" if r is None else f"{r:.2f}" for r in summary.get("continual/retention", [])[:-1]
+                )
+                or "-"
+            )
             + f" in {summary['wall_time_s']:.0f} s -> {run_dir}",
             flush=True,
         )
     return summary
+
+
+def _sequence_label(cfg: DictConfig) -> str:
+    """The sequence's name, or its file when the run used sequence_file."""
+    if cfg.get("sequence_file") is not None:
+        return str(cfg.sequence_file)
+    return str(OmegaConf.select(cfg, "sequence.name", default="?"))
 
 
 def _device(device: str) -> str:

@@ -6,6 +6,9 @@ import json
 import math
 import os
 import signal
+import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +203,129 @@ def test_settings_reject_bad_values() -> None:
         LoopSettings.from_mapping({**values, "planner": "ilqr"})
     with pytest.raises(UserError, match=r"loop.horizon is not set"):
         LoopSettings.from_mapping({**values, "horizon": None})
+
+
+# -- the verb, end to end (real sequence, learner, planner, MuJoCo) ----------------------------------
+TINY_SEQUENCE = """\
+name: tiny
+env: InvertedPendulum-v5
+tasks:
+  - name: nominal
+  - name: heavy_pole
+    edits: [{kind: body_mass, body: pole, scale: 2.0}]
+"""
+TINY = [
+    "learner=hypercrl",
+    "loop.random_steps=20",
+    "loop.mpc_steps=20",
+    "loop.update_every=10",
+    "loop.episode_steps=20",
+    "loop.horizon=3",
+    "loop.samples=16",
+    "loop.elites=4",
+    "loop.iterations=1",
+    "loop.eval_episodes=1",
+    "loop.eval_episode_steps=10",
+    "loop.checkpoint_every=5",
+    "model.hidden=[16,16]",
+    "model.train_iters=5",
+    "model.batch_size=16",
+    "logger.progress=none",
+]
+
+
+def _main(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
+    """Run the verb's console entry in this process (as `robolearn-continual ARGS`); its exit code."""
+    from robolearn import continual
+
+    monkeypatch.setattr(sys, "argv", ["robolearn-continual", *args])
+    try:
+        continual.main()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    root = tmp_path_factory.mktemp("continual")
+    (root / "tiny.yaml").write_text(TINY_SEQUENCE)
+    args = [f"sequence_file={root / 'tiny.yaml'}", *TINY]
+    with pytest.MonkeyPatch.context() as mp:
+        assert _main([*args, f"hydra.run.dir={root / 'whole'}"], mp) == 0
+    return root, args
+
+
+def test_verb_runs_a_tiny_sequence_end_to_end(tiny_run: tuple[Path, list[str]]) -> None:
+    run_dir = tiny_run[0] / "whole"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    returns = matrix_from_json(summary["continual/returns"])
+    errors = matrix_from_json(summary["continual/pred_error"])
+    assert returns.shape == errors.shape == (2, 2)
+    assert summary["continual/returns"][0][1] is None and summary["continual/pred_error"][0][1] is None
+    assert np.isfinite(returns[np.tril_indices(2)]).all() and (errors[np.tril_indices(2)] > 0).all()
+    assert summary["eval/returns"] == list(returns[-1])
+    assert summary["eval/mean_return"] == pytest.approx(float(np.mean(returns[-1])))
+    assert len(summary["continual/retention"]) == 2 and len(summary["continual/reference"]) == 2
+    assert summary["steps"] == 2 * 40
+    config = OmegaConf.load(run_dir / "config.yaml")
+    assert config.seed == 0 and config.env.id == "tiny" and config.method.name == "hypercrl"
+    assert config.loop.horizon == 3 and config.model.lr == 0.001  # given, and filled from configs/loop
+    # robolearn.report reads it like any training run.
+    from robolearn.report.collect import collect
+
+    groups = collect([run_dir]).groups
+    assert [(g.method, g.env_id, len(g.runs)) for g in groups] == [("hypercrl", "tiny", 1)]
+
+
+def test_verb_kill_and_resume_gives_the_uninterrupted_figures(
+    tiny_run: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, args = tiny_run
+    cut = root / "cut"
+    pid = os.getpid()
+
+    def interrupt_after_first_checkpoint() -> None:
+        # A real SIGINT to this process (LoopRun's handler takes it) once a checkpoint exists.
+        deadline = time.monotonic() + 60
+        while not (cut / "checkpoints" / "latest.json").is_file() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        os.kill(pid, signal.SIGINT)
+
+    watcher = threading.Thread(target=interrupt_after_first_checkpoint, daemon=True)
+    watcher.start()
+    assert _main([*args, f"hydra.run.dir={cut}"], monkeypatch) == 130
+    watcher.join()
+    assert "resume=" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not (cut / "summary.json").exists()
+    assert _main([f"resume={cut}"], monkeypatch) == 0
+    whole = json.loads((root / "whole" / "summary.json").read_text())
+    again = json.loads((cut / "summary.json").read_text())
+    assert again["resumes"] == 1
+    for key in ("continual/returns", "continual/pred_error", "continual/retention", "eval/returns"):
+        assert again[key] == whole[key], key  # bit-identical figures
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["learner=hypercr"], "learner=hypercr is not a known learner (did you mean hypercrl"),
+        (["sequence=pendulm"], "sequence=pendulm is not a known sequence (did you mean pendulum"),
+        (["loop.elites=500"], "loop.elites=500 exceeds loop.samples=100"),
+        (["sequence_file=BAD"], "tasks[1].edits[0].body"),
+    ],
+)
+def test_bad_input_fails_before_any_work(
+    args: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TINY_SEQUENCE.replace("body: pole", "body: polee"))
+    args = [a.replace("BAD", str(bad)) for a in args]
+    assert _main([*args, f"hydra.run.dir={tmp_path / 'run'}"], monkeypatch) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and message in err, err
+    assert not (tmp_path / "run").exists()

@@ -148,6 +148,8 @@ class ContinualLoop:
         self.heldout: list[dict[str, np.ndarray]] = []
         self.returns = _nan_matrix(num_tasks)
         self.pred_error = _nan_matrix(num_tasks)
+        # Random-policy return per task: the reference b_j of the retention and transfer figures.
+        self.reference = np.full(num_tasks, np.nan, dtype=np.float64)
         self.last_fit: dict[str, float] = {}
 
     # -- state -----------------------------------------------------------------------------------
@@ -176,6 +178,7 @@ class ContinualLoop:
             "heldout": [{k: v.copy() for k, v in h.items()} for h in self.heldout],
             "returns": self.returns.copy(),
             "pred_error": self.pred_error.copy(),
+            "reference": self.reference.copy(),
             "last_fit": dict(self.last_fit),
             "learner": self.learner.state_dict(),
         }
@@ -191,6 +194,7 @@ class ContinualLoop:
         self.heldout = [{k: np.asarray(v) for k, v in h.items()} for h in state["heldout"]]
         self.returns = np.asarray(state["returns"], dtype=np.float64)
         self.pred_error = np.asarray(state["pred_error"], dtype=np.float64)
+        self.reference = np.asarray(state["reference"], dtype=np.float64)
         self.last_fit = dict(state["last_fit"])
         self.learner.load_state_dict(state["learner"])
 
@@ -285,18 +289,27 @@ class ContinualLoop:
         )
         run.progress(self.global_step, episode_return=None if random_phase else total)
 
-    def evaluate_return(self, task: int, model: Any) -> float:
-        """Mean MPC return over `eval_episodes` episodes on task `task`'s env with `model`."""
+    def evaluate_return(self, task: int, model: Any | None) -> float:
+        """Mean MPC return over `eval_episodes` episodes on task `task`'s env with `model`; with
+        None, uniform random actions (the reference return), from the same start states."""
         env = self._env(task)
         fns = self.env_functions(task)
         planner = self.make_planner(env.action_space)  # type: ignore[arg-type]
+        space = env.action_space
+        assert isinstance(space, gym.spaces.Box)
+        # Its own generator, so the reference does not shift the run's random stream.
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, 29, task]))
         totals = []
         for k in range(self.s.eval_episodes):
             obs, _ = env.reset(seed=_EVAL_SEED_BASE + 10_007 * task + 101 * self.seed + k)
             planner.reset()
             total = 0.0
             for _ in range(self.s.eval_episode_steps):
-                obs, reward, terminated, truncated, _ = env.step(self._act(planner, model, fns, obs))
+                if model is None:
+                    act = rng.uniform(space.low, space.high).astype(np.float32).reshape(space.shape)
+                else:
+                    act = self._act(planner, model, fns, obs)
+                obs, reward, terminated, truncated, _ = env.step(act)
                 total += float(reward)
                 if terminated or truncated:
                     break
@@ -317,6 +330,7 @@ class ContinualLoop:
         t = self.task
         b = self.train
         self.learner.end_task(t, b["obs"], b["act"], b["next_obs"])
+        self.reference[t] = self.evaluate_return(t, None)
         for j in range(t + 1):
             model = self.learner.model(j)
             self.pred_error[t, j] = self.prediction_error(j, model)
@@ -328,6 +342,7 @@ class ContinualLoop:
                     "eval/task": j,
                     "eval/return": self.returns[t, j],
                     "eval/pred_error": self.pred_error[t, j],
+                    "eval/random_return": self.reference[j],
                 },
             )
         run.note(
