@@ -392,6 +392,7 @@ HELP = verb_help(
         ("learner.<key>", "the learner's settings (configs/learner/<name>.yaml), e.g. learner.beta=0.05"),
         ("baseline.single", "a finished learner=single run of the same sequence, for forward transfer"),
         ("torch_threads", "torch CPU threads (default: 1)"),
+        ("device", "cpu | cuda | auto (default: cpu)"),
         ("logger.progress", "auto | bar | lines | none"),
         ("resume", "a run directory to continue"),
         (

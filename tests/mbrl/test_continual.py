@@ -329,3 +329,16 @@ def test_bad_input_fails_before_any_work(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and message in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_help_names_every_key(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from robolearn.config.validate import compose_config
+
+    assert _main(["--help"], monkeypatch) == 0
+    text = capsys.readouterr().out
+    assert (
+        text.startswith("usage: python -m robolearn.continual ") and "\n       robolearn-continual " in text
+    )
+    # method.name and env.id are labels derived from learner and sequence, not settings.
+    for key in set(compose_config("continual", []).keys()) - {"method", "env"}:
+        assert f"\n  {key}" in text, f"continual --help does not list {key}"
