@@ -18,6 +18,8 @@ Kinds and the field that names their target (a YAML item is `{kind: ..., <field>
 | joint_damping  | joint or *   | scale, or value                                                    |
 | joint_friction | joint or *   | scale, or value (dry friction: MuJoCo's frictionloss)              |
 | joint_armature | joint or *   | scale, or value                                                    |
+| joint_torque_  | joint or *   | scale, or value (N m or N): the joint's actuator-force limit; a    |
+| limit          |              | scale multiplies the tightest of its actuators' limits             |
 | actuator_gear  | actuator or *| scale, or value (gear[0])                                          |
 | actuator_gain  | actuator or *| scale of the actuator's strength: gainprm[0] and, for affine       |
 |                |              | biases (position/velocity servos), biasprm[1:3] with it            |
@@ -34,17 +36,24 @@ variants do); the rest apply in list order. Mass edits (body_mass, body_com, pay
 every body's compiled inertia as explicit and switch off inertia-from-geoms and settotalmass, so a
 scale is exact with respect to the model that would otherwise be simulated.
 
+robolearn task ids (robolearn/Go2Velocity-v1, ...) load an edited copy of their robot's MJCF via
+their `model_path`; their PD law owns the actuators, so actuator_gain/actuator_gear are refused
+there (joint_torque_limit weakens a joint).
+
 Pendulum-v1 (classic control, no MuJoCo model) takes body_mass, body_size (body `pole`: its `m`
 and `l`), gravity (its `g`: value must be (0, 0, -g)) and action_delay.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import tempfile
 import warnings
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, SupportsFloat, cast
 
 import gymnasium as gym
@@ -52,6 +61,7 @@ import mujoco
 import numpy as np
 
 from robolearn.errors import UserError, close_matches
+from robolearn.utils.io import atomic_write_text
 
 # kind -> the YAML field that names its target (None: no target).
 TARGET_FIELD: dict[str, str | None] = {
@@ -62,6 +72,7 @@ TARGET_FIELD: dict[str, str | None] = {
     "joint_damping": "joint",
     "joint_friction": "joint",
     "joint_armature": "joint",
+    "joint_torque_limit": "joint",
     "actuator_gear": "actuator",
     "actuator_gain": "actuator",
     "geom_friction": "geom",
@@ -80,6 +91,7 @@ _PARAMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "joint_damping": (("scale", "value"), ("scale", "value")),
     "joint_friction": (("scale", "value"), ("scale", "value")),
     "joint_armature": (("scale", "value"), ("scale", "value")),
+    "joint_torque_limit": (("scale", "value"), ("scale", "value")),
     "actuator_gear": (("scale", "value"), ("scale", "value")),
     "actuator_gain": (("scale",), ("scale",)),
     "geom_friction": (("scale", "value"), ("scale", "value")),
@@ -102,12 +114,14 @@ _WILDCARD_KINDS = {
     "joint_damping",
     "joint_friction",
     "joint_armature",
+    "joint_torque_limit",
     "actuator_gear",
     "actuator_gain",
     "geom_friction",
 }
 _SIZE_KINDS = ("body_size", "geom_size")
 _NONNEGATIVE_VALUE_KINDS = ("body_mass", "joint_damping", "joint_friction", "joint_armature", "geom_friction")
+_POSITIVE_VALUE_KINDS = ("body_mass", "joint_torque_limit")
 _INERTIA_KINDS = ("body_mass", "body_com", "payload")
 PENDULUM_ID = "Pendulum-v1"
 _PENDULUM_KINDS = ("body_mass", "body_size", "gravity", "action_delay")
@@ -163,6 +177,14 @@ def _floats(raw: Any, where: str, lengths: tuple[int, ...]) -> tuple[float, ...]
     return tuple(out)
 
 
+def _check_value_sign(kind: str, vec: tuple[float, ...], raw: Any, where: str) -> None:
+    positive = kind in _POSITIVE_VALUE_KINDS
+    if positive and any(v <= 0 for v in vec):
+        raise UserError(f"{where}.value = {raw!r} must be > 0 for {kind}")
+    if kind in _NONNEGATIVE_VALUE_KINDS and any(v < 0 for v in vec):
+        raise UserError(f"{where}.value = {raw!r} must be >= 0 for {kind}")
+
+
 def parse_edit(item: Mapping[str, Any], where: str = "edits[0]") -> Edit:
     """One edit from its mapping form; a bad field raises a one-line UserError naming `where`.<field>."""
     if not isinstance(item, Mapping):
@@ -206,14 +228,8 @@ def parse_edit(item: Mapping[str, Any], where: str = "edits[0]") -> Edit:
             vec = _floats(item[key], f"{where}.{key}", _LENGTHS.get((kind, key), (1,)))
             if key == "scale" and any(v <= 0 for v in vec):
                 raise UserError(f"{where}.scale = {item[key]!r} must be > 0; give a positive factor")
-            nonneg = kind in _NONNEGATIVE_VALUE_KINDS
-            if (
-                key == "value"
-                and nonneg
-                and (any(v < 0 for v in vec) or (kind == "body_mass" and vec[0] <= 0))
-            ):
-                bound = "> 0" if kind == "body_mass" else ">= 0"
-                raise UserError(f"{where}.value = {item[key]!r} must be {bound} for {kind}")
+            if key == "value":
+                _check_value_sign(kind, vec, item[key], where)
             fields[key] = vec
     for key in ("mass", "size"):
         if key in item:
@@ -380,6 +396,28 @@ def compile_spec(spec: mujoco.MjSpec) -> mujoco.MjModel:
         return spec.compile()
 
 
+def _joint_force_bound(model: mujoco.MjModel, joint: int) -> float:
+    """The tightest symmetric limit on a joint's actuator force: its actfrcrange and its actuators' ranges."""
+    bound = math.inf
+    if model.jnt_actfrclimited[joint]:
+        bound = min(bound, float(np.abs(model.jnt_actfrcrange[joint]).max()))
+    for a in range(model.nu):
+        if model.actuator_trntype[a] != mujoco.mjtTrn.mjTRN_JOINT or model.actuator_trnid[a, 0] != joint:
+            continue
+        gear = abs(float(model.actuator_gear[a, 0]))
+        # A motor (fixed gain, no bias): its force is gain * ctrl, bounded by the control range.
+        motor = (
+            model.actuator_gaintype[a] == mujoco.mjtGain.mjGAIN_FIXED
+            and model.actuator_biastype[a] == mujoco.mjtBias.mjBIAS_NONE
+        )
+        if motor and model.actuator_ctrllimited[a]:
+            ctrl = float(np.abs(model.actuator_ctrlrange[a]).max())
+            bound = min(bound, ctrl * abs(float(model.actuator_gainprm[a, 0])) * gear)
+        if model.actuator_forcelimited[a]:
+            bound = min(bound, float(np.abs(model.actuator_forcerange[a]).max()) * gear)
+    return bound
+
+
 def _freeze_inertia(spec: mujoco.MjSpec) -> None:
     """Make every body's compiled inertia explicit, with inertia-from-geoms and settotalmass off."""
     model = compile_spec(spec)
@@ -441,6 +479,21 @@ def apply_edits(spec: mujoco.MjSpec, edits: Sequence[Edit]) -> mujoco.MjSpec:
                 current = np.atleast_1d(np.asarray(getattr(joint, attr), dtype=np.float64))
                 new = _scaled(current, edit)
                 setattr(joint, attr, new if np.ndim(getattr(joint, attr)) else float(new[0]))
+        elif kind == "joint_torque_limit":
+            compiled = compile_spec(spec)
+            for joint in _elements(spec, "joint", edit.target):
+                if edit.value is not None:
+                    limit = edit.value[0]
+                else:
+                    assert edit.scale is not None
+                    limit = _joint_force_bound(compiled, joint.id) * edit.scale[0]
+                    if not math.isfinite(limit):
+                        raise UserError(
+                            f"joint_torque_limit scale on joint '{joint.name}', which has no force limit to scale; "
+                            "give value (N m) instead"
+                        )
+                joint.actfrclimited = mujoco.mjtLimited.mjLIMITED_TRUE
+                joint.actfrcrange = [-limit, limit]
         elif kind == "actuator_gear":
             for act in _elements(spec, "actuator", edit.target):
                 act.gear = (
@@ -572,12 +625,53 @@ def is_mujoco_env(env_id: str) -> bool:
     return isinstance(cls, type) and issubclass(cls, MujocoEnv)
 
 
+def robolearn_model_file(env_id: str, gym_kwargs: Mapping[str, Any] | None = None) -> Path | None:
+    """The MJCF a robolearn task id compiles (its model_path kwarg, else its robot's scene); None for other ids."""
+    from robolearn.envs.tasks import TASKS, register_envs
+
+    if env_id not in TASKS:
+        return None
+    register_envs()
+    given = (gym_kwargs or {}).get("model_path")
+    if given:
+        return Path(str(given)).expanduser()
+    from robolearn.robots.model import default_model_path
+    from robolearn.robots.registry import get_robot_spec
+
+    return default_model_path(get_robot_spec(str(TASKS[env_id].kwargs["robot"])))
+
+
+def write_edited_model(source: Path, edits: Sequence[Edit], out_dir: Path | None = None) -> Path:
+    """The edited model as a standalone MJCF file (asset folders made absolute), named by its content.
+
+    For envs that load a model from a path (robolearn's tasks take `model_path`, and so do the
+    batched backends): the file is written once per (source, edits) and kept, so an env rebuilt from
+    its spec later still finds it.
+    """
+    spec = mujoco.MjSpec.from_file(str(source))
+    edited = apply_edits(spec, edits)
+    for attr in ("meshdir", "texturedir"):
+        folder = getattr(edited, attr, "")
+        if folder and not Path(folder).is_absolute():
+            setattr(edited, attr, str((Path(source).parent / folder).resolve()))
+    xml = edited.to_xml()
+    digest = hashlib.sha256(xml.encode()).hexdigest()[:16]
+    out = Path(out_dir) if out_dir is not None else Path(tempfile.gettempdir()) / "robolearn-edited-models"
+    path = out / f"{Path(source).stem}_{digest}.xml"
+    if not path.exists():
+        atomic_write_text(path, xml)
+    return path
+
+
 def base_model(env_id: str, **gym_kwargs: Any) -> mujoco.MjModel:
-    """The unedited compiled model of a gymnasium MuJoCo env id (with its gym kwargs, e.g. xml_file)."""
+    """The unedited compiled model of a Gymnasium MuJoCo env id or a robolearn task id."""
+    robolearn_file = robolearn_model_file(env_id, gym_kwargs)
+    if robolearn_file is not None:
+        return compile_spec(mujoco.MjSpec.from_file(str(robolearn_file)))
     if not is_mujoco_env(env_id):
         raise UserError(
             f"env '{env_id}' is not a Gymnasium MuJoCo env; physical edits take MuJoCo envs "
-            f"(HalfCheetah-v5, Pusher-v5, InvertedPendulum-v5, ...) and {PENDULUM_ID}"
+            f"(HalfCheetah-v5, Pusher-v5, InvertedPendulum-v5, ...), robolearn task ids and {PENDULUM_ID}"
         )
     env = gym.make(env_id, disable_env_checker=True, **gym_kwargs)
     try:
@@ -594,6 +688,14 @@ def validate_env_edits(
         validate_pendulum_edits(edits, where=where)
         return
     validate_edits(base_model(env_id, **dict(gym_kwargs or {})), edits, where=where, model_name=env_id)
+    if robolearn_model_file(env_id, gym_kwargs) is not None:
+        for i, edit in enumerate(edits):
+            if edit.kind in ("actuator_gain", "actuator_gear"):
+                # The task's PD law rewrites its actuators' gains and folds gear into its limits.
+                raise UserError(
+                    f"{where}[{i}].kind = '{edit.kind}' has no effect on {env_id}: its PD law sets the actuators; "
+                    "weaken a joint with joint_torque_limit instead"
+                )
 
 
 def _edit_pendulum(env: gym.Env[Any, Any], edits: Sequence[Edit]) -> None:
@@ -614,6 +716,14 @@ def make_edited_env(env_id: str, edits: Sequence[Edit], **gym_kwargs: Any) -> gy
         validate_pendulum_edits(edits)
         env = gym.make(env_id, **gym_kwargs)
         _edit_pendulum(env, edits)
+    elif (robolearn_file := robolearn_model_file(env_id, gym_kwargs)) is not None:
+        # robolearn tasks compile their model from model_path: hand them the edited file.
+        validate_env_edits(env_id, edits, gym_kwargs=gym_kwargs)
+        model_edits = tuple(e for e in edits if e.kind != "action_delay")
+        kwargs = dict(gym_kwargs)
+        if model_edits:
+            kwargs["model_path"] = str(write_edited_model(robolearn_file, model_edits))
+        env = gym.make(env_id, **kwargs)
     else:
         validate_env_edits(env_id, edits, gym_kwargs=gym_kwargs)
         spec = _env_spec(env_id)

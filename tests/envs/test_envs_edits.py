@@ -246,3 +246,28 @@ def test_edit_round_trips_through_its_dict_form() -> None:
     ]
     edits = parse_edits(items)
     assert parse_edits([e.to_dict() for e in edits]) == edits
+
+
+def test_joint_torque_limit_caps_the_force() -> None:
+    # InvertedPendulum's slider motor: gear 100, ctrl +-3, so the limit is 300 N; half of it caps a full push.
+    base = base_model("InvertedPendulum-v5")
+    env = make_edited_env(
+        "InvertedPendulum-v5", parse_edits([{"kind": "joint_torque_limit", "joint": "slider", "scale": 0.5}])
+    )
+    model = _u(env).model
+    np.testing.assert_allclose(model.jnt_actfrcrange[0], [-150.0, 150.0])
+    assert base.jnt_actfrclimited[0] == 0
+    env.reset(seed=0)
+    env.step(np.array([3.0], dtype=np.float32))
+    assert _u(env).data.qfrc_actuator[0] == pytest.approx(150.0)
+    with pytest.raises(UserError, match=r"edits\[0\].value = 0 must be > 0"):
+        parse_edits([{"kind": "joint_torque_limit", "joint": "slider", "value": 0}])
+
+
+def test_robolearn_task_edits_go_through_model_path() -> None:
+    go2 = "robolearn/Go2Velocity-v1"
+    env = make_edited_env(go2, parse_edits([{"kind": "payload", "body": "base", "mass": 4.0}]))
+    assert _u(env).mj_model.body_mass.sum() == pytest.approx(base_model(go2).body_mass.sum() + 4.0)
+    # The task's PD law owns the actuators: a gain edit would silently do nothing, so it is refused.
+    with pytest.raises(UserError, match=r"edits\[0\].kind = 'actuator_gain' has no effect on robolearn/Go2"):
+        make_edited_env(go2, parse_edits([{"kind": "actuator_gain", "actuator": "FR_calf", "scale": 0.5}]))

@@ -180,3 +180,25 @@ def test_unknown_sequence_names_list_the_shipped_ones(tmp_path: Path) -> None:
     bad.write_text("tasks: [a\n")
     with pytest.raises(UserError, match="is not valid YAML"):
         load_sequence(str(bad))
+
+
+def test_go2_payload_sequence_changes_load_and_leg_strength() -> None:
+    seq = load_sequence("go2_payload")
+    heights, calf_torque = [], []
+    for t in range(len(seq.tasks)):
+        env = seq.make_env(t)
+        env.reset(seed=0)
+        u = _u(env)
+        action = np.zeros(12, dtype=np.float32)
+        action[2] = 5.0  # FR calf far from its default: the PD asks for more than half its 45 N m limit
+        dof = u.mj_model.joint("FR_calf_joint").dofadr[0]
+        peak = 0.0
+        for _ in range(5):
+            env.step(action)
+            peak = max(peak, abs(float(u.backend.datas[0].qfrc_actuator[dof])))
+        heights.append(float(u.backend.datas[0].qpos[2]))
+        calf_torque.append(peak)
+    nominal, p3, p6, weak = range(4)
+    assert heights[p6] < heights[p3] < heights[nominal]  # the trunk sags under the payload
+    assert calf_torque[weak] == pytest.approx(45.43 / 2, rel=1e-6)
+    assert calf_torque[weak] < calf_torque[nominal]
