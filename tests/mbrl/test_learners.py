@@ -208,3 +208,20 @@ def test_learner_errors_are_one_line() -> None:
     with pytest.raises(UserError, match="no transitions"):
         learner.fit(0, *(x[:0] for x in toy(0, 10)))
     assert set(DEFAULTS) == set(LEARNERS)
+
+
+def test_chunked_hypercrl_fits_and_regularises() -> None:
+    """With chunked generation HyperCRL still fits each task, and task 1's fit carries the regulariser."""
+    d0, d1 = toy(0, 200), toy(1, 200)
+    learner = make_learner(
+        "hypercrl", 2, 1, 2, cfg(iters=60, chunked=True, chunk_size=100, lr=3e-3), "cpu", 0
+    )
+    assert isinstance(learner, HyperCRLLearner)
+    assert learner.hnet.num_chunks == -(-learner.hnet.num_outputs // 100)
+    learner.begin_task(0)
+    info = learner.fit(0, *d0)
+    assert info["loss"] < 0.3 * info["loss_first"], info
+    learner.end_task(0, *d0)
+    learner.begin_task(1)
+    info = learner.fit(1, *d1)
+    assert info["loss"] < 0.3 * info["loss_first"] and info["reg"] >= 0.0, info
