@@ -59,13 +59,19 @@ def print_help_if_asked(help_text: str | None, argv: Sequence[str]) -> bool:
     return True
 
 
-# Launchers from the [dist] extra: a word in the launcher's name (ours in configs/hydra/launcher/, or the
-# plugin's own) -> the modules the sweep imports when it starts (robolearn.errors.OPTIONAL_MODULES).
-DIST_LAUNCHERS = (
-    ("ray", ("hydra_plugins.hydra_ray_launcher", "ray")),
-    ("submitit", ("hydra_plugins.hydra_submitit_launcher", "submitit")),
-    ("slurm", ("hydra_plugins.hydra_submitit_launcher", "submitit")),
-)
+# Launchers from the [dist] extra, by the name hydra/launcher= takes (ours in configs/hydra/launcher/, then
+# the plugins' own) -> the modules the sweep imports when it starts (robolearn.errors.OPTIONAL_MODULES).
+_RAY = ("hydra_plugins.hydra_ray_launcher", "ray")
+_SUBMITIT = ("hydra_plugins.hydra_submitit_launcher", "submitit")
+DIST_LAUNCHERS: dict[str, tuple[str, ...]] = {
+    "ray_local": _RAY,
+    "ray_cluster": _RAY,
+    "slurm": _SUBMITIT,
+    "ray": _RAY,
+    "ray_aws": _RAY,
+    "submitit_local": _SUBMITIT,
+    "submitit_slurm": _SUBMITIT,
+}
 
 
 def require_launcher(argv: Sequence[str]) -> None:
@@ -75,11 +81,8 @@ def require_launcher(argv: Sequence[str]) -> None:
 
     for arg in argv:
         key, sep, value = arg.lstrip("+~").partition("=")
-        if key != "hydra/launcher" or not sep:
-            continue
-        for word, modules in DIST_LAUNCHERS:
-            if word in value:
-                require_extra(f"hydra/launcher={value}", *modules)
+        if key == "hydra/launcher" and sep and value in DIST_LAUNCHERS:
+            require_extra(f"hydra/launcher={value}", *DIST_LAUNCHERS[value])
 
 
 def precheck(config_name: str, argv: list[str], validate: Callable[[DictConfig], None]) -> None:
