@@ -46,6 +46,7 @@ class ContinualRun:
     returns: np.ndarray  # [T, T], NaN above the diagonal
     pred_error: np.ndarray  # [T, T]
     reference: np.ndarray | None  # [T] or None
+    task_names: tuple[str, ...] = ()  # from the run's saved sequence, when it has them
 
 
 def _matrix(rows: Any, key: str, where: str) -> np.ndarray:
@@ -58,8 +59,33 @@ def _matrix(rows: Any, key: str, where: str) -> np.ndarray:
     return m
 
 
+def _config_task_names(config: Mapping[str, Any]) -> tuple[str, ...]:
+    # robolearn.continual composes the sequence into the run's config: its task names are there.
+    node = config.get("sequence")
+    tasks = node.get("tasks") if isinstance(node, Mapping) else None
+    if not isinstance(tasks, list):
+        return ()
+    return tuple(
+        str(t.get("name") or f"task{j}") if isinstance(t, Mapping) else f"task{j}"
+        for j, t in enumerate(tasks)
+    )
+
+
+def _config_sequence_name(config: Mapping[str, Any]) -> str | None:
+    node = config.get("sequence")
+    if isinstance(node, Mapping):
+        return str(node.get("name")) if node.get("name") else None
+    return str(node) if node else None
+
+
 def continual_from_summary(
-    summary: Mapping[str, Any], *, label: str, method: str, sequence: str, seed: int | None
+    summary: Mapping[str, Any],
+    *,
+    label: str,
+    method: str,
+    sequence: str,
+    seed: int | None,
+    names: Sequence[str] = (),
 ) -> ContinualRun | None:
     """The run's matrices, or None when the summary is not a continual run's."""
     if RETURNS_KEY not in summary or PRED_ERROR_KEY not in summary:
@@ -72,7 +98,8 @@ def continual_from_summary(
         )
     ref = summary.get(REFERENCE_KEY)
     reference = None if ref is None else np.array([math.nan if v is None else float(v) for v in ref])
-    return ContinualRun(label, method, sequence, seed, returns, pred, reference)
+    names = tuple(names) if len(names) == len(returns) else ()
+    return ContinualRun(label, method, sequence, seed, returns, pred, reference, names)
 
 
 def load_continual_run(run_dir: Path) -> ContinualRun:
@@ -91,8 +118,9 @@ def load_continual_run(run_dir: Path) -> ContinualRun:
         summary,
         label=str(run_dir),
         method=str((learner or {}).get("name") or "continual"),
-        sequence=str(config.get("sequence") or "sequence"),
+        sequence=_config_sequence_name(config) or "sequence",
         seed=summary.get("seed", config.get("seed")),
+        names=_config_task_names(config),
     )
     if run is None:
         raise UserError(
@@ -194,7 +222,12 @@ def task_return_figure(panels: Mapping[str, np.ndarray], names: Sequence[str], t
 
 def _runs_of(run: Run) -> ContinualRun | None:
     return continual_from_summary(
-        run.summary, label=run.label, method=run.method, sequence=run.env_id, seed=run.seed
+        run.summary,
+        label=run.label,
+        method=run.method,
+        sequence=run.env_id,
+        seed=run.seed,
+        names=_config_task_names(run.config),
     )
 
 
@@ -227,7 +260,8 @@ def _figures_for(
     if len(t_sizes) != 1:  # learners run on different versions of the sequence: one figure each
         return [f for m in methods for f in _figures_for(f"{sequence} ({m})", {m: by_method[m]})]
     t = t_sizes.pop()
-    names = task_names(sequence.split(" (")[0], t)
+    saved = [r.task_names for m in methods for r in by_method[m] if r.task_names]
+    names = saved[0] if saved else task_names(sequence.split(" (")[0], t)
     label = {m: f"{m} (n={len(by_method[m])})" for m in methods}
     errors = {label[m]: _stack(by_method[m], "pred_error") for m in methods}
     returns = {label[m]: _stack(by_method[m], "returns") for m in methods}

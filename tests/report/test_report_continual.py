@@ -91,6 +91,18 @@ def test_plot_one_run_from_a_hand_made_summary(tmp_path: Path) -> None:
     assert svg.count('<g id="text_') >= 10
 
 
+def test_task_names_come_from_the_runs_saved_sequence(tmp_path: Path) -> None:
+    # robolearn.continual composes the sequence node into config.yaml: its task names label the plots.
+    returns, errors = _matrices(forget=0.1, seed=1)
+    run = write_continual_run(tmp_path / "run", "hypercrl", 1, returns, errors)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["sequence"] = {"name": "mine", "tasks": [{"name": n} for n in ("a", "b", "c", "d")]}
+    config["env"] = {"id": "mine"}
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    loaded = load_continual_run(run)
+    assert (loaded.sequence, loaded.task_names) == ("mine", ("a", "b", "c", "d"))
+
+
 def test_task_names_come_from_the_sequence() -> None:
     assert task_names("pendulum", 4) == ("nominal", "long_pole", "heavy_pole", "half_gravity")
     assert task_names("no_such_sequence", 3) == ("task0", "task1", "task2")
