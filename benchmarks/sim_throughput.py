@@ -1,25 +1,28 @@
 """Simulation throughput of robolearn's velocity tasks, side by side (docs/envs.md quotes the result).
 
-    python benchmarks/sim_throughput.py [--envs 64] [--threads 2] [--steps 400] [--out outputs/benchmarks]
+    python benchmarks/sim_throughput.py [--envs 64 256 1024] [--threads 2] [--steps 400]
+        [--baselines all|bare] [--out outputs/benchmarks]
 
-For Go2Velocity-v1 and G1Velocity-v1 with the same envs, threads and action sequence:
+For Go2Velocity-v1 and G1Velocity-v1 at each env count, with the same threads and action sequence:
 
-- bare: mujoco.batch.Batch stepping the same model, `decimation` substeps per control step, from
-  the very states our env passed through (recorded in a first pass), with nothing else: the limit.
-- batch env: our `backend=batch` SB3 VecEnv (PD law every substep, observations, rewards, resets).
+- bare: mujoco.batch.Batch stepping the batch backend's physics model (the PD law as MuJoCo
+  actuators), one `step(nstep=decimation)` per control step, from the very states our env passed
+  through (recorded in a first pass, controls included), with nothing else: the limit.
+- batch env: our `backend=batch` SB3 VecEnv (physics, observations, rewards, resets, auto-reset).
 - subproc: SB3 SubprocVecEnv with one process per env, each a single env (`backend=mujoco`).
 - dummy: SB3 DummyVecEnv over the same single envs, in one process.
 - warp: `backend=warp` when mujoco_warp is installed (Warp's CPU device here; GPUs: warp_gpu.py).
 
+subproc, dummy and warp run with `--baselines all` and at most 64 envs (one process per env).
 Rates are env steps (control steps) per second, the median of `--repeats` runs; bare and batch env
-alternate in blocks of 20 control steps, so other load on the machine hits both alike.
+alternate in blocks of 20 control steps, so other load on the machine hits both alike. "host" is
+the batch env's time per control step beyond the bare physics: observations, rewards, resets, glue.
 Writes sim_throughput.md and sim_throughput.json under --out and prints the table.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -35,12 +38,15 @@ import numpy as np
 from mujoco.batch import Batch
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
-from robolearn.envs.backends import make_batched_env
 from robolearn.envs.backends.batch_backend import BatchBackend
-from robolearn.envs.factory import register_envs
+from robolearn.envs.tasks import register_envs
+from robolearn.envs.vector import make_batched_env
+from robolearn.utils.io import atomic_write_json, atomic_write_text
 
 TASK_IDS = ("robolearn/Go2Velocity-v1", "robolearn/G1Velocity-v1")
 BLOCK = 20
+# One process per env: beyond this the process baselines measure the machine's scheduler, not envs.
+MAX_PROCESS_ENVS = 64
 
 
 def _cpu_model() -> str:
@@ -81,9 +87,9 @@ def _single_env_fns(env_id: str, n: int) -> list[Callable[[], gym.Env]]:
 
 
 def measure_task(
-    env_id: str, envs: int, threads: int, steps: int, repeats: int, warp_steps: int
+    env_id: str, envs: int, threads: int, steps: int, repeats: int, warp_steps: int, baselines: str
 ) -> dict[str, Any]:
-    """All rates for one task."""
+    """All rates for one task at one env count."""
     venv = make_batched_env(env_id, envs, seed=0, threads=threads, backend="batch")
     task = venv.task
     backend = task.backend
@@ -102,7 +108,8 @@ def measure_task(
 
     # Bare and env alternate in blocks of BLOCK control steps over the same stretch of the episode,
     # so load from anything else on the machine hits both alike.
-    bare = Batch(backend.model, envs, nthread=threads)
+    # The model the backend steps (PD actuators), not the nominal one: the same physics, nothing else.
+    bare = Batch(backend.physics_model, envs, nthread=threads)
     decimation = task.robot_spec.decimation
     bare_runs, env_runs = [], []
     for _ in range(repeats):
@@ -123,28 +130,36 @@ def measure_task(
         env_runs.append(steps * envs / env_s)
     venv.close()
 
-    sub_steps = max(20, steps // 4)
-    subproc = SubprocVecEnv(_single_env_fns(env_id, envs), start_method="fork")
-    subproc_rate = _time_vec_env(subproc, actions[:sub_steps])
-    subproc.close()
-    dummy = DummyVecEnv(_single_env_fns(env_id, envs))
-    dummy_rate = _time_vec_env(dummy, actions[:sub_steps])
-    dummy.close()
+    subproc_rate = dummy_rate = None
+    processes = baselines == "all" and envs <= MAX_PROCESS_ENVS
+    if processes:
+        sub_steps = max(20, steps // 4)
+        subproc = SubprocVecEnv(_single_env_fns(env_id, envs), start_method="fork")
+        subproc_rate = _time_vec_env(subproc, actions[:sub_steps])
+        subproc.close()
+        dummy = DummyVecEnv(_single_env_fns(env_id, envs))
+        dummy_rate = _time_vec_env(dummy, actions[:sub_steps])
+        dummy.close()
 
+    bare_rate, env_rate = _median_rate(bare_runs), _median_rate(env_runs)
     result: dict[str, Any] = {
         "env_id": env_id,
         "envs": envs,
         "threads": threads,
         "steps": steps,
         "resets_per_run": resets // repeats,
-        "bare": _median_rate(bare_runs),
-        "batch_env": _median_rate(env_runs),
+        "bare": bare_rate,
+        "batch_env": env_rate,
+        "host_us_per_step": 1e6 * envs * (1.0 / env_rate - 1.0 / bare_rate),
         "subproc": subproc_rate,
         "dummy": dummy_rate,
         "bare_runs": bare_runs,
         "batch_env_runs": env_runs,
     }
-    result.update(_measure_warp(env_id, envs, warp_steps, actions))
+    if processes:
+        result.update(_measure_warp(env_id, envs, warp_steps, actions))
+    else:
+        result.update({"warp": None, "warp_note": "not run (--baselines bare or over 64 envs)"})
     return result
 
 
@@ -184,29 +199,34 @@ def _fmt(rate: float | None) -> str:
     return "n/a" if rate is None else f"{rate:,.0f}"
 
 
+def _ratio(num: float | None, den: float | None, digits: int) -> str:
+    return "n/a" if num is None or den is None else f"{num / den:.{digits}f}"
+
+
 def render_table(results: list[dict[str, Any]], machine: dict[str, Any]) -> str:
     """Markdown table of rates and goal ratios."""
     lines = [
-        f"Env steps per second, {results[0]['envs']} envs on {results[0]['threads']} threads; "
-        f"{machine['cpu']}, {machine['cores']} cores, load average {machine['load_before']} before / "
-        f"{machine['load_after']} after; mujoco {machine['mujoco']}.",
+        f"Env steps per second on {results[0]['threads']} threads; {machine['cpu']}, {machine['cores']} cores, "
+        f"load average {machine['load_before']} before / {machine['load_after']} after; "
+        f"mujoco {machine['mujoco']}; {machine['date']} UTC.",
         "",
-        "| task | bare Batch (limit) | batch env | batch / bare (goal ≥ 0.8) | SubprocVecEnv | batch / subproc (goal ≥ 3) | DummyVecEnv | warp |",
-        "|---|---|---|---|---|---|---|---|",
+        "| task | envs | bare Batch (limit) | batch env | batch / bare (goal ≥ 0.8) | host µs/step | "
+        "SubprocVecEnv | batch / subproc (goal ≥ 3) | DummyVecEnv | warp |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         warp = _fmt(r["warp"]) + (f" ({r['warp_device']})" if r.get("warp") else "")
         lines.append(
-            f"| {r['env_id'].split('/')[-1]} | {_fmt(r['bare'])} | {_fmt(r['batch_env'])} | "
-            f"{r['batch_env'] / r['bare']:.2f} | {_fmt(r['subproc'])} | {r['batch_env'] / r['subproc']:.1f} | "
-            f"{_fmt(r['dummy'])} | {warp} |"
+            f"| {r['env_id'].split('/')[-1]} | {r['envs']} | {_fmt(r['bare'])} | {_fmt(r['batch_env'])} | "
+            f"{r['batch_env'] / r['bare']:.2f} | {r['host_us_per_step']:,.0f} | {_fmt(r['subproc'])} | "
+            f"{_ratio(r['batch_env'], r['subproc'], 1)} | {_fmt(r['dummy'])} | {warp} |"
         )
     for r in results:
         if r.get("warp"):
             lines.append("")
             lines.append(
-                f"{r['env_id'].split('/')[-1]} warp: {r['warp_step_ms']:.1f} ms per control step, of which "
-                f"{r['warp_frame_copy_ms']:.2f} ms copying the frame to the host."
+                f"{r['env_id'].split('/')[-1]} warp ({r['envs']} envs): {r['warp_step_ms']:.1f} ms per control"
+                f" step, of which {r['warp_frame_copy_ms']:.2f} ms copying the frame to the host."
             )
     return "\n".join(lines) + "\n"
 
@@ -214,11 +234,14 @@ def render_table(results: list[dict[str, Any]], machine: dict[str, Any]) -> str:
 def main() -> None:
     """Run every measurement, write the table and JSON, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--envs", type=int, default=64)
+    parser.add_argument("--envs", type=int, nargs="+", default=[64])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warp-steps", type=int, default=5)
+    parser.add_argument(
+        "--baselines", choices=("all", "bare"), default="all", help="bare: skip subproc, dummy and warp"
+    )
     parser.add_argument("--out", type=Path, default=Path("outputs/benchmarks"))
     args = parser.parse_args()
     register_envs()
@@ -228,18 +251,18 @@ def main() -> None:
         "mujoco": mujoco.__version__,
         "python": platform.python_version(),
         "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
     }
     results = [
-        measure_task(t, args.envs, args.threads, args.steps, args.repeats, args.warp_steps) for t in TASK_IDS
+        measure_task(t, n, args.threads, args.steps, args.repeats, args.warp_steps, args.baselines)
+        for n in args.envs
+        for t in TASK_IDS
     ]
     machine["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     table = render_table(results, machine)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "sim_throughput.md").write_text(table)
-    (args.out / "sim_throughput.json").write_text(
-        json.dumps({"machine": machine, "results": results}, indent=2)
-    )
+    atomic_write_text(args.out / "sim_throughput.md", table)
+    atomic_write_json(args.out / "sim_throughput.json", {"machine": machine, "results": results})
     print(table)
 
 

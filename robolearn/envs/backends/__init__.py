@@ -4,13 +4,16 @@
 - `batch`: mujoco.batch.Batch on a thread pool, bit-identical to `mujoco`.
 - `warp`: MuJoCo Warp on a GPU (or Warp's CPU device), float32; needs the `gpu` extra.
 
-make_batched_env / make_batched_vector_env wrap a task on any backend as an SB3 VecEnv or a
-gymnasium VectorEnv. The Warp module is imported only when asked for.
+The Warp module is imported only when asked for. Backends never import the tasks (the layers read
+tasks -> backends); the vectorised adapters that wrap a task on a backend live in
+robolearn.envs.vector, and their names here resolve there on first use, for older imports.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
+from typing import Any
 
 import mujoco
 
@@ -61,13 +64,16 @@ def make_backend(
     )
 
 
-# After make_backend: the adapters import the task registry, whose tasks import make_backend.
-from robolearn.envs.backends.vector import (  # noqa: E402
-    BatchedVecEnv,
-    BatchedVectorEnv,
-    make_batched_env,
-    make_batched_vector_env,
-)
+# Moved to robolearn.envs.vector (they build tasks); resolved lazily so this package never imports them.
+_ADAPTERS = ("BatchedVecEnv", "BatchedVectorEnv", "make_batched_env", "make_batched_vector_env")
+
+
+def __getattr__(name: str) -> Any:
+    """The vectorised adapters' names, from robolearn.envs.vector on first use."""
+    if name not in _ADAPTERS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module("robolearn.envs.vector"), name)
+
 
 __all__ = [
     "BACKENDS",

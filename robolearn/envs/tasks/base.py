@@ -2,7 +2,7 @@
 
 A task instance simulates num_envs robots. It is also a gymnasium.Env: with num_envs=1 its
 reset()/step() are the single-robot API that gymnasium.make returns; the vectorised adapters in
-robolearn.envs.backends.vector call the batched reset_envs()/step_envs() instead.
+robolearn.envs.vector call the batched reset_envs()/step_envs() instead.
 
 Every piece of mutable state is a plain attribute (numpy arrays, ints, one numpy Generator), and a
 single env on the mujoco backend exposes its MjData as `data`, so robolearn.envs.state snapshots it
@@ -442,6 +442,6 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
     def _require_single(self) -> None:
         if self.num_envs != 1:
             raise UserError(
-                f"this task simulates {self.num_envs} envs; use robolearn.envs.backends.make_batched_env "
+                f"this task simulates {self.num_envs} envs; use robolearn.envs.vector.make_batched_env "
                 "for the vectorised API"
             )
