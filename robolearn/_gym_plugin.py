@@ -1,9 +1,9 @@
 """Register robolearn's gymnasium ids whenever gymnasium is imported, so that a fresh interpreter's
 `import gymnasium; gymnasium.make("robolearn/Go2Velocity-v1")` works without importing robolearn.
 
-Gymnasium 1.x removed the `gymnasium.envs` entry-point plugins that 0.26-0.29 loaded on import (1.4's
-gymnasium/envs/__init__.py and registration.py read no entry points), so an entry point alone does
-nothing. Instead the wheel installs robolearn-gymnasium.pth into site-packages (pyproject.toml's wheel
+Gymnasium 1.x removed the `gymnasium.envs` entry-point plugins that 0.26-0.29 loaded on import (release
+notes of v1.0.0a1, "Removing the plugin system"; 1.4's gymnasium/envs/__init__.py and registration.py read
+no entry points), so an entry point in pyproject.toml does nothing. Instead the wheel installs robolearn-gymnasium.pth into site-packages (pyproject.toml's wheel
 force-include), and Python's site module runs its one line at start-up: `import robolearn._gym_plugin`.
 This module costs a few microseconds there: it imports nothing and only puts a finder on sys.meta_path.
 When something imports gymnasium, the finder lets the normal import run and then calls
