@@ -32,7 +32,7 @@ from robolearn.report.render import Cell, Section, Table, fmt
 
 RETURNS_KEY = "continual/returns"
 PRED_ERROR_KEY = "continual/pred_error"
-REFERENCE_KEY = "continual/reference_returns"  # optional: per-task random-policy returns
+REFERENCE_KEY = "continual/reference"  # optional: per-task reference (random-policy) returns
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,9 @@ def continual_from_summary(
             f"{label}: {PRED_ERROR_KEY} is {pred.shape}, {RETURNS_KEY} {returns.shape}; both are T x T"
         )
     ref = summary.get(REFERENCE_KEY)
-    reference = None if ref is None else np.array([math.nan if v is None else float(v) for v in ref])
+    reference = None
+    if isinstance(ref, list) and len(ref) == len(returns):
+        reference = np.array([math.nan if v is None else float(v) for v in ref], dtype=np.float64)
     names = tuple(names) if len(names) == len(returns) else ()
     return ContinualRun(label, method, sequence, seed, returns, pred, reference, names)
 
@@ -350,7 +352,7 @@ def continual_sections(collection: Collection) -> list[Section]:
         rows,
         note=(
             "Retention of task j: (R[T-1,j] - b_j) / (R[j,j] - b_j), averaged over the earlier tasks, with b the "
-            "run's reference returns (continual/reference_returns) or 0; undefined (–) where a task never beat "
+            "run's reference returns (continual/reference: a random policy's) or 0; undefined (–) where a task never beat "
             "the reference. Forward transfer: (R[j,j] - S_j) / (S_j - b_j) against learner=single's runs on the "
             "same sequence, tasks j >= 1. Backward transfer: mean R[T-1,j] - R[j,j] (negative = forgetting). "
             "Prediction-error growth: held-out error on task j after the last task over that right after task j. "

@@ -129,6 +129,20 @@ def test_report_adds_continual_figures_and_table(tmp_path: Path) -> None:
     assert float(fine_cells[5]) < 0.6
 
 
+def test_table_uses_the_runs_reference_returns(tmp_path: Path) -> None:
+    returns = np.array([[30.0, NAN], [5.0, 30.0]])
+    run = write_continual_run(tmp_path / "runs" / "r", "finetune", 0, returns, np.full((2, 2), 0.1))
+    summary = json.loads((run / "summary.json").read_text())
+    summary["continual/reference"] = [2.0, 2.0]
+    (run / "summary.json").write_text(json.dumps(summary))
+    md = build_report([tmp_path / "runs"], tmp_path / "report").markdown.read_text()
+    row = next(
+        line for line in md.split("## Continual learning")[1].splitlines() if line.startswith("| pendulum")
+    )
+    # (5 - 2) / (30 - 2) = 0.107, not the plain ratio 5/30 = 0.167.
+    assert [c.strip() for c in row.split("|")][5] == "0.11"
+
+
 def test_not_a_continual_run_is_a_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "summary.json").write_text(json.dumps({"eval/mean_return": 1.0}))
     with pytest.raises(UserError, match="has no continual/returns and continual/pred_error"):
