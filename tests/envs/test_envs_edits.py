@@ -271,3 +271,35 @@ def test_robolearn_task_edits_go_through_model_path() -> None:
     # The task's PD law owns the actuators: a gain edit would silently do nothing, so it is refused.
     with pytest.raises(UserError, match=r"edits\[0\].kind = 'actuator_gain' has no effect on robolearn/Go2"):
         make_edited_env(go2, parse_edits([{"kind": "actuator_gain", "actuator": "FR_calf", "scale": 0.5}]))
+
+
+def test_edited_env_renders_its_edited_model() -> None:
+    # Rendering needs a GL context chosen before mujoco loads: run it in a child with EGL.
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, gymnasium as gym\n"
+        "from robolearn.envs.edits import make_edited_env, parse_edits\n"
+        "e = make_edited_env('InvertedPendulum-v5', parse_edits([{'kind': 'body_size', 'body': 'pole', 'scale': 1.5}]),"
+        " render_mode='rgb_array', width=64, height=64)\n"
+        "e.reset(seed=0); a = e.render()\n"
+        "b = gym.make('InvertedPendulum-v5', render_mode='rgb_array', width=64, height=64); b.reset(seed=0)\n"
+        "print(a.shape, float(np.abs(a.astype(int) - b.render()).mean()))\n"
+    )
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "MUJOCO_GL": "egl"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.skip("EGL rendering did not answer within 120 s on this machine")
+    if out.returncode != 0:
+        pytest.skip(f"no EGL rendering here: {out.stderr.strip().splitlines()[-1:]}")
+    shape, diff = out.stdout.split(")")
+    assert shape.strip() == "(64, 64, 3"
+    assert float(diff) > 0.1  # the longer pole shows in the frame
