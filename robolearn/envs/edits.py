@@ -23,8 +23,8 @@ Kinds and the field that names their target (a YAML item is `{kind: ..., <field>
 | actuator_gear  | actuator or *| scale, or value (gear[0])                                          |
 | actuator_gain  | actuator or *| scale of the actuator's strength: gainprm[0] and, for affine       |
 |                |              | biases (position/velocity servos), biasprm[1:3] with it            |
-| geom_friction  | geom, body   | scale or value, 1 number (sliding) or 3 (sliding, torsional,       |
-|                | or *         | rolling); a body name edits every geom of the body                 |
+| geom_friction  | geom, body   | scale or value: 1 number for the sliding coefficient only, or 3    |
+|                | or *         | (sliding, torsional, rolling); a body name edits all its geoms     |
 | gravity        | -            | scale, or value (3 numbers, m/s^2)                                 |
 | payload        | body (parent)| mass (kg), pos (3, parent frame; default 0), size (sphere radius,  |
 |                |              | default 0.05), name (default payload_<n>); a non-colliding sphere  |
@@ -460,6 +460,10 @@ def apply_edits(spec: mujoco.MjSpec, edits: Sequence[Edit]) -> mujoco.MjSpec:
             continue
         if kind == "body_mass":
             for body in _elements(spec, "body", edit.target):
+                if body.mass <= 0:
+                    raise UserError(
+                        f"body_mass on body '{body.name}', which has no mass; add mass with a payload edit instead"
+                    )
                 factor = edit.scale[0] if edit.scale is not None else edit.value[0] / body.mass  # type: ignore[index]
                 body.mass = body.mass * factor
                 body.inertia = np.asarray(body.inertia) * factor
@@ -514,7 +518,14 @@ def apply_edits(spec: mujoco.MjSpec, edits: Sequence[Edit]) -> mujoco.MjSpec:
                     act.biasprm = bias
         elif kind == "geom_friction":
             for g in _geoms_of(spec, edit.target):
-                g.friction = _scaled(np.asarray(g.friction), edit)
+                friction = np.asarray(g.friction, dtype=np.float64)
+                if edit.scale is not None and len(edit.scale) == 1:
+                    # One number is the sliding coefficient, as domain randomisation scales it
+                    # (robolearn/envs/backends/base.py dynamics_fields).
+                    friction[0] *= edit.scale[0]
+                    g.friction = friction
+                else:
+                    g.friction = _scaled(friction, edit)
         elif kind == "gravity":
             if edit.scale is not None:
                 spec.option.gravity = np.asarray(spec.option.gravity) * edit.scale[0]

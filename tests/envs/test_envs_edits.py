@@ -133,6 +133,7 @@ def test_payload_joint_gain_friction_edits() -> None:
             {"kind": "actuator_gain", "actuator": "fthigh", "scale": 0.5},
             {"kind": "actuator_gear", "actuator": "bshin", "value": 30},
             {"kind": "geom_friction", "geom": "ffoot", "value": 1.2},
+            {"kind": "geom_friction", "geom": "bfoot", "scale": 2.0},
             {"kind": "body_com", "body": "torso", "offset": [0.05, 0, 0]},
         ]
     )
@@ -146,6 +147,8 @@ def test_payload_joint_gain_friction_edits() -> None:
     assert model.actuator("fthigh").gainprm[0] == pytest.approx(0.5 * base.actuator("fthigh").gainprm[0])
     assert model.actuator("bshin").gear[0] == pytest.approx(30)
     np.testing.assert_allclose(model.geom("ffoot").friction, [1.2, *base.geom("ffoot").friction[1:]])
+    # One scale number is the sliding coefficient only, as domain randomisation scales it.
+    np.testing.assert_allclose(model.geom("bfoot").friction, base.geom("bfoot").friction * [2.0, 1.0, 1.0])
     np.testing.assert_allclose(model.body("torso").ipos, base.body("torso").ipos + np.array([0.05, 0, 0]))
 
 
