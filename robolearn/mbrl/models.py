@@ -162,7 +162,10 @@ class EnsembleDynamics(nn.Module):
     # ----- forward -----
     def layers(self) -> list[tuple[Tensor, Tensor]]:
         """The (weight [M, out, in], bias [M, out]) pairs, in order."""
-        return list(zip(self.weights, self.biases, strict=True))
+        # The ParameterLists' own dicts: iterating the lists goes through nn.Module.__getattr__ per item,
+        # which costs more than a small layer's matmul when a planner calls this thousands of times.
+        ws, bs = self.weights._parameters.values(), self.biases._parameters.values()
+        return [(w, b) for w, b in zip(ws, bs, strict=True) if w is not None and b is not None]
 
     def forward_normalized(self, xn: Tensor, *, need_logvar: bool = True) -> tuple[Tensor, Tensor | None]:
         """Normalised inputs [M, B, in] (or [B, in], shared by all members) -> (delta mean, log-variance) [M, B, obs].
@@ -189,9 +192,12 @@ class EnsembleDynamics(nn.Module):
                 f"predict got obs [..., {obs.shape[-1]}] and act [..., {act.shape[-1]}]; "
                 f"this model takes obs_dim={self.obs_dim}, act_dim={self.act_dim}"
             )
-        lead = torch.broadcast_shapes(obs.shape[:-1], act.shape[:-1])
-        obs = obs.expand(*lead, self.obs_dim).reshape(-1, self.obs_dim)
-        act = act.expand(*lead, self.act_dim).reshape(-1, self.act_dim)
+        if obs.dim() == 2 and obs.shape[:-1] == act.shape[:-1]:
+            lead = obs.shape[:-1]  # a planner's [N, dim] batch: nothing to broadcast or flatten
+        else:
+            lead = torch.broadcast_shapes(obs.shape[:-1], act.shape[:-1])
+            obs = obs.expand(*lead, self.obs_dim).reshape(-1, self.obs_dim)
+            act = act.expand(*lead, self.act_dim).reshape(-1, self.act_dim)
         return lead, obs, self.in_norm.normalize(torch.cat([obs, act], dim=-1))
 
     def predict_mean(self, obs: Tensor, act: Tensor) -> Tensor:
