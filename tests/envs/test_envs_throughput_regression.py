@@ -116,6 +116,22 @@ def test_vector_env_returns_contiguous_float32_that_torch_wraps_without_copying(
     gym_env.close()
 
 
+def test_step_metrics_are_computed_only_once_read() -> None:
+    venv = make_batched_env("robolearn/Go2Velocity-v1", N, seed=0, threads=1)
+    task = venv.task
+    venv.reset()
+    venv.step(np.zeros((N, 12)))
+    assert task._metrics.values is None  # the batched path skips them
+    first = task.last_metrics
+    assert set(first) == {"lin_vel_error", "ang_vel_error"} and first["lin_vel_error"].shape == (N,)
+    venv.step(np.full((N, 12), 0.5))
+    second = task.last_metrics  # computed in the step now, before commands move on
+    assert second is task._metrics.values and not np.array_equal(
+        first["lin_vel_error"], second["lin_vel_error"]
+    )
+    venv.close()
+
+
 def _write() -> None:
     import io
 

@@ -85,6 +85,17 @@ class _AppliedDynamics:
         self.value: object = None
 
 
+class _StepMetrics:
+    """The last step's step_metrics, computed only once someone reads them; not state (not snapshotted)."""
+
+    __slots__ = ("ctx", "values", "wanted")
+
+    def __init__(self, wanted: bool) -> None:
+        self.wanted = wanted
+        self.ctx: Any = None
+        self.values: dict[str, np.ndarray] | None = None
+
+
 class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
     """Batched robot task: subclasses define state init, observations, rewards and termination."""
 
@@ -150,6 +161,11 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
             [n.endswith("termination") for n in self.reward_names], dtype=np.float64
         )
         self._not_termination = 1.0 - self._is_termination
+        # legged_gym / mjlab convention: every term is a rate, weighted by its scale times the step.
+        self._reward_weights = self.reward_scales * spec.control_dt
+        termination_cols = np.flatnonzero(self._is_termination)
+        # One termination column (every shipped task): its weighted values are a view, not a sum.
+        self._termination_col = int(termination_cols[0]) if len(termination_cols) == 1 else None
 
         nj = spec.num_joints
         obs_size = sum(t.size(spec) for t in self.proprio_terms) + extra_obs_size
@@ -170,9 +186,11 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         self.torque_limit = np.broadcast_to(spec.torque_limit_array, (n, nj)).copy()
         self.push_timer = np.full(n, np.inf)
         self.term_sums = np.zeros((n, len(self.reward_names)))
-        self.last_metrics: dict[str, np.ndarray] = {}
         self.dynamics: dict[str, np.ndarray] | None = None
         self._applied = _AppliedDynamics()
+        # The single-env API reports metrics every step; the batched adapters never read them.
+        self._metrics = _StepMetrics(wanted=self.num_envs == 1)
+        self._all_ids = np.arange(n)
         self._renderer: Any = None
 
     # -- subclass hooks -------------------------------------------------------------------------------
@@ -208,6 +226,24 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         """Named per-env figures of this step (tracking errors in physical units), reported in
         `info["metrics"]` and averaged per episode by evaluation; none by default."""
         return {}
+
+    @property
+    def last_metrics(self) -> dict[str, np.ndarray]:
+        """step_metrics of the last step; computed every step once read (the batched adapters never do)."""
+        m = self._metrics
+        if not m.wanted:
+            m.wanted = True
+            if m.ctx is not None:
+                # The first read: the context's arrays may have moved on since (commands resampled
+                # after rewards); every later step computes them in step_envs, before that.
+                m.values = self.step_metrics(m.ctx)
+        return m.values or {}
+
+    @last_metrics.setter
+    def last_metrics(self, value: dict[str, np.ndarray]) -> None:
+        # Snapshots taken before the metrics became lazy carry them as state; they are derived, so
+        # restoring one ignores them.
+        del value
 
     # -- construction helpers -------------------------------------------------------------------------
     def _check_scales(self, scales: Mapping[str, float]) -> tuple[tuple[str, ...], np.ndarray]:
@@ -304,7 +340,7 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         )
         rng = self.rng if self._noisy_obs else None
         obs = build_observation(state, self.robot_spec, self.proprio_terms, rng=rng, clip=OBS_CLIP)
-        extra = self.extra_observation(frame, np.arange(self.num_envs) if ids is None else ids)
+        extra = self.extra_observation(frame, self._all_ids if ids is None else ids)
         if extra is not None:
             obs = np.concatenate((obs, np.clip(extra, -OBS_CLIP, OBS_CLIP).astype(np.float32)), axis=-1)
         return obs
@@ -318,19 +354,15 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         """
         if self.dynamics is not None and self._applied.value is not self.dynamics:
             # The dynamics dict was restored from a snapshot (a new object): give the backend its values.
-            self._apply_dynamics(np.arange(self.num_envs))
-        action = np.clip(
-            np.asarray(actions, dtype=np.float64).reshape(self.num_envs, -1),
-            -self.action_clip,
-            self.action_clip,
-        )
+            self._apply_dynamics(self._all_ids)
+        action = np.asarray(actions, dtype=np.float64).reshape(self.num_envs, -1)
+        # Always a new array: it becomes last_action, which must not alias the caller's buffer.
+        action = np.clip(action, -self.action_clip, self.action_clip)
         if self.action_history.shape[1] > 1:
             length = self.action_history.shape[1]
             self.history_head = (self.history_head + 1) % length
             self.action_history[:, self.history_head] = action
-            applied = self.action_history[
-                np.arange(self.num_envs), (self.history_head - self.action_delay) % length
-            ]
+            applied = self.action_history[self._all_ids, (self.history_head - self.action_delay) % length]
         else:
             applied = action
         targets = action_to_joint_targets(applied, self.robot_spec)
@@ -340,29 +372,31 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
 
         terminated = self.fallen(frame) | ~np.isfinite(frame.joint_pos).all(axis=1)
         ctx = self.reward_context(frame, action, torque, terminated)
+        if self._metrics.wanted:
+            self._metrics.values = self.step_metrics(ctx)
+        else:
+            self._metrics.ctx = ctx
         terms = {name: self.reward_functions[name](ctx) for name in self.reward_names}
-        self.last_metrics = self.step_metrics(ctx)
-        values = (
-            np.stack([terms[n] for n in self.reward_names], axis=1) if terms else np.zeros((self.num_envs, 0))
-        )
-        # legged_gym / mjlab convention: every term is a rate, weighted by its scale times the step.
-        weighted = values * (self.reward_scales * self.control_dt)
-        weighted[~np.isfinite(weighted)] = 0.0  # a diverged env ends (terminated) without poisoning the batch
+        weighted = self._weighted_terms(terms)
         if self.only_positive_rewards:
             # legged_gym's only_positive_rewards: penalties cannot make a step worth less than nothing,
             # so ending the episode early never pays; the termination penalty is added after the clip.
             # Elementwise sums, not matrix products: a BLAS call here starts OpenBLAS threads that spin
             # on the cores the batch backend's threads need (measured: a third of G1's throughput).
-            reward = np.clip((weighted * self._not_termination).sum(axis=1), 0.0, None) + (
-                weighted * self._is_termination
-            ).sum(axis=1)
+            positive = (weighted * self._not_termination).sum(axis=1)
+            np.clip(positive, 0.0, None, out=positive)
+            col = self._termination_col
+            # x + 0.0 is x: the one termination column equals its masked row sum exactly.
+            penalty = weighted[:, col] if col is not None else (weighted * self._is_termination).sum(axis=1)
+            reward = positive + penalty
         else:
             reward = weighted.sum(axis=1)
         self.term_sums += weighted
         if self.max_episode_steps is None:
             truncated = np.zeros(self.num_envs, dtype=bool)
         else:
-            truncated = (self.episode_step >= self.max_episode_steps) & ~terminated
+            truncated = self.episode_step >= self.max_episode_steps
+            truncated &= ~terminated
 
         self.last_action = action
         self.last_joint_vel = frame.joint_vel
@@ -370,6 +404,18 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         self._push()
         obs = self.observe(frame)
         return obs, reward, terminated, truncated, terms
+
+    def _weighted_terms(self, terms: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(N, terms) each term times its scale and the control step; non-finite values zeroed."""
+        values = np.empty((self.num_envs, len(self.reward_names)))
+        for col, name in enumerate(self.reward_names):
+            values[:, col] = terms[name]
+        values *= self._reward_weights
+        # A diverged env ends (terminated) without poisoning the batch. The sum is finite exactly
+        # when every value is, so the masked write runs only on a step that needs it.
+        if not np.isfinite(values.sum()):
+            values[~np.isfinite(values)] = 0.0
+        return values
 
     def _push(self) -> None:
         dr = self.randomization

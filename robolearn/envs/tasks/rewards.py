@@ -48,7 +48,7 @@ class LocomotionContext(NamedTuple):
 
 def tracking_lin_vel(c: LocomotionContext) -> np.ndarray:
     """Planar velocity tracking, exp(-|v*_xy - v_xy|² / σ) in the base frame."""
-    err = np.sum(np.square(c.command[:, :2] - c.base_lin_vel[:, :2]), axis=1)
+    err = np.square(c.command[:, :2] - c.base_lin_vel[:, :2]).sum(axis=1)
     return np.exp(-err / c.tracking_sigma)
 
 
@@ -64,12 +64,12 @@ def lin_vel_z(c: LocomotionContext) -> np.ndarray:
 
 def ang_vel_xy(c: LocomotionContext) -> np.ndarray:
     """Roll and pitch rates squared (wobbling)."""
-    return np.sum(np.square(c.base_ang_vel[:, :2]), axis=1)
+    return np.square(c.base_ang_vel[:, :2]).sum(axis=1)
 
 
 def orientation(c: LocomotionContext) -> np.ndarray:
     """Tilt: squared horizontal components of gravity in the base frame."""
-    return np.sum(np.square(c.projected_gravity[:, :2]), axis=1)
+    return np.square(c.projected_gravity[:, :2]).sum(axis=1)
 
 
 def base_height(c: LocomotionContext) -> np.ndarray:
@@ -79,35 +79,36 @@ def base_height(c: LocomotionContext) -> np.ndarray:
 
 def torques(c: LocomotionContext) -> np.ndarray:
     """Sum of squared joint torques (energy)."""
-    return np.sum(np.square(c.torque), axis=1)
+    return np.square(c.torque).sum(axis=1)
 
 
 def joint_vel(c: LocomotionContext) -> np.ndarray:
     """Sum of squared joint velocities."""
-    return np.sum(np.square(c.joint_vel), axis=1)
+    return np.square(c.joint_vel).sum(axis=1)
 
 
 def joint_acc(c: LocomotionContext) -> np.ndarray:
     """Sum of squared joint accelerations over the control step (jerky motion)."""
-    return np.sum(np.square(c.joint_acc), axis=1)
+    return np.square(c.joint_acc).sum(axis=1)
 
 
 def action_rate(c: LocomotionContext) -> np.ndarray:
     """Sum of squared action changes between control steps."""
-    return np.sum(np.square(c.action - c.last_action), axis=1)
+    return np.square(c.action - c.last_action).sum(axis=1)
 
 
 def joint_limits(c: LocomotionContext) -> np.ndarray:
     """How far joints are past their soft limits (rad, summed)."""
-    below = np.clip(c.soft_lower - c.joint_pos, 0.0, None)
-    above = np.clip(c.joint_pos - c.soft_upper, 0.0, None)
-    return np.sum(below + above, axis=1)
+    # np.maximum(x, 0) is np.clip(x, 0, None) (NaN stays NaN) without clip's dispatch cost.
+    below = np.maximum(c.soft_lower - c.joint_pos, 0.0)
+    above = np.maximum(c.joint_pos - c.soft_upper, 0.0)
+    return (below + above).sum(axis=1)
 
 
 def hip_deviation(c: LocomotionContext) -> np.ndarray:
     """Squared deviation of the hip roll and yaw joints from the default pose (humanoid gait shape)."""
     dev = c.joint_pos[:, c.hip_joints] - c.default_joint_pos[c.hip_joints]
-    return np.sum(np.square(dev), axis=1)
+    return np.square(dev).sum(axis=1)
 
 
 def pose_deviation(c: LocomotionContext) -> np.ndarray:
@@ -117,8 +118,9 @@ def pose_deviation(c: LocomotionContext) -> np.ndarray:
 
 def feet_air_time(c: LocomotionContext) -> np.ndarray:
     """Steps of at least the target air time, paid at touch-down, only while commanded to move."""
-    paid = np.sum((c.foot_air_time - c.air_time_target) * c.foot_first_contact, axis=1)
-    moving = np.linalg.norm(c.command[:, :2], axis=1) > 0.1
+    paid = ((c.foot_air_time - c.air_time_target) * c.foot_first_contact).sum(axis=1)
+    # linalg.norm's own formula, without its dispatch.
+    moving = np.sqrt(np.square(c.command[:, :2]).sum(axis=1)) > 0.1
     return paid * moving
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from robolearn.envs.backends.base import RootJointState, SimFrame
 from robolearn.envs.tasks.base import RobotTask
 from robolearn.envs.tasks.rewards import LOCOMOTION_REWARDS, LocomotionContext
-from robolearn.envs.tasks.rotations import gravity_in_body, quat_from_yaw, quat_rotate_inverse
+from robolearn.envs.tasks.rotations import gravity_in_body, quat_from_yaw, quat_rotate_inverse_rows
 from robolearn.errors import UserError, close_matches
 from robolearn.robots.model import joint_index_map, set_default_pose
 from robolearn.robots.observations import LOCOMOTION_TERMS, ObsTerm, clock_phase
@@ -106,6 +106,16 @@ def standing_foot_heights(model: mujoco.MjModel, spec: Any) -> np.ndarray:
     set_default_pose(model, data, spec, joint_index_map(model, spec))
     ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, b) for b in spec.foot_bodies]
     return np.array([data.xpos[i][2] for i in ids])
+
+
+class _FrameCache:
+    """A value derived from one SimFrame, kept while that frame is current; not state (not snapshotted)."""
+
+    __slots__ = ("frame", "value")
+
+    def __init__(self) -> None:
+        self.frame: SimFrame | None = None
+        self.value: np.ndarray = np.zeros(0)
 
 
 class VelocityTask(RobotTask):
@@ -207,6 +217,7 @@ class VelocityTask(RobotTask):
         self.command_timer = np.zeros(self.num_envs)
         self.foot_air_time = np.zeros((self.num_envs, nf))
         self.foot_last_contact = np.ones((self.num_envs, nf), dtype=bool)
+        self._gravity_cache = _FrameCache()
 
     # -- episode start -------------------------------------------------------------------------------
     def initial_state(self, ids: np.ndarray) -> RootJointState:
@@ -260,16 +271,23 @@ class VelocityTask(RobotTask):
         reads it cannot be exported for the hardware without a velocity estimator)."""
         if not self.observe_base_lin_vel:
             return None
-        vel = quat_rotate_inverse(frame.root_quat[ids], frame.root_lin_vel[ids]) * LIN_VEL_OBS_SCALE
+        vel = quat_rotate_inverse_rows(frame.root_quat[ids], frame.root_lin_vel[ids]) * LIN_VEL_OBS_SCALE
         if self._noisy_obs:
             noise = LIN_VEL_OBS_NOISE * self.randomization.obs_noise * LIN_VEL_OBS_SCALE
             vel = vel + self.rng.uniform(-noise, noise, size=vel.shape)
         return vel
 
     # -- step ----------------------------------------------------------------------------------------
+    def _gravity(self, frame: SimFrame) -> np.ndarray:
+        """gravity_in_body of the frame's base, computed once per frame (fallen and rewards read it)."""
+        cache = self._gravity_cache
+        if cache.frame is not frame:
+            cache.frame, cache.value = frame, gravity_in_body(frame.root_quat)
+        return cache.value
+
     def fallen(self, frame: SimFrame) -> np.ndarray:
         """Base tilted past max_tilt_deg or lower than the robot's minimum base height."""
-        gravity_z = gravity_in_body(frame.root_quat)[:, 2]
+        gravity_z = self._gravity(frame)[:, 2]
         return (gravity_z > -self.max_tilt_cos) | (frame.root_pos[:, 2] < self.min_base_height)
 
     def reward_context(
@@ -288,9 +306,9 @@ class VelocityTask(RobotTask):
         self.foot_last_contact = contact
         return LocomotionContext(
             command=self.command,
-            base_lin_vel=quat_rotate_inverse(quat, frame.root_lin_vel),
+            base_lin_vel=quat_rotate_inverse_rows(quat, frame.root_lin_vel),
             base_ang_vel=frame.root_ang_vel,
-            projected_gravity=gravity_in_body(quat),
+            projected_gravity=self._gravity(frame),
             base_height=frame.root_pos[:, 2],
             base_height_target=self.base_height_target,
             joint_pos=frame.joint_pos,
