@@ -15,7 +15,8 @@ docs/results/hypercrl/:
     task (retention >= 0.9); finetune forgets (its retention reported, forgetting = some earlier
     task below 0.9); HyperCRL is close to coreset and multitask (its mean final return within 10% of
     |theirs| below them, or above).
-Extra key=value arguments go to every run (e.g. loop.mpc_steps=400 to shrink the budget).
+Extra key=value arguments go to every run (e.g. loop.mpc_steps=400 to shrink the budget);
+learner.<key>=... only to the learners whose config has the key.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from robolearn.report.stats import aggregate_mean, interval_estimate
 from robolearn.utils.sysinfo import cpu_info
@@ -64,6 +66,9 @@ def run_one(out: Path, sequence: str, learner: str, seed: int, extra: list[str])
             *extra,
         ]
     start = time.perf_counter()
+    # learner.<key>=... goes only to learners that have the key (learner.chunked=true: HyperCRL's).
+    own = yaml.safe_load((ROOT / "configs" / "learner" / f"{learner}.yaml").read_text()) or {}
+    cmd = [a for a in cmd if not a.startswith("learner.") or a.split("=", 1)[0].split(".", 1)[1] in own]
     log = out / sequence / learner / f"seed{seed}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w", encoding="utf-8") as fh:

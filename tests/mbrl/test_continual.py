@@ -342,3 +342,30 @@ def test_help_names_every_key(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
     # method.name and env.id are labels derived from learner and sequence, not settings.
     for key in set(compose_config("continual", []).keys()) - {"method", "env"}:
         assert f"\n  {key}" in text, f"continual --help does not list {key}"
+
+
+def test_forward_transfer_against_a_single_run(
+    tiny_run: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, args = tiny_run
+    single_args = [a if a != "learner=hypercrl" else "learner=single" for a in args]
+    assert _main([*single_args, f"hydra.run.dir={root / 'single'}"], monkeypatch) == 0
+    single = json.loads((root / "single" / "summary.json").read_text())
+    # single against itself: no transfer wherever it is defined.
+    assert all(v is None or v == 0.0 for v in single["continual/forward_transfer"])
+    assert (
+        _main([*args, f"baseline.single={root / 'single'}", f"hydra.run.dir={root / 'fwd'}"], monkeypatch)
+        == 0
+    )
+    fwd = json.loads((root / "fwd" / "summary.json").read_text())
+    returns = matrix_from_json(fwd["continual/returns"])
+    diag_single = np.diag(matrix_from_json(single["continual/returns"]))
+    ref = np.array(fwd["continual/reference"])
+    expected = (np.diag(returns) - diag_single) / (diag_single - ref)
+    got = np.array([np.nan if v is None else v for v in fwd["continual/forward_transfer"]])
+    np.testing.assert_allclose(got, np.where(diag_single > ref, expected, np.nan))
+    # A baseline that is not a finished run is refused before any work.
+    assert (
+        _main([*args, f"baseline.single={root / 'nowhere'}", f"hydra.run.dir={root / 'x'}"], monkeypatch) == 2
+    )
+    assert not (root / "x").exists()
