@@ -49,6 +49,15 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "tanh": torch.tanh,
     "leaky_relu": F.leaky_relu,
 }
+# In-place twins, used when autograd is off (planning): they save one [B, hidden] allocation per layer.
+_INPLACE_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "silu": lambda x: F.silu(x, inplace=True),
+    "swish": lambda x: F.silu(x, inplace=True),
+    "relu": torch.relu_,
+    "elu": lambda x: F.elu(x, inplace=True),
+    "tanh": torch.tanh_,
+    "leaky_relu": lambda x: F.leaky_relu(x, inplace=True),
+}
 
 
 @runtime_checkable
@@ -72,15 +81,23 @@ def activation_fn(activation: Activation) -> Callable[[Tensor], Tensor]:
 
 
 def mlp_forward(
-    params: Sequence[tuple[Tensor, Tensor]], x: Tensor, activation: Activation = "silu"
+    params: Sequence[tuple[Tensor, Tensor]],
+    x: Tensor,
+    activation: Activation = "silu",
+    *,
+    inplace: bool = False,
 ) -> Tensor:
     """A functional MLP, x W^T + b per layer (torch.nn.functional.linear's layout), activation between layers.
 
     Weights are [out, in] with biases [out], as in nn.Linear; or batched, [M, out, in] with biases [M, out]
     applied to x [M, B, in] (one baddbmm per layer for all M networks). Generated weights (a hypernetwork's
-    target network) and the ensemble's own parameters run through this same function.
+    target network) and the ensemble's own parameters run through this same function. `inplace=True`
+    applies a named activation in place when autograd is off.
     """
     act = activation_fn(activation)
+    if inplace and isinstance(activation, str) and not torch.is_grad_enabled():
+        # Safe: each layer's output is a fresh tensor nobody else holds.
+        act = _INPLACE_ACTIVATIONS.get(activation, act)
     last = len(params) - 1
     for i, (w, b) in enumerate(params):
         if w.dim() == 3:
@@ -174,11 +191,12 @@ class EnsembleDynamics(nn.Module):
         """
         if xn.dim() == 2 and self.members == 1:
             # One member: plain 2-D addmm per layer, no batch dimension for the BLAS call to carry.
-            out = mlp_forward([(w[0], b[0]) for w, b in self.layers()], xn, self.activation).unsqueeze(0)
+            pairs = [(w[0], b[0]) for w, b in self.layers()]
+            out = mlp_forward(pairs, xn, self.activation, inplace=True).unsqueeze(0)
         else:
             if xn.dim() == 2:
                 xn = xn.unsqueeze(0).expand(self.members, -1, -1)
-            out = mlp_forward(self.layers(), xn, self.activation)
+            out = mlp_forward(self.layers(), xn, self.activation, inplace=True)
         if not self.gaussian:
             return out, None
         mean, logvar = out.split(self.obs_dim, dim=-1)
@@ -204,7 +222,8 @@ class EnsembleDynamics(nn.Module):
         """The next observation's mean [..., obs_dim] alone (what planners roll out; skips the variance head)."""
         lead, flat_obs, xn = self._flat_inputs(obs, act)
         mean_n, _ = self.forward_normalized(xn, need_logvar=False)
-        mean = flat_obs + self.out_norm.denormalize(mean_n)
+        # obs + (mean_n * std + mean) as one fused multiply-add.
+        mean = torch.addcmul(flat_obs + self.out_norm.mean, mean_n, self.out_norm.std)
         if self.members > 1:
             mean = mean.mean(0)
         else:
