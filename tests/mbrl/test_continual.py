@@ -369,3 +369,14 @@ def test_forward_transfer_against_a_single_run(
         _main([*args, f"baseline.single={root / 'nowhere'}", f"hydra.run.dir={root / 'x'}"], monkeypatch) == 2
     )
     assert not (root / "x").exists()
+
+
+def test_a_run_directory_holding_another_run_is_refused(
+    tiny_run: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, args = tiny_run
+    before = (root / "whole" / "summary.json").read_text()
+    assert _main([*args, "seed=1", f"hydra.run.dir={root / 'whole'}"], monkeypatch) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "seed=0, not 1" in err, err
+    assert (root / "whole" / "summary.json").read_text() == before
