@@ -101,6 +101,10 @@ def complete_config(cfg: DictConfig) -> DictConfig:
         with open_dict(out):
             out.sequence = loaded.to_dict()
     sequence = sequence_of(out)
+    from robolearn.mbrl.envfns import env_functions
+
+    for task in sequence.tasks:
+        env_functions(task.env_id)  # MPC needs the env's torch reward: fail now, not after the random steps
     path = settings_file(sequence.name, sequence.tasks[0].env_id)
     if path is not None:
         defaults = OmegaConf.load(path)
