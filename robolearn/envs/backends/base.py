@@ -202,7 +202,9 @@ class SimBackend(ABC):
     num_envs: int
     decimation: int
     layout: ModelLayout
-    model: mujoco.MjModel  # the nominal host model: structure and names, never stepped by a task
+    # The nominal host model as this backend steps it (batch, mujoco: the motors as PD actuators,
+    # robolearn.robots.model.pd_actuator_model): structure and names, never stepped by a task.
+    model: mujoco.MjModel
 
     @abstractmethod
     def reset_envs(self, ids: np.ndarray, state: RootJointState) -> None:

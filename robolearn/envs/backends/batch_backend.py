@@ -43,12 +43,12 @@ class BatchBackend(SimBackend):
         bodies: Sequence[str],
         threads: int = 1,
     ) -> None:
-        self.model = model
         self.num_envs = num_envs
         self.decimation = spec.decimation
         self.layout = ModelLayout.build(model, spec, bodies)
-        self.physics_model = pd_actuator_model(model, spec)
-        self.batch = Batch(self.physics_model, num_envs, nthread=max(1, int(threads)))
+        # The model as stepped: the MJCF's motors as PD actuators (same structure, names and numbers).
+        self.model = pd_actuator_model(model, spec)
+        self.batch = Batch(self.model, num_envs, nthread=max(1, int(threads)))
         # Live views of the state rows (writes are the next step's state) and of the outputs.
         self._qpos = self.batch.bind("qpos")
         self._qvel = self.batch.bind("qvel")

@@ -34,12 +34,12 @@ class MujocoBackend(SimBackend):
     name = "mujoco"
 
     def __init__(self, model: mujoco.MjModel, spec: RobotSpec, num_envs: int, bodies: Sequence[str]) -> None:
-        self.model = model
         self.num_envs = num_envs
         self.decimation = spec.decimation
         self.layout = ModelLayout.build(model, spec, bodies)
-        self.physics_model = pd_actuator_model(model, spec)
-        self.models = [copy.copy(self.physics_model) for _ in range(num_envs)]
+        # The model as stepped: the MJCF's motors as PD actuators (same structure, names and numbers).
+        self.model = pd_actuator_model(model, spec)
+        self.models = [copy.copy(self.model) for _ in range(num_envs)]
         self.datas = [mujoco.MjData(m) for m in self.models]
         self._nstate = mujoco.mj_stateSize(model, _INTEGRATION_STATE)
         nj = spec.num_joints
