@@ -17,6 +17,8 @@ subproc, dummy and warp run with `--baselines all` and at most 64 envs (one proc
 Rates are env steps (control steps) per second, the median of `--repeats` runs; bare and batch env
 alternate in blocks of 20 control steps, so other load on the machine hits both alike. "host" is
 the batch env's time per control step beyond the bare physics: observations, rewards, resets, glue.
+"CPU time" is the same ratio from the process's CPU seconds (all threads) instead of the wall clock:
+the work each side does, which a machine loaded by other processes distorts much less.
 Writes sim_throughput.md and sim_throughput.json under --out and prints the table.
 """
 
@@ -109,25 +111,31 @@ def measure_task(
     # Bare and env alternate in blocks of BLOCK control steps over the same stretch of the episode,
     # so load from anything else on the machine hits both alike.
     # The model the backend steps (PD actuators), not the nominal one: the same physics, nothing else.
-    bare = Batch(backend.physics_model, envs, nthread=threads)
+    bare = Batch(getattr(backend, "physics_model", backend.model), envs, nthread=threads)
     decimation = task.robot_spec.decimation
-    bare_runs, env_runs = [], []
+    bare_runs, env_runs, bare_cpu_runs, env_cpu_runs = [], [], [], []
     for _ in range(repeats):
         venv.set_state(start_state)
-        bare_s = env_s = 0.0
+        bare_s = env_s = bare_cpu = env_cpu = 0.0
         for k0 in range(0, steps, BLOCK):
             for k in range(k0, min(k0 + BLOCK, steps)):
                 bare.state[...] = recorded[k]
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 bare.step(nstep=decimation)
                 bare_s += time.perf_counter() - t0
-            t0 = time.perf_counter()
+                bare_cpu += time.process_time() - c0
+            t0, c0 = time.perf_counter(), time.process_time()
             for a in actions[k0 : k0 + BLOCK]:
                 _, _, done, _ = venv.step(a)
                 resets += int(done.sum())
             env_s += time.perf_counter() - t0
+            env_cpu += time.process_time() - c0
         bare_runs.append(steps * envs / bare_s)
         env_runs.append(steps * envs / env_s)
+        # CPU seconds of all the process's threads: the work each side does, which other processes
+        # on a loaded machine slow down far less than they slow down the wall clock.
+        bare_cpu_runs.append(steps * envs / bare_cpu)
+        env_cpu_runs.append(steps * envs / env_cpu)
     venv.close()
 
     subproc_rate = dummy_rate = None
@@ -155,6 +163,9 @@ def measure_task(
         "dummy": dummy_rate,
         "bare_runs": bare_runs,
         "batch_env_runs": env_runs,
+        "cpu_ratio": _median_rate(env_cpu_runs) / _median_rate(bare_cpu_runs),
+        "bare_cpu_runs": bare_cpu_runs,
+        "batch_env_cpu_runs": env_cpu_runs,
     }
     if processes:
         result.update(_measure_warp(env_id, envs, warp_steps, actions))
@@ -210,15 +221,16 @@ def render_table(results: list[dict[str, Any]], machine: dict[str, Any]) -> str:
         f"load average {machine['load_before']} before / {machine['load_after']} after; "
         f"mujoco {machine['mujoco']}; {machine['date']} UTC.",
         "",
-        "| task | envs | bare Batch (limit) | batch env | batch / bare (goal ≥ 0.8) | host µs/step | "
-        "SubprocVecEnv | batch / subproc (goal ≥ 3) | DummyVecEnv | warp |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| task | envs | bare Batch (limit) | batch env | batch / bare (goal ≥ 0.8) | same, CPU time | "
+        "host µs/step | SubprocVecEnv | batch / subproc (goal ≥ 3) | DummyVecEnv | warp |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         warp = _fmt(r["warp"]) + (f" ({r['warp_device']})" if r.get("warp") else "")
         lines.append(
             f"| {r['env_id'].split('/')[-1]} | {r['envs']} | {_fmt(r['bare'])} | {_fmt(r['batch_env'])} | "
-            f"{r['batch_env'] / r['bare']:.2f} | {r['host_us_per_step']:,.0f} | {_fmt(r['subproc'])} | "
+            f"{r['batch_env'] / r['bare']:.2f} | {r['cpu_ratio']:.2f} | {r['host_us_per_step']:,.0f} | "
+            f"{_fmt(r['subproc'])} | "
             f"{_ratio(r['batch_env'], r['subproc'], 1)} | {_fmt(r['dummy'])} | {warp} |"
         )
     for r in results:

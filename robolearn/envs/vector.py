@@ -6,6 +6,13 @@ their final observation goes into the infos (SB3: `terminal_observation` and
 once, and the returned observation is their first of the next episode. Episode statistics are
 reported as SB3's Monitor does (`info["episode"] = {"r", "l", "t"}`), so no Monitor wrapper is
 needed, plus the episode's weighted reward-term sums under `reward_terms`.
+
+Observations are fresh C-contiguous float32 (N, obs) arrays every step, so `torch.from_numpy` wraps
+them without a copy (rsl_rl's adapter on the CPU); the SB3 VecEnv's rewards are float32 and its
+dones bool, both (N,) and contiguous.
+
+These adapters build tasks, so they live above robolearn.envs.tasks; the backends below never import
+them (robolearn.envs.backends resolves the old names lazily).
 """
 
 from __future__ import annotations
@@ -56,7 +63,7 @@ class _Runner:
         self.episode_return += reward
         self.episode_length += 1
         done = np.flatnonzero(terminated | truncated)
-        final_obs = obs[done].copy()
+        final_obs = obs[done]  # fancy indexing copies: the rows survive the reset below
         episodes: list[dict[str, Any]] = []
         if len(done):
             now = round(time.time() - self.t_start, 6)
