@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from robolearn.errors import UserError
 from robolearn.mbrl.models import activation_fn, mlp_forward
@@ -83,7 +84,8 @@ class HyperNetwork(nn.Module):
 
     `theta` (the hypernetwork's own weights, plus the chunk embeddings when chunked) is what the
     continual regulariser protects; the task embeddings are separate parameters, one per task.
-    `forward` takes explicit `theta` so the regulariser can evaluate h(e, theta + delta_theta).
+    `forward` takes an explicit `theta` and a shift `delta` so the regulariser can evaluate
+    h(e, theta + delta_theta).
     """
 
     def __init__(
@@ -165,22 +167,43 @@ class HyperNetwork(nn.Module):
         """The embeddings of `tasks` stacked: [len(tasks), emb_size]."""
         return torch.stack([self.task_embs[t] for t in tasks])
 
-    def forward(self, embs: torch.Tensor, theta: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
-        """Flat target weights for a batch of embeddings: [K, emb] -> [K, num_outputs] (theta overrides self.theta)."""
+    def forward(
+        self,
+        embs: torch.Tensor,
+        theta: Sequence[torch.Tensor] | None = None,
+        delta: Sequence[torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Flat target weights for embeddings [K, emb] -> [K, num_outputs], at theta (default self.theta) + delta."""
         params = list(self.theta) if theta is None else list(theta)
         squeeze = embs.dim() == 1
         e = embs[None] if squeeze else embs
-        if self.chunk_size is None:
-            out = mlp_forward(pair_params(params), e, self._act)
-        else:
-            chunk_embs = params[-1]
-            k = e.shape[0]
+        k = e.shape[0]
+        inp = e
+        if self.chunk_embs is not None:
+            chunk_embs = params[-1] if delta is None else params[-1] + delta[-1]
             # Every (task, chunk) pair is one input row: the chunk generator runs once, batched.
             inp = torch.cat(
                 [e[:, None, :].expand(k, self.num_chunks, -1), chunk_embs[None].expand(k, -1, -1)], dim=-1
             )
-            out = mlp_forward(pair_params(params[:-1]), inp, self._act).reshape(k, -1)[:, : self.num_outputs]
+        n_linear = len(self.layers)
+        if delta is None:
+            out = mlp_forward(pair_params(params[:n_linear]), inp, self._act)
+        else:
+            out = self._forward_shifted(inp, params[:n_linear], delta[:n_linear])
+        out = out.reshape(k, -1)[:, : self.num_outputs]
         return out[0] if squeeze else out
+
+    def _forward_shifted(
+        self, x: torch.Tensor, params: Sequence[torch.Tensor], delta: Sequence[torch.Tensor]
+    ) -> torch.Tensor:
+        # x (W + dW)^T + (b + db) as x W^T + x dW^T + b + db: never materialises W + dW, which for
+        # the output layer is as large as the whole target network times the hidden size.
+        last = len(params) // 2 - 1
+        for i, ((w, b), (dw, db)) in enumerate(zip(pair_params(params), pair_params(delta), strict=True)):
+            x = F.linear(x, w, b) + F.linear(x, dw, db)
+            if i < last:
+                x = self._act(x)
+        return x
 
     def split(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """A flat weight vector [num_outputs] -> the target's tensors in `target_shapes` order."""

@@ -69,13 +69,19 @@ def test_the_target_mlp_runs_on_generated_weights() -> None:
     assert hnet.task_embs[1].grad is not None and hnet.task_embs[0].grad is None
 
 
-def test_explicit_theta_evaluates_a_shifted_hypernetwork() -> None:
-    """forward(e, theta) uses the given theta: self.theta reproduces forward(e), a shift changes it."""
-    hnet = HyperNetwork(mlp_shapes(3, 2, (8,)), num_tasks=2, chunk_size=10, chunk_emb_size=3)
+@pytest.mark.parametrize("chunk_size", [None, 10])
+def test_explicit_theta_and_delta_evaluate_a_shifted_hypernetwork(chunk_size: int | None) -> None:
+    """forward(e, theta) uses the given theta; forward(e, delta=d) equals forward at theta + d."""
+    torch.manual_seed(0)
+    hnet = HyperNetwork(
+        mlp_shapes(3, 2, (8,)), num_tasks=2, chunk_size=chunk_size, chunk_emb_size=3 if chunk_size else None
+    )
     e = hnet.embeddings(range(2))
     torch.testing.assert_close(hnet(e, hnet.theta), hnet(e))
-    shifted = [p + 0.01 for p in hnet.theta]
+    delta = [0.05 * torch.randn_like(p) for p in hnet.theta]
+    shifted = [p + d for p, d in zip(hnet.theta, delta, strict=True)]
     assert not torch.allclose(hnet(e, shifted), hnet(e))
+    torch.testing.assert_close(hnet(e, delta=delta), hnet(e, shifted))
 
 
 def test_official_size_tables_and_bad_input() -> None:

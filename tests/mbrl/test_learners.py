@@ -162,11 +162,12 @@ def test_ewc_and_si_penalties_are_zero_at_the_anchor_and_positive_away() -> None
         assert learner.penalty() > 1e-4, name
 
 
-def test_adam_lookahead_is_the_step_adam_takes() -> None:
+@pytest.mark.parametrize("fused", [False, True])
+def test_adam_lookahead_is_the_step_adam_takes(fused: bool) -> None:
     """The look-ahead delta_theta equals what Adam's step() then adds, on the first and a later step."""
     torch.manual_seed(0)
     w = torch.nn.Parameter(torch.randn(5, 3))
-    opt = torch.optim.Adam([w], lr=1e-2)
+    opt = torch.optim.Adam([w], lr=1e-2, fused=fused)
     for _ in range(3):
         opt.zero_grad()
         (w**3).sum().backward()
