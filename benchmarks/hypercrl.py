@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -238,28 +239,43 @@ def plots(sequence: str, table: dict[str, Any], found: dict[str, dict[int, dict[
             pts = np.array([e["point"] for e in est])
             err = np.array([[e["point"] - e["low"] for e in est], [e["high"] - e["point"] for e in est]])
             ax.bar(x, pts, width, yerr=err, label=learner, capsize=2)
+    for ax, count in (
+        (axes[0], len(table[order[0]]["retention"])),
+        (axes[1], len(table[order[0]]["final_return"])),
+    ):
+        ax.set_xticks(np.arange(count) + width * (len(order) - 1) / 2, [str(j) for j in range(count)])
     axes[0].axhline(0.9, color="k", lw=0.8, ls="--")
     axes[0].set_title("retention on earlier tasks (after the last task)")
     axes[0].set_xlabel("task")
     axes[1].set_title("return per task after the last task")
     axes[1].set_xlabel("task")
-    axes[1].legend(fontsize=7, ncol=2)
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     path = PLOTS / f"{sequence}_retention_returns.png"
     fig.savefig(path, dpi=90)
     plt.close(fig)
     paths.append(path)
-    fig, axes = plt.subplots(1, len(order), figsize=(2.6 * len(order), 2.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(order), figsize=(2.4 * len(order) + 1, 2.6), squeeze=False)
+    means = {}
+    for learner in order:
+        mats = np.stack([_matrix(s["continual/pred_error"]) for s in found[learner].values()])
+        # Above the diagonal every seed is NaN (task not seen yet): that mean is NaN, silently.
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            means[learner] = np.log10(np.nanmean(mats, axis=0))
+    finite = np.concatenate([m[np.isfinite(m)] for m in means.values()])
+    vmin, vmax = float(finite.min()), float(finite.max())  # one colour scale for every learner
     for ax, learner in zip(axes[0], order, strict=True):
-        mats = [_matrix(s["continual/pred_error"]) for s in found[learner].values()]
-        mean = np.nanmean(np.stack(mats), axis=0)
-        im = ax.imshow(np.log10(mean), cmap="viridis")
+        im = ax.imshow(means[learner], cmap="viridis", vmin=vmin, vmax=vmax)
+        count = means[learner].shape[0]
+        ax.set_xticks(range(count))
+        ax.set_yticks(range(count))
         ax.set_title(learner, fontsize=8)
         ax.set_xlabel("task evaluated", fontsize=7)
         ax.set_ylabel("after task", fontsize=7)
-        fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.suptitle("log10 held-out one-step MSE", fontsize=9)
+    fig.suptitle("log10 held-out one-step MSE (mean over seeds; row: after task, column: task)", fontsize=9)
     fig.tight_layout()
+    fig.colorbar(im, ax=list(axes[0]), fraction=0.02)
     path = PLOTS / f"{sequence}_pred_error.png"
     fig.savefig(path, dpi=90)
     plt.close(fig)
