@@ -2,6 +2,7 @@
 
     python benchmarks/sim_throughput.py [--envs 64 256 1024] [--threads 2] [--steps 400]
         [--baselines all|bare] [--out outputs/benchmarks]
+    python benchmarks/sim_throughput.py --profile [--envs 64] [--steps 400]
 
 For Go2Velocity-v1 and G1Velocity-v1 at each env count, with the same threads and action sequence:
 
@@ -19,7 +20,8 @@ alternate in blocks of 20 control steps, so other load on the machine hits both 
 the batch env's time per control step beyond the bare physics: observations, rewards, resets, glue.
 "CPU time" is the same ratio from the process's CPU seconds (all threads) instead of the wall clock:
 the work each side does, which a machine loaded by other processes distorts much less.
-Writes sim_throughput.md and sim_throughput.json under --out and prints the table.
+Writes sim_throughput.md and sim_throughput.json under --out and prints the table. `--profile`
+prints instead where a control step's time goes, part by part (see profile_task).
 """
 
 from __future__ import annotations
@@ -174,6 +176,105 @@ def measure_task(
     return result
 
 
+class _Timed:
+    """Exclusive thread-CPU seconds by part: a part's time excludes the wrapped parts it calls."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._children: list[float] = []
+
+    def wrap(self, part: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            self._children.append(0.0)
+            start = time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                elapsed = time.thread_time() - start
+                inner = self._children.pop()
+                self.seconds[part] = self.seconds.get(part, 0.0) + elapsed - inner
+                if self._children:
+                    self._children[-1] += elapsed
+
+        return timed
+
+
+class _TimedBatch:
+    """A Batch whose step() goes through a timer, everything else passed through."""
+
+    def __init__(self, batch: Batch, timer: _Timed) -> None:
+        self._batch = batch
+        self.step = timer.wrap("physics", batch.step)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._batch, name)
+
+
+PROFILE_PARTS = (
+    ("physics", "Batch.step, decimation substeps (1 thread: all of it on this thread)"),
+    ("backend step (host)", "BatchBackend.step around it: PD actuator parameters, controls, torques"),
+    ("frame copy", "BatchBackend.frame: the state rows and body poses the task reads"),
+    ("terminations", "task.fallen"),
+    ("reward context", "task.reward_context (base-frame velocities, contacts, air time)"),
+    ("reward terms", "the reward functions"),
+    ("reward weighting", "scales, non-finite guard, sums"),
+    ("observations", "task.observe (step and reset rows)"),
+    ("resets", "task.reset_envs (randomisation, initial states, commands)"),
+    ("task rest", "step_envs otherwise: actions, delay, truncation, pushes, commands"),
+    ("adapter", "VecEnv step otherwise: auto-reset bookkeeping, infos, dtype"),
+)
+
+
+def profile_task(env_id: str, envs: int, steps: int) -> dict[str, float]:
+    """Where a control step's time goes, µs of thread CPU per control step by part, on one thread.
+
+    One thread so that every part, physics included, runs on the timed thread; the host parts do
+    not depend on the thread count.
+    """
+    venv = make_batched_env(env_id, envs, seed=0, threads=1, backend="batch")
+    task, backend = venv.task, venv.task.backend
+    assert isinstance(backend, BatchBackend)
+    actions = _actions(steps, envs, task.robot_spec.num_joints)
+    venv.reset()
+    for a in actions[: min(20, steps)]:  # warm up outside the timing
+        venv.step(a)
+    timer = _Timed()
+    # Instance attributes shadow the class methods, for this env only.
+    backend.batch = _TimedBatch(backend.batch, timer)
+    backend.step = timer.wrap("backend step (host)", backend.step)  # type: ignore[method-assign]
+    backend.frame = timer.wrap("frame copy", backend.frame)  # type: ignore[method-assign]
+    task.fallen = timer.wrap("terminations", task.fallen)  # type: ignore[method-assign]
+    task.reward_context = timer.wrap("reward context", task.reward_context)  # type: ignore[method-assign]
+    task.reward_functions = {k: timer.wrap("reward terms", f) for k, f in task.reward_functions.items()}  # type: ignore[misc]
+    weighting = getattr(task, "_weighted_terms", None)
+    if weighting is not None:  # older tasks weigh inline (then it counts in "task rest")
+        task._weighted_terms = timer.wrap("reward weighting", weighting)  # type: ignore[method-assign]
+    task.observe = timer.wrap("observations", task.observe)  # type: ignore[method-assign]
+    task.reset_envs = timer.wrap("resets", task.reset_envs)  # type: ignore[method-assign]
+    task.step_envs = timer.wrap("task rest", task.step_envs)  # type: ignore[method-assign]
+    step = timer.wrap("adapter", venv.step)
+    for a in actions:
+        step(a)
+    venv.close()
+    return {part: 1e6 * timer.seconds.get(part, 0.0) / steps for part, _ in PROFILE_PARTS}
+
+
+def render_profile(profiles: dict[str, dict[str, float]], envs: int) -> str:
+    """Markdown table of profile_task's parts, one column per task."""
+    names = list(profiles)
+    lines = [
+        f"µs of thread CPU per control step, {envs} envs, 1 thread:",
+        "",
+        "| part | " + " | ".join(n.split("/")[-1] for n in names) + " | what |",
+        "|---|" + "---|" * len(names) + "---|",
+    ]
+    for part, what in PROFILE_PARTS:
+        lines.append(f"| {part} | " + " | ".join(f"{profiles[n][part]:,.0f}" for n in names) + f" | {what} |")
+    host = {n: sum(v for k, v in profiles[n].items() if k != "physics") for n in names}
+    lines.append("| host in all | " + " | ".join(f"{host[n]:,.0f}" for n in names) + " | all but physics |")
+    return "\n".join(lines) + "\n"
+
+
 def _measure_warp(env_id: str, envs: int, steps: int, actions: np.ndarray) -> dict[str, Any]:
     try:
         import mujoco_warp  # noqa: F401
@@ -254,9 +355,17 @@ def main() -> None:
     parser.add_argument(
         "--baselines", choices=("all", "bare"), default="all", help="bare: skip subproc, dummy and warp"
     )
+    parser.add_argument(
+        "--profile", action="store_true", help="only the per-part breakdown of a control step (1 thread)"
+    )
     parser.add_argument("--out", type=Path, default=Path("outputs/benchmarks"))
     args = parser.parse_args()
     register_envs()
+    if args.profile:
+        for n in args.envs:
+            profiles = {t: profile_task(t, n, args.steps) for t in TASK_IDS}
+            print(render_profile(profiles, n))
+        return
     machine: dict[str, Any] = {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
