@@ -15,7 +15,7 @@ model); tests/envs/test_envs_warp.py checks that the two agree.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import mujoco
 
@@ -36,6 +36,23 @@ from robolearn.envs.backends.base import (
 )
 from robolearn.envs.backends.warp_kernels import add_rows, pd_kernel, scatter_rows
 from robolearn.robots.spec import RobotSpec
+
+
+class WarpTorchViews(NamedTuple):
+    """torch aliases of a WarpBackend's device arrays, for task logic that stays on the device."""
+
+    qpos: Any  # (N, nq)
+    qvel: Any  # (N, nv)
+    xpos: Any  # (N, nbody, 3)
+    xquat: Any  # (N, nbody, 4)
+    cvel: Any  # (N, nbody, 6) [angular; linear at the tree root's subtree com]
+    subtree_com: Any  # (N, nbody, 3)
+    targets: Any  # (N, nj) PD targets the graph reads
+    kp: Any
+    kd: Any
+    torque_limit: Any
+    torque: Any  # (N, nj) the last physics step's PD torques
+    model: dict[str, Any]  # per-world model fields (DYNAMICS_FIELDS) when built with randomize_dynamics
 
 
 class WarpBackend(SimBackend):
@@ -77,6 +94,7 @@ class WarpBackend(SimBackend):
             self._act: Any = wp.array(index.actuator_ids.astype(np.int32), dtype=wp.int32)
             self._gear: Any = wp.array(index.actuator_gear.astype(np.float32), dtype=wp.float32)
         self._dynamics: dict[str, np.ndarray] | None = None
+        self._randomizes = bool(randomize_dynamics)
         self._graph: Any = None
 
     def _physics_steps(self) -> None:
@@ -132,6 +150,15 @@ class WarpBackend(SimBackend):
             (self._limit, torque_limit),
         ):
             dst.assign(np.ascontiguousarray(np.broadcast_to(src, dst.shape), dtype=np.float32))
+        self.step_on_device()
+        return self._torque.numpy().astype(np.float64)
+
+    def step_on_device(self) -> None:
+        """The decimation loop on the targets and gains already in the device buffers (no host copy).
+
+        On CUDA the loop is captured once as a graph on Warp's stream and replayed; the device task
+        (robolearn.envs.tasks.velocity_device) writes the buffers through torch_views() first.
+        """
         with wp.ScopedDevice(self.device):
             if self.device.is_cuda:
                 if self._graph is None:
@@ -141,7 +168,31 @@ class WarpBackend(SimBackend):
                 wp.capture_launch(self._graph)
             else:
                 self._physics_steps()
-        return self._torque.numpy().astype(np.float64)
+
+    def torch_views(self) -> WarpTorchViews:
+        """torch tensors aliasing the device arrays (wp.to_torch: zero-copy, on Warp's device)."""
+        d, m = self.d, self.m
+        return WarpTorchViews(
+            qpos=wp.to_torch(d.qpos),
+            qvel=wp.to_torch(d.qvel),
+            xpos=wp.to_torch(d.xpos),
+            xquat=wp.to_torch(d.xquat),
+            cvel=wp.to_torch(d.cvel),
+            subtree_com=wp.to_torch(d.subtree_com),
+            targets=wp.to_torch(self._targets),
+            kp=wp.to_torch(self._kp),
+            kd=wp.to_torch(self._kd),
+            torque_limit=wp.to_torch(self._limit),
+            torque=wp.to_torch(self._torque),
+            model={name: wp.to_torch(getattr(m, name)) for name in DYNAMICS_FIELDS}
+            if self._randomizes
+            else {},
+        )
+
+    def reset_on_device(self, mask: Any) -> None:
+        """mjw.reset_data on the worlds where the (N,) bool torch tensor `mask` is true (no host copy)."""
+        with wp.ScopedDevice(self.device):
+            mjw.reset_data(self.m, self.d, wp.from_torch(mask, dtype=wp.bool))
 
     def frame(self) -> SimFrame:
         """Host copies of the device rows (views on Warp's CPU device)."""
