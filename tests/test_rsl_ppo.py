@@ -243,3 +243,9 @@ def test_the_batched_go2_task_trains_an_iteration(tmp_path: Path) -> None:
     assert summary["steps"] == 32 and np.isfinite(summary["eval/mean_return"])
     policy = RslPolicy.load(tmp_path / "run" / "final" / "model.zip")
     assert policy.action_space.shape == (12,)
+    # A robot task's export: contract.json, raw observations in (the normaliser is in the graph).
+    from robolearn.export import PolicyArtifact, export_run
+
+    artifact = export_run(tmp_path / "run", tmp_path / "artifact", check_samples=16)
+    assert isinstance(artifact, PolicyArtifact) and (artifact.root / "contract.json").is_file()
+    assert artifact.contract.normalization is None and artifact.contract.source["algo"] == "rsl_ppo"

@@ -203,8 +203,10 @@ class RslPolicy:
         )
         batched = np.asarray(first).ndim > len(single_shape or ())
         batch = int(np.asarray(first).shape[0]) if batched else 1
+        device = next(self.actor.parameters()).device
         with torch.inference_mode():
-            action = self.actor(self._obs_dict(observation, batch), stochastic_output=not deterministic)
+            obs = self._obs_dict(observation, batch).to(device)
+            action = self.actor(obs, stochastic_output=not deterministic).cpu()
             action = torch.maximum(torch.minimum(action, self._high), self._low)
         out = action.cpu().numpy().reshape((batch, *self.action_space.shape))
         return (out if batched else out[0]), None
