@@ -15,7 +15,8 @@ retention: a toy pair of linear systems x' = A_t x + B_t u + noise (the tests' s
 300 transitions each). Each learner fits task 0, then task 1 (`--iters` gradient steps each); the
 figure is the drift of the task-0 model's predictions, mean squared change over the mean squared
 task-0 state change (0: nothing forgotten), with the task-1 MSE beside it (raw units). HyperCRL runs at
-the official hypernetwork learning rate (1e-4) and at 1e-3, deterministic and Gaussian heads.
+the official hypernetwork learning rate (1e-4) and at 1e-3 (beta 0.05, and 0.5 at 1e-3), deterministic
+and Gaussian heads.
 
 Writes hypercrl_learners.json and hypercrl_learners.md under --out.
 """
@@ -118,6 +119,8 @@ def retention(seeds: list[int], iters: int) -> list[dict[str, Any]]:
         for lr in (1e-4, 1e-3):
             for name in ("hypercrl", "hypercrl_noreg"):
                 configs.append((name, f"lr {lr:g}", {"lr": lr, "gaussian": gaussian}))
+        # beta 10x the default (the official value for door_pose / pusher_slide).
+        configs.append(("hypercrl", "lr 0.001, beta 0.5", {"lr": 1e-3, "beta": 0.5, "gaussian": gaussian}))
         for name in ("finetune", "ewc", "si", "coreset", "multitask"):
             configs.append((name, "lr 0.001", {"gaussian": gaussian}))
     rows = []
@@ -131,7 +134,7 @@ def retention(seeds: list[int], iters: int) -> list[dict[str, Any]]:
                 "gaussian": c["gaussian"],
                 "lr": 1e-3,
             }
-            cfg = {"model": model, **({"lr": c["lr"]} if "lr" in c else {})}
+            cfg = {"model": model, **{k: v for k, v in c.items() if k in ("lr", "beta")}}
             learner = make_learner(name, 2, 1, 2, cfg, "cpu", seed)
             learner.begin_task(0)
             learner.fit(0, *d0)
