@@ -200,6 +200,12 @@ def test_learner_errors_are_one_line() -> None:
         make_learner("hypercrll", 2, 1, 2, cfg(), "cpu", 0)
     with pytest.raises(UserError, match="hypercrl_noreg has beta=0"):
         make_learner("hypercrl_noreg", 2, 1, 2, cfg(beta=0.05), "cpu", 0)
+    with pytest.raises(
+        UserError, match=r"learner\.betta is not a setting of learner=hypercrl \(did you mean beta"
+    ):
+        make_learner("hypercrl", 2, 1, 2, cfg(betta=0.1), "cpu", 0)
+    with pytest.raises(UserError, match=r"learner\.beta is not a setting of learner=finetune"):
+        make_learner("finetune", 2, 1, 2, cfg(beta=0.1), "cpu", 0)
     with pytest.raises(UserError, match=r"model\.hidden"):
         make_learner("finetune", 2, 1, 2, {"model": {"hidden": []}}, "cpu", 0)
     learner = make_learner("finetune", 2, 1, 2, cfg(), "cpu", 0)

@@ -144,7 +144,14 @@ def _settings(name: str, cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The learner's own settings: DEFAULTS[name] overridden by cfg's non-None values."""
     out = dict(DEFAULTS[name])
     for key, value in cfg.items():
-        if key in out and value is not None:
+        if key in ("name", "model"):
+            continue
+        if key not in out:
+            known = ", ".join(out) or "none besides model.*"
+            raise UserError(
+                f"learner.{key} is not a setting of learner={name}{close_matches(key, out)}; its settings: {known}"
+            )
+        if value is not None:
             out[key] = value
     return out
 
