@@ -133,3 +133,34 @@ def test_device_task_refuses_what_it_does_not_run() -> None:
         make_device_velocity_env("robolearn/G1Tracking-v1", 2, device="cpu")
     with pytest.raises(UserError, match=r"gait_period_s=0\.5"):
         make_device_velocity_env("robolearn/Go2Velocity-v1", 2, device="cpu", gait_period_s=0.5)
+
+
+def test_device_task_snapshot_continues_exactly() -> None:
+    dr = {
+        **DR,
+        "obs_noise": 1.0,
+        "push_interval_s": [0.04, 0.08],
+        "push_velocity": 0.5,
+        "action_delay": [0, 2],
+    }
+    env = make_device_velocity_env("robolearn/Go2Velocity-v1", 2, seed=3, device="cpu", randomization=dr)
+    env.get_observations()
+    actions = torch.rand((6, 2, env.num_actions), generator=torch.Generator().manual_seed(0)) - 0.5
+    for a in actions[:2]:
+        env.step(a)
+    snapshot = env.get_state()
+
+    def rollout() -> list[torch.Tensor]:
+        out = []
+        for a in actions[2:]:
+            obs, reward, done, _ = env.step(a)
+            out += [obs["policy"].clone(), reward.clone(), done.clone()]
+        return out
+
+    first = rollout()
+    env.set_state(snapshot)
+    assert torch.equal(env.get_observations()["policy"], snapshot["obs"])
+    second = rollout()
+    for x, y in zip(first, second, strict=True):
+        assert torch.equal(x, y)
+    env.close()

@@ -622,6 +622,50 @@ class DeviceVelocityEnv:
             return float("nan"), float("nan"), 0
         return ret / count, length / count, int(count)
 
+    _STATE = (
+        "episode_length_buf",
+        "episode_return",
+        "command",
+        "command_timer",
+        "last_action",
+        "last_joint_vel",
+        "foot_air_time",
+        "foot_last_contact",
+        "push_timer",
+        "action_history",
+        "action_delay",
+        "term_sums",
+        "_finished",
+    )
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly (host copies): task buffers, gains, per-world model
+        fields, the physics state, the generator and the current observations."""
+        v = self.views
+        return {
+            "buffers": {name: getattr(self, name).detach().cpu().clone() for name in self._STATE},
+            "gains": {k: getattr(v, k).detach().cpu().clone() for k in ("kp", "kd", "torque_limit")},
+            "model": {k: t.detach().cpu().clone() for k, t in v.model.items()},
+            "physics": self.backend.get_physics_state(),
+            "generator": self.generator.get_state(),
+            "history_head": self.history_head,
+            "obs": None if self._obs is None else self._obs[POLICY_GROUP].detach().cpu().clone(),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore get_state()'s snapshot into an identically built env."""
+        for name, value in state["buffers"].items():
+            setattr(self, name, value.to(self.device))
+        for name, value in state["gains"].items():
+            getattr(self.views, name).copy_(value)
+        for name, value in state["model"].items():
+            self.views.model[name].copy_(value)
+        self.backend.set_physics_state(state["physics"])
+        self.generator.set_state(state["generator"])
+        self.history_head = int(state["history_head"])
+        obs = state["obs"]
+        self._obs = None if obs is None else self._groups(obs.to(self.device))
+
     @property
     def reward_names(self) -> tuple[str, ...]:
         """Names of the columns of extras["reward_terms"]."""
