@@ -164,3 +164,38 @@ def test_device_task_snapshot_continues_exactly() -> None:
     for x, y in zip(first, second, strict=True):
         assert torch.equal(x, y)
     env.close()
+
+
+def test_rsl_rl_ppo_drives_the_device_task() -> None:
+    pytest.importorskip("rsl_rl", reason="agent=rsl_ppo needs the rsl extra")
+    from rsl_rl.algorithms import PPO
+    from rsl_rl.models import MLPModel
+    from rsl_rl.storage import RolloutStorage
+
+    torch.manual_seed(0)
+    n, horizon = 2, 4
+    env = make_device_velocity_env("robolearn/Go2Velocity-v1", n, seed=0, device="cpu", max_episode_steps=3)
+    obs = env.get_observations()
+    groups = {"actor": ["policy"], "critic": ["policy"]}
+    gaussian = {"class_name": "rsl_rl.modules.distribution:GaussianDistribution", "init_std": 1.0}
+    actor = MLPModel(obs, groups, "actor", env.num_actions, hidden_dims=[16], distribution_cfg=gaussian)
+    critic = MLPModel(obs, groups, "critic", 1, hidden_dims=[16])
+    storage = RolloutStorage("rl", n, horizon, obs, [env.num_actions], "cpu")
+    alg = PPO(actor, critic, storage, num_learning_epochs=1, num_mini_batches=1)
+    # rsl_rl's runner starts episodes at random lengths by assigning the buffer (outside inference mode).
+    env.episode_length_buf = torch.randint_like(env.episode_length_buf, high=env.max_episode_length)
+    # As robolearn/runs/rsl_trainer.py: the rollout under inference mode, the update outside it.
+    with torch.inference_mode():
+        for _ in range(horizon):
+            actions = alg.act(obs)
+            obs, rewards, dones, extras = env.step(actions)
+            assert rewards.shape == (n,) and dones.dtype == torch.bool and obs["policy"].shape == (n, 45)
+            alg.process_env_step(obs, rewards, dones, extras)
+        alg.compute_returns(obs)
+    losses = alg.update()
+    assert np.isfinite(losses["value"]) and np.isfinite(losses["surrogate"])
+    # Stepping on outside inference mode must work on the state written inside it.
+    env.step(torch.zeros(n, env.num_actions))
+    assert env.episode_stats()[2] >= n  # every env hit the 3-step limit at least once
+    env.get_state()
+    env.close()

@@ -510,7 +510,7 @@ class DeviceVelocityEnv:
         with self._on_warp_stream():
             obs, reward, terminated, truncated, weighted = self.step_task(actions)
             done = terminated | truncated
-            self._finished += torch.stack(
+            self._finished = self._finished + torch.stack(
                 (
                     (self.episode_return * done).sum(dtype=torch.float64),
                     (self.episode_length_buf * done).sum(dtype=torch.float64),
@@ -538,14 +538,18 @@ class DeviceVelocityEnv:
         length = self.action_history.shape[1]
         if length > 1:
             self.history_head = (self.history_head + 1) % length
-            self.action_history[:, self.history_head] = action
+            # Out of place, as every state update here: rsl_rl steps under torch.inference_mode(), and an
+            # inference tensor must not be written in place by a later call outside it (or vice versa).
+            history = self.action_history.clone()
+            history[:, self.history_head] = action
+            self.action_history = history
             applied = self.action_history[self._all, (self.history_head - self.action_delay) % length]
         else:
             applied = action
         v.targets.copy_(self.consts.default_joint_pos + self._action_scale * applied)
         self.backend.step_on_device()
         frame = self.frame()
-        self.episode_length_buf += 1
+        self.episode_length_buf = self.episode_length_buf + 1
 
         gravity = gravity_in_body_t(frame.root_quat)
         fallen = (gravity[:, 2] > -task.max_tilt_cos) | (frame.root_pos[:, 2] < task.min_base_height)
@@ -584,8 +588,8 @@ class DeviceVelocityEnv:
             reward = positive + (weighted * self._is_termination).sum(dim=1)
         else:
             reward = weighted.sum(dim=1)
-        self.term_sums += weighted
-        self.episode_return += reward
+        self.term_sums = self.term_sums + weighted
+        self.episode_return = self.episode_return + reward
         truncated = (self.episode_length_buf >= self.max_episode_length) & ~terminated
 
         self.last_action = action
@@ -617,7 +621,7 @@ class DeviceVelocityEnv:
         """Mean return and length of the episodes finished since the last call, and their number
         (one device-to-host copy; call it once per training iteration, not per step)."""
         ret, length, count = (float(x) for x in self._finished.cpu())
-        self._finished.zero_()
+        self._finished = torch.zeros_like(self._finished)
         if count == 0:
             return float("nan"), float("nan"), 0
         return ret / count, length / count, int(count)
