@@ -25,7 +25,14 @@ own data): each fit refits task t's input and delta normalisers on the buffer it
 frozen once the task ends. Losses follow the official TaskLoss/MSELoss: summed over the batch and
 divided by the output size (Gaussian heads: NLL with soft log-variance bounds plus
 0.01 * (max_logvar - min_logvar)), so the official penalty weights (beta, EWC lambda, SI c) keep
-their meaning.
+their meaning. One difference: the official code predicts raw deltas, these learners normalised ones,
+which changes how strongly a given beta binds relative to the task loss (more so for Gaussian heads,
+whose NLL gradients grow as the variance shrinks).
+
+Tuning note (benchmarks/hypercrl_learners.py, toy two-task system, 300 steps per task): at the official
+lr_hyper = 1e-4 the embedding barely moves in a short budget (Adam moves it ~lr per step, the
+official runs take ~10^5 steps per task), so the hypernetwork itself must fit the new task and the
+regulariser holds less; lr 1e-3 (and, for Gaussian heads, beta 0.5) held task 0 on that toy.
 """
 
 from __future__ import annotations
