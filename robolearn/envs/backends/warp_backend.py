@@ -5,6 +5,10 @@ as a CUDA graph and replayed). Per control step the host sends PD targets and ga
 the rows the task reads (root, joints, a few bodies): the task logic is numpy, shared with the
 CPU backends, so what reaches the device is arrays, not Python. docs/envs.md has the cost.
 
+The device task (robolearn/envs/tasks/velocity_device.py) skips those copies: it writes targets and
+gains through torch_views() (wp.to_torch, zero-copy), runs step_on_device() and resets worlds with
+reset_on_device(mask). docs/warp.md describes both paths.
+
 Warp computes in float32, so results agree with the mujoco and batch backends to float32
 accuracy, not bit for bit.
 

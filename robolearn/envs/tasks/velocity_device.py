@@ -319,10 +319,14 @@ class DeviceVelocityEnv:
         self._stream.wait_stream(torch.cuda.current_stream(self.device))
         return torch.cuda.stream(self._stream)
 
-    def _hand_back(self) -> None:
-        # The caller's stream waits for Warp's (an event, not a host sync) before it reads our tensors.
+    def _hand_back(self, *tensors: torch.Tensor) -> None:
+        # The caller's stream waits for Warp's (an event, not a host sync) before it reads our tensors,
+        # and the allocator learns they are in use there (memory made on one stream, read on another).
         if self._stream is not None:
-            torch.cuda.current_stream(self.device).wait_stream(self._stream)
+            caller = torch.cuda.current_stream(self.device)
+            caller.wait_stream(self._stream)
+            for tensor in tensors:
+                tensor.record_stream(caller)
 
     # -- random draws ----------------------------------------------------------------------------------------
     def _uniform(self, shape: tuple[int, ...], lo: Any = 0.0, hi: Any = 1.0) -> torch.Tensor:
@@ -492,7 +496,7 @@ class DeviceVelocityEnv:
             mask = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
             self._reset(mask)
             self._obs = self._groups(self.observe(self.frame()))
-        self._hand_back()
+        self._hand_back(self._obs[POLICY_GROUP])
         return self._obs
 
     def get_observations(self) -> Any:
@@ -525,7 +529,7 @@ class DeviceVelocityEnv:
                 "terminated": terminated,
                 "reward_terms": weighted,
             }
-        self._hand_back()
+        self._hand_back(obs, reward, done, extras["time_outs"], terminated, weighted)
         return self._obs, reward, done, extras
 
     def step_task(
