@@ -8,6 +8,7 @@ reward terms, rewards and terminations must agree to float32 accuracy. Skipped w
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,7 +136,7 @@ def test_device_task_refuses_what_it_does_not_run() -> None:
         make_device_velocity_env("robolearn/Go2Velocity-v1", 2, device="cpu", gait_period_s=0.5)
 
 
-def test_device_task_snapshot_continues_exactly() -> None:
+def test_device_task_snapshot_continues_exactly(tmp_path: Path) -> None:
     dr = {
         **DR,
         "obs_noise": 1.0,
@@ -148,7 +149,10 @@ def test_device_task_snapshot_continues_exactly() -> None:
     actions = torch.rand((6, 2, env.num_actions), generator=torch.Generator().manual_seed(0)) - 0.5
     for a in actions[:2]:
         env.step(a)
-    snapshot = env.get_state()
+    # Through a file as a checkpoint would carry it (torch.load's default weights_only=True).
+    path = tmp_path / "env.pt"
+    torch.save(env.get_state(), path)
+    snapshot = torch.load(path)
 
     def rollout() -> list[torch.Tensor]:
         out = []

@@ -654,7 +654,8 @@ class DeviceVelocityEnv:
             "buffers": {name: getattr(self, name).detach().cpu().clone() for name in self._STATE},
             "gains": {k: getattr(v, k).detach().cpu().clone() for k in ("kp", "kd", "torque_limit")},
             "model": {k: t.detach().cpu().clone() for k, t in v.model.items()},
-            "physics": self.backend.get_physics_state(),
+            # A tensor, not an ndarray: torch.load(weights_only=True) reads checkpoints holding it.
+            "physics": torch.from_numpy(self.backend.get_physics_state()),
             "generator": self.generator.get_state(),
             "history_head": self.history_head,
             "obs": None if self._obs is None else self._obs[POLICY_GROUP].detach().cpu().clone(),
@@ -668,7 +669,7 @@ class DeviceVelocityEnv:
             getattr(self.views, name).copy_(value)
         for name, value in state["model"].items():
             self.views.model[name].copy_(value)
-        self.backend.set_physics_state(state["physics"])
+        self.backend.set_physics_state(np.asarray(state["physics"], dtype=np.float64))
         self.generator.set_state(state["generator"])
         self.history_head = int(state["history_head"])
         obs = state["obs"]
