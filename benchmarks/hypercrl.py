@@ -156,21 +156,23 @@ def claims(table: dict[str, Any]) -> list[tuple[str, str, str]]:
     hyper = table.get("hypercrl")
     if hyper is None:
         return [("HyperCRL retains earlier tasks", "not run", "")]
+    undefined = "undetermined (retention undefined: a task never rose above the random reference)"
     ret = [r["point"] for r in hyper["retention"]]
     out.append(
         (
             "HyperCRL retains every earlier task (retention >= 0.9)",
-            "held" if ret and min(ret) >= 0.9 else "lost",
+            undefined if not all(np.isfinite(ret)) else "held" if min(ret) >= 0.9 else "lost",
             "retention " + ", ".join(f"{r:.2f}" for r in ret),
         )
     )
     fine = table.get("finetune")
     if fine is not None:
         fret = [r["point"] for r in fine["retention"]]
+        below = [r for r in fret if np.isfinite(r) and r < 0.9]
         out.append(
             (
                 "finetune forgets (some earlier task below 0.9)",
-                "held" if fret and min(fret) < 0.9 else "lost",
+                "held" if below else undefined if not all(np.isfinite(fret)) else "lost",
                 "retention " + ", ".join(f"{r:.2f}" for r in fret),
             )
         )
