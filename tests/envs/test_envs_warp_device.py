@@ -113,13 +113,21 @@ def _robot(env_id: str) -> str:
     return {"robolearn/Go2Velocity-v1": "go2", "robolearn/G1Velocity-v1": "g1"}[env_id]
 
 
-def test_device_task_time_limit_resets_and_counts_episodes() -> None:
+def test_device_task_resamples_commands_and_resets_at_the_time_limit() -> None:
     dev = make_device_velocity_env("robolearn/Go2Velocity-v1", 2, seed=1, device="cpu", max_episode_steps=3)
     dev.get_observations()
     zeros = torch.zeros(2, dev.num_actions)
+    # Env 1's command is due: it is redrawn within the ranges and its timer restarts; env 0's stays.
+    dev.command_timer = torch.tensor([5.0, 0.01])
+    dev.command = torch.tensor([[0.3, 0.2, 0.1], [9.0, 9.0, 9.0]])
     for _ in range(2):
         _, _, done, extras = dev.step(zeros)
         assert not done.any()
+    assert dev.command[0].tolist() == pytest.approx([0.3, 0.2, 0.1])
+    assert (
+        dev.command[1, 0].abs() <= 1.0 and dev.command[1, 1].abs() <= 0.5 and dev.command[1, 2].abs() <= 1.0
+    )
+    assert dev.command_timer.tolist() == pytest.approx([5.0 - 2 * dev.dt, 10.0 - dev.dt])
     _, _, done, extras = dev.step(zeros)
     assert done.all() and extras["time_outs"].tolist() == [1.0, 1.0]
     assert dev.episode_length_buf.tolist() == [0, 0]
