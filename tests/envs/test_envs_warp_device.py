@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -55,10 +56,28 @@ def _sync(ref: VelocityTask, dev: DeviceVelocityEnv) -> None:
     ref.torque_limit[:] = np64(dev.views.torque_limit)
 
 
-@pytest.mark.parametrize("env_id", ["robolearn/Go2Velocity-v1", "robolearn/G1Velocity-v1"])
-def test_device_task_matches_numpy_task_on_the_same_states(env_id: str) -> None:
+# Go2 also with the terms its defaults leave off (every device term then runs in one of the two) and
+# the privileged base-velocity observation.
+GO2_EXTRAS = {
+    "reward_scales": {
+        "feet_slip": -0.1,
+        "pose_deviation": -0.1,
+        "base_height": -1.0,
+        "joint_vel": -1e-3,
+        "alive": 0.1,
+    },
+    "observe_base_lin_vel": True,
+}
+
+
+@pytest.mark.parametrize(
+    ("env_id", "options"),
+    [("robolearn/Go2Velocity-v1", GO2_EXTRAS), ("robolearn/G1Velocity-v1", {})],
+    ids=["go2", "g1"],
+)
+def test_device_task_matches_numpy_task_on_the_same_states(env_id: str, options: dict[str, Any]) -> None:
     n, steps = 3, 6
-    dev = make_device_velocity_env(env_id, n, seed=0, device="cpu", randomization=DR)
+    dev = make_device_velocity_env(env_id, n, seed=0, device="cpu", randomization=DR, **options)
     ref = VelocityTask(
         robot=_robot(env_id),
         num_envs=n,
@@ -66,6 +85,7 @@ def test_device_task_matches_numpy_task_on_the_same_states(env_id: str) -> None:
         device="cpu",
         randomization=DR,
         max_episode_steps=dev.max_episode_length,
+        **options,
     )
     assert ref.reward_names == dev.reward_names
     obs0 = dev.reset()["policy"]

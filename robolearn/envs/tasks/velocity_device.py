@@ -508,8 +508,9 @@ class DeviceVelocityEnv:
     def step(self, actions: torch.Tensor) -> tuple[Any, torch.Tensor, torch.Tensor, dict[str, Any]]:
         """One control step of every env, done ones reset in the same step (rsl_rl's convention).
 
-        extras: "time_outs" (float, truncations that were not failures), "terminated" (bool) and
-        "reward_terms" ((N, terms) weighted values of this step, named by reward_names).
+        extras: "time_outs" (float, truncations that were not failures), "terminated" (bool),
+        "reward_terms" ((N, terms) weighted values of this step, named by reward_names) and an empty
+        "episodes" (see episode_stats()).
         """
         with self._on_warp_stream():
             obs, reward, terminated, truncated, weighted = self.step_task(actions)
@@ -524,10 +525,13 @@ class DeviceVelocityEnv:
             self._reset(done)
             obs = torch.where(done[:, None], self.observe(self.frame()), obs)
             self._obs = self._groups(obs)
-            extras = {
+            extras: dict[str, Any] = {
                 "time_outs": truncated.to(torch.float32),
                 "terminated": terminated,
                 "reward_terms": weighted,
+                # RslVecEnv's per-step list of finished (return, length) pairs would need a host sync
+                # every step; always empty here, episode_stats() gives them once per iteration.
+                "episodes": (),
             }
         self._hand_back(obs, reward, done, extras["time_outs"], terminated, weighted)
         return self._obs, reward, done, extras
