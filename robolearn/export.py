@@ -641,9 +641,11 @@ def _export(cfg: DictConfig) -> None:
         errors = ", ".join(f"{k} {v:.2g}" for k, v in check["max_abs_error"].items())
         inputs = tuple(meta["observation_space"]["shape"])
         actions = tuple(meta["action_space"]["shape"])
+        # rsl_ppo's empirical normaliser is a layer of its actor, so it is in the graph as well.
+        in_graph = meta["normalization"] or meta["algo"] == "rsl_ppo"
         print(
             f"exported {meta['env_id']} {meta['algo']} policy to {exported.root} ({NETWORK_FILE} + {METADATA_FILE};"
-            f" obs {inputs} -> action {actions}, normalisation {'in the graph' if meta['normalization'] else 'none'};"
+            f" obs {inputs} -> action {actions}, normalisation {'in the graph' if in_graph else 'none'};"
             f" not a robot task, so no contract.json); onnxruntime vs {errors} on {check['samples']} inputs"
         )
         return
