@@ -175,6 +175,10 @@ def test_a_stopped_or_killed_run_resumes_bit_identically(tmp_path: Path, signum:
         ("agent.normalize_obs=true", "agent.empirical_normalization=true"),
         ("agent.init_noise_std=0", "agent.init_noise_std=0.0 is out of range"),
         ("agent.clip_param=-0.1", "agent.clip_param=-0.1 is out of range"),
+        (
+            "agent.env_on_device=true",
+            "agent.env_on_device=true runs the task on the GPU backend; add env.kwargs.backend=warp",
+        ),
     ],
 )
 def test_bad_values_are_one_line(override: str, needle: str) -> None:

@@ -99,6 +99,9 @@ class RslPPOConfig(AgentConfig):
     obs_groups: dict[str, list[str]] = field(
         default_factory=lambda: {"actor": ["policy"], "critic": ["policy"]}
     )
+    # With env.kwargs.backend=warp: the velocity task's observations, rewards and resets run on the
+    # device too (robolearn/envs/tasks/velocity_device.py), with no host round trip per step.
+    env_on_device: bool = False
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from robolearn.errors import UserError, close_matches
@@ -167,6 +167,11 @@ def _check_rsl_ppo(cfg: DictConfig) -> None:
         raise UserError(
             f"agent.num_mini_batches={agent.num_mini_batches} exceeds the {samples} samples of a rollout "
             f"(n_envs x num_steps_per_env); use at most {samples}"
+        )
+    if agent.get("env_on_device") and OmegaConf.select(cfg, "env.kwargs.backend", default=None) != "warp":
+        raise UserError(
+            "agent.env_on_device=true runs the task on the GPU backend; add env.kwargs.backend=warp "
+            '(pip install "robolearn[gpu]") or set agent.env_on_device=false'
         )
     if agent.schedule == "adaptive" and agent.desired_kl is None:
         raise UserError(

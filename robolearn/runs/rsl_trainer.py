@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from robolearn.agents.rsl_ppo import RslPolicy, build_rsl_ppo, import_rsl, policy_payload
 from robolearn.agents.rsl_vec_env import RslVecEnv
@@ -82,8 +82,19 @@ class RslTrainer:
         torch.set_num_threads(int(cfg.torch_threads))
         seed_everything(int(cfg.seed))
         device = _device(str(cfg.device))
-        venv = make_vec_env(cfg.env, n_envs=int(agent.n_envs), seed=int(cfg.seed))
-        self.env = RslVecEnv(venv, device)
+        if agent.get("env_on_device"):
+            # The velocity task on the device (docs/warp.md): rsl_rl's VecEnv interface over tensors
+            # that alias MuJoCo Warp's arrays, so a step never leaves the device.
+            from robolearn.envs.tasks.velocity_device import make_device_velocity_env
+
+            kwargs: dict[str, Any] = OmegaConf.to_container(cfg.env.kwargs, resolve=True)  # type: ignore[assignment]
+            kwargs.setdefault("device", "cuda:0" if device.startswith("cuda") else "cpu")
+            self.env = make_device_velocity_env(  # type: ignore[assignment]
+                str(cfg.env.id), int(agent.n_envs), seed=int(cfg.seed), **kwargs
+            )
+        else:
+            venv = make_vec_env(cfg.env, n_envs=int(agent.n_envs), seed=int(cfg.seed))
+            self.env = RslVecEnv(venv, device)
         self.env.reset()
         self.alg = build_rsl_ppo(agent, self.env, device)
         self.alg.train_mode()
@@ -180,7 +191,7 @@ class RslTrainer:
             for _ in range(int(self.cfg.agent.num_steps_per_env)):
                 actions = alg.act(obs)
                 obs, rewards, dones, extras = env.step(actions)
-                episodes.extend(extras.pop("episodes"))
+                episodes.extend(extras.pop("episodes", ()))
                 alg.process_env_step(obs, rewards, dones, extras)
             collected = time.perf_counter()
             alg.compute_returns(obs)
@@ -196,6 +207,14 @@ class RslTrainer:
             "time/learn_s": done - collected,
             "time/steps_per_s": self.per_iteration / max(done - start, 1e-9),
         }
+        stats = getattr(env, "episode_stats", None)
+        if stats is not None:
+            # The device task counts finished episodes on the device; one copy per iteration.
+            mean_return, mean_length, count = stats()
+            if count:
+                figures["train/episode_return"] = mean_return
+                figures["train/episode_length"] = mean_length
+                self.last_episode_return = mean_return
         if episodes:
             figures["train/episode_return"] = float(np.mean([r for r, _ in episodes]))
             figures["train/episode_length"] = float(np.mean([n for _, n in episodes]))
