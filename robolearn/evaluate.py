@@ -9,11 +9,13 @@ draws with it, an offscreen GL context for MuJoCo envs) before any episode runs.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from robolearn.agents.factory import SB3_CLASSES
@@ -61,7 +63,10 @@ def model_folder(run: RunDir, which: str) -> Path:
 
 
 def load_policy(run: RunDir, which: str, train_cfg: DictConfig) -> tuple[Any, Any]:
-    """(model, obs normaliser or None) from a run, with plain stable-baselines3 classes."""
+    """(model, obs normaliser or None) from a run: plain stable-baselines3 classes, or the rsl_ppo
+    actor (its normaliser inside) for agent=rsl_ppo."""
+    if train_cfg.agent.algo == "rsl_ppo" and which == "latest":
+        return _latest_rsl_policy(run), None
     folder = model_folder(run, which)
     cls = SB3_CLASSES.get(train_cfg.agent.algo)
     if cls is None:
@@ -75,6 +80,26 @@ def load_policy(run: RunDir, which: str, train_cfg: DictConfig) -> tuple[Any, An
         with open(folder / VECNORM_FILE, "rb") as fh:
             norm = pickle.load(fh)
     return model, (norm.normalize_obs if norm is not None else None)
+
+
+def _latest_rsl_policy(run: RunDir) -> Any:
+    """The actor in an rsl_ppo run's newest checkpoint (robolearn.runs.loop's state.pt)."""
+    from robolearn.agents.rsl_ppo import RslPolicy
+    from robolearn.runs.loop import STATE_FILE
+
+    pointer = run.checkpoints / "latest.json"
+    if not pointer.is_file():
+        raise UserError(f"{run.root} has no checkpoint yet; train longer or pick checkpoint=final|best")
+    try:
+        name = json.loads(pointer.read_text(encoding="utf-8"))["name"]
+        saved = torch.load(run.checkpoints / str(name) / STATE_FILE, map_location="cpu", weights_only=False)
+        payload = saved["state"]["policy"]
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        raise UserError(
+            f"{pointer.parent}: the newest checkpoint cannot be read ({type(exc).__name__}); "
+            "pick checkpoint=final|best"
+        ) from None
+    return RslPolicy.from_payload(payload)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -207,7 +232,7 @@ def _evaluate(cfg: DictConfig) -> None:
 HELP = verb_help(
     "evaluate",
     "run=<run dir> [key=value ...]",
-    "Load a run's model with plain stable-baselines3 and evaluate it deterministically on the seeds the\n"
+    "Load a run's model (plain stable-baselines3, or rsl_ppo's actor) and evaluate it deterministically on the seeds the\n"
     "run's own final evaluation used (checkpoint=final reproduces summary.json). Prints mean ± std return\n"
     "and writes <run>/evaluations/<checkpoint>.json; video=true also writes <run>/videos/<checkpoint>.mp4\n"
     '(needs pip install "robolearn[video]"; checked before any episode runs).',

@@ -94,6 +94,21 @@ def test_a_run_writes_what_report_evaluate_and_export_read(tmp_path: Path) -> No
         )
     )
     assert out["returns"] == summary["eval/returns"]
+    # The newest checkpoint holds the same final actor (the run checkpoints at its end).
+    latest = evaluate_run(
+        OmegaConf.create(
+            {
+                "run": str(run),
+                "checkpoint": "latest",
+                "episodes": 2,
+                "seed": None,
+                "deterministic": True,
+                "video": False,
+                "video_episodes": 1,
+            }
+        )
+    )
+    assert latest["returns"] == summary["eval/returns"]
 
     from robolearn.export import OnnxExport, export_run
 

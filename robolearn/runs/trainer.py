@@ -35,6 +35,7 @@ from robolearn.runs.evaluation import EvalResult, evaluate_policy
 from robolearn.runs.layout import RunDir
 from robolearn.runs.metrics import JsonlMetricsWriter, WallClock, WandbWriter
 from robolearn.runs.progress import ProgressReporter, notes_to, print_note
+from robolearn.threads import applied as thread_policy_applied
 from robolearn.utils.dicts import flatten
 from robolearn.utils.io import atomic_write_json, atomic_write_text, replace_dir
 from robolearn.utils.seeding import get_global_rng_state, seed_everything, set_global_rng_state
@@ -500,6 +501,7 @@ class Trainer:
             "versions": package_versions(),
             "cpu": cpu_info(),
             "torch_threads": torch.get_num_threads(),
+            "thread_policy": dict(thread_policy_applied),
             "run_dir": str(self.run.root.resolve()),
         }
 
