@@ -11,8 +11,9 @@ mj_step(nstep=decimation) per control step. Reported: the largest |qpos| differe
 difference of the last substep's torque over the rollout.
 
 Cost: mujoco.batch.Batch stepping both models from the same recorded states (`--envs` simulations on
-`--threads` threads, `decimation` substeps per control step, alternating blocks), to show the bare
-simulation a throughput ratio divides by costs the same for either model.
+`--threads` threads, `decimation` substeps per control step, alternating blocks of 20), the motor
+model with the law's torque held over the step: whether the bare simulation a throughput ratio
+divides by costs the same for either model.
 
 Writes pd_actuators.md and pd_actuators.json under --out and prints the table.
 """
@@ -88,23 +89,31 @@ def bare_cost(spec: RobotSpec, envs: int, threads: int, steps: int) -> dict[str,
     row = np.empty(mujoco.mj_stateSize(pd, _STATE))
     mujoco.mj_getState(pd, data, row, _STATE)
     rec.state[...] = row
-    ctrl = rec.bind("ctrl")
+    ctrl, qpos, qvel = rec.bind("ctrl"), rec.bind("qpos"), rec.bind("qvel")
     states = np.empty((steps, *rec.state.shape))
+    torques = np.empty((steps, envs, spec.num_joints))
     for k in range(steps):
-        ctrl[:, index.actuator_ids] = spec.default_pos_array + rng.uniform(
-            -0.3, 0.3, (envs, spec.num_joints)
-        ) * (spec.action_scale_array)
+        target = (
+            spec.default_pos_array + rng.uniform(-0.3, 0.3, (envs, spec.num_joints)) * spec.action_scale_array
+        )
+        ctrl[:, index.actuator_ids] = target
         states[k] = rec.state
+        # The motor model's control for the same step: the law's torque at its first substep, held.
+        q, dq = qpos[:, index.qpos_adr], qvel[:, index.qvel_adr]
+        torques[k] = pd_torque(target, q, dq, spec.kp_array, spec.kd_array, spec.torque_limit_array)
         rec.step(nstep=spec.decimation)
     batches = {
         "motor_implicitfast": Batch(motor, envs, nthread=threads),
         "pd_euler": Batch(pd, envs, nthread=threads),
     }
+    motor_ctrl = batches["motor_implicitfast"].bind("ctrl")
     seconds = dict.fromkeys(batches, 0.0)
     for k0 in range(0, steps, 20):
         for name, batch in batches.items():
             for k in range(k0, min(k0 + 20, steps)):
                 batch.state[...] = states[k]
+                if name == "motor_implicitfast":
+                    motor_ctrl[:, index.actuator_ids] = index.ctrl_from_torque(torques[k])
                 t0 = time.perf_counter()
                 batch.step(nstep=spec.decimation)
                 seconds[name] += time.perf_counter() - t0
