@@ -167,7 +167,7 @@ def test_loop_runs_tasks_in_order_and_fills_lower_triangle(tmp_path: Path) -> No
     assert np.isfinite(loop.pred_error[tri]).all() and (loop.pred_error[tri] > 0).all()
     # The held-out split: about a quarter of each task's steps, never in the training buffer.
     for h in loop.heldout:
-        assert 0 < len(h["obs"]) < SETTINGS.steps_per_task
+        assert 0 < len(h) < SETTINGS.steps_per_task
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any("model/loss" in x for x in lines) and any("eval/pred_error" in x for x in lines)
 

@@ -100,12 +100,45 @@ class LoopSettings:
         return LoopSettings(**{k: values[k] for k in checks})
 
 
+class TransitionBuffer:
+    """(obs, act, next_obs) rows appended one at a time; stacked into arrays only when asked
+    (appending to arrays would copy the whole buffer at every env step)."""
+
+    KEYS = ("obs", "act", "next_obs")
+
+    def __init__(self, obs_dim: int, act_dim: int) -> None:
+        self.dims = {"obs": obs_dim, "act": act_dim, "next_obs": obs_dim}
+        self.rows: dict[str, list[np.ndarray]] = {k: [] for k in self.KEYS}
+        self._stacked: dict[str, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows["obs"])
+
+    def append(self, obs: np.ndarray, act: np.ndarray, next_obs: np.ndarray) -> None:
+        """Add one transition (stored as float32)."""
+        for key, value in zip(self.KEYS, (obs, act, next_obs), strict=True):
+            self.rows[key].append(np.asarray(value, dtype=np.float32).reshape(self.dims[key]))
+        self._stacked = None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The buffer as float32 arrays [n, dim] (cached until the next append)."""
+        if self._stacked is None:
+            self._stacked = {
+                k: np.stack(v) if v else np.zeros((0, self.dims[k]), dtype=np.float32)
+                for k, v in self.rows.items()
+            }
+        return self._stacked
+
+    @staticmethod
+    def from_arrays(arrays: dict[str, np.ndarray], obs_dim: int, act_dim: int) -> TransitionBuffer:
+        """The inverse of arrays()."""
+        buf = TransitionBuffer(obs_dim, act_dim)
+        buf.rows = {k: list(np.asarray(arrays[k], dtype=np.float32)) for k in TransitionBuffer.KEYS}
+        return buf
+
+
 def _nan_matrix(n: int) -> np.ndarray:
     return np.full((n, n), np.nan, dtype=np.float64)
-
-
-def _empty(dim: int) -> np.ndarray:
-    return np.zeros((0, dim), dtype=np.float32)
 
 
 class ContinualLoop:
@@ -144,8 +177,8 @@ class ContinualLoop:
         self.task_step = 0  # env steps taken in the current task
         self.mpc_updates = 0  # dynamics updates in the current task
         self.episode = 0  # episodes started in the current task
-        self.train: dict[str, np.ndarray] = self._empty_buffer()
-        self.heldout: list[dict[str, np.ndarray]] = []
+        self.train = self._empty_buffer()
+        self.heldout: list[TransitionBuffer] = []
         self.returns = _nan_matrix(num_tasks)
         self.pred_error = _nan_matrix(num_tasks)
         # Random-policy return per task: the reference b_j of the retention and transfer figures.
@@ -153,8 +186,8 @@ class ContinualLoop:
         self.last_fit: dict[str, float] = {}
 
     # -- state -----------------------------------------------------------------------------------
-    def _empty_buffer(self) -> dict[str, np.ndarray]:
-        return {"obs": _empty(self.obs_dim), "act": _empty(self.act_dim), "next_obs": _empty(self.obs_dim)}
+    def _empty_buffer(self) -> TransitionBuffer:
+        return TransitionBuffer(self.obs_dim, self.act_dim)
 
     @property
     def global_step(self) -> int:
@@ -174,8 +207,8 @@ class ContinualLoop:
             "mpc_updates": self.mpc_updates,
             "episode": self.episode,
             "rng": self.rng.bit_generator.state,
-            "train": {k: v.copy() for k, v in self.train.items()},
-            "heldout": [{k: v.copy() for k, v in h.items()} for h in self.heldout],
+            "train": self.train.arrays(),
+            "heldout": [h.arrays() for h in self.heldout],
             "returns": self.returns.copy(),
             "pred_error": self.pred_error.copy(),
             "reference": self.reference.copy(),
@@ -190,8 +223,8 @@ class ContinualLoop:
         self.mpc_updates = int(state["mpc_updates"])
         self.episode = int(state["episode"])
         self.rng.bit_generator.state = state["rng"]
-        self.train = {k: np.asarray(v) for k, v in state["train"].items()}
-        self.heldout = [{k: np.asarray(v) for k, v in h.items()} for h in state["heldout"]]
+        self.train = TransitionBuffer.from_arrays(state["train"], self.obs_dim, self.act_dim)
+        self.heldout = [TransitionBuffer.from_arrays(h, self.obs_dim, self.act_dim) for h in state["heldout"]]
         self.returns = np.asarray(state["returns"], dtype=np.float64)
         self.pred_error = np.asarray(state["pred_error"], dtype=np.float64)
         self.reference = np.asarray(state["reference"], dtype=np.float64)
@@ -216,12 +249,10 @@ class ContinualLoop:
             buf = self.heldout[self.task]
         else:
             buf = self.train
-        buf["obs"] = np.concatenate([buf["obs"], obs[None].astype(np.float32)])
-        buf["act"] = np.concatenate([buf["act"], act[None].astype(np.float32)])
-        buf["next_obs"] = np.concatenate([buf["next_obs"], next_obs[None].astype(np.float32)])
+        buf.append(obs, act, next_obs)
 
     def _fit(self) -> dict[str, float]:
-        b = self.train
+        b = self.train.arrays()
         info = self.learner.fit(self.task, b["obs"], b["act"], b["next_obs"])
         self.mpc_updates += 1
         self.last_fit = {k: float(v) for k, v in (info or {}).items() if isinstance(v, int | float)}
@@ -318,9 +349,9 @@ class ContinualLoop:
 
     def prediction_error(self, task: int, model: Any) -> float:
         """Mean squared one-step error (raw units, over dims and transitions) on task `task`'s held-out data."""
-        h = self.heldout[task]
-        if len(h["obs"]) == 0:
+        if len(self.heldout[task]) == 0:
             return math.nan
+        h = self.heldout[task].arrays()
         with torch.no_grad():
             mean, _ = model.predict(torch.as_tensor(h["obs"]), torch.as_tensor(h["act"]))
         return float(torch.mean((mean - torch.as_tensor(h["next_obs"])) ** 2))
@@ -328,7 +359,7 @@ class ContinualLoop:
     def end_task(self, run: LoopRun) -> None:
         """Close the current task: the learner's end_task, then evaluate every task seen so far."""
         t = self.task
-        b = self.train
+        b = self.train.arrays()
         self.learner.end_task(t, b["obs"], b["act"], b["next_obs"])
         self.reference[t] = self.evaluate_return(t, None)
         for j in range(t + 1):
