@@ -25,7 +25,7 @@ from robolearn.envs.backends.base import (
     SimFrame,
     dynamics_fields,
 )
-from robolearn.robots.actuators import PdActuatorParams, pd_actuator_params
+from robolearn.robots.actuators import MAX_FINITE_TARGET, PdActuatorParams, pd_actuator_params
 from robolearn.robots.model import pd_actuator_model, write_pd_params
 from robolearn.robots.spec import RobotSpec
 
@@ -64,6 +64,8 @@ class BatchBackend(SimBackend):
         self._biasprm = self.batch.expand("actuator_biasprm")
         self._forcerange = self.batch.expand("actuator_forcerange")
         self._written: PdActuatorParams | None = None
+        # (kp, kd, limit) of the rows written, when they were written for all-regular commands.
+        self._regular_gains: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def reset_envs(self, ids: np.ndarray, state: RootJointState) -> None:
         """Batch.reset without a forward pass (as mj_resetData), then write the state rows."""
@@ -81,14 +83,35 @@ class BatchBackend(SimBackend):
     ) -> np.ndarray:
         """Targets to the controls, changed gains to the model rows, then one Batch.step of `decimation` substeps."""
         acts = self.layout.index.actuator_ids
-        params = pd_actuator_params(targets, kp, kd, torque_limit)
-        if not _same_gains(self._written, params):
-            write_pd_params(self._gainprm, self._biasprm, self._forcerange, acts, params)
-            self._written = params
-        self._ctrl[:, acts] = params.ctrl
+        if self._regular_gains is not None and self._fast_path_holds(targets, kp, kd, torque_limit):
+            # The common step: gains unchanged and every target regular, so the written actuator
+            # rows already are pd_actuator_params' and only the controls (the targets) change.
+            self._ctrl[:, acts] = targets
+        else:
+            params = pd_actuator_params(targets, kp, kd, torque_limit)
+            if not _same_gains(self._written, params):
+                write_pd_params(self._gainprm, self._biasprm, self._forcerange, acts, params)
+                self._written = params
+            self._ctrl[:, acts] = params.ctrl
+            regular = bool(np.array_equal(params.ctrl, np.broadcast_to(targets, params.ctrl.shape)))
+            regular = regular and bool(np.array_equal(params.gain, np.broadcast_to(kp, params.gain.shape)))
+            self._regular_gains = (np.array(kp), np.array(kd), np.array(torque_limit)) if regular else None
         self.batch.step(nstep=self.decimation)
         # The last substep's force (gear 1: the joint torque), as the numpy law returned the last one.
         return np.array(self._force[:, acts])
+
+    def _fast_path_holds(
+        self, targets: np.ndarray, kp: np.ndarray, kd: np.ndarray, torque_limit: np.ndarray
+    ) -> bool:
+        assert self._regular_gains is not None
+        last_kp, last_kd, last_limit = self._regular_gains
+        return (
+            np.array_equal(kp, last_kp)
+            and np.array_equal(kd, last_kd)
+            and np.array_equal(torque_limit, last_limit)
+            # NaN fails the comparison: such a target takes pd_actuator_params' guarded path.
+            and bool(np.all(np.abs(targets) <= MAX_FINITE_TARGET))
+        )
 
     def frame(self) -> SimFrame:
         """Copies of the bound rows and outputs."""
