@@ -2,7 +2,7 @@
 rewards, dones and time-outs as tensors.
 
 Any training VecEnv robolearn builds fits under it: a DummyVecEnv of gymnasium envs (Pendulum-v1,
-Hopper-v5, ...) or the batched robot tasks (robolearn/envs/backends/vector.py), which auto-reset in
+Hopper-v5, ...) or the batched robot tasks (robolearn/envs/vector.py), which auto-reset in
 the same step as SB3's VecEnvs do, as rsl_rl's loop expects. Group names follow rsl_rl's
 convention (rsl_rl/env/vec_env.py, rsl_rl/utils/utils.py:resolve_obs_groups): a plain Box
 observation is the group "policy"; a Dict observation space gives one group per key, so a task that

@@ -86,7 +86,7 @@ def make_vec_env(
     kwargs = dict(_cfg_get(env_cfg, "kwargs") or {})
     venv: VecEnv
     if kwargs.get("backend", "mujoco") in ("batch", "warp"):
-        from robolearn.envs.backends.vector import make_batched_env
+        from robolearn.envs.vector import make_batched_env
 
         register_envs()
         max_steps = _cfg_get(env_cfg, "max_episode_steps")

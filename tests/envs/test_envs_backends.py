@@ -8,10 +8,10 @@ import torch
 from gymnasium.vector import AutoresetMode
 from stable_baselines3 import PPO
 
-from robolearn.envs.backends import make_batched_env, make_batched_vector_env
 from robolearn.envs.backends.batch_backend import BatchBackend
 from robolearn.envs.state import get_vec_env_state, set_vec_env_state
 from robolearn.envs.tasks import TASKS
+from robolearn.envs.vector import make_batched_env, make_batched_vector_env
 from robolearn.errors import UserError
 
 FULL_DR = {

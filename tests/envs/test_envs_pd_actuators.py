@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from robolearn.deploy.simulation import RobotSimulation
-from robolearn.envs.backends import make_batched_env
 from robolearn.envs.backends.batch_backend import BatchBackend
 from robolearn.envs.backends.mujoco_backend import MujocoBackend
+from robolearn.envs.vector import make_batched_env
 from robolearn.errors import UserError
 from robolearn.robots.actuators import pd_actuator_params, pd_torque
 from robolearn.robots.g1 import G1_SPEC

@@ -146,11 +146,11 @@ def test_pd_torques_stay_within_limits_under_extreme_actions(env_id: str) -> Non
     for sign in (1.0, -1.0, 1.0, -1.0):
         for _ in range(5):
             env.step(np.full(spec.num_joints, sign * 1e6, dtype=np.float32))
-            torque = task.model.actuator_gear[index.actuator_ids, 0] * task.data.ctrl[index.actuator_ids]
+            torque = task.data.actuator_force[index.actuator_ids]
             assert np.all(np.abs(torque) <= limits + 1e-9)
     # A NaN action is clipped to NaN targets, which the PD law turns into a limp (zero-torque) joint.
     env.step(np.full(spec.num_joints, np.nan, dtype=np.float32))
-    assert np.all(task.data.ctrl[index.actuator_ids] == 0.0)
+    assert np.all(task.data.actuator_force[index.actuator_ids] == 0.0)
 
 
 def test_unknown_kwargs_fail_with_one_line_errors() -> None:

@@ -13,8 +13,8 @@ import pytest
 pytest.importorskip("warp", reason="backend=warp needs the gpu extra: pip install 'robolearn[gpu]'")
 pytest.importorskip("mujoco_warp", reason="backend=warp needs the gpu extra: pip install 'robolearn[gpu]'")
 
-from robolearn.envs.backends import make_batched_env
 from robolearn.envs.backends.warp_backend import WarpBackend, pd_kernel, wp
+from robolearn.envs.vector import make_batched_env
 from robolearn.robots.actuators import pd_torque
 
 
