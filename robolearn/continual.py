@@ -13,7 +13,13 @@ Examples:
     python -m robolearn.continual resume=<run dir>
 """
 
+# ruff: noqa: E402 - the thread policy must be in the environment before the imports below load torch
 from __future__ import annotations
+
+# Before anything loads torch: OpenMP reads its wait policy once, when it is loaded (robolearn/threads.py).
+from robolearn.threads import apply_thread_policy
+
+apply_thread_policy()
 
 import math
 import signal

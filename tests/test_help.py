@@ -22,6 +22,7 @@ VERBS = {
     "deploy": ("robolearn-deploy", "deploy", ("robot", "policy", "backend", "duration_s")),
     "doctor": ("robolearn-doctor", "doctor", ("robot", "interface", "domain_id", "listen_s")),
     "deploy.sim_bridge": ("robolearn-sim-bridge", "deploy", ("robot", "bridge.loss", "bridge.state_hz")),
+    "continual": ("robolearn-continual", "continual", ("sequence", "learner", "seed", "loop", "resume")),
 }
 # Config entries a verb's help need not list: composed groups documented as settings.* / robot.
 NOT_KEYS = {"hydra", "settings", "loop", "record", "mujoco", "bridge", "llm", "screen", "sandbox"}
