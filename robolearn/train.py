@@ -30,7 +30,8 @@ from robolearn.config.validate import compose_config, validate_train_config  # n
 from robolearn.errors import UserError, report_user_errors  # noqa: E402
 from robolearn.resources import configs_dir  # noqa: E402
 from robolearn.runs.checkpoint import latest_checkpoint  # noqa: E402
-from robolearn.runs.layout import RunDir, existing_run_dir  # noqa: E402
+from robolearn.runs.layout import RunDir  # noqa: E402
+from robolearn.runs.loop import resume_config as loop_resume_config  # noqa: E402
 from robolearn.runs.trainer import StoppedAtOnce, Trainer, TrainingStopped, check_same_run  # noqa: E402
 
 
@@ -40,36 +41,16 @@ def _key(override: str) -> str:
 
 def resume_config(argv: list[str]) -> tuple[RunDir, DictConfig]:
     """The saved config of the run named by `resume=<run dir>`, with the other overrides applied.
-
     Only keys that change how long or how verbosely a run goes (steps=..., logger.progress=...) may
     differ from the saved run; anything else is refused, since it would not be the same run.
     """
-    resume = [a for a in argv if a.startswith("resume=")][-1].split("=", 1)[1]
-    run = existing_run_dir(resume, key="resume")
-    saved = OmegaConf.load(run.config)
-    assert isinstance(saved, DictConfig)
-    overrides = [a for a in argv if not a.startswith("resume=")]
-    for item in overrides:
-        key = _key(item)
-        if (
-            item.startswith("-")
-            or "=" not in item
-            or OmegaConf.select(saved, key, default=_MISSING) is _MISSING
-        ):
-            raise UserError(
-                f"{item} cannot be combined with resume=; only existing keys such as steps=N may be set"
-            )
-    cfg = OmegaConf.merge(saved, OmegaConf.from_dotlist(overrides), {"resume": str(run.root)})
-    assert isinstance(cfg, DictConfig)
+    run, cfg = loop_resume_config("train", argv)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
     # First, so that `agent=td3` on a SAC run is named as such, not as a malformed agent.
     check_same_run(run, resolved)
     validate_train_config(cfg)
     return run, cfg
-
-
-_MISSING = object()
 
 
 @hydra.main(version_base="1.3", config_path=str(configs_dir()), config_name="train")
