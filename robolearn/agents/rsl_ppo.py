@@ -26,20 +26,6 @@ from robolearn.errors import UserError
 MISSING_RSL = 'agent=rsl_ppo needs rsl-rl-lib: pip install "robolearn[rsl]"'
 POLICY_FORMAT = "robolearn-rsl_ppo-actor"
 POLICY_FORMAT_VERSION = 1
-# rsl_rl/utils/utils.py:resolve_nn_activation's names.
-ACTIVATIONS = (
-    "elu",
-    "selu",
-    "relu",
-    "crelu",
-    "lrelu",
-    "tanh",
-    "sigmoid",
-    "softplus",
-    "gelu",
-    "swish",
-    "mish",
-)
 
 
 def import_rsl() -> Any:

@@ -39,6 +39,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     # agent=rsl_ppo (rsl_rl's names; robolearn/agents/rsl_ppo.py)
     "agent.schedule": ("adaptive", "fixed"),
     "agent.noise_std_type": ("scalar", "log"),
+    # rsl_rl/utils/utils.py:resolve_nn_activation's names.
     "agent.activation": (
         "elu",
         "selu",

@@ -24,10 +24,10 @@ from omegaconf import DictConfig, OmegaConf
 from robolearn.agents.rsl_ppo import RslPolicy, build_rsl_ppo, import_rsl, policy_payload
 from robolearn.agents.rsl_vec_env import RslVecEnv
 from robolearn.envs import make_eval_env, make_vec_env
-from robolearn.errors import UserError
 from robolearn.runs.checkpoint import MODEL_FILE
 from robolearn.runs.evaluation import EvalResult, evaluate_policy
 from robolearn.runs.loop import LoopRun
+from robolearn.runs.trainer import _device
 from robolearn.utils.io import atomic_save_with, atomic_write_json, replace_dir
 from robolearn.utils.seeding import seed_everything
 
@@ -35,16 +35,6 @@ from robolearn.utils.seeding import seed_everything
 def steps_per_iteration(cfg: DictConfig) -> int:
     """Env steps one rsl_ppo iteration collects: n_envs x num_steps_per_env."""
     return int(cfg.agent.n_envs) * int(cfg.agent.num_steps_per_env)
-
-
-def _device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(
-            f"device={name} but torch sees no CUDA device; use device=cpu or install a CUDA build of torch"
-        )
-    return name
 
 
 def _thread_facts() -> dict[str, Any]:
