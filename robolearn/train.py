@@ -16,6 +16,7 @@ apply_thread_policy()
 
 import signal  # noqa: E402
 import sys  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -27,12 +28,12 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from robolearn.cli import command_line, precheck, print_help_if_asked, verb_help  # noqa: E402
 from robolearn.config.schema import register_schemas  # noqa: E402
 from robolearn.config.validate import compose_config, validate_train_config  # noqa: E402
-from robolearn.errors import UserError, report_user_errors  # noqa: E402
+from robolearn.errors import report_user_errors  # noqa: E402
 from robolearn.resources import configs_dir  # noqa: E402
-from robolearn.runs.checkpoint import latest_checkpoint  # noqa: E402
 from robolearn.runs.layout import RunDir  # noqa: E402
 from robolearn.runs.loop import resume_config as loop_resume_config  # noqa: E402
-from robolearn.runs.trainer import StoppedAtOnce, Trainer, TrainingStopped, check_same_run  # noqa: E402
+from robolearn.runs.loop import run_loop_job  # noqa: E402
+from robolearn.runs.trainer import Trainer, check_same_run  # noqa: E402
 
 
 def _key(override: str) -> str:
@@ -71,10 +72,9 @@ def train_job(cfg: DictConfig, run_dir: Path | None = None, command: str | None 
         multirun = hydra_cfg.mode == RunMode.MULTIRUN
         # The job's own overrides (sweep values included): correct in remote workers too.
         command = command_line("train", list(hydra_cfg.overrides.task))
-    if cfg.agent.algo == "rsl_ppo":
-        summary = _train_rsl_ppo(cfg, run_dir, command or command_line("train", []), multirun)
-    else:
-        summary = _train_sb3(cfg, run_dir, command or command_line("train", []), multirun)
+    summary = run_loop_job(
+        "train", partial(_train, cfg, run_dir, command or command_line("train", [])), run_dir, multirun
+    )
     print(
         f"{cfg.agent.algo} on {cfg.env.id} seed {cfg.seed}: eval return {summary['eval/mean_return']:.1f} "
         f"± {summary['eval/std_return']:.1f} over {summary['eval/episodes']} episodes after "
@@ -85,37 +85,15 @@ def train_job(cfg: DictConfig, run_dir: Path | None = None, command: str | None 
     return float(summary["eval/mean_return"])
 
 
-def _train_rsl_ppo(cfg: DictConfig, run_dir: Path, command: str, multirun: bool) -> dict[str, Any]:
-    """agent=rsl_ppo: our loop around rsl_rl's PPO (robolearn/runs/rsl_trainer.py), with the same
-    one-line errors, stop lines and exit codes as an SB3 run."""
-    from robolearn.runs.loop import run_loop_job
-
-    def job() -> dict[str, Any]:
-        validate_train_config(cfg)
+def _train(cfg: DictConfig, run_dir: Path, command: str) -> dict[str, Any]:
+    """Validate, then train with the agent's loop: SB3's Trainer, or ours around rsl_rl's PPO
+    (robolearn/runs/rsl_trainer.py) for agent=rsl_ppo."""
+    validate_train_config(cfg)
+    if cfg.agent.algo == "rsl_ppo":
         from robolearn.runs.rsl_trainer import train_rsl_ppo
 
         return train_rsl_ppo(cfg, run_dir, command)
-
-    return run_loop_job("train", job, run_dir, multirun)
-
-
-def _train_sb3(cfg: DictConfig, run_dir: Path, command: str, multirun: bool) -> dict[str, Any]:
-    try:
-        validate_train_config(cfg)
-        summary = Trainer(cfg, run_dir, command).run_training()
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        if multirun:
-            raise
-        raise SystemExit(2) from None
-    except TrainingStopped as stop:
-        _report_stop(run_dir, stop.signum, stop.step, saved=stop.step is not None)
-        raise SystemExit(128 + stop.signum) from None
-    except KeyboardInterrupt as exc:
-        signum = exc.signum if isinstance(exc, StoppedAtOnce) else signal.SIGINT
-        _report_stop(run_dir, signum, None, saved=False)
-        raise SystemExit(128 + signum) from None
-    return summary
+    return Trainer(cfg, run_dir, command).run_training()
 
 
 def _overshoot(cfg: DictConfig, ran: int) -> str:
@@ -135,31 +113,6 @@ def _overshoot(cfg: DictConfig, ran: int) -> str:
     if cfg.get("method") is not None and cfg.method.name == "prior_init":
         extra = " after the warm start's rollouts"
     return f" (steps={cfg.steps}: {agent.algo} runs {unit}{extra})"
-
-
-def _report_stop(run_dir: Path, signum: int, step: int | None, saved: bool) -> None:
-    """The one line a stopped run ends with: where it is and how to continue it."""
-    name = signal.Signals(signum).name
-    resume = command_line("train", [f"resume={run_dir}"])
-    if saved and step is not None:
-        print(f"stopped by {name} at step {step}, checkpoint saved; continue with: {resume}", file=sys.stderr)
-        return
-    try:
-        ckpt = latest_checkpoint(RunDir(run_dir))
-    except UserError:
-        ckpt = None
-    if ckpt is not None:
-        print(
-            f"stopped by {name} without saving; the checkpoint at step {ckpt.step} is intact; "
-            f"continue with: {resume}",
-            file=sys.stderr,
-        )
-    else:
-        print(
-            f"stopped by {name} before the first checkpoint, so nothing is saved; {resume} starts"
-            " again from step 0",
-            file=sys.stderr,
-        )
 
 
 def _check_target_dir(argv: list[str]) -> None:

@@ -55,6 +55,7 @@ from robolearn.runs.trainer import (
     _StopRequests,
     config_differences,
 )
+from robolearn.threads import summary as thread_policy_summary
 from robolearn.utils.io import atomic_save_with, atomic_write_json, atomic_write_text, replace_dir
 from robolearn.utils.seeding import get_global_rng_state, set_global_rng_state
 from robolearn.utils.sysinfo import cpu_info, package_versions
@@ -289,6 +290,7 @@ class LoopRun:
             "versions": package_versions(),
             "cpu": cpu_info(),
             "torch_threads": torch.get_num_threads(),
+            "thread_policy": thread_policy_summary(),
             "run_dir": str(self.run.root.resolve()),
         }
         atomic_write_json(self.run.summary, full)
@@ -320,7 +322,8 @@ def _report_stop(verb: str, run_dir: Path, signum: int, step: int | None) -> Non
         )
     else:
         print(
-            f"stopped by {name} before the first checkpoint, so nothing is saved; {resume} starts again",
+            f"stopped by {name} before the first checkpoint, so nothing is saved; {resume} starts"
+            " again from step 0",
             file=sys.stderr,
         )
 
