@@ -56,6 +56,11 @@ def apply_thread_policy(environ: dict[str, str] | None = None) -> dict[str, str]
     return result
 
 
+def summary() -> dict[str, str]:
+    """The policy in force, as a run's summary.json records it."""
+    return dict(applied) or {"policy": "not applied"}
+
+
 def torch_loaded() -> bool:
     """Whether torch is already imported (then OpenMP has read its environment already)."""
     return "torch" in sys.modules

@@ -50,6 +50,16 @@ class EvalResult:
         out.update(self.metric_means())
         return out
 
+    def summary(self) -> dict[str, Any]:
+        """The final evaluation's keys in a run's summary.json (what robolearn.report reads)."""
+        return {
+            "eval/mean_return": self.mean_return,
+            "eval/std_return": self.std_return,
+            "eval/episodes": len(self.returns),
+            "eval/returns": self.returns,
+            **{f"eval/{name}": value for name, value in self.figures().items()},
+        }
+
 
 ObsTransform = Callable[[Any], Any]
 

@@ -37,12 +37,6 @@ def steps_per_iteration(cfg: DictConfig) -> int:
     return int(cfg.agent.n_envs) * int(cfg.agent.num_steps_per_env)
 
 
-def _thread_facts() -> dict[str, Any]:
-    from robolearn import threads
-
-    return {"thread_policy": dict(threads.applied) or {"policy": "not applied"}}
-
-
 class RslTrainer:
     """One agent=rsl_ppo run in one run directory."""
 
@@ -266,11 +260,7 @@ class RslTrainer:
     def _summary(self, final: EvalResult, step: int) -> dict[str, Any]:
         cfg = self.cfg
         return {
-            "eval/mean_return": final.mean_return,
-            "eval/std_return": final.std_return,
-            "eval/episodes": len(final.returns),
-            "eval/returns": final.returns,
-            **{f"eval/{name}": value for name, value in final.figures().items()},
+            **final.summary(),
             "best/mean_return": self.best_return,
             "best/step": self.best_step,
             "steps": step,
@@ -278,7 +268,6 @@ class RslTrainer:
             "env": str(cfg.env.id),
             "algo": str(cfg.agent.algo),
             "n_envs": int(cfg.agent.n_envs),
-            **_thread_facts(),
         }
 
 

@@ -35,7 +35,7 @@ from robolearn.runs.evaluation import EvalResult, evaluate_policy
 from robolearn.runs.layout import RunDir
 from robolearn.runs.metrics import JsonlMetricsWriter, WallClock, WandbWriter
 from robolearn.runs.progress import ProgressReporter, notes_to, print_note
-from robolearn.threads import applied as thread_policy_applied
+from robolearn.threads import summary as thread_policy_summary
 from robolearn.utils.dicts import flatten
 from robolearn.utils.io import atomic_write_json, atomic_write_text, replace_dir
 from robolearn.utils.seeding import get_global_rng_state, seed_everything, set_global_rng_state
@@ -483,11 +483,7 @@ class Trainer:
     def _summary(self, final: EvalResult) -> dict[str, Any]:
         return {
             "status": "completed",
-            "eval/mean_return": final.mean_return,
-            "eval/std_return": final.std_return,
-            "eval/episodes": len(final.returns),
-            "eval/returns": final.returns,
-            **{f"eval/{name}": value for name, value in final.figures().items()},
+            **final.summary(),
             "best/mean_return": self.best_return,
             "best/step": self.best_step,
             "steps": int(self.model.num_timesteps),
@@ -501,7 +497,7 @@ class Trainer:
             "versions": package_versions(),
             "cpu": cpu_info(),
             "torch_threads": torch.get_num_threads(),
-            "thread_policy": dict(thread_policy_applied),
+            "thread_policy": thread_policy_summary(),
             "run_dir": str(self.run.root.resolve()),
         }
 
