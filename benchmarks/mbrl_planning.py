@@ -34,9 +34,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import platform
 import statistics
-import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,6 +48,7 @@ from robolearn.mbrl.envfns import env_functions
 from robolearn.mbrl.models import EnsembleDynamics
 from robolearn.mbrl.planners import CEMPlanner
 from robolearn.utils.io import atomic_write_json, atomic_write_text
+from robolearn.utils.sysinfo import cpu_info
 
 
 @dataclass(frozen=True)
@@ -76,17 +75,6 @@ SETTINGS = {
         Setting("inverted_pendulum", "InvertedPendulum-v5", 4, 1, (256, 256), False, 25, 1000, 10, 5),
     )
 }
-
-
-def _cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or "unknown"
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def _layer_sizes(s: Setting) -> list[tuple[int, int]]:
@@ -209,7 +197,7 @@ def run(settings: list[Setting], threads: int, plans: int, repeats: int, seed: i
         rows.append(row)
     return {
         "machine": {
-            "cpu": _cpu_model(),
+            "cpu": cpu_info()["model"],
             "cores": os.cpu_count(),
             "torch_threads": threads,
             "torch": torch.__version__,

@@ -30,7 +30,6 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -46,22 +45,12 @@ from robolearn.envs.backends.batch_backend import BatchBackend
 from robolearn.envs.tasks import register_envs
 from robolearn.envs.vector import make_batched_env
 from robolearn.utils.io import atomic_write_json, atomic_write_text
+from robolearn.utils.sysinfo import cpu_info
 
 TASK_IDS = ("robolearn/Go2Velocity-v1", "robolearn/G1Velocity-v1")
 BLOCK = 20
 # One process per env: beyond this the process baselines measure the machine's scheduler, not envs.
 MAX_PROCESS_ENVS = 64
-
-
-def _cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or "unknown"
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def _actions(steps: int, envs: int, nj: int, seed: int = 0) -> np.ndarray:
@@ -405,7 +394,7 @@ def main() -> None:
             print(render_profile(profiles, n))
         return
     machine: dict[str, Any] = {
-        "cpu": _cpu_model(),
+        "cpu": cpu_info()["model"],
         "cores": os.cpu_count(),
         "mujoco": mujoco.__version__,
         "python": platform.python_version(),
