@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from env_helpers import FULL_DR
 from gymnasium.vector import AutoresetMode
 from stable_baselines3 import PPO
 
@@ -14,21 +15,6 @@ from robolearn.envs.tasks import TASKS
 from robolearn.envs.vector import make_batched_env, make_batched_vector_env
 from robolearn.errors import UserError
 
-FULL_DR = {
-    "friction": [0.5, 1.25],
-    "link_mass": [0.9, 1.1],
-    "added_base_mass": [-1.0, 3.0],
-    "joint_friction": [0.5, 1.5],
-    "joint_damping": [0.5, 2.0],
-    "com_offset": 0.03,
-    "kp_scale": [0.8, 1.2],
-    "kd_scale": [0.8, 1.2],
-    "motor_strength": [0.9, 1.1],
-    "action_delay": [0, 2],
-    "obs_noise": 1.0,
-    "push_interval_s": [0.1, 0.3],
-    "push_velocity": 0.5,
-}
 N = 4
 
 

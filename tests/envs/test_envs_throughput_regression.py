@@ -16,27 +16,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from env_helpers import FULL_DR
 
 from robolearn.envs.vector import make_batched_env, make_batched_vector_env
 
 FIXTURE = Path(__file__).parent / "fixtures" / "batched_rollouts.npz"
 N = 4
 STEPS = 20
-FULL_DR: dict[str, Any] = {
-    "friction": [0.5, 1.25],
-    "link_mass": [0.9, 1.1],
-    "added_base_mass": [-1.0, 3.0],
-    "joint_friction": [0.5, 1.5],
-    "joint_damping": [0.5, 2.0],
-    "com_offset": 0.03,
-    "kp_scale": [0.8, 1.2],
-    "kd_scale": [0.8, 1.2],
-    "motor_strength": [0.9, 1.1],
-    "action_delay": [0, 2],
-    "obs_noise": 1.0,
-    "push_interval_s": [0.1, 0.3],
-    "push_velocity": 0.5,
-}
 # name -> (env id, kwargs): the registered defaults (what the benchmark runs) and every option on.
 CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "go2_default": ("robolearn/Go2Velocity-v1", {}),
