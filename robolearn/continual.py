@@ -218,6 +218,7 @@ def continual_job(cfg: DictConfig, run_dir: Path, command: str, multirun: bool =
         from robolearn.mbrl.continual.loop import ContinualLoop, LoopSettings
         from robolearn.mbrl.envfns import env_functions
         from robolearn.runs.loop import LoopRun
+        from robolearn.runs.trainer import resolve_device
         from robolearn.utils.seeding import seed_everything
 
         full = complete_config(cfg)
@@ -233,7 +234,7 @@ def continual_job(cfg: DictConfig, run_dir: Path, command: str, multirun: bool =
             if run.completed is not None:
                 return run.completed
             seed_everything(int(full.seed))
-            device = _device(str(full.device))
+            device = resolve_device(str(full.device))
             loop = ContinualLoop(
                 settings,
                 num_tasks,
@@ -296,16 +297,6 @@ def _sequence_label(cfg: DictConfig) -> str:
     if cfg.get("sequence_file") is not None:
         return str(cfg.sequence_file)
     return str(OmegaConf.select(cfg, "sequence.name", default="?"))
-
-
-def _device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("device=cuda but torch sees no CUDA device; use device=cpu")
-    return device
 
 
 def make_planner(settings: Any, space: Any, device: str) -> Any:

@@ -27,7 +27,7 @@ from robolearn.envs import make_eval_env, make_vec_env
 from robolearn.runs.checkpoint import MODEL_FILE
 from robolearn.runs.evaluation import EvalResult, evaluate_policy
 from robolearn.runs.loop import LoopRun
-from robolearn.runs.trainer import _device
+from robolearn.runs.trainer import resolve_device
 from robolearn.utils.io import atomic_save_with, atomic_write_json, replace_dir
 from robolearn.utils.seeding import seed_everything
 
@@ -65,7 +65,7 @@ class RslTrainer:
         import_rsl()  # the one-line error before any env is built
         torch.set_num_threads(int(cfg.torch_threads))
         seed_everything(int(cfg.seed))
-        device = _device(str(cfg.device))
+        device = resolve_device(str(cfg.device))
         if agent.get("env_on_device"):
             # The velocity task on the device (docs/warp.md): rsl_rl's VecEnv interface over tensors
             # that alias MuJoCo Warp's arrays, so a step never leaves the device.

@@ -235,7 +235,7 @@ class Trainer:
             normalize_reward=agent.normalize_reward,
             gamma=agent.gamma,
         )
-        device = _device(cfg.device)
+        device = resolve_device(cfg.device)
         algorithm, method_kwargs = method_algorithm(cfg)
         ckpt = latest_checkpoint(self.run)
         extra: dict[str, Any] = {}
@@ -509,7 +509,9 @@ def _log_interval(cfg: DictConfig) -> int:
     return 4 if cfg.agent.algo in ("sac", "td3") else 1
 
 
-def _device(name: str) -> str:
+def resolve_device(name: str) -> str:
+    """The torch device for a run's `device` key: auto picks CUDA when torch sees it; a CUDA name
+    without CUDA is a one-line error."""
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
