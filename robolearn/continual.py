@@ -21,7 +21,6 @@ from robolearn.threads import apply_thread_policy
 
 apply_thread_policy()
 
-import math
 import signal
 import sys
 from pathlib import Path
@@ -164,17 +163,6 @@ def _single_returns(run_dir: str, num_tasks: int) -> np.ndarray:
     return matrix
 
 
-def _finite(values: Any) -> Any:
-    """JSON-safe: NaN/inf floats (also inside lists) become None."""
-    if isinstance(values, np.ndarray):
-        values = values.tolist()
-    if isinstance(values, list | tuple):
-        return [_finite(v) for v in values]
-    if isinstance(values, float | np.floating):
-        return float(values) if math.isfinite(float(values)) else None
-    return values
-
-
 def continual_summary(
     returns: np.ndarray,
     pred_error: np.ndarray,
@@ -183,7 +171,7 @@ def continual_summary(
     reference: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """summary.json's figures: the final row as eval/*, the matrices and the continual metrics."""
-    from robolearn.mbrl.continual.loop import matrix_to_json
+    from robolearn.mbrl.continual.loop import finite_or_none, matrix_to_json
     from robolearn.mbrl.continual.metrics import forward_transfer, retention, summarize
 
     final = returns[-1]
@@ -194,16 +182,16 @@ def continual_summary(
         "eval/returns": [float(v) for v in final],
         "continual/returns": matrix_to_json(returns),
         "continual/pred_error": matrix_to_json(pred_error),
-        "continual/retention": _finite(np.asarray(retention(returns, reference), dtype=np.float64)),
-        "continual/reference": _finite(reference) if reference is not None else None,
+        "continual/retention": finite_or_none(np.asarray(retention(returns, reference), dtype=np.float64)),
+        "continual/reference": finite_or_none(reference) if reference is not None else None,
     }
     if single is not None:
-        out["continual/forward_transfer"] = _finite(
+        out["continual/forward_transfer"] = finite_or_none(
             np.asarray(forward_transfer(returns, single, reference), dtype=np.float64)
         )
     for key, value in summarize(returns, pred_error, single, reference).items():
         name = key if key.startswith("continual/") else f"continual/{key}"
-        out[name] = _finite(value)
+        out[name] = finite_or_none(value)
     return out
 
 

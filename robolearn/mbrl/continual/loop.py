@@ -409,9 +409,21 @@ class ContinualLoop:
             run.stop_point(self.global_step, self.state_dict)
 
 
+def finite_or_none(values: Any) -> Any:
+    """JSON-safe numbers: arrays and sequences as (nested) lists, NaN and inf as None (JSON has no NaN)."""
+    if isinstance(values, np.ndarray):
+        values = values.tolist()
+    if isinstance(values, list | tuple):
+        return [finite_or_none(v) for v in values]
+    if isinstance(values, float | np.floating):
+        return float(values) if math.isfinite(float(values)) else None
+    return values
+
+
 def matrix_to_json(matrix: np.ndarray) -> list[list[float | None]]:
-    """A T x T matrix as nested lists, NaN as null (JSON has no NaN)."""
-    return [[None if not math.isfinite(float(v)) else float(v) for v in row] for row in matrix]
+    """A T x T matrix as nested lists, NaN as null."""
+    rows: list[list[float | None]] = finite_or_none(np.asarray(matrix, dtype=np.float64))
+    return rows
 
 
 def matrix_from_json(rows: list[list[float | None]]) -> np.ndarray:
