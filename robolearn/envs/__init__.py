@@ -13,10 +13,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from robolearn.envs.tasks import register_envs as _register_task_ids
+from robolearn.envs.tasks import register_envs
 
 if TYPE_CHECKING:
-    from robolearn.envs.factory import make_env, make_eval_env, make_vec_env, register_envs
+    from robolearn.envs.factory import make_env, make_eval_env, make_vec_env
     from robolearn.envs.state import EnvSnapshotWrapper, get_vec_env_state, set_vec_env_state
 
 # Public name -> the module that defines it, imported when the name is first read (PEP 562).
@@ -24,7 +24,6 @@ _LAZY = {
     "make_env": "robolearn.envs.factory",
     "make_eval_env": "robolearn.envs.factory",
     "make_vec_env": "robolearn.envs.factory",
-    "register_envs": "robolearn.envs.factory",
     "EnvSnapshotWrapper": "robolearn.envs.state",
     "get_vec_env_state": "robolearn.envs.state",
     "set_vec_env_state": "robolearn.envs.state",
@@ -41,7 +40,7 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-_register_task_ids()
+register_envs()
 
 __all__ = [
     "EnvSnapshotWrapper",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable
 from typing import Any
@@ -12,29 +11,8 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
 from robolearn.envs.state import EnvSnapshotWrapper
+from robolearn.envs.tasks import register_envs  # re-exported: the ids' one registration
 from robolearn.errors import UserError, close_matches
-
-# Modules that register robolearn's own env ids (robolearn/<Name>-v<N>) with gymnasium on import.
-_TASK_MODULES = ("robolearn.envs.tasks",)
-_registered = False
-
-
-def register_envs() -> None:
-    """Register robolearn's own env ids with gymnasium (idempotent)."""
-    global _registered
-    if _registered:
-        return
-    for module in _TASK_MODULES:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        register = getattr(mod, "register_envs", None)
-        if callable(register):
-            register()
-    _registered = True
 
 
 def _cfg_get(cfg: Any, key: str, default: Any = None) -> Any:

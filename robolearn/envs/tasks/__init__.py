@@ -1,7 +1,7 @@
 """robolearn's own tasks, registered as gymnasium ids robolearn/<Name>-v<N> by register_envs().
 
 gymnasium.make(id) gives the single-robot env (a RobotTask with num_envs=1, mujoco backend);
-robolearn.envs.backends.make_batched_env(id, num_envs, ...) gives many robots on a batched backend.
+robolearn.envs.vector.make_batched_env(id, num_envs, ...) gives many robots on a batched backend.
 Bump an id's version when its dynamics, rewards or observations change.
 """
 
