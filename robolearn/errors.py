@@ -38,7 +38,7 @@ OPTIONAL_MODULES: dict[str, tuple[str, str]] = {
     "onnxruntime": ("onnxruntime", "deploy"),
     "cyclonedds": ("cyclonedds", "deploy"),
     "unitree_sdk2py": ("unitree-sdk2py-dimos", "deploy"),
-    "h5py": ("h5py", "deploy"),
+    "diffusers": ("diffusers", "imitation"),
     "openai": ("openai", "llm"),
     "RestrictedPython": ("RestrictedPython", "llm"),
     "pyseccomp": ("pyseccomp", "llm"),

@@ -115,7 +115,7 @@ def test_require_extra_message_is_one_line_with_the_install_command(monkeypatch:
     )
     with pytest.raises(KeyError, match="OPTIONAL_MODULES"):
         require_extra("x", "not_a_known_module")
-    require_extra("anything", "onnxruntime", "h5py")  # installed here: no error
+    require_extra("anything", "onnxruntime", "diffusers")  # installed here: no error
 
 
 def test_every_dist_launcher_name_checks_its_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
