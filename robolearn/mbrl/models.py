@@ -10,6 +10,11 @@ four hidden layers of 200, normalised (x, u) inputs, "diff" outputs, optional ou
   with a small penalty that keeps the bounds tight;
 - the M ensemble members hold their weights in [M, out, in] tensors, so one ``torch.baddbmm`` per layer
   runs every member at once: there is no Python loop over members.
+
+For offline model-based RL (MOPO, Yu et al. NeurIPS 2020, section 4 and appendix; MBPO, Janner et al.
+NeurIPS 2019, appendix C) the ensemble can also learn the reward (``reward_dim=1``: the target is
+[delta, r], the reward is the last output feature) and keeps the ``num_elites`` members with the lowest
+held-out error as its elites (MBPO/MOPO: 7 members, 5 elites), from which rollouts draw one at random.
 """
 
 from __future__ import annotations
@@ -143,6 +148,8 @@ class EnsembleDynamics(nn.Module):
         max_logvar: float = 0.5,
         logvar_bound_weight: float = 0.01,
         seed: int | None = None,
+        reward_dim: int = 0,
+        num_elites: int | None = None,
     ) -> None:
         super().__init__()
         if obs_dim <= 0 or act_dim <= 0:
@@ -155,10 +162,20 @@ class EnsembleDynamics(nn.Module):
         if any(h <= 0 for h in hidden):
             raise UserError(f"model hidden={list(hidden)} must hold positive layer sizes")
         activation_fn(activation)  # fail now on a bad name, not at the first forward pass
+        if reward_dim not in (0, 1):
+            raise UserError(
+                f"model reward_dim={reward_dim} must be 0 (next state only) or 1 (also the reward)"
+            )
+        if num_elites is not None and not 1 <= num_elites <= members:
+            raise UserError(f"model num_elites={num_elites} must be between 1 and members={members}")
         self.obs_dim, self.act_dim, self.members = obs_dim, act_dim, members
+        self.reward_dim = reward_dim
+        # Output features: the next-state delta, then the reward when learned.
+        self.out_dim = obs_dim + reward_dim
+        self.num_elites = num_elites
         self.hidden, self.gaussian, self.activation = hidden, gaussian, activation
         self.logvar_bound_weight = logvar_bound_weight
-        sizes = [obs_dim + act_dim, *hidden, obs_dim * (2 if gaussian else 1)]
+        sizes = [obs_dim + act_dim, *hidden, self.out_dim * (2 if gaussian else 1)]
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
@@ -171,10 +188,14 @@ class EnsembleDynamics(nn.Module):
             self.biases.append(nn.Parameter(b))
         if gaussian:
             # PETS' initial bounds (max 0.5, min -10 in normalised units), learned per output feature.
-            self.max_logvar = nn.Parameter(torch.full((obs_dim,), float(max_logvar)))
-            self.min_logvar = nn.Parameter(torch.full((obs_dim,), float(min_logvar)))
+            self.max_logvar = nn.Parameter(torch.full((self.out_dim,), float(max_logvar)))
+            self.min_logvar = nn.Parameter(torch.full((self.out_dim,), float(min_logvar)))
         self.in_norm = Normalizer(obs_dim + act_dim)
-        self.out_norm = Normalizer(obs_dim)
+        self.out_norm = Normalizer(self.out_dim)
+        # The elite members' indices, chosen by fit() on held-out error; saved only when elites are asked
+        # for (num_elites), so models saved before elites existed still load.
+        self.elites: Tensor
+        self.register_buffer("elites", torch.arange(num_elites or members), persistent=num_elites is not None)
 
     # ----- forward -----
     def layers(self) -> list[tuple[Tensor, Tensor]]:
@@ -185,7 +206,9 @@ class EnsembleDynamics(nn.Module):
         return [(w, b) for w, b in zip(ws, bs, strict=True) if w is not None and b is not None]
 
     def forward_normalized(self, xn: Tensor, *, need_logvar: bool = True) -> tuple[Tensor, Tensor | None]:
-        """Normalised inputs [M, B, in] (or [B, in], shared by all members) -> (delta mean, log-variance) [M, B, obs].
+        """Normalised inputs [M, B, in] (or [B, in], shared by all members) -> (delta mean, log-variance) [M, B, out].
+
+        out = obs_dim, plus the reward last when reward_dim=1.
 
         The log-variance is None for a deterministic head, or when need_logvar=False (planning needs means only).
         """
@@ -199,7 +222,7 @@ class EnsembleDynamics(nn.Module):
             out = mlp_forward(self.layers(), xn, self.activation, inplace=True)
         if not self.gaussian:
             return out, None
-        mean, logvar = out.split(self.obs_dim, dim=-1)
+        mean, logvar = out.split(self.out_dim, dim=-1)
         if not need_logvar:
             return mean, None
         return mean, _soft_clamp_logvar(logvar, self.min_logvar, self.max_logvar)
@@ -218,9 +241,18 @@ class EnsembleDynamics(nn.Module):
             act = act.expand(*lead, self.act_dim).reshape(-1, self.act_dim)
         return lead, obs, self.in_norm.normalize(torch.cat([obs, act], dim=-1))
 
+    def _base(self, flat_obs: Tensor) -> Tensor:
+        """What the deltas are added to: the observation, and 0 for a learned reward (predicted directly)."""
+        if not self.reward_dim:
+            return flat_obs
+        return F.pad(flat_obs, (0, self.reward_dim))
+
     def predict_mean(self, obs: Tensor, act: Tensor) -> Tensor:
-        """The next observation's mean [..., obs_dim] alone (what planners roll out; skips the variance head)."""
+        """The next observation's mean [..., out] alone (what planners roll out; skips the variance head).
+
+        out = obs_dim, plus the reward last when reward_dim=1 (so for every prediction method below)."""
         lead, flat_obs, xn = self._flat_inputs(obs, act)
+        flat_obs = self._base(flat_obs)
         mean_n, _ = self.forward_normalized(xn, need_logvar=False)
         # obs + (mean_n * std + mean) as one fused multiply-add.
         mean = torch.addcmul(flat_obs + self.out_norm.mean, mean_n, self.out_norm.std)
@@ -228,19 +260,40 @@ class EnsembleDynamics(nn.Module):
             mean = mean.mean(0)
         else:
             mean = mean[0]
-        return mean.reshape(*lead, self.obs_dim)
+        return mean.reshape(*lead, self.out_dim)
 
     def predict_members(self, obs: Tensor, act: Tensor) -> tuple[Tensor, Tensor]:
-        """Each member's next-observation (mean, std) in raw units: [M, ..., obs_dim] each."""
+        """Each member's next-observation (mean, std) in raw units: [M, ..., out] each."""
         lead, obs, xn = self._flat_inputs(obs, act)
+        obs = self._base(obs)
         mean_n, logvar_n = self.forward_normalized(xn)
         mean = obs + self.out_norm.denormalize(mean_n)
         if logvar_n is None:
             std = torch.zeros_like(mean)
         else:
             std = self.out_norm.denormalize_scale(torch.exp(0.5 * logvar_n))
-        shape = (self.members, *lead, self.obs_dim)
+        shape = (self.members, *lead, self.out_dim)
         return mean.reshape(shape), std.reshape(shape)
+
+    def sample_members(
+        self, obs: Tensor, act: Tensor, samples: int = 1, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """Draws from each member's Gaussian: (next_obs [M, S, ..., obs_dim], reward [M, S, ...] or None).
+
+        A deterministic head gives its mean S times. The reward comes from the same draw as the state."""
+        mean, std = self.predict_members(obs, act)
+        noise = torch.randn(
+            (mean.shape[0], samples, *mean.shape[1:]), generator=generator, device=mean.device
+        )
+        draw = mean.unsqueeze(1) + std.unsqueeze(1) * noise
+        if not self.reward_dim:
+            return draw, None
+        return draw[..., : self.obs_dim], draw[..., self.obs_dim]
+
+    def random_elites(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n member indices drawn uniformly from the elites (MBPO/MOPO: each input's model is one random elite)."""
+        pick = torch.randint(len(self.elites), (n,), generator=generator, device=self.elites.device)
+        return self.elites[pick]
 
     def predict(self, obs: Tensor, act: Tensor) -> tuple[Tensor, Tensor]:
         """Next-observation (mean, std) in raw units, [..., obs_dim]; an ensemble gives the mixture's mean and total std."""
@@ -280,6 +333,7 @@ class EnsembleDynamics(nn.Module):
         patience: int = 5,
         seed: int = 0,
         max_steps: int | None = None,
+        reward: np.ndarray | Tensor | None = None,
     ) -> dict[str, float]:
         """Refit the normalisers and train on (obs, act, next_obs), early-stopping on a held-out split.
 
@@ -287,7 +341,8 @@ class EnsembleDynamics(nn.Module):
         (normalised deltas, mean over members) has not improved for `patience` epochs, and the best
         epoch's weights are restored. `max_steps` caps the gradient steps in total. Each member sees
         its own shuffle of the training split. Returns train_loss, val_mse, best_epoch, epochs, steps,
-        stopped_early.
+        stopped_early. With reward_dim=1, `reward` [N] is learned as the last output. With num_elites,
+        the elites are the members with the lowest held-out MSE at the restored epoch (MBPO's selection).
         """
         device = self.weights[0].device
         o, a, n = (_as_tensor(x, device) for x in (obs, act, next_obs))
@@ -300,6 +355,15 @@ class EnsembleDynamics(nn.Module):
                 f"fit got obs dim {o.shape[1]}, act dim {a.shape[1]}, next_obs dim {n.shape[1]}; "
                 f"this model takes obs_dim={self.obs_dim}, act_dim={self.act_dim}"
             )
+        if self.reward_dim and reward is None:
+            raise UserError(
+                "this model learns the reward (reward_dim=1); pass fit(..., reward=<[N] rewards>)"
+            )
+        if not self.reward_dim and reward is not None:
+            raise UserError("fit got a reward but the model has reward_dim=0; build it with reward_dim=1")
+        r = _as_tensor(reward, device).reshape(-1, 1) if reward is not None else None
+        if r is not None and len(r) != len(o):
+            raise UserError(f"fit got {len(o)} obs and {len(r)} rewards; they must match")
         if not 0.0 <= val_fraction < 1.0:
             raise UserError(f"val_fraction={val_fraction} must be in [0, 1)")
         if epochs < 1 or batch_size < 1:
@@ -313,7 +377,7 @@ class EnsembleDynamics(nn.Module):
         n_val = min(max(n_val, 1 if val_fraction > 0 else 0), total - 1)
         val_idx, tr_idx = perm[:n_val], perm[n_val:]
         x = torch.cat([o, a], dim=-1)
-        y = n - o
+        y = n - o if r is None else torch.cat([n - o, r], dim=-1)
         # Normalisers see the training split only, so the validation score is honest.
         self.in_norm.fit(x[tr_idx])
         self.out_norm.fit(y[tr_idx])
@@ -360,6 +424,9 @@ class EnsembleDynamics(nn.Module):
                 break
         if best_state is not None:
             self.load_state_dict(best_state)
+        if n_val and self.num_elites is not None:
+            member_mse = self._val_mse(x_val, y_val)
+            self.elites.copy_(torch.argsort(member_mse)[: self.num_elites].sort().values)
         val_mse = best if n_val else math.nan
         return {
             "train_loss": train_loss,
@@ -381,6 +448,8 @@ class EnsembleDynamics(nn.Module):
             "gaussian": self.gaussian,
             "activation": self.activation,
             "logvar_bound_weight": self.logvar_bound_weight,
+            "reward_dim": self.reward_dim,
+            "num_elites": self.num_elites,
         }
 
     def save(self, path: str | Path) -> None:
