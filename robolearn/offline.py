@@ -136,7 +136,12 @@ def complete_config(cfg: DictConfig) -> tuple[DictConfig, Any]:
         raise UserError(
             f"algo.per_dataset.{ds_key}.{bad[0]} is not a per-dataset setting; use {sorted(_PER_DATASET_KEYS)}"
         )
+    # A filter may carry its own per-algorithm, per-dataset weights (MOREC's tables): they win.
+    by_algo = OmegaConf.select(out, f"filter.penalty_coef_by_algo.{algo}", default=None)
+    filter_coef = by_algo.get(ds_key) if by_algo is not None and ds_key else None
     with open_dict(out):
+        if out.algo.penalty_coef is None and filter_coef is not None:
+            out.algo.penalty_coef = float(filter_coef)
         if out.algo.penalty_coef is None:
             out.algo.penalty_coef = float(entry.get("penalty_coef", out.algo.default_penalty_coef))
         if out.algo.rollout_length is None:
@@ -189,8 +194,16 @@ def settings_of(cfg: DictConfig) -> tuple[Any, Any, Any]:
     assert isinstance(loop, dict)
     filt = cfg.filter
     length = int(cfg.algo.rollout_length)
-    if filt.name != "none" and filt.get("rollout_length") is not None:
-        length = int(filt.rollout_length)  # MOREC's own (longer) rollouts
+    if filt.name != "none":
+        # The filter's own rollout schedule (MOREC: longer rollouts from fewer starts) wins over the loop's.
+        if filt.get("rollout_length") is not None:
+            length = int(filt.rollout_length)
+        if filt.get("rollout_batch") is not None:
+            loop["rollout_batch"] = int(filt.rollout_batch)
+        on_reject = str(filt.get("on_reject") or "drop")
+        if on_reject not in ("drop", "terminal"):
+            raise UserError(f"filter.on_reject={on_reject} is not known; choose drop or terminal")
+        loop["reject_as_terminal"] = on_reject == "terminal"
     try:
         settings = OfflineSettings(
             algo=str(cfg.algo.name),

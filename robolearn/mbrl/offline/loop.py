@@ -86,6 +86,7 @@ class OfflineSettings:
     log_every: int = 1000
     checkpoint_every: int = 10000
     samples_per_member: int = 1  # the filter's candidates per elite
+    reject_as_terminal: bool = False  # a filter-refused step is stored as terminal (else dropped)
 
 
 def _from_mapping(cls: Any, values: dict[str, Any], node: str) -> Any:
@@ -243,6 +244,7 @@ class OfflineLoop:
             penalty_coef=s.penalty_coef if s.algo == "mopo" else 0.0,
             step_filter=self.step_filter,
             samples_per_member=s.samples_per_member,
+            reject_as_terminal=s.reject_as_terminal,
         )
         out = {
             "rollout/transitions": float(stats.transitions),

@@ -22,7 +22,7 @@ Tensor = torch.Tensor
 
 __all__ = ["ModelBuffer", "RolloutStats", "StepFilter", "rollout", "termination_fn"]
 
-# The MOREC hook (contract in docs/offline.md): obs (B,o), act (B,a), candidate next states (K,B,o) and
+# The MOREC hook (contract in docs/offline.md): obs (B,o), env action (B,a), candidate next states (K,B,o) and
 # their rewards (K,B) -> (chosen next (B,o), its reward (B,), keep (B,) bool, score (B,)). keep=False ends
 # that rollout there and the step is not stored. K = elites x samples_per_member, candidate k coming
 # from elite k // samples_per_member.
@@ -143,11 +143,14 @@ def rollout(
     penalty_coef: float = 0.0,
     step_filter: StepFilter | None = None,
     samples_per_member: int = 1,
+    reject_as_terminal: bool = False,
 ) -> RolloutStats:
     """Roll the policy in the model from start_obs [B, o] for up to `horizon` steps, storing into buffer.
 
     The buffer holds policy-space actions ([-1, 1]); the model sees env actions low + (a + 1) (high - low) / 2
-    with (low, high) = act_scale. Stored reward = model reward - penalty_coef * penalty_fn(members' std).
+    with (low, high) = act_scale; the step filter sees env actions too. Stored reward = model reward -
+    penalty_coef * penalty_fn(members' std). A step the filter refuses ends its rollout; it is dropped, or
+    stored as terminal with `reject_as_terminal` (MOREC's released code).
     """
     low, high = act_scale
     obs = start_obs
@@ -173,12 +176,17 @@ def rollout(
             noise = torch.randn((len(elites), samples_per_member, *m.shape[1:]), device=obs.device)
             cand = (m.unsqueeze(1) + s.unsqueeze(1) * noise).flatten(0, 1)  # [E*S, B, out], k = e*S + s
             next_obs, rew, keep, score = step_filter(
-                obs, a, cand[..., : model.obs_dim], cand[..., model.obs_dim]
+                obs, env_a, cand[..., : model.obs_dim], cand[..., model.obs_dim]
             )
             scores.append(score[keep])
             stats.filtered += int((~keep).sum())
         pen = penalty_fn(std) if penalty_fn is not None else torch.zeros_like(rew)
         done = done_fn(obs, env_a, next_obs) if done_fn is not None else torch.zeros_like(keep)
+        if reject_as_terminal:
+            # MOREC's released code (polixir/morec, ensemble_dynamics.py) ORs the rejection into `terminal`:
+            # the refused step is stored as a terminal one and the rollout ends there.
+            done = done | ~keep
+            keep = torch.ones_like(keep)
         done = done & keep
         buffer.add(
             obs=obs[keep],
