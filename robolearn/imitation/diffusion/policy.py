@@ -1,0 +1,273 @@
+"""Action-chunk policies over an observation history: a diffusion policy and MSE behaviour cloning.
+
+Both read the last `obs_horizon` observations (To, default 2), predict `pred_horizon` actions (Tp,
+default 16) starting at the current step, and execute the first `action_horizon` (Ta, default 8)
+before planning again (receding horizon; Chi et al., "Diffusion Policy", RSS 2023, Sec. III-A and
+their lowdim configs in real-stanford/diffusion_policy: n_obs_steps 2, horizon 16, n_action_steps 8).
+Observations and actions are normalised to [-1, 1] by buffers saved in the policy's state dict.
+
+    policy = build_policy(spec, obs_dim, action_dim); policy.fit_normalizers(obs, actions)
+    loss = policy.loss(obs_hist, act_chunk, generator)          # training
+    actor = RecedingHorizonActor(policy, seed=0); action = actor(obs)   # rollouts
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from robolearn.errors import UserError, require_extra
+from robolearn.imitation.diffusion.networks import ConditionalUnet1D, TransformerDenoiser
+from robolearn.imitation.diffusion.normalizer import RangeNormalizer
+
+POLICY_FILE = "policy.pt"
+FORMAT_VERSION = 1
+KINDS = ("diffusion", "bc")
+DENOISERS = ("unet", "transformer")
+SAMPLERS = ("ddim", "ddpm")
+
+
+class ChunkPolicy(nn.Module):
+    """What both policies share: horizons, normalisers and the observation encoding."""
+
+    kind = "?"
+
+    def __init__(self, spec: Mapping[str, Any], obs_dim: int, action_dim: int) -> None:
+        super().__init__()
+        self.spec = dict(spec)
+        self.obs_dim = int(obs_dim)
+        self.action_dim = int(action_dim)
+        self.obs_horizon = int(spec["obs_horizon"])
+        self.pred_horizon = int(spec["pred_horizon"])
+        self.action_horizon = int(spec["action_horizon"])
+        self.obs_norm = RangeNormalizer(self.obs_dim)
+        self.act_norm = RangeNormalizer(self.action_dim)
+        # The condition is the normalised, flattened observation history (the paper's low-dim
+        # "obs_as_global_cond" path); pixel observations would put an image encoder here.
+        self.cond_dim = self.obs_horizon * self.obs_dim
+
+    def fit_normalizers(self, observations: np.ndarray, actions: np.ndarray) -> None:
+        """Set both normalisers' ranges from the training data."""
+        self.obs_norm.fit(observations)
+        self.act_norm.fit(actions)
+
+    def encode(self, obs_hist: torch.Tensor) -> torch.Tensor:
+        """(B, To, obs_dim) observations -> (B, cond_dim) condition."""
+        return self.obs_norm.normalize(obs_hist).flatten(1)
+
+    def loss(
+        self, obs_hist: torch.Tensor, act_chunk: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """The training loss on a batch of (B, To, obs_dim) histories and (B, Tp, A) chunks."""
+        raise NotImplementedError
+
+    def predict_chunk(
+        self, obs_hist: torch.Tensor, generator: torch.Generator | None = None, steps: int | None = None
+    ) -> torch.Tensor:
+        """(B, To, obs_dim) -> (B, Tp, A) actions in data units."""
+        raise NotImplementedError
+
+
+class BCPolicy(ChunkPolicy):
+    """MSE behaviour cloning of the whole chunk: an MLP from the history to Tp actions. Its mean
+    regression averages the modes of multimodal demonstrations (the paper's Sec. IV comparison)."""
+
+    kind = "bc"
+
+    def __init__(self, spec: Mapping[str, Any], obs_dim: int, action_dim: int) -> None:
+        super().__init__(spec, obs_dim, action_dim)
+        layers: list[nn.Module] = []
+        width = self.cond_dim
+        for hidden in spec["bc"]["hidden"]:
+            layers += [nn.Linear(width, int(hidden)), nn.Mish()]
+            width = int(hidden)
+        layers.append(nn.Linear(width, self.pred_horizon * self.action_dim))
+        self.net = nn.Sequential(*layers)
+
+    def loss(
+        self, obs_hist: torch.Tensor, act_chunk: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Mean squared error on normalised actions."""
+        pred = self.net(self.encode(obs_hist)).view(-1, self.pred_horizon, self.action_dim)
+        return nn.functional.mse_loss(pred, self.act_norm.normalize(act_chunk))
+
+    @torch.no_grad()
+    def predict_chunk(
+        self, obs_hist: torch.Tensor, generator: torch.Generator | None = None, steps: int | None = None
+    ) -> torch.Tensor:
+        """The regressed chunk (deterministic; `generator` and `steps` are unused)."""
+        pred = self.net(self.encode(obs_hist)).view(-1, self.pred_horizon, self.action_dim)
+        return self.act_norm.unnormalize(pred.clamp(-1.0, 1.0))
+
+
+class DiffusionPolicy(ChunkPolicy):
+    """DDPM on normalised action chunks conditioned on the observation history (epsilon prediction),
+    trained with diffusers' DDPMScheduler and sampled with its DDIMScheduler (few steps) or DDPM."""
+
+    kind = "diffusion"
+
+    def __init__(self, spec: Mapping[str, Any], obs_dim: int, action_dim: int) -> None:
+        super().__init__(spec, obs_dim, action_dim)
+        require_extra("the diffusion policy", "diffusers")
+        from diffusers import DDIMScheduler, DDPMScheduler
+
+        d = spec["diffusion"]
+        denoiser = str(spec["denoiser"])
+        if denoiser == "unet":
+            u = spec["unet"]
+            self.denoiser: nn.Module = ConditionalUnet1D(
+                action_dim,
+                self.cond_dim,
+                down_dims=[int(x) for x in u["down_dims"]],
+                step_embed_dim=int(u["step_embed_dim"]),
+                kernel_size=int(u["kernel_size"]),
+                groups=int(u["groups"]),
+            )
+        elif denoiser == "transformer":
+            t = spec["transformer"]
+            self.denoiser = TransformerDenoiser(
+                action_dim,
+                self.cond_dim,
+                self.pred_horizon,
+                embed_dim=int(t["embed_dim"]),
+                layers=int(t["layers"]),
+                heads=int(t["heads"]),
+                dropout=float(t["dropout"]),
+                causal=bool(t["causal"]),
+            )
+        else:
+            raise UserError(f"policy.denoiser={denoiser} is not known; choose one of {', '.join(DENOISERS)}")
+        schedule = {
+            "num_train_timesteps": int(d["train_steps"]),
+            "beta_schedule": str(d["beta_schedule"]),
+            "clip_sample": bool(d["clip_sample"]),
+            "prediction_type": "epsilon",
+        }
+        # diffusers' schedulers are typed loosely (lazy imports): Any keeps mypy honest about that.
+        self.train_scheduler: Any = DDPMScheduler(**schedule)
+        self.sampler = str(d["sampler"])
+        self.inference_steps = int(d["inference_steps"])
+        self.infer_scheduler: Any = (
+            DDIMScheduler(**schedule) if self.sampler == "ddim" else DDPMScheduler(**schedule)
+        )
+
+    def loss(
+        self, obs_hist: torch.Tensor, act_chunk: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Noise-prediction MSE at uniformly drawn diffusion steps (DDPM's simple loss)."""
+        x0 = self.act_norm.normalize(act_chunk)
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device)
+        steps = torch.randint(
+            0,
+            self.train_scheduler.config.num_train_timesteps,
+            (x0.shape[0],),
+            generator=generator,
+            device=x0.device,
+        )
+        noisy = self.train_scheduler.add_noise(x0, noise, steps)
+        return nn.functional.mse_loss(self.denoiser(noisy, steps, self.encode(obs_hist)), noise)
+
+    @torch.no_grad()
+    def predict_chunk(
+        self, obs_hist: torch.Tensor, generator: torch.Generator | None = None, steps: int | None = None
+    ) -> torch.Tensor:
+        """Denoise Gaussian noise into a chunk; the same generator state gives the same chunk."""
+        cond = self.encode(obs_hist)
+        scheduler = self.infer_scheduler
+        scheduler.set_timesteps(int(steps or self.inference_steps))
+        x = torch.randn(
+            (obs_hist.shape[0], self.pred_horizon, self.action_dim),
+            generator=generator,
+            device=obs_hist.device,
+        )
+        for t in scheduler.timesteps:
+            step = torch.full((x.shape[0],), int(t), dtype=torch.long, device=x.device)
+            eps = self.denoiser(x, step, cond)
+            x = scheduler.step(eps, int(t), x, generator=generator).prev_sample
+        return self.act_norm.unnormalize(x.clamp(-1.0, 1.0))
+
+
+def build_policy(spec: Mapping[str, Any], obs_dim: int, action_dim: int) -> ChunkPolicy:
+    """The policy a config's `policy` node describes (`name`: diffusion | bc)."""
+    kind = str(spec["name"])
+    if kind == "diffusion":
+        return DiffusionPolicy(spec, obs_dim, action_dim)
+    if kind == "bc":
+        return BCPolicy(spec, obs_dim, action_dim)
+    raise UserError(f"policy={kind} is not known; choose one of {', '.join(KINDS)}")
+
+
+class RecedingHorizonActor:
+    """A stateful obs -> action callable: keeps the last To observations (the first repeated at the
+    start, as in training's padding), plans a chunk when its queue is empty and executes its first
+    Ta actions. One actor per episode; `seed` fixes its sampling."""
+
+    def __init__(self, policy: ChunkPolicy, seed: int = 0, action_horizon: int | None = None) -> None:
+        self.policy = policy.eval()
+        self.action_horizon = int(action_horizon or policy.action_horizon)
+        if not 1 <= self.action_horizon <= policy.pred_horizon:
+            raise UserError(
+                f"action_horizon={self.action_horizon} must be between 1 and pred_horizon={policy.pred_horizon}"
+            )
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self.history: deque[np.ndarray] = deque(maxlen=policy.obs_horizon)
+        self.queue: deque[np.ndarray] = deque()
+        self.plans = 0
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """The next action for observation `obs`."""
+        o = np.asarray(obs, dtype=np.float32).reshape(-1)
+        if not self.history:
+            self.history.extend([o] * self.policy.obs_horizon)
+        else:
+            self.history.append(o)
+        if not self.queue:
+            hist = torch.from_numpy(np.stack(self.history))[None]
+            with torch.inference_mode():
+                chunk = self.policy.predict_chunk(hist, self.generator)[0].numpy()
+            self.queue.extend(chunk[: self.action_horizon])
+            self.plans += 1
+        return self.queue.popleft()
+
+
+def save_policy(policy: ChunkPolicy, path: Path | str) -> Path:
+    """Write the policy (spec, sizes, weights, normalisers) atomically to `path` (a policy.pt file)."""
+    from robolearn.utils.io import atomic_save_with
+
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "spec": policy.spec,
+        "obs_dim": policy.obs_dim,
+        "action_dim": policy.action_dim,
+        "state_dict": {k: v.detach().cpu() for k, v in policy.state_dict().items()},
+    }
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_save_with(out, lambda p: torch.save(payload, p))
+    return out
+
+
+def load_policy(path: Path | str) -> ChunkPolicy:
+    """Read a policy written by save_policy (a policy.pt file or a run directory holding one)."""
+    import pickle
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / POLICY_FILE
+    if not p.is_file():
+        raise UserError(f"{p} does not exist; give a policy.pt or a finished imitation.train run directory")
+    try:
+        saved = torch.load(p, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        raise UserError(f"{p} cannot be read ({exc}); re-run robolearn.imitation.train") from None
+    if not isinstance(saved, dict) or saved.get("format_version") != FORMAT_VERSION:
+        raise UserError(f"{p} is not a robolearn imitation policy (format {FORMAT_VERSION} expected)")
+    policy = build_policy(saved["spec"], int(saved["obs_dim"]), int(saved["action_dim"]))
+    policy.load_state_dict(saved["state_dict"])
+    return policy.eval()
