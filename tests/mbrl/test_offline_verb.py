@@ -131,6 +131,15 @@ def test_verb_runs_end_to_end_with_a_normalised_score(tiny_run: tuple[Path, list
     assert len(summary["offline/elites"]) == 2
     for name in ("dynamics.pt", "policy.pt", "config.yaml"):
         assert (run_dir / name).is_file(), name
+    import torch
+
+    from robolearn.mbrl.offline.loop import load_policy
+
+    policy, facts = load_policy(run_dir)
+    assert facts["env_id"] == "InvertedPendulum-v5"
+    with torch.no_grad():
+        act = policy(torch.randn(50, 4))
+    assert act.shape == (50, 1) and bool((act.abs() <= 3.0).all())  # InvertedPendulum's box is [-3, 3]
     metrics = _metrics(run_dir)
     assert metrics[0]["step"] == 0 and "dynamics/val_mse" in metrics[0]
     rollouts = [m for m in metrics if "rollout/transitions" in m]

@@ -30,7 +30,9 @@ from robolearn.errors import UserError
 from robolearn.mbrl.models import EnsembleDynamics
 from robolearn.mbrl.offline.penalties import mobile_penalty, mopo_penalty
 from robolearn.mbrl.offline.rollout import ModelBuffer, StepFilter, rollout, termination_fn
-from robolearn.mbrl.offline.sac import SAC, Batch, SACConfig
+from robolearn.mbrl.offline.sac import SAC, Actor, Batch, SACConfig
+
+Tensor = torch.Tensor
 
 __all__ = [
     "DynamicsSettings",
@@ -361,3 +363,36 @@ class OfflineLoop:
     def close(self) -> None:
         """Close the evaluation env."""
         self.env.close()
+
+
+class DeterministicPolicy(torch.nn.Module):
+    """A saved offline policy as a plain module: raw observation [B, o] -> env action [B, a] (tanh of the mean,
+    scaled to the action box), what evaluation uses and what an ONNX export would trace."""
+
+    low: Tensor
+    high: Tensor
+
+    def __init__(self, actor: Actor, low: Tensor, high: Tensor) -> None:
+        super().__init__()
+        self.actor = actor
+        self.register_buffer("low", low.clone())
+        self.register_buffer("high", high.clone())
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """The deterministic env action."""
+        a = torch.tanh(self.actor.mu(self.actor.body(obs)))
+        return self.low + (a + 1.0) * 0.5 * (self.high - self.low)
+
+
+def load_policy(path: str | Path) -> tuple[DeterministicPolicy, dict[str, Any]]:
+    """The deterministic policy in a policy.pt (or a run directory holding one), and the file's facts."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / POLICY_FILE
+    if not p.is_file():
+        raise UserError(f"no {POLICY_FILE} at {path}; give a finished robolearn.offline run directory")
+    payload = torch.load(p, map_location="cpu", weights_only=True)
+    actor = Actor(int(payload["obs_dim"]), int(payload["act_dim"]), [int(h) for h in payload["hidden"]])
+    actor.load_state_dict(payload["actor"])
+    policy = DeterministicPolicy(actor, payload["action_low"], payload["action_high"]).eval()
+    return policy, {k: v for k, v in payload.items() if k != "actor"}
