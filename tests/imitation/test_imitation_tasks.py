@@ -35,7 +35,7 @@ def test_context_is_not_in_the_observation(name: str) -> None:
     obs_b, _ = env_b.reset(seed=11)
     np.testing.assert_array_equal(_flat(obs_a), _flat(obs_b))
     assert env_a.observation_space.contains(obs_a)
-    action = np.full(env_a.action_space.shape, 0.5, dtype=np.float32)
+    action = np.full(env_a.action_space.shape or (), 0.5, dtype=np.float32)
     for _ in range(3):
         obs_a, reward_a, *_ = env_a.step(action)
         obs_b, reward_b, *_ = env_b.step(action)
