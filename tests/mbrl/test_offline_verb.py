@@ -177,6 +177,30 @@ def test_mobile_reuses_a_saved_model(
     assert any("train/mobile_penalty" in m for m in _metrics(out))
 
 
+def test_morec_filter_runs_through_the_hook(
+    tiny_run: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, args = tiny_run
+    out = root / "morec"
+    morec = [
+        "filter=morec",
+        f"model={root / 'whole'}",
+        "filter.rollout_length=7",
+        "filter.rollout_batch=16",
+        "filter.learn.rounds=60",
+        "filter.learn.snapshot_every=10",
+        f"hydra.run.dir={out}",
+    ]
+    assert _main([*args, *morec], monkeypatch) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["offline/filter"] == "morec" and summary["offline/rollout_length"] == 7
+    assert (out / "dynamics_reward.pt").is_file()
+    assert OmegaConf.load(out / "config.yaml").method.name == "morec-mopo"
+    rounds = [m for m in _metrics(out) if "rollout/filter_score" in m]
+    assert rounds and all(0.0 < m["rollout/filter_score"] < 1.0 for m in rounds)
+    assert all(m["rollout/transitions"] <= 16 * 7 for m in rounds)
+
+
 def test_sigint_then_resume_gives_identical_metrics(
     tiny_run: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
