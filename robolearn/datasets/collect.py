@@ -392,6 +392,26 @@ def reference_returns(
     return refs
 
 
+def _collected_part(dataset_id: str, facts: dict[str, Any], spec: BehaviorSpec) -> list[Episode] | None:
+    """The episodes of an already written dataset that holds exactly this part (same behaviour run,
+    policy, size and seeds: what collecting it again would give), else None. medium-expert reuses the
+    medium and expert datasets this way instead of rolling both policies out a second time."""
+    from robolearn.datasets import load_dataset
+
+    if not (dataset_dir(dataset_id) / "metadata.json").is_file():
+        return None
+    try:
+        ds = load_dataset(dataset_id)
+    except UserError:
+        return None
+    prov = ds.provenance
+    same_run = (prov.get("behavior") or {}).get("run_dir") == str(spec.run_dir.resolve())
+    theirs = prov.get("parts") or []
+    if not same_run or len(theirs) != 1 or {k: theirs[0].get(k) for k in facts} != facts:
+        return None
+    return ds.episodes
+
+
 # ----- the command ---------------------------------------------------------------------------------
 def default_dataset_id(env_id: str, kind: str, seed: int) -> str:
     """robolearn/<env name>/<kind>-v0 (Hopper-v5 -> robolearn/hopper/medium-v0); seed != 0 is named."""
@@ -540,20 +560,27 @@ def collect(cfg: Any, command: str) -> Path:
             plan.append(("expert", expert_policy))
         for part, policy in plan:
             first = kind_seed(seed, part)
-            eps = list(rollout_episodes(env, policy, int(size), first, first))
-            episodes.extend(eps)
             facts: dict[str, Any] = {
                 "source": part,
                 "steps": int(size),
                 "first_reset_seed": first,
                 "policy_seed": first,
-                "episodes": len(eps),
             }
             if part == "random":
                 facts["policy"] = f"the behaviour run's initial policy (seed {spec.seed}, no update)"
             else:
                 facts["policy"] = snap_facts(medium if part == "medium" else expert)
-            parts.append(facts)
+            eps = (
+                _collected_part(default_dataset_id(spec.env, part, seed), facts, spec)
+                if kind != part
+                else None
+            )
+            if eps is None:
+                eps = list(rollout_episodes(env, policy, int(size), first, first))
+            else:
+                facts["reused_from"] = default_dataset_id(spec.env, part, seed)
+            episodes.extend(eps)
+            parts.append({**facts, "episodes": len(eps)})
     env.close()
     out = cfg.out or dataset_id_for(cfg)
     provenance = {

@@ -232,3 +232,19 @@ def test_wrapped_replay_buffer_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="wrapped around"):
         replay_episodes(f, 2, spaces.Box(-1, 1, (1,)))
     assert list_snapshots(tmp_path) == []
+
+
+def test_medium_expert_reuses_the_written_parts(
+    made: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    for kind in ("medium", "expert", "medium-expert"):
+        collect(_cfg(made["behavior"], tmp_path, kind, SIZE, "out=null"), f"test {kind}")
+    ds = load_dataset("robolearn/pendulum/medium-expert-v0")
+    assert [p.get("reused_from") for p in ds.provenance["parts"]] == [
+        "robolearn/pendulum/medium-v0",
+        "robolearn/pendulum/expert-v0",
+    ]
+    # Reused or rolled out again: the same data.
+    for a, b in zip(ds.episodes, load_dataset(made["medium-expert"]).episodes, strict=True):
+        np.testing.assert_array_equal(a.actions, b.actions)
