@@ -71,12 +71,19 @@ def _run(argv: list[str]) -> None:
 
     if any(a in ("-m", "--multirun") for a in argv):
         raise UserError("collect writes one dataset per command; run it once per kind (no -m)")
+    show = any(a.startswith("--cfg") for a in argv)
+    argv = [a for a in argv if not a.startswith("--cfg") and a not in ("job", "all")] if show else argv
     bad = [a for a in argv if "=" not in a]
     if bad:
         raise UserError(f"{bad[0]!r} is not a key=value override; see python -m robolearn.collect --help")
     register_collect_schema()
     overrides = [a for a in argv if not a.split("=", 1)[0].lstrip("+~").startswith("hydra")]
     cfg = compose_config(VERB, overrides)
+    if show:
+        from omegaconf import OmegaConf
+
+        print(OmegaConf.to_yaml(cfg), end="")
+        return
     validate_collect_config(cfg)
     collect(cfg, command_line(VERB, argv))
 
