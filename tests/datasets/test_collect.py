@@ -248,3 +248,20 @@ def test_medium_expert_reuses_the_written_parts(
     # Reused or rolled out again: the same data.
     for a, b in zip(ds.episodes, load_dataset(made["medium-expert"]).episodes, strict=True):
         np.testing.assert_array_equal(a.actions, b.actions)
+
+
+def test_a_lost_snapshot_is_kept_again_without_training(made: dict[str, Any], tmp_path: Path) -> None:
+    """A collect killed between a segment's end and its snapshot: the next one snapshots the finished
+    segment (same evaluation) instead of training it again."""
+    import shutil
+
+    from robolearn.datasets.collect import behavior_spec, ensure_behavior_run
+
+    run = tmp_path / "run"
+    shutil.copytree(made["behavior"], run)
+    kept = {s.step: s.mean_return for s in list_snapshots(run)}
+    shutil.rmtree(run / "snapshots" / "step_000000000400")
+    stamp = (run / "summary.json").stat().st_mtime_ns
+    snaps = ensure_behavior_run(behavior_spec(_cfg(run, tmp_path / "d", "expert")))
+    assert {s.step: s.mean_return for s in snaps} == kept
+    assert (run / "summary.json").stat().st_mtime_ns == stamp
