@@ -123,6 +123,13 @@ class DemoSet:
         later = self.obs_start[episode] + np.minimum(t + k, self.lengths[episode])
         return now, later, np.arange(self.num_steps)
 
+    def frame_index(self, offsets: np.ndarray | list[int]) -> np.ndarray:
+        """Flat indices (N, len(offsets)) of o_{t+j} for every step t and offset j, clipped to the
+        episode's observations 0..T (a non-causal window when offsets run both ways)."""
+        episode, t = self.step_index()
+        frames = np.clip(t[:, None] + np.asarray(offsets)[None, :], 0, self.lengths[episode][:, None])
+        return self.obs_start[episode][:, None] + frames
+
     def pairs(self, k: int) -> tuple[Obs, Obs, np.ndarray]:
         """(o_t, o_{t+k}, a_t) for every step (o_{t+k} clipped to the episode's final observation)."""
         now, later, act = self.pair_index(k)
