@@ -152,7 +152,14 @@ def complete_config(cfg: DictConfig) -> DictConfig:
     validate_train_config(cfg)
     out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     assert isinstance(out, DictConfig)
-    provenance = _open_dataset(str(cfg.data)).provenance
+    demos = _open_dataset(str(cfg.data))
+    _check_state_demos(demos)
+    provenance = demos.provenance
+    recorded = provenance.get("task")
+    if cfg.get("task") is not None and recorded is not None and str(cfg.task) != str(recorded):
+        raise UserError(
+            f"task={cfg.task} differs from data={cfg.data}'s task {recorded}; drop task= or collect {cfg.task} demos"
+        )
     with open_dict(out):
         if out.get("task") is None and provenance.get("task") is not None:
             out.task = str(provenance["task"])
@@ -164,8 +171,25 @@ def complete_config(cfg: DictConfig) -> DictConfig:
                 f"data={cfg.data} names no task in its provenance; give task=<name> for the evaluation "
                 "rollouts, or eval.contexts=0 to train without them"
             )
-        _task(str(out.task))
+        _check_task_spaces(_task(str(out.task)), demos, str(cfg.data))
     return out
+
+
+def _check_task_spaces(task: Any, demos: Any, data: str) -> None:
+    """The task's env must take the dataset's observation and action shapes (rollouts would fail late)."""
+    env = task.make_env(task.sample_contexts(1, "pretrain", 0)[0])
+    try:
+        for what, mine, theirs in (
+            ("observation", demos.observation_space, env.observation_space),
+            ("action", demos.action_space, env.action_space),
+        ):
+            if getattr(mine, "shape", None) != getattr(theirs, "shape", None):
+                raise UserError(
+                    f"data={data} has {what} shape {getattr(mine, 'shape', None)}, task {task.name}'s env "
+                    f"{getattr(theirs, 'shape', None)}; give the task the demos came from (task=...)"
+                )
+    finally:
+        env.close()
 
 
 def _open_dataset(name: str) -> Any:
@@ -180,14 +204,18 @@ def _task(name: str) -> Any:
     return get_task(name)
 
 
-def demo_arrays(demos: Any, obs_horizon: int, pred_horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """(N, To, obs_dim) histories and (N, Tp, A) chunks, one per demo step (robolearn.imitation.data's
-    windows: the chunk starts at the current step, padded at episode edges as Diffusion Policy does)."""
+def _check_state_demos(demos: Any) -> None:
     if demos.pixels or isinstance(demos.observations, dict):
         raise UserError(
             f"data={demos.path}: pixel observations are not supported by imitation.train yet; "
             "use a state task (bimodal, reacher, pusher)"
         )
+
+
+def demo_arrays(demos: Any, obs_horizon: int, pred_horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, To, obs_dim) histories and (N, Tp, A) chunks, one per demo step (robolearn.imitation.data's
+    windows: the chunk starts at the current step, padded at episode edges as Diffusion Policy does)."""
+    _check_state_demos(demos)
     obs, act = demos.windows(obs_horizon, pred_horizon)
     return np.asarray(obs, dtype=np.float32), np.asarray(act, dtype=np.float32)
 

@@ -1,0 +1,217 @@
+"""`python -m robolearn.imitation.train` end to end on a tiny bimodal dataset: run dir, summary, resume, errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+pytest.importorskip("diffusers")
+
+from robolearn.datasets import Episode, write_dataset
+
+TINY = [
+    "steps=6",
+    "batch_size=8",
+    "log_every=3",
+    "checkpoint.every=3",
+    "eval.contexts=1",
+    "eval.episodes_per_context=1",
+    "logger.progress=none",
+    "logger.tensorboard=false",
+]
+TINY_DIFFUSION = [
+    "policy.unet.down_dims=[8,16]",
+    "policy.unet.step_embed_dim=8",
+    "policy.unet.groups=4",
+    "policy.diffusion.inference_steps=2",
+]
+
+
+def _main(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
+    """Run the verb's console entry in this process (as `robolearn-imitation-train ARGS`); its exit code."""
+    from robolearn.imitation import train
+
+    monkeypatch.setattr(sys, "argv", ["robolearn-imitation-train", *args])
+    try:
+        train.main()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def write_bimodal_demos(out: Path, episodes: int = 4) -> Path:
+    """A few expert demos of the bimodal task, written with robolearn.datasets.write_dataset."""
+    from robolearn.imitation.tasks import get_task
+
+    task = get_task("bimodal")
+    contexts = task.sample_contexts(episodes, "pretrain", 0)
+    eps = []
+    for i, ctx in enumerate(contexts):
+        env = task.make_env(ctx)
+        obs, _ = env.reset(seed=i)
+        expert = task.expert(env, ctx, seed=i)  # type: ignore[call-arg]
+        observations, actions, rewards = [obs], [], []
+        done, terminated, truncated = False, False, False
+        while not done:
+            a = expert(obs)
+            obs, r, terminated, truncated, _ = env.step(a)
+            observations.append(obs)
+            actions.append(a)
+            rewards.append(r)
+            done = terminated or truncated
+        steps = len(actions)
+        term = np.zeros(steps, bool)
+        trunc = np.zeros(steps, bool)
+        term[-1], trunc[-1] = bool(terminated), not bool(terminated)
+        eps.append(
+            Episode(
+                observations=np.asarray(observations, np.float32),
+                actions=np.asarray(actions, np.float32),
+                rewards=np.asarray(rewards, np.float32),
+                terminations=term,
+                truncations=trunc,
+                infos={"context": np.repeat(ctx[None], steps + 1, axis=0).astype(np.float32)},
+            )
+        )
+        obs_space, act_space = env.observation_space, env.action_space
+        env.close()
+    write_dataset(
+        out,
+        eps,
+        dataset_id="robolearn/bimodal-test-v0",
+        observation_space=obs_space,
+        action_space=act_space,
+        provenance={"task": "bimodal", "split": "pretrain", "context_dim": 2, "pixels": False},
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_bimodal_demos(tmp_path_factory.mktemp("demos") / "bimodal")
+
+
+@pytest.fixture(scope="module")
+def diffusion_run(demos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "diffusion"
+    with pytest.MonkeyPatch.context() as mp:
+        assert _main([f"data={demos}", *TINY, *TINY_DIFFUSION, f"hydra.run.dir={run}"], mp) == 0
+    return run
+
+
+def test_diffusion_run_writes_a_report_ready_run_directory(diffusion_run: Path) -> None:
+    summary = json.loads((diffusion_run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["steps"] == 6
+    assert np.isfinite(summary["eval/mean_return"]) and summary["eval/episodes"] == 1
+    assert len(summary["eval/returns"]) == 1 and 0.0 <= summary["eval/success_rate"] <= 1.0
+    assert summary["train/samples_per_s"] > 0
+    config = OmegaConf.load(diffusion_run / "config.yaml")
+    assert config.method.name == "diffusion_unet" and config.env.id == "bimodal" and config.seed == 0
+    assert config.eval.split == "pretrain"  # filled from the dataset's provenance
+    lines = (diffusion_run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in lines] == [3, 6]
+    from robolearn.imitation.diffusion.policy import DiffusionPolicy, load_policy
+
+    assert isinstance(load_policy(diffusion_run), DiffusionPolicy)
+
+
+def test_resume_extends_a_finished_run(
+    diffusion_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(diffusion_run, run)
+    assert _main([f"resume={run}", "steps=9"], monkeypatch) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 9 and summary["resumes"] == 1
+    steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [3, 6, 9]
+
+
+def test_bc_run_on_the_same_data(demos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = tmp_path / "bc"
+    assert (
+        _main(
+            [f"data={demos}", "policy=bc", "policy.bc.hidden=[16]", *TINY, f"hydra.run.dir={run}"],
+            monkeypatch,
+        )
+        == 0
+    )
+    summary = json.loads((run / "summary.json").read_text())
+    assert np.isfinite(summary["eval/mean_return"])
+    assert OmegaConf.load(run / "config.yaml").method.name == "bc_mlp"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["policy=gan"], "policy=gan is not a known policy"),
+        (["policy.denoiser=rnn"], "policy.denoiser=rnn is not known"),
+        (["policy.action_horizon=20"], "policy.action_horizon=20 exceeds policy.pred_horizon=16"),
+        (["policy.pred_horizon=9"], "policy.pred_horizon=9 must divide by 2"),
+        (["steps=0"], "steps=0 is out of range"),
+        (["task=reacher"], "task=reacher differs from data="),
+    ],
+)
+def test_bad_input_is_one_line_before_any_work(
+    demos: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    run = tmp_path / "run"
+    assert _main([f"data={demos}", *TINY, *TINY_DIFFUSION, *args, f"hydra.run.dir={run}"], monkeypatch) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not run.exists()
+
+
+def test_missing_data_and_pixels_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _main(["logger.progress=none"], monkeypatch) == 2
+    assert "data= is missing" in capsys.readouterr().err
+    # A pixel dataset: Dict observations.
+    obs_space = gym.spaces.Dict(
+        {
+            "pixels": gym.spaces.Box(0, 255, (8, 8, 3), np.uint8),
+            "state": gym.spaces.Box(-np.inf, np.inf, (2,), np.float32),
+        }
+    )
+    steps = 5
+    ep = Episode(
+        observations={
+            "pixels": np.zeros((steps + 1, 8, 8, 3), np.uint8),
+            "state": np.zeros((steps + 1, 2), np.float32),
+        },
+        actions=np.zeros((steps, 2), np.float32),
+        rewards=np.zeros(steps, np.float32),
+        terminations=np.zeros(steps, bool),
+        truncations=np.r_[np.zeros(steps - 1, bool), True],
+    )
+    data = write_dataset(
+        tmp_path / "pix",
+        [ep],
+        dataset_id="robolearn/pix-test-v0",
+        observation_space=obs_space,
+        action_space=gym.spaces.Box(-1, 1, (2,), np.float32),
+    )
+    run = tmp_path / "run"
+    assert _main([f"data={data.parent}", *TINY, "eval.contexts=0", f"hydra.run.dir={run}"], monkeypatch) == 2
+    assert "pixel observations are not supported" in capsys.readouterr().err
+
+
+def test_help_names_the_keys(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _main(["--help"], monkeypatch) == 0
+    text = capsys.readouterr().out
+    for key in ("policy", "data", "policy.denoiser", "steps", "resume", "eval.<key>"):
+        assert f"  {key}" in text
