@@ -77,8 +77,14 @@ def validate_collect_config(cfg: DictConfig) -> None:
         raise UserError(f"expert_noise={noise} is out of range; use a number >= 0 (action units)")
     if cfg.get("expert") is not None and cfg.task != "go2_command":
         raise UserError(f"expert= is for task=go2_command only; task {cfg.task} has a scripted expert")
-    if cfg.task == "go2_command" and cfg.get("expert") is None:
-        raise UserError("task=go2_command needs expert=<policy artifact dir or run dir> (a walking policy)")
+    if cfg.task == "go2_command":
+        if cfg.get("expert") is None:
+            raise UserError(
+                "task=go2_command needs expert=<policy artifact dir or run dir> (a walking policy)"
+            )
+        from robolearn.imitation.tasks import resolve_policy_artifact
+
+        resolve_policy_artifact(str(cfg.expert))
     out = str(cfg.out)
     if is_minari_id(out):
         return
@@ -119,6 +125,7 @@ def run_demo(task: Any, context: np.ndarray, reset_seed: int, expert_seed: int) 
         policy = task.expert(env, context, seed=expert_seed)
         observations, actions, rewards, terms, truncs = [obs], [], [], [], []
         successes = [bool(info.get("success", False))]
+        tracking = [0.0]  # no step yet at the reset row
         done = False
         while not done:
             action = np.asarray(policy(obs), dtype=np.float32)
@@ -129,6 +136,7 @@ def run_demo(task: Any, context: np.ndarray, reset_seed: int, expert_seed: int) 
             terms.append(bool(terminated))
             truncs.append(bool(truncated))
             successes.append(bool(info.get("success", False)))
+            tracking.append(float(info.get("tracking_error", 0.0)))
             done = bool(terminated or truncated)
     finally:
         env.close()
@@ -138,13 +146,16 @@ def run_demo(task: Any, context: np.ndarray, reset_seed: int, expert_seed: int) 
         stacked = np.stack(observations).astype(np.float32)
     steps = len(actions)
     ctx = np.repeat(np.asarray(context, dtype=np.float32)[None], steps + 1, axis=0)
+    infos = {"context": ctx, "success": np.asarray(successes, dtype=bool)}
+    if task.success_metric == "tracking_error":
+        infos["tracking_error"] = np.asarray(tracking, dtype=np.float32)
     return Episode(
         observations=stacked,
         actions=np.stack(actions).astype(np.float32),
         rewards=np.asarray(rewards, dtype=np.float32),
         terminations=np.asarray(terms, dtype=bool),
         truncations=np.asarray(truncs, dtype=bool),
-        infos={"context": ctx, "success": np.asarray(successes, dtype=bool)},
+        infos=infos,
         seed=reset_seed,
     )
 
@@ -211,6 +222,10 @@ def collect(cfg: DictConfig, command: str = "") -> dict[str, Any]:
         "command": command,
         "task_settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()},
     }
+    if task.success_metric == "tracking_error":
+        provenance["expert_tracking_error"] = float(
+            np.mean([e.infos["tracking_error"][1:].mean() for e in episodes])
+        )
     returns = [float(np.sum(e.rewards)) for e in episodes]
     path = write_dataset(
         str(cfg.out),

@@ -26,6 +26,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import gymnasium as gym
@@ -532,6 +533,173 @@ def two_link_ik(p: np.ndarray, l1: float, l2: float, q_now: np.ndarray) -> np.nd
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Go2 velocity commands as the hidden context
+
+
+def resolve_policy_artifact(path: str) -> Path:
+    """The artifact folder (holding contract.json) a path names: the folder itself, or a run's <run>/policy."""
+    root = Path(path).expanduser()
+    for candidate in (root, root / "policy"):
+        if (candidate / "contract.json").is_file():
+            return candidate
+    raise UserError(
+        f"expert={path} holds no policy artifact (contract.json, or policy/contract.json in a run dir); "
+        "export the walking run with python -m robolearn.export run=<run dir>"
+    )
+
+
+class HiddenCommandGo2(gym.Wrapper[np.ndarray, np.ndarray, np.ndarray, np.ndarray]):
+    """robolearn/Go2Velocity-v1 held at one command (the context) that is cut out of the observation.
+
+    The command is set after every reset and never resampled; the learner sees the proprioceptive
+    terms only (the "commands" term removed). `full_observation` keeps the policy's own observation
+    (command included) for the expert. info["tracking_error"]: this step's planar velocity error (m/s);
+    info["success"]: the robot has not fallen and its mean tracking error so far is under `success_error`.
+    """
+
+    def __init__(self, command: np.ndarray, max_steps: int, success_error: float) -> None:
+        from robolearn.envs.tasks import register_envs
+
+        register_envs()
+        super().__init__(
+            gym.make(
+                "robolearn/Go2Velocity-v1",
+                max_episode_steps=max_steps,
+                command_resample_s=1e9,  # one command per episode: it is the episode's context
+                standing_fraction=0.0,
+            )
+        )
+        self.command = np.asarray(command, dtype=np.float64).reshape(3)
+        self.success_error = float(success_error)
+        base: Any = self.env.unwrapped
+        start, scale = 0, None
+        for term in base.proprio_terms:
+            size = term.size(base.robot_spec)
+            if term.name == "commands":
+                self._cmd = slice(start, start + size)
+                scale = term.scale_array(base.robot_spec)
+            start += size
+        if scale is None:
+            raise UserError("robolearn/Go2Velocity-v1 has no 'commands' observation term to hide")
+        self._scale: np.ndarray = scale
+        full = self.env.observation_space.shape[0]  # type: ignore[index]
+        self._keep = np.array([i for i in range(full) if not self._cmd.start <= i < self._cmd.stop])
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(len(self._keep),), dtype=np.float32)
+        self.full_observation = np.zeros(full, dtype=np.float32)
+        self._errors: list[float] = []
+
+    def _split(self, full: np.ndarray) -> np.ndarray:
+        full = np.asarray(full, dtype=np.float32).copy()
+        full[self._cmd] = self.command * self._scale  # the command set after the env drew its own
+        self.full_observation = full
+        return full[self._keep]
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict]:
+        """The task's seeded start; then the command is fixed to the context."""
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.env.unwrapped.command[0] = self.command  # type: ignore[attr-defined]
+        self._errors = []
+        return self._split(obs), dict(info, success=False)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        """One control step; adds tracking_error and success."""
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        metrics = info.get("metrics", {})
+        error = float(metrics.get("lin_vel_error", np.nan))
+        self._errors.append(error)
+        info = dict(
+            info,
+            tracking_error=error,
+            ang_vel_error=float(metrics.get("ang_vel_error", np.nan)),
+            success=bool(not terminated and np.nanmean(self._errors) < self.success_error),
+        )
+        return self._split(obs), float(reward), terminated, truncated, info
+
+
+@dataclass
+class Go2CommandTask:
+    """Go2 velocity tracking with the command (vx, vy, yaw rate) hidden; expert: a walking policy artifact."""
+
+    name: str = "go2_command"
+    context_dim: int = 3
+    pixels: bool = False
+    success_metric: str = "tracking_error"
+    max_steps: int = 250  # 5 s at the 50 Hz control rate
+    expert_path: str | None = None
+    # The command box of configs/env/Go2Velocity-v1 (policies/reference/go2_stand/contract.json "command":
+    # vx [-1, 1], vy [-0.5, 0.5], yaw [-1, 1] rad/s), split by a 4-cell checkerboard on (vx, vy, yaw).
+    command_low: tuple[float, float, float] = (-1.0, -0.5, -1.0)
+    command_high: tuple[float, float, float] = (1.0, 0.5, 1.0)
+    cells: int = 4
+    success_error: float = 0.25  # m/s mean planar velocity error (legged_gym's tracking_sigma = 0.25)
+    expert_noise: float = 0.0
+
+    def sample_contexts(self, n: int, split: str, seed: int) -> np.ndarray:
+        """Commands (n, 3) from the split's checkerboard cells."""
+        return sample_checkerboard(
+            n, split, seed, np.array(self.command_low), np.array(self.command_high), self.cells
+        )
+
+    def make_env(self, context: np.ndarray, seed: int | None = None) -> gym.Env:
+        """Go2Velocity-v1 at this command, the command hidden."""
+        _check_context(self, context)
+        env = HiddenCommandGo2(context, self.max_steps, self.success_error)
+        if seed is not None:
+            env.reset(seed=seed)
+        return env
+
+    def expert(self, env: gym.Env, context: np.ndarray, seed: int | None = None) -> Policy:
+        """The artifact's ONNX network on the env's full observation (command included), with the
+        contract's history stacking and normalisation (as robolearn.deploy.policy does)."""
+        from robolearn.deploy.artifact import load_artifact
+        from robolearn.deploy.policy import OnnxPolicy
+
+        if self.expert_path is None:
+            raise UserError(
+                "task go2_command needs expert=<policy artifact dir or run dir> (a walking policy)"
+            )
+        artifact = load_artifact(resolve_policy_artifact(self.expert_path))
+        contract = artifact.contract
+        wrapper = env
+        while not isinstance(wrapper, HiddenCommandGo2):
+            if not isinstance(wrapper, gym.Wrapper):
+                raise UserError(
+                    f"the go2_command expert needs a HiddenCommandGo2 env, got {type(env).__name__}"
+                )
+            wrapper = wrapper.env
+        frame_size = wrapper.full_observation.shape[0]
+        if contract.frame_size != frame_size:
+            raise UserError(
+                f"expert={self.expert_path}: its policy reads {contract.frame_size} values per frame, "
+                f"robolearn/Go2Velocity-v1 gives {frame_size}; use a policy trained on that env"
+            )
+        network = OnnxPolicy(artifact.network_path, contract)
+        history = np.zeros((contract.history_length, frame_size), dtype=np.float32)
+        filled = [False]
+        rng = np.random.default_rng(seed)
+
+        def act(obs: Obs) -> np.ndarray:
+            frame = wrapper.full_observation
+            if not filled[0]:
+                history[:] = frame
+                filled[0] = True
+            else:
+                history[:-1] = history[1:]
+                history[-1] = frame
+            x = history.reshape(-1)
+            if contract.normalization is not None:
+                x = contract.normalization.apply(x)
+            action = network(np.asarray(x, dtype=np.float32).reshape(1, -1))
+            if self.expert_noise > 0:
+                action = action + self.expert_noise * rng.standard_normal(action.shape)
+            return action.astype(np.float32)
+
+        return act
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Registry
 
 
@@ -555,6 +723,7 @@ _FACTORIES: dict[str, Callable[..., Any]] = {
     "pointmass_pixels": PointMassPixelsTask,
     "reacher": ReacherTask,
     "bimodal": BimodalTask,
+    "go2_command": Go2CommandTask,
 }
 TASKS: tuple[str, ...] = tuple(_FACTORIES)
 

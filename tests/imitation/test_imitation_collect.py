@@ -76,6 +76,7 @@ def test_collect_refuses_to_overwrite(tmp_path: Path) -> None:
         ("demos=0", "demos=0 is out of range"),
         ("contexts=9", "contexts=9 is more than demos=2"),
         ("expert=some/dir", "expert= is for task=go2_command only"),
+        ("task=go2_command", "task=go2_command needs expert="),
     ],
 )
 def test_bad_settings_are_one_line_errors(override: str, message: str, tmp_path: Path) -> None:
@@ -102,3 +103,19 @@ def test_command_line_error_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["error: demos=-1 is out of range; use an integer >= 1"]
     assert not (tmp_path / "x").exists()
+
+
+def test_collect_go2_command_with_an_artifact_expert(tmp_path: Path) -> None:
+    """Go2 plumbing with the shipped standing artifact: 42-value observations, commands in infos,
+    the tracking error in infos and provenance; a folder without contract.json is refused up front."""
+    stand = Path(__file__).resolve().parents[2] / "policies" / "reference" / "go2_stand"
+    with pytest.raises(UserError, match="holds no policy artifact"):
+        validate_collect_config(
+            _cfg("task=go2_command", "demos=1", f"expert={tmp_path}", f"out={tmp_path / 'g'}")
+        )
+    collect(_cfg("task=go2_command", "demos=2", f"expert={stand}", f"out={tmp_path / 'g'}"))
+    ds = load_dataset(tmp_path / "g")
+    assert ds.observation_space.shape == (42,)
+    assert ds.episodes[0].infos["context"].shape[1] == 3
+    meta = ds.metadata["robolearn"]
+    assert meta["expert"] == str(stand) and meta["expert_tracking_error"] > 0.0

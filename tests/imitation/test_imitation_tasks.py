@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -159,3 +161,28 @@ def test_bad_names_and_contexts_are_one_line_errors() -> None:
     with pytest.raises(UserError, match="needs a PointMassEnv"):
         task.expert(get_task("reacher").make_env(np.array([0.1, 0.0])), np.zeros(2))
     assert isinstance(task.make_env(np.zeros(2)).unwrapped, PointMassEnv)
+
+
+REFERENCE_STAND = Path(__file__).resolve().parents[2] / "policies" / "reference" / "go2_stand"
+
+
+def test_go2_command_is_hidden_and_the_artifact_expert_runs() -> None:
+    """Go2: the command is cut from the learner's observation (same obs for two commands), kept in the
+    expert's input, and the shipped standing artifact drives the env (plumbing; no walking policy yet)."""
+    task = get_task("go2_command", expert_path=str(REFERENCE_STAND), max_steps=20)
+    a, b = task.sample_contexts(2, "pretrain", seed=0)
+    env_a, env_b = task.make_env(a), task.make_env(b)
+    obs_a, _ = env_a.reset(seed=4)
+    obs_b, _ = env_b.reset(seed=4)
+    np.testing.assert_array_equal(obs_a, obs_b)
+    assert obs_a.shape == (42,)  # Go2Velocity-v1's 45 values less the 3 command values
+    wrapper = env_a
+    np.testing.assert_allclose(wrapper.full_observation[6:9], a * np.array([2.0, 2.0, 0.25]), rtol=1e-6)  # type: ignore[attr-defined]
+    # Action 0 holds the default pose: it stands, so its error is about the commanded speed.
+    result = evaluate_policy(task, lambda: lambda obs: np.zeros(12, dtype=np.float32), a[None], 1, 0)
+    assert abs(result["tracking_error"] - np.linalg.norm(a[:2])) < 0.15
+    episode = run_demo(task, a, *demo_seeds(0, 0))
+    assert episode.steps == 20 and np.all(np.isfinite(episode.actions))
+    assert episode.infos["tracking_error"][1:].min() >= 0.0
+    with pytest.raises(UserError, match="holds no policy artifact"):
+        get_task("go2_command", expert_path=str(Path(__file__).parent)).expert(env_a, a)
