@@ -236,3 +236,26 @@ def test_unknown_policy_or_denoiser_is_a_one_line_error() -> None:
         build_policy({**SPEC, "name": "gan"}, OBS_DIM, ACT_DIM)
     with pytest.raises(UserError, match=r"policy\.denoiser=rnn"):
         build_policy({**SPEC, "denoiser": "rnn"}, OBS_DIM, ACT_DIM)
+
+
+@pytest.mark.parametrize("denoiser", ["unet", "transformer"])
+def test_onnx_sampler_gives_the_eager_chunk_for_the_same_seed(denoiser: str) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from robolearn.imitation.diffusion.onnx_sampler import OnnxChunkSampler
+    from robolearn.imitation.diffusion.policy import DiffusionPolicy
+
+    obs, act = two_mode_data(64)
+    policy = build_policy({**SPEC, "denoiser": denoiser}, OBS_DIM, ACT_DIM)
+    assert isinstance(policy, DiffusionPolicy)
+    policy.fit_normalizers(obs, act)
+    policy.eval()
+    sampler = OnnxChunkSampler(policy)
+    hist = torch.from_numpy(obs[:3])
+    eager = policy.predict_chunk(hist, torch.Generator().manual_seed(2))
+    onnx = sampler.predict_chunk(hist, torch.Generator().manual_seed(2))
+    torch.testing.assert_close(onnx, eager, atol=1e-4, rtol=1e-4)
+    actor = RecedingHorizonActor(sampler, seed=0)
+    assert actor(obs[0, 0]).shape == (ACT_DIM,)
+    with pytest.raises(UserError, match="needs a diffusion policy"):
+        OnnxChunkSampler(build_policy({**SPEC, "name": "bc"}, OBS_DIM, ACT_DIM))  # type: ignore[arg-type]

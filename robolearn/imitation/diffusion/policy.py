@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -203,13 +203,29 @@ def build_policy(spec: Mapping[str, Any], obs_dim: int, action_dim: int) -> Chun
     raise UserError(f"policy={kind} is not known; choose one of {', '.join(KINDS)}")
 
 
+class ChunkPredictor(Protocol):
+    """What RecedingHorizonActor drives: a ChunkPolicy, or the ONNX sampler (onnx_sampler.py)."""
+
+    obs_horizon: int
+    pred_horizon: int
+    action_horizon: int
+
+    def eval(self) -> Any:
+        """Switch to inference mode; returns the predictor."""
+
+    def predict_chunk(
+        self, obs_hist: torch.Tensor, generator: torch.Generator | None = None, steps: int | None = None
+    ) -> torch.Tensor:
+        """(B, To, obs_dim) -> (B, Tp, A) actions in data units."""
+
+
 class RecedingHorizonActor:
     """A stateful obs -> action callable: keeps the last To observations (the first repeated at the
     start, as in training's padding), plans a chunk when its queue is empty and executes its first
     Ta actions. One actor per episode; `seed` fixes its sampling."""
 
-    def __init__(self, policy: ChunkPolicy, seed: int = 0, action_horizon: int | None = None) -> None:
-        self.policy = policy.eval()
+    def __init__(self, policy: ChunkPredictor, seed: int = 0, action_horizon: int | None = None) -> None:
+        self.policy: ChunkPredictor = policy.eval()
         self.action_horizon = int(action_horizon or policy.action_horizon)
         if not 1 <= self.action_horizon <= policy.pred_horizon:
             raise UserError(
