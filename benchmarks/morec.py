@@ -361,18 +361,28 @@ def _run_one(
 
 def sweep(args: argparse.Namespace) -> None:
     """Every (algo, filter, seed) run, resumable; finished runs' small files copied to --results."""
+    from concurrent.futures import ThreadPoolExecutor
+
     model_path, reward_path = prep(args)
-    for seed in range(args.seeds):
-        for algo, filt in METHODS:
-            if args.only and f"{algo}_{filt}" not in args.only:
-                continue
-            run_dir = _run_one(args, algo, filt, seed, model_path, reward_path)
-            if (run_dir / "summary.json").is_file():
-                dest = args.results / "runs" / slug(args.dataset) / run_dir.name
-                dest.mkdir(parents=True, exist_ok=True)
-                for name in KEEP_FILES:
-                    if (run_dir / name).is_file():
-                        shutil.copy2(run_dir / name, dest / name)
+    todo = [
+        (algo, filt, seed)
+        for seed in range(args.seeds)
+        for algo, filt in METHODS
+        if not args.only or f"{algo}_{filt}" in args.only
+    ]
+
+    def one(job: tuple[str, str, int]) -> None:
+        run_dir = _run_one(args, *job, model_path, reward_path)
+        if (run_dir / "summary.json").is_file():
+            dest = args.results / "runs" / slug(args.dataset) / run_dir.name
+            dest.mkdir(parents=True, exist_ok=True)
+            for name in KEEP_FILES:
+                if (run_dir / name).is_file():
+                    shutil.copy2(run_dir / name, dest / name)
+
+    # Runs are separate processes (one torch thread each): --jobs of them at a time.
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        list(pool.map(one, todo))
 
 
 def _method(algo: str, filt: str) -> str:
@@ -497,6 +507,7 @@ def main() -> None:
     p.add_argument("--morec-rollout-batch", type=int, default=500, help="MOREC starts per round (paper 2000)")
     p.add_argument("--morec-rollout-length", type=int, default=None, help="override MOREC's 100")
     p.add_argument("--only", nargs="*", default=[], help="e.g. mopo_none mopo_morec")
+    p.add_argument("--jobs", type=int, default=1, help="runs at a time")
     p = sub.add_parser("summary")
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     args = parser.parse_args()
