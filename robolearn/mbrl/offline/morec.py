@@ -4,7 +4,7 @@ Luo, Xu, Cao, Yu, "Reward-Consistent Dynamics Models are Strongly Generalizable 
 Learning", ICLR 2024 (arXiv 2310.05422). The official code (polixir/morec) ships the filter and pretrained
 rewards but not the reward learning; this file implements both, in our own code.
 
-Dynamics reward learning (paper section 4.1 and its algorithm). The *transition MDP* has state (s, a) and
+Dynamics reward learning (the paper's method, section 4, and its algorithm). The *transition MDP* has state (s, a) and
 action s'; the dynamics model T(s'|s, a) is its agent and a discriminator D(s, a, s') its reward. The game:
   - the discriminator separates the dataset's transitions (label 1) from the dynamics agent's (label 0)
     (GAIL, Ho & Ermon 2016), with the small output-entropy bonus of OpenAI baselines' GAIL (entcoeff 0.001,
@@ -12,7 +12,7 @@ action s'; the dynamics model T(s'|s, a) is its agent and a discriminator D(s, a
   - the dynamics agent maximises the GAIL reward -log(1 - D) plus an entropy term alpha * H(T(.|s, a)):
     the paper's entropy regularisation, which makes the agent's updates a no-regret (FTRL-like) learner;
   - every `snapshot_every` rounds the discriminator is copied; the reward is the AVERAGE of the copies. The
-    paper's theorem (section 4.1) is about this averaged reward: with no-regret players, the real dynamics are
+    paper's theorem (section 4) is about this averaged reward: with no-regret players, the real dynamics are
     near-optimal for the average of the rounds' rewards, with a gap bounded by the players' average regret,
     which shrinks as rounds grow. One late discriminator alone has no such guarantee (it only separates the
     last generator); the average spans coarse (early) to fine (late) distinctions, which is what makes it a
@@ -33,7 +33,7 @@ clamped between its mean on generated samples (lo) and on data (hi) at snapshot 
 [-1, 1] and squashed by a sigmoid; `score` is the mean over copies, in (0, 1) (in fact [0.27, 0.73]), and the
 dynamics reward is r = -log(1 - score) (the official `prob_mean_clip` strategy with d_clip 1.0).
 
-The filter (paper section 4.2): for each model step, K = elites x samples candidates; keep per input the one
+The filter (paper section 4 and abstract): for each model step, K = elites x samples candidates; keep per input the one
 with the highest dynamics reward (or sample from softmax(r / 0.1): the official `softmax_elite`); when the
 chosen candidate's r is below the threshold (official `terminal_dynamics_reward` 0.6) the rollout ends there.
 """
