@@ -516,6 +516,197 @@ class ReacherTask:
         return act
 
 
+class HiddenGoalPusher(gym.Wrapper[np.ndarray, np.ndarray, np.ndarray, np.ndarray]):
+    """Pusher-v5 where the goal sits at the object's start plus the context (an offset), hidden.
+
+    After Pusher's reset the object is re-placed from the env's seeded generator in the part of the
+    table where the arm can get behind it with its claw level (x in [0.48, 0.58], y in [-0.25, -0.10];
+    nearer the shoulder the claw cannot reach down behind the object, farther out it runs out of reach
+    while pushing), then the goal is put at
+    start + context. Observation (20,): Pusher-v5's 23 values less the goal's 3.
+    info["success"]: the object ends within `success_radius` of the goal; info["distance"] each step.
+    """
+
+    def __init__(self, offset: np.ndarray, max_steps: int, success_radius: float) -> None:
+        super().__init__(gym.make("Pusher-v5", max_episode_steps=max_steps))
+        self.offset = np.asarray(offset, dtype=np.float64).reshape(2)
+        self.success_radius = float(success_radius)
+        self.goal = np.zeros(2)
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(20,), dtype=np.float32)
+        self.action_space = spaces.Box(-2.0, 2.0, shape=(7,), dtype=np.float32)
+        base: Any = self.env.unwrapped
+        m = base.model
+        # Pusher.xml lists each slide pair y before x; address them by name.
+        self._adr = {
+            n: int(m.joint(n).qposadr[0]) for n in ("obj_slidex", "obj_slidey", "goal_slidex", "goal_slidey")
+        }
+        self._object_home = m.body("object").pos[:2].copy()
+        self._goal_home = m.body("goal").pos[:2].copy()
+
+    def object_xy(self) -> np.ndarray:
+        """The object's planar position (world)."""
+        base: Any = self.env.unwrapped
+        return base.data.xpos[base.model.body("object").id][:2].copy()
+
+    def distance(self) -> float:
+        """Object-goal distance (m)."""
+        return float(np.linalg.norm(self.object_xy() - self.goal))
+
+    def _obs(self) -> np.ndarray:
+        base: Any = self.env.unwrapped
+        return np.asarray(base._get_obs()[:20], dtype=np.float32)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict]:
+        """Pusher's seeded reset, the object re-placed (seeded, not by the context), the goal at start + offset."""
+        self.env.reset(seed=seed, options=options)
+        base: Any = self.env.unwrapped
+        start = np.array([base.np_random.uniform(0.48, 0.58), base.np_random.uniform(-0.25, -0.10)])
+        self.goal = start + self.offset
+        qpos, qvel = base.data.qpos.copy(), base.data.qvel.copy()
+        qpos[self._adr["obj_slidex"]], qpos[self._adr["obj_slidey"]] = start - self._object_home
+        qpos[self._adr["goal_slidex"]], qpos[self._adr["goal_slidey"]] = self.goal - self._goal_home
+        base.set_state(qpos, qvel)
+        return self._obs(), {"success": False, "distance": self.distance()}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        """Pusher-v5's step and reward, with our observation and success flag."""
+        _, reward, terminated, truncated, info = self.env.step(np.asarray(action, dtype=np.float32))
+        distance = self.distance()
+        info = dict(info, distance=distance, success=bool(distance < self.success_radius))
+        return self._obs(), float(reward), terminated, truncated, info
+
+
+@dataclass
+class PusherTask:
+    """Pusher-v5 with a hidden goal: push the object 10 cm in a hidden direction (the context's offset).
+
+    Why 10 cm and 150 steps: Pusher's object weighs 8 mg and meets the claw through MuJoCo's soft
+    contact, so a sustained push moves it at ~0.03 m/s (measured: 0.02 N of contact force at 5 cm
+    penetration); Pusher-v5's own 100-step limit leaves too little time to go around the object and
+    push further. Scripted expert: 59/60 pretraining and 40/40 finetuning contexts (noise 0.05).
+    """
+
+    name: str = "pusher"
+    context_dim: int = 2
+    pixels: bool = False
+    success_metric: str = "success_rate"
+    max_steps: int = 150
+    push_distance: float = 0.10
+    # Push directions within 60 degrees of +x (the claw's natural heading, away from the shoulder), six
+    # 20-degree sectors alternating between the splits.
+    max_angle_deg: float = 60.0
+    sectors: int = 6
+    success_radius: float = 0.05
+    expert_kp: float = 5.0  # joint PD (torque units) toward the inverse-kinematics pose
+    expert_kd: float = 1.0
+    expert_noise: float = 0.05
+    ik_iterations: int = 10
+
+    def sample_contexts(self, n: int, split: str, seed: int) -> np.ndarray:
+        """Offsets (n, 2) of length push_distance whose direction lies in the split's sectors."""
+        _check_split(split)
+        _check_n(n)
+        rng = np.random.default_rng([seed, SPLITS.index(split), 18])
+        sector = 2 * rng.integers(0, self.sectors // 2, size=n) + SPLITS.index(split)
+        width = 2 * np.deg2rad(self.max_angle_deg) / self.sectors
+        angle = -np.deg2rad(self.max_angle_deg) + (sector + rng.uniform(0.05, 0.95, size=n)) * width
+        return (self.push_distance * np.stack([np.cos(angle), np.sin(angle)], axis=1)).astype(np.float32)
+
+    def make_env(self, context: np.ndarray, seed: int | None = None) -> gym.Env:
+        """HiddenGoalPusher with this offset."""
+        _check_context(self, context)
+        env = HiddenGoalPusher(context, self.max_steps, self.success_radius)
+        if seed is not None:
+            env.reset(seed=seed)
+        return env
+
+    def expert(self, env: gym.Env, context: np.ndarray, seed: int | None = None) -> Policy:
+        """A scripted push: claw above the point behind the object, down, then push along object->goal.
+
+        Each step solves damped-least-squares inverse kinematics (claw bar position, claw pointing along
+        the push and level) from the last solution and tracks it with a joint PD; the bar is held ~3 cm
+        into the object, the depth at which the soft contact pushes it steadily. Lost contact (drifted
+        sideways or slipped past): go round again.
+        """
+        wrapper = env
+        while not isinstance(wrapper, HiddenGoalPusher):
+            if not isinstance(wrapper, gym.Wrapper):
+                raise UserError(f"the pusher expert needs a HiddenGoalPusher env, got {type(env).__name__}")
+            wrapper = wrapper.env
+        base: Any = env.unwrapped
+        m, d = base.model, base.data
+        scratch = mujoco.MjData(m)
+        tip, obj_id = m.body("tips_arm").id, m.body("object").id
+        rng = np.random.default_rng(seed)
+        state = {"phase": 0, "q": d.qpos[:7].copy()}
+        table_z = -0.275  # the object's centre height: the bar pushes there
+
+        def act(obs: Obs) -> np.ndarray:
+            goal = wrapper.goal
+            obj, bar = d.xpos[obj_id][:2], d.xpos[tip]
+            to_goal = goal - obj
+            u = to_goal / max(float(np.linalg.norm(to_goal)), 1e-6)
+            rel = bar[:2] - obj
+            along = float(rel @ u)
+            lateral = rel - along * u
+            behind = obj - 0.12 * u
+            if state["phase"] == 0:  # above the point behind the object
+                target = np.array([*behind, -0.17])
+                if np.linalg.norm(bar[:2] - behind) < 0.03:
+                    state["phase"] = 1
+            if state["phase"] == 1:  # down to the object's height
+                target = np.array([*behind, table_z])
+                if abs(bar[2] - table_z) < 0.015:
+                    state["phase"] = 2
+            if state["phase"] == 2:  # push, steering the bar back onto the object-goal line
+                target = np.array([*(obj - 0.04 * u - lateral), table_z])
+                if np.linalg.norm(lateral) > 0.06 or along > -0.02:
+                    state["phase"] = 0
+            state["q"] = claw_ik(
+                m, scratch, state["q"], target, np.array([u[0], u[1], 0.0]), self.ik_iterations
+            )
+            torque = self.expert_kp * (state["q"] - d.qpos[:7]) - self.expert_kd * d.qvel[:7]
+            torque = torque + self.expert_noise * rng.standard_normal(7)
+            return np.clip(torque, -2.0, 2.0).astype(np.float32)
+
+        return act
+
+
+def claw_ik(
+    m: mujoco.MjModel,
+    scratch: mujoco.MjData,
+    q0: np.ndarray,
+    position: np.ndarray,
+    heading: np.ndarray,
+    iters: int,
+) -> np.ndarray:
+    """Pusher arm angles putting the claw bar (tips_arm origin) at `position`, its x axis along `heading`
+    and its z axis up: damped least squares from q0, clipped to the joint ranges."""
+    q = q0.copy()
+    tip = m.body("tips_arm").id
+    jacp, jacr = np.zeros((3, m.nv)), np.zeros((3, m.nv))
+    lo, hi = m.jnt_range[:7, 0], m.jnt_range[:7, 1]
+    for _ in range(iters):
+        scratch.qpos[:7] = q
+        mujoco.mj_kinematics(m, scratch)
+        mujoco.mj_comPos(m, scratch)
+        rot = scratch.xmat[tip].reshape(3, 3)
+        err = np.concatenate(
+            [
+                position - scratch.xpos[tip],
+                0.5 * (np.cross(rot[:, 0], heading) + np.cross(rot[:, 2], [0.0, 0.0, 1.0])),
+            ]
+        )
+        if np.linalg.norm(err) < 1e-3:
+            break
+        mujoco.mj_jac(m, scratch, jacp, jacr, scratch.xpos[tip], tip)
+        jac = np.vstack([jacp[:, :7], jacr[:, :7]])
+        q = np.clip(q + jac.T @ np.linalg.solve(jac @ jac.T + 1e-3 * np.eye(6), err), lo, hi)
+    return q
+
+
 def two_link_ik(p: np.ndarray, l1: float, l2: float, q_now: np.ndarray) -> np.ndarray:
     """Joint angles putting a planar two-link arm's tip at p; of the two elbows, the one nearest q_now."""
     r2 = float(np.clip(p @ p, (l1 - l2) ** 2 + 1e-9, (l1 + l2) ** 2 - 1e-9))
@@ -722,6 +913,7 @@ def _check_context(task: Any, context: np.ndarray) -> None:
 _FACTORIES: dict[str, Callable[..., Any]] = {
     "pointmass_pixels": PointMassPixelsTask,
     "reacher": ReacherTask,
+    "pusher": PusherTask,
     "bimodal": BimodalTask,
     "go2_command": Go2CommandTask,
 }
