@@ -48,6 +48,7 @@ from robolearn.mbrl.offline.loop import DynamicsSettings, train_dynamics
 from robolearn.mbrl.offline.morec import (
     DynamicsReward,
     FilterSettings,
+    auc,
     load_or_learn_dynamics_reward,
     make_morec_filter,
     score_to_reward,
@@ -203,6 +204,8 @@ def generalisation(args: argparse.Namespace) -> dict[str, Any]:
     }
     below = float((chosen_r < FilterSettings().threshold).float().mean())
     true_r = reward.reward(o, a, n)
+    # Does the reward generalise out of distribution: true OOD transitions vs the model's random samples.
+    ood_auc = auc(true_r, reward.reward(o, a, nxt["random"]))
     print(f"one-step OOD RMSE (state-std units): {json.dumps(one)}", flush=True)
 
     # Open loop along OOD episodes: the data's actions, each method on its own predictions.
@@ -250,6 +253,7 @@ def generalisation(args: argparse.Namespace) -> dict[str, Any]:
         "one_step_paired_difference": paired,
         "filter_below_threshold_fraction": below,
         "true_transition_reward_mean": float(true_r.mean()),
+        "auc_true_vs_random_sample": ood_auc,
         "true_transition_below_threshold_fraction": float(
             (true_r < FilterSettings().threshold).float().mean()
         ),

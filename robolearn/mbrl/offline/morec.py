@@ -435,13 +435,18 @@ def learn_dynamics_reward(
         out.lo.copy_(torch.tensor([snap[1] for snap in snapshots]))
         out.hi.copy_(torch.tensor([snap[2] for snap in snapshots]))
         fake_v, _ = generate(vo, va)
-        val_auc = auc(out.score(vo, va, vn), out.score(vo, va, fake_v))
+        val_score = out.score(vo, va, vn)
+        val_auc = auc(val_score, out.score(vo, va, fake_v))
+        val_r = score_to_reward(val_score)
     out.info = {
         "rounds": s.rounds,
         "discriminators": len(snapshots),
         "final_disc_loss": d_loss_v,
         "final_gen_loss": g_loss_v,
         "val_auc_vs_agent": val_auc,
+        # How much held-out REAL data the official threshold (r < 0.6) would reject: a calibration check.
+        "val_reward_median": float(val_r.median()),
+        "val_below_0.6": float((val_r < 0.6).float().mean()),
         "seconds": time.perf_counter() - t0,
         "transitions": len(o),
         "seed": seed,
