@@ -109,10 +109,15 @@ def prep(args: argparse.Namespace) -> tuple[Path, Path]:
     info: dict[str, Any] = {"dataset": args.dataset, "transitions": ds.total_steps, "seed": args.seed}
     if not model_path.is_file():
         t0 = time.perf_counter()
-        settings = DynamicsSettings(max_epochs=args.model_epochs)
+        settings = DynamicsSettings(max_epochs=args.model_epochs, max_steps=args.model_steps)
         model, fit = train_dynamics(_flat_arrays(ds), settings, args.seed, "cpu")
         model.save(model_path)
-        info["dynamics"] = {**fit, "seconds": time.perf_counter() - t0, "max_epochs": args.model_epochs}
+        info["dynamics"] = {
+            **fit,
+            "seconds": time.perf_counter() - t0,
+            "max_epochs": args.model_epochs,
+            "max_steps": args.model_steps,
+        }
         print(f"dynamics: {info['dynamics']}", flush=True)
     if not reward_path.is_file():
         cfg = filter_cfg(args.set)
@@ -479,6 +484,7 @@ def main() -> None:
         p.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
         p.add_argument(
             "--model-epochs", type=int, default=30, help="cap on the ensemble's epochs (loop default 100)"
+        p.add_argument("--model-steps", type=int, default=None, help="cap on the ensemble's gradient steps")
         )
         p.add_argument("--set", nargs="*", default=[], help="filter config overrides, e.g. learn.rounds=2000")
         p.add_argument("--samples", type=int, default=2, help="samples per elite (official 2)")
