@@ -484,8 +484,8 @@ def main() -> None:
         p.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
         p.add_argument(
             "--model-epochs", type=int, default=30, help="cap on the ensemble's epochs (loop default 100)"
-        p.add_argument("--model-steps", type=int, default=None, help="cap on the ensemble's gradient steps")
         )
+        p.add_argument("--model-steps", type=int, default=None, help="cap on the ensemble's gradient steps")
         p.add_argument("--set", nargs="*", default=[], help="filter config overrides, e.g. learn.rounds=2000")
         p.add_argument("--samples", type=int, default=2, help="samples per elite (official 2)")
 
