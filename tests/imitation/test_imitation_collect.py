@@ -119,3 +119,15 @@ def test_collect_go2_command_with_an_artifact_expert(tmp_path: Path) -> None:
     assert ds.episodes[0].infos["context"].shape[1] == 3
     meta = ds.metadata["robolearn"]
     assert meta["expert"] == str(stand) and meta["expert_tracking_error"] > 0.0
+
+
+def test_help_lists_every_key(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """--help prints usage with each config key and exits before any work."""
+    from robolearn.imitation import collect as verb
+
+    monkeypatch.setattr(sys, "argv", ["collect", "--help"])
+    verb.main()
+    text = capsys.readouterr().out
+    assert text.startswith("usage: python -m robolearn.imitation.collect")
+    keys = set(compose_config(CONFIG, ["out=x"]))
+    assert all(f"  {key} " in text for key in keys), keys
