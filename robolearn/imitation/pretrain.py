@@ -272,7 +272,7 @@ def pretrain_job(cfg: DictConfig, run_dir: Path, command: str, multirun: bool = 
                 if step % every == 0 or step == total:
                     run.checkpoint(step, trainer.state_dict())
                 run.stop_point(step, trainer.state_dict)
-            heldout = trainer.heldout_loss()
+            heldout = trainer.heldout_loss() if name != "none" else None  # none has no loss to hold out
             save_encoder(
                 run.run.root / ENCODER_FILE,
                 trainer.encoder.cpu(),
