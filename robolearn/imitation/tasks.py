@@ -19,6 +19,7 @@ Tasks:
 from __future__ import annotations
 
 import os
+import sys
 
 # MuJoCo picks its OpenGL platform when the renderer is first made; EGL renders off screen on CPU (llvmpipe)
 # and on GPUs. A user's own MUJOCO_GL (osmesa) wins.
@@ -160,9 +161,37 @@ def _shared_model(xml: str) -> mujoco.MjModel:
     return _MODELS[xml]
 
 
+def _prefer_offscreen_gl() -> None:
+    """Use EGL when MuJoCo settled on GLFW without a display.
+
+    MuJoCo picks its GL platform when it is first imported: a process that imported it before this
+    module (MUJOCO_GL unset) gets GLFW, which needs a display, and a failed GLFW attempt cannot be
+    retried in the same process. So switch before the first renderer, not after a failure.
+    """
+    from mujoco.rendering.classic import gl_context
+
+    current = getattr(gl_context, "GLContext", None)
+    glfw = current is not None and current.__module__.startswith("mujoco.glfw")
+    if glfw and sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+        try:
+            from mujoco.egl import GLContext
+        except Exception:  # no libEGL: leave MuJoCo's choice, whose failure is reported below
+            return
+        gl_context.GLContext = GLContext
+
+
 def _shared_renderer(xml: str, size: int) -> mujoco.Renderer:
     if xml not in _RENDERERS:
-        _RENDERERS[xml] = mujoco.Renderer(_shared_model(xml), size, size)
+        _prefer_offscreen_gl()
+        try:
+            _RENDERERS[xml] = mujoco.Renderer(_shared_model(xml), size, size)
+        except Exception as exc:  # mujoco raises FatalError/RuntimeError/AttributeError by GL platform
+            text = str(exc).splitlines()[0] if str(exc) else ""
+            raise UserError(
+                f"pointmass_pixels needs MuJoCo's offscreen renderer, which failed with MUJOCO_GL="
+                f"{os.environ.get('MUJOCO_GL')} ({type(exc).__name__}: {text}); "
+                "install libegl1 (MUJOCO_GL=egl) or libosmesa6 (MUJOCO_GL=osmesa)"
+            ) from None
     return _RENDERERS[xml]
 
 

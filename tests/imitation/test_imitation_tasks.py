@@ -193,3 +193,22 @@ def test_go2_command_is_hidden_and_the_artifact_expert_runs() -> None:
     assert episode.infos["tracking_error"][1:].min() >= 0.0
     with pytest.raises(UserError, match="holds no policy artifact"):
         get_task("go2_command", expert_path=str(Path(__file__).parent)).expert(env_a, a)
+
+
+def test_pixels_render_when_mujoco_was_imported_first_without_mujoco_gl() -> None:
+    """A process that imported mujoco before robolearn.imitation (so MuJoCo chose GLFW, no display)
+    still renders the point mass off screen."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import mujoco, numpy as np\n"
+        "from robolearn.imitation.tasks import PointMassEnv\n"
+        "obs, _ = PointMassEnv(np.zeros(2), pixels=True).reset(seed=0)\n"
+        "print(obs['pixels'].std() > 1.0)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM", "DISPLAY")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert proc.stdout.strip() == "True"
