@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -157,7 +158,14 @@ def ensure_behavior_run(spec: BehaviorSpec) -> list[Snapshot]:
     for target in todo:
         overrides = spec.train_overrides_for(target)
         cfg = compose_config("train", [*overrides, f"logger.progress={spec.progress}"])
-        train_job(cfg, spec.run_dir, command_line("train", [*overrides, f"hydra.run.dir={spec.run_dir}"]))
+        try:
+            train_job(cfg, spec.run_dir, command_line("train", [*overrides, f"hydra.run.dir={spec.run_dir}"]))
+        except SystemExit as stop:
+            if isinstance(stop.code, int) and stop.code >= 128:
+                print(
+                    "collect: the same collect command resumes the behaviour run", file=sys.stderr, flush=True
+                )
+            raise
         snap = _snapshot(spec.run_dir, target)
         print(f"snapshot at step {target}: eval return {snap.mean_return:.1f}", flush=True)
     return [s for s in list_snapshots(spec.run_dir) if s.step in set(targets)]
