@@ -255,6 +255,8 @@ def test_onnx_sampler_gives_the_eager_chunk_for_the_same_seed(denoiser: str) -> 
     eager = policy.predict_chunk(hist, torch.Generator().manual_seed(2))
     onnx = sampler.predict_chunk(hist, torch.Generator().manual_seed(2))
     torch.testing.assert_close(onnx, eager, atol=1e-4, rtol=1e-4)
+    fused = OnnxChunkSampler(policy, fused=True).predict_chunk(hist, torch.Generator().manual_seed(2))
+    torch.testing.assert_close(fused, eager, atol=1e-4, rtol=1e-4)
     actor = RecedingHorizonActor(sampler, seed=0)
     assert actor(obs[0, 0]).shape == (ACT_DIM,)
     with pytest.raises(UserError, match="needs a diffusion policy"):
