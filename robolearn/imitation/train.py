@@ -543,6 +543,8 @@ HELP = verb_help(
         ("steps", "gradient steps (default: 3000)"),
         ("batch_size", "windows per gradient step (default: 256)"),
         ("eval.<key>", "contexts (0: no rollouts), episodes_per_context, seed, split"),
+        ("log_every", "gradient steps between metrics.jsonl lines (default: 100)"),
+        ("checkpoint.every", "gradient steps between checkpoints (default: 1000)"),
         ("seed", "the run's seed (default: 0)"),
         ("torch_threads", "torch CPU threads (default: 1)"),
         ("device", "cpu | cuda | auto (default: cpu)"),
