@@ -177,7 +177,10 @@ def pretrain_part(args: argparse.Namespace, out: Path) -> None:
 
 
 def label_part(args: argparse.Namespace, out: Path) -> None:
-    """Per seed: IDM labels 37 demos from 3; BC on labelled / pseudo-labelled / truly labelled."""
+    """Per seed: an IDM labels the new goal's other demos; BC on labelled / pseudo-labelled / truly labelled.
+
+    --idm-source labelled: the IDM learns from the new goal's --labelled demos (VPT's small labelled set);
+    pretrain: from the 200 pretraining demos of other goals (dynamics do not depend on the goal)."""
     data = out / "data"
     pre = collect_once(
         data / "pm_pretrain",
@@ -185,6 +188,9 @@ def label_part(args: argparse.Namespace, out: Path) -> None:
     )
     scratch = out / "pretrain" / "none_state"
     run_verb("pretrain", ["objective=none", f"data={pre}", *STATE_ENCODER], scratch)
+    n = int(args.labelled)
+    setting = f"{args.idm_source}{n}"
+    tag = "" if setting == "labelled3" else f"_{setting}"  # the first setting run keeps its names
     for seed in args.seeds:
         source = collect_once(
             data / f"pm_label_{seed}",
@@ -196,14 +202,16 @@ def label_part(args: argparse.Namespace, out: Path) -> None:
                 f"seed={200 + seed}",
             ],
         )
-        labelled, rest = data / f"pm_label_{seed}_labelled", data / f"pm_label_{seed}_rest"
-        split_dataset(source, LABELLED, labelled, rest)
-        pseudo = data / f"pm_label_{seed}_pseudo"
-        _log(f"label seed {seed}")
+        suffix = "" if n == 3 else str(n)
+        labelled, rest = data / f"pm_label_{seed}_labelled{suffix}", data / f"pm_label_{seed}_rest{suffix}"
+        split_dataset(source, n, labelled, rest)
+        pseudo = data / f"pm_label_{seed}_pseudo{tag}"
+        idm_data = pre if args.idm_source == "pretrain" else labelled
+        _log(f"label seed {seed} ({setting})")
         summary = run_verb(
             "label",
             [
-                f"labeled={labelled}",
+                f"labeled={idm_data}",
                 f"unlabeled={rest}",
                 f"out={pseudo}",
                 "overwrite=true",
@@ -212,14 +220,18 @@ def label_part(args: argparse.Namespace, out: Path) -> None:
                 f"seed={seed}",
                 *STATE_ENCODER,
             ],
-            out / "label" / f"idm_seed{seed}",
+            out / "label" / f"idm{tag}_seed{seed}",
         )
         write_row(
-            f"idm_seed{seed}",
-            {"seed": seed, **{k: summary.get(k) for k in summary if k.startswith("label/")}},
+            f"idm{tag}_seed{seed}",
+            {
+                "seed": seed,
+                "setting": setting,
+                **{k: summary.get(k) for k in summary if k.startswith("label/")},
+            },
         )
         for arm, dataset in (("labelled_only", labelled), ("pseudo_labels", pseudo), ("true_labels", rest)):
-            name = f"bc_{arm}_seed{seed}"
+            name = f"bc_{arm}{tag}_seed{seed}"
             _log(name)
             summary = run_verb(
                 "finetune",
@@ -234,7 +246,7 @@ def label_part(args: argparse.Namespace, out: Path) -> None:
                 ],
                 out / "label_bc" / name,
             )
-            write_row(name, _row(summary, arm=arm, seed=seed))
+            write_row(name, _row(summary, arm=arm, seed=seed, setting=setting))
 
 
 def _row(summary: dict[str, Any], **labels: Any) -> dict[str, Any]:
@@ -323,35 +335,47 @@ def tables() -> dict[str, Any]:
             lines.append(
                 f"| {r['pretrain/objective']} | {'-' if loss is None else f'{loss:.4f}'} | {r.get('wall_time_s') or 0:.0f} |"
             )
-    if bc or idm:
-        lines += ["", "## IDM labelling (3 labelled demos label 37; BC from scratch, state observations)", ""]
-        lines += ["| BC data | success |", "|---|---|"]
+    for setting in sorted({r.get("setting", "labelled3") for r in bc + idm}):
+        rows_bc = [r for r in bc if r.get("setting", "labelled3") == setting]
+        rows_idm = [r for r in idm if r.get("setting", "labelled3") == setting]
+        source = "pretraining demos of other goals" if setting.startswith("pretrain") else "labelled demos"
+        n = int("".join(ch for ch in setting if ch.isdigit()))
+        lines += [
+            "",
+            f"## IDM labelling, setting {setting}: IDM trained on the {source}; {n} labelled demo(s) of the new goal,",
+            f"{LABEL_DEMOS - n} action-free ones labelled by the IDM; BC from scratch (state observations)",
+            "",
+            "| BC data | success |",
+            "|---|---|",
+        ]
+        res: dict[str, Any] = {}
         for arm in ("labelled_only", "pseudo_labels", "true_labels"):
-            vals = [r["eval/success_rate"] for r in bc if r["arm"] == arm]
+            vals = [r["eval/success_rate"] for r in rows_bc if r["arm"] == arm]
             if vals:
                 est = _interval(vals)
-                out["labelling"][arm] = {**est, "values": vals}
+                res[arm] = {**est, "values": vals}
                 lines.append(
                     f"| {arm} | {est['mean']:.2f} [{est['low']:.2f}, {est['high']:.2f}] (n={est['n']}) |"
                 )
-        x = [r["eval/success_rate"] for r in bc if r["arm"] == "pseudo_labels"]
-        y = [r["eval/success_rate"] for r in bc if r["arm"] == "labelled_only"]
+        x = [r["eval/success_rate"] for r in rows_bc if r["arm"] == "pseudo_labels"]
+        y = [r["eval/success_rate"] for r in rows_bc if r["arm"] == "labelled_only"]
         if x and y:
             imp = _improvement(x, y)
-            out["labelling"]["p_pseudo_over_labelled"] = imp
+            res["p_pseudo_over_labelled"] = imp
             lines += [
                 "",
                 f"P(pseudo-labels > labelled only) = {imp['p']:.2f} [{imp['low']:.2f}, {imp['high']:.2f}]",
             ]
-        if idm:
-            mse = [r["label/pseudo_vs_true_mse"] for r in idm]
-            base = [r["label/true_mean_baseline_mse"] for r in idm]
-            out["labelling"]["pseudo_vs_true_mse"] = mse
+        if rows_idm:
+            mse = [r["label/pseudo_vs_true_mse"] for r in rows_idm]
+            base = [r["label/true_mean_baseline_mse"] for r in rows_idm]
+            res["pseudo_vs_true_mse"] = mse
             lines += [
                 "",
-                f"pseudo-label MSE vs the ignored true actions: {', '.join(f'{m:.4f}' for m in mse)} "
+                f"pseudo-label MSE vs the ignored true actions, per seed: {', '.join(f'{m:.4f}' for m in mse)} "
                 f"(predicting the mean action: {', '.join(f'{b:.4f}' for b in base)})",
             ]
+        out["labelling"][setting] = res
     lines += ["", f"Machine: {cpu_info()}, torch threads 1, shared with other jobs (2 cores, load 6-8)."]
     text = "\n".join(lines) + "\n"
     atomic_write_text(RESULTS / "results.md", text)
@@ -372,6 +396,8 @@ def main() -> None:
     parser.add_argument("--finetune-steps", type=int, default=1000)
     parser.add_argument("--label-steps", type=int, default=1500)
     parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument("--labelled", type=int, default=LABELLED, help="labelled demos of the new goal")
+    parser.add_argument("--idm-source", choices=("labelled", "pretrain"), default="labelled")
     parser.add_argument("--part", choices=("all", "pretrain", "label", "tables"), default="all")
     parser.add_argument("--out", default=str(ROOT / "outputs" / "bench_imitation_pretrain"))
     parser.add_argument("--results", default=str(RESULTS), help="where rows/ and results.{md,json} go")
