@@ -172,20 +172,22 @@ def ensure_behavior_run(spec: BehaviorSpec) -> list[Snapshot]:
 
 
 def choose_policies(
-    snaps: Sequence[Snapshot], medium_fraction: float, random_return: float
+    snaps: Sequence[Snapshot], medium_fraction: float, random_return: float, min_step: int = 0
 ) -> tuple[Snapshot, Snapshot]:
-    """(medium, expert): the last snapshot is the expert; medium is the earlier one whose evaluation
-    return is closest to medium_fraction of the way from the random policy's return to the expert's
-    (D4RL: "approximately 1/3 the performance of the expert"; measured from random so that envs with
-    negative returns, e.g. Pendulum, get the same meaning)."""
-    if len(snaps) < 2:
+    """(medium, expert): the last snapshot is the expert; medium is the earlier one, taken after
+    `min_step` (the run's learning_starts: before it the policy is still the random initial one),
+    whose evaluation return is closest to medium_fraction of the way from the random policy's return
+    to the expert's (D4RL: "approximately 1/3 the performance of the expert"; measured from random so
+    that envs with negative returns, e.g. Pendulum, get the same meaning)."""
+    candidates = [s for s in snaps[:-1] if s.step > min_step]
+    if not snaps or not candidates:
         raise UserError(
-            f"a medium policy needs at least two snapshots, the behaviour run has {len(snaps)}; "
-            "use a smaller behavior.snapshot_every"
+            f"a medium policy needs a snapshot after learning starts (step {min_step}) and before the last; "
+            f"the behaviour run has {len(snaps)} snapshots: use a smaller behavior.snapshot_every"
         )
     expert = snaps[-1]
     target = random_return + medium_fraction * (expert.mean_return - random_return)
-    medium = min(snaps[:-1], key=lambda s: (abs(s.mean_return - target), s.step))
+    medium = min(candidates, key=lambda s: (abs(s.mean_return - target), s.step))
     return medium, expert
 
 
@@ -533,7 +535,8 @@ def collect(cfg: Any, command: str) -> Path:
     expert = snaps[-1]
     expert_policy = load_policy(expert, algo, noise)
     refs = reference_returns(spec.run_dir, env, expert, expert_policy, int(cfg.ref_episodes), seed)
-    medium, _ = choose_policies(snaps, float(cfg.medium_fraction), refs["ref_min_score"])
+    learning_starts = int(run_cfg.agent.get("learning_starts", 0))
+    medium, _ = choose_policies(snaps, float(cfg.medium_fraction), refs["ref_min_score"], learning_starts)
 
     def snap_facts(s: Snapshot) -> dict[str, Any]:
         return {"path": str(s.path.resolve()), "step": s.step, "eval_mean_return": s.mean_return}
@@ -607,6 +610,7 @@ def collect(cfg: Any, command: str) -> Path:
             "stochastic": True,
             "td3_noise": noise if algo == "td3" else None,
             "medium_fraction": float(cfg.medium_fraction),
+            "medium_after_step": learning_starts,
             "medium_target_return": refs["ref_min_score"]
             + float(cfg.medium_fraction) * (expert.mean_return - refs["ref_min_score"]),
             "medium": snap_facts(medium),

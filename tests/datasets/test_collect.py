@@ -210,7 +210,10 @@ def test_medium_is_closest_to_a_third_of_the_way_from_random() -> None:
     medium, expert = choose_policies(snaps, 1 / 3, random_return=-50.0)
     # target: -50 + (1000 + 50) / 3 = 300 -> the 390 policy is 90 away, the 200 one 100 away.
     assert expert.step == 4 and medium.step == 2
-    with pytest.raises(UserError, match="two snapshots"):
+    # Snapshots taken before learning starts hold the initial policy, never the medium one.
+    medium, _ = choose_policies(snaps, 1 / 3, random_return=-50.0, min_step=2)
+    assert medium.step == 3
+    with pytest.raises(UserError, match="after learning starts"):
         choose_policies(snaps[:1], 1 / 3, 0.0)
 
 
