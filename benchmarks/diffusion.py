@@ -241,6 +241,16 @@ def _beta_interval(successes: int, episodes: int) -> tuple[float, float]:
     return float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))
 
 
+def _full_command(methods: dict[str, Any], args: argparse.Namespace) -> str:
+    """The command that reproduces every stage for the seeds found (the report may run on its own)."""
+    seeds = sorted({s for m in methods.values() for s in m["seeds"]})
+    steps = next(iter(methods.values()))["steps"] if methods else args.steps
+    return (
+        f"python benchmarks/diffusion.py --seeds {','.join(str(s) for s in seeds)} --steps {steps} "
+        f"--batch {args.batch} --demos {args.demos} --contexts {args.contexts} --episodes {args.episodes}"
+    )
+
+
 def stage_report(args: argparse.Namespace) -> None:
     """results.md and results.json from the copied run summaries, throughput and latency files."""
     from robolearn.report.stats import aggregate_mean, interval_estimate
@@ -310,7 +320,7 @@ def stage_report(args: argparse.Namespace) -> None:
         "latency": latency,
         "claims": claims,
         "cpu": cpu_info(),
-        "command": "python benchmarks/diffusion.py " + " ".join(sys.argv[1:]),
+        "command": _full_command(methods, args),
         "go2_command_tracking": "not tested: needs a walking Go2 expert policy (issue 16 open)",
     }
     _write_json(RESULTS / "results.json", result)
@@ -318,7 +328,8 @@ def stage_report(args: argparse.Namespace) -> None:
         "# Diffusion policy vs MSE-BC (bimodal), throughput, latency",
         "",
         f"Command: `{result['command']}`; machine: {cpu_info().get('model')} ({cpu_info().get('cores')} cores), "
-        "a shared VM loaded by other agents' jobs while this ran (timings are upper bounds).",
+        "a shared VM loaded by other agents' jobs while this ran (load average 4-7 on 2 cores: timings are "
+        "upper bounds; the CPU-time columns leave out waiting for a core, not cache/SMT contention).",
         "",
         "| policy | seeds | episodes | success | 95% Beta interval | per-seed mean (bootstrap 95%) | mean return | train samples/s | train wall s |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -354,13 +365,13 @@ def stage_report(args: argparse.Namespace) -> None:
     if latency is not None:
         lines += ["", "Inference latency per action chunk (DDIM 10 steps, batch 1, one thread):", ""]
         lines += [
-            "| denoiser | size | parameters | backend | median ms | p90 ms | < 5 ms |",
-            "|---|---|---|---|---|---|---|",
+            "| denoiser | size | parameters | backend | wall ms (median) | wall p90 | CPU ms (median) | < 5 ms CPU |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in latency["rows"]:
             lines.append(
                 f"| {r['denoiser']} | {r['size']} | {r['parameters']} | {r['backend']} | {r['ms_median']:.2f} | "
-                f"{r['ms_p90']:.2f} | {'held' if r['held'] else 'lost'} |"
+                f"{r['ms_p90']:.2f} | {r['cpu_ms_median']:.2f} | {'held' if r['held'] else 'lost'} |"
             )
     lines += ["", "Claims:", ""]
     for c in claims:
