@@ -272,3 +272,38 @@ def test_help_lists_the_keys(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
     out = capsys.readouterr().out
     for key in ("dataset", "algo", "filter", "model", "resume", "steps"):
         assert key in out
+
+
+def test_per_dataset_settings_and_their_precedence(tmp_path: Path) -> None:
+    from robolearn.config.validate import compose_config
+    from robolearn.offline import complete_config, dataset_key, settings_of
+
+    assert dataset_key("robolearn/hopper/medium-replay-v0") == "hopper-medium-replay"
+    assert dataset_key("plain") is None and dataset_key(None) is None
+    # A dataset whose id names a table entry: robolearn/hopper/medium-v0's key on an InvertedPendulum dataset
+    # (the tables are keyed by name only).
+    ds = tmp_path / "ds"
+    write_random_dataset(ds, steps=30)
+    meta = ds / "data" / "metadata.json"
+    info = json.loads(meta.read_text())
+    info["dataset_id"] = "robolearn/hopper/medium-v0"
+    meta.write_text(json.dumps(info))
+
+    def resolved(*overrides: str) -> tuple[float, int, int, bool]:
+        cfg, _ = complete_config(compose_config("offline", [f"dataset={ds}", *overrides]))
+        s, sac, _ = settings_of(cfg)
+        return s.penalty_coef, s.rollout_length, s.rollout_batch, sac.auto_alpha
+
+    assert resolved("algo=mopo") == (5.0, 5, 50000, True)  # tianheyu927/mopo hopper_medium.py
+    assert resolved("algo=mobile") == (1.5, 5, 50000, False)  # yihaosun1124/mobile hopper_medium.py
+    assert resolved("algo=mopo", "algo.penalty_coef=2.5") == (2.5, 5, 50000, True)  # the command line wins
+    # MOREC's filter: its own weights per algorithm and its own rollout schedule.
+    morec = [
+        "filter=morec",
+        "filter.penalty_coef_by_algo.mopo.hopper-medium=7.0",
+        "filter.rollout_length=50",
+        "filter.rollout_batch=300",
+    ]
+    assert resolved("algo=mopo", *morec) == (7.0, 50, 300, True)
+    assert resolved("algo=mopo", *morec, "algo.penalty_coef=1") == (1.0, 50, 300, True)
+    assert resolved("algo=mobile", *morec)[0] != 7.0  # another algorithm's weight is not taken
