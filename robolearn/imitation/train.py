@@ -22,26 +22,20 @@ from robolearn.threads import apply_thread_policy
 apply_thread_policy()
 
 import math
-import signal
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from robolearn.cli import command_line, print_help_if_asked, require_launcher, verb_help
-from robolearn.errors import UserError, report_user_errors
-from robolearn.resources import configs_dir
+from robolearn.cli import verb_help
+from robolearn.errors import UserError
+from robolearn.imitation.verbs import check_common, check_dataset, check_top_keys, positive_int, verb_main
 
 VERB = "imitation.train"
-# This verb's groups live under configs/imitation/ (policy/), so that is its config root.
-CONFIG_DIR = "imitation"
+# configs/imitation/train.yaml: this verb's groups live under configs/imitation/ (policy/).
 CONFIG_NAME = "train"
 _KNOWN_TOP = {
     "policy",
@@ -62,18 +56,6 @@ _KNOWN_TOP = {
 }
 
 
-def config_root() -> Path:
-    """The verb's Hydra config folder (configs/imitation)."""
-    return configs_dir() / CONFIG_DIR
-
-
-def _positive_int(cfg: DictConfig, key: str, minimum: int = 1) -> int:
-    value = OmegaConf.select(cfg, key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UserError(f"{key}={value} is out of range; use an integer >= {minimum}")
-    return value
-
-
 def check_policy_node(policy: DictConfig) -> None:
     """One-line errors for a policy node's horizons, denoiser and sampler."""
     from robolearn.imitation.diffusion.policy import DENOISERS, KINDS, SAMPLERS
@@ -83,7 +65,7 @@ def check_policy_node(policy: DictConfig) -> None:
         raise UserError(f"policy={name} is not known; choose one of {', '.join(KINDS)}")
     root = OmegaConf.create({"policy": policy})
     for key in ("obs_horizon", "pred_horizon", "action_horizon"):
-        _positive_int(root, f"policy.{key}")
+        positive_int(root, f"policy.{key}")
     if policy.action_horizon > policy.pred_horizon:
         raise UserError(
             f"policy.action_horizon={policy.action_horizon} exceeds policy.pred_horizon={policy.pred_horizon}; "
@@ -98,8 +80,8 @@ def check_policy_node(policy: DictConfig) -> None:
             raise UserError(
                 f"policy.diffusion.sampler={policy.diffusion.sampler} is not known; choose one of {', '.join(SAMPLERS)}"
             )
-        _positive_int(root, "policy.diffusion.train_steps")
-        steps = _positive_int(root, "policy.diffusion.inference_steps")
+        positive_int(root, "policy.diffusion.train_steps")
+        steps = positive_int(root, "policy.diffusion.inference_steps")
         if steps > policy.diffusion.train_steps:
             raise UserError(
                 f"policy.diffusion.inference_steps={steps} exceeds policy.diffusion.train_steps="
@@ -122,24 +104,17 @@ def check_policy_node(policy: DictConfig) -> None:
 
 
 def validate_train_config(cfg: DictConfig) -> None:
-    """Every check that needs no dataset: keys, ranges, the policy node, the device."""
-    unknown = sorted({str(k) for k in cfg} - _KNOWN_TOP)
-    if unknown:
-        raise UserError(f"unknown config key {unknown[0]}; keys here: {', '.join(sorted(_KNOWN_TOP))}")
-    if OmegaConf.is_missing(cfg, "data") or not str(cfg.data).strip():
-        raise UserError(
-            "data= is missing; give a dataset path or minari id (python -m robolearn.imitation.collect writes one)"
-        )
-    _positive_int(cfg, "seed", 0)
-    _positive_int(cfg, "steps")
-    _positive_int(cfg, "batch_size")
-    _positive_int(cfg, "torch_threads")
-    _positive_int(cfg, "log_every")
-    _positive_int(cfg, "checkpoint.every")
-    _positive_int(cfg, "eval.contexts", 0)
-    _positive_int(cfg, "eval.episodes_per_context")
-    if cfg.get("device") not in ("cpu", "cuda", "auto"):
-        raise UserError(f"device={cfg.get('device')} is not allowed; choose one of cpu, cuda, auto")
+    """Every check that does not read the dataset: keys, ranges, the policy node, the device, that
+    the dataset exists."""
+    check_top_keys(cfg, _KNOWN_TOP)
+    check_dataset(cfg, "data")
+    check_common(cfg)
+    positive_int(cfg, "steps")
+    positive_int(cfg, "batch_size")
+    positive_int(cfg, "log_every")
+    positive_int(cfg, "checkpoint.every")
+    positive_int(cfg, "eval.contexts", 0)
+    positive_int(cfg, "eval.episodes_per_context")
     check_policy_node(cfg.policy)
     from robolearn.errors import require_extra
 
@@ -444,86 +419,7 @@ def train_job(cfg: DictConfig, run_dir: Path, command: str, multirun: bool = Fal
     return summary
 
 
-# -- command line --------------------------------------------------------------------------------
-def compose_train_config(overrides: list[str]) -> DictConfig:
-    """Compose the verb's config from configs/imitation with `overrides` (composition errors as UserError)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import ConfigCompositionException, MissingConfigException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from robolearn.config.validate import _explain
-
-    with_hydra = any(o.lstrip("+~").startswith("hydra") for o in overrides)
-    with initialize_config_dir(config_dir=str(config_root()), version_base="1.3"):
-        try:
-            cfg = compose(config_name=CONFIG_NAME, overrides=overrides, return_hydra_config=with_hydra)
-        except (
-            ConfigCompositionException,
-            MissingConfigException,
-            OmegaConfBaseException,
-            ValueError,
-        ) as exc:
-            raise UserError(_explain(exc, overrides)) from None
-    if with_hydra:
-        with open_dict(cfg):
-            del cfg["hydra"]
-    return cfg
-
-
-def precheck_train(argv: list[str]) -> None:
-    """Compose and validate every config the command line asks for (each sweep value), before any job."""
-    from robolearn.config.validate import _refuse_sweep_without_multirun, _sweep_variants
-
-    if any(a in ("--help", "-h", "--hydra-help", "--info", "-i") or a.startswith("--cfg") for a in argv):
-        return
-    require_launcher(argv)
-    overrides = [a for a in argv if "=" in a and not a.startswith("-")]
-    if not any(a in ("-m", "--multirun") for a in argv):
-        _refuse_sweep_without_multirun(overrides)
-    for variant in _sweep_variants(overrides):
-        complete_config(compose_train_config(variant))
-
-
-def _check_target_dir(argv: list[str]) -> None:
-    # Hydra rewrites <run dir>/.hydra before the job starts, so a directory holding a different run
-    # is refused here, before Hydra touches it (as robolearn.train does).
-    if any(a in ("-m", "--multirun") for a in argv):
-        return
-    dirs = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
-    if not dirs or not (Path(dirs[-1]) / "config.yaml").is_file():
-        return
-    from robolearn.runs.layout import RunDir
-    from robolearn.runs.trainer import check_same_run
-
-    task = [
-        a
-        for a in argv
-        if "=" in a and not a.startswith("-") and not a.split("=", 1)[0].lstrip("+~").startswith("hydra")
-    ]
-    resolved = OmegaConf.to_container(complete_config(compose_train_config(task)), resolve=True)
-    assert isinstance(resolved, dict)
-    check_same_run(RunDir(Path(dirs[-1])), resolved)
-
-
-@hydra.main(version_base="1.3", config_path=str(config_root()), config_name=CONFIG_NAME)
-def _hydra_main(cfg: DictConfig) -> None:
-    hydra_cfg = HydraConfig.get()
-    run_dir = Path(hydra_cfg.runtime.output_dir)
-    multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    train_job(cfg, run_dir, command_line(VERB, list(hydra_cfg.overrides.task)), multirun)
-
-
-@report_user_errors
-def _prepare(argv: list[str]) -> tuple[Any, DictConfig] | None:
-    if any(a.startswith("resume=") for a in argv):
-        from robolearn.runs.loop import resume_config
-
-        return resume_config(VERB, argv, validate_train_config)
-    precheck_train(argv)
-    _check_target_dir(argv)
-    return None
-
-
+# -- command line (the shell the imitation verbs share: robolearn/imitation/verbs.py) ----------------
 HELP = verb_help(
     VERB,
     "policy=<diffusion|bc> data=<dataset> [key=value ...]",
@@ -562,20 +458,8 @@ HELP = verb_help(
 )
 
 
-def main() -> None:
-    """Console entry point (robolearn-imitation-train)."""
-    if print_help_if_asked(HELP, sys.argv[1:]):
-        return
-    try:
-        resumed = _prepare(sys.argv[1:])
-        if resumed is not None:
-            run, cfg = resumed
-            train_job(cfg, run.root, command_line(VERB, sys.argv[1:]))
-            return
-        _hydra_main()
-    except KeyboardInterrupt:
-        print("stopped by SIGINT before the run started", file=sys.stderr)
-        raise SystemExit(128 + signal.SIGINT) from None
+main = verb_main(VERB, CONFIG_NAME, HELP, train_job, complete_config)
+"""Console entry point (robolearn-imitation-train)."""
 
 
 if __name__ == "__main__":
