@@ -298,6 +298,7 @@ def evaluate(cfg: DictConfig, policy: Any) -> dict[str, Any]:
     """Rollouts of `policy` through the task's evaluate_policy: summary.json's eval/* keys."""
     from robolearn.imitation.diffusion.policy import RecedingHorizonActor
     from robolearn.imitation.evaluation import evaluate_policy
+    from robolearn.imitation.finetune import rollout_summary
 
     task = _task(str(cfg.task))
     seed = int(cfg.eval.seed)
@@ -309,31 +310,7 @@ def evaluate(cfg: DictConfig, policy: Any) -> dict[str, Any]:
         return RecedingHorizonActor(policy, seed=seed + next(counter))
 
     result = evaluate_policy(task, factory, contexts, int(cfg.eval.episodes_per_context), seed)
-    returns = [float(r) for r in result["returns"]]
-    out: dict[str, Any] = {
-        "eval/mean_return": float(np.mean(returns)),
-        "eval/std_return": float(np.std(returns)),
-        "eval/episodes": len(returns),
-        "eval/returns": returns,
-        "eval/success_rate": float(result["success_rate"]),
-        "eval/successes": [bool(s) for s in result.get("successes", [])],
-    }
-    for key, value in result.items():
-        if (
-            key
-            not in {
-                "returns",
-                "successes",
-                "success_rate",
-                "mean_return",
-                "std_return",
-                "episodes",
-            }
-            and isinstance(value, int | float | np.number)
-            and not isinstance(value, bool)
-        ):
-            out[f"eval/{key}"] = float(value)
-    return out
+    return rollout_summary(result)
 
 
 def train_job(cfg: DictConfig, run_dir: Path, command: str, multirun: bool = False) -> dict[str, Any]:
