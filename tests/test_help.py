@@ -23,6 +23,13 @@ VERBS = {
     "doctor": ("robolearn-doctor", "doctor", ("robot", "interface", "domain_id", "listen_s")),
     "deploy.sim_bridge": ("robolearn-sim-bridge", "deploy", ("robot", "bridge.loss", "bridge.state_hz")),
     "continual": ("robolearn-continual", "continual", ("sequence", "learner", "seed", "loop", "resume")),
+    "collect": ("robolearn-collect", "collect", ("env", "kind", "size", "seed")),
+    "offline": ("robolearn-offline", "offline", ("dataset", "algo", "filter", "seed", "resume")),
+    "imitation.collect": ("robolearn-imitation-collect", "imitation/collect", ("task", "demos", "split", "out")),
+    "imitation.pretrain": ("robolearn-imitation-pretrain", "imitation/pretrain", ("objective", "data", "resume")),
+    "imitation.finetune": ("robolearn-imitation-finetune", "imitation/finetune", ("encoder", "data", "finetune")),
+    "imitation.label": ("robolearn-imitation-label", "imitation/label", ("labeled", "unlabeled", "out")),
+    "imitation.train": ("robolearn-imitation-train", "imitation/train", ("policy", "data", "resume")),
 }
 # Config entries a verb's help need not list: composed groups documented as settings.* / robot.
 NOT_KEYS = {"hydra", "settings", "loop", "record", "mujoco", "bridge", "llm", "screen", "sandbox"}
