@@ -215,3 +215,28 @@ def test_help_names_the_keys(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
     text = capsys.readouterr().out
     for key in ("policy", "data", "policy.denoiser", "steps", "resume", "eval.<key>"):
         assert f"  {key}" in text
+
+
+def test_a_run_resumed_from_its_midway_checkpoint_ends_where_the_whole_run_did(
+    diffusion_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import torch
+
+    # Turn a copy of the finished run back into one stopped after its step-3 checkpoint.
+    run = tmp_path / "cut"
+    shutil.copytree(diffusion_run, run)
+    (run / "summary.json").unlink()
+    (run / "policy.pt").unlink()
+    shutil.rmtree(run / "checkpoints" / "step_000000000006")
+    (run / "checkpoints" / "latest.json").write_text(json.dumps({"name": "step_000000000003", "step": 3}))
+    assert _main([f"resume={run}"], monkeypatch) == 0
+    whole = torch.load(diffusion_run / "policy.pt", weights_only=False)["state_dict"]
+    resumed = torch.load(run / "policy.pt", weights_only=False)["state_dict"]
+    assert whole.keys() == resumed.keys()
+    for key in whole:
+        assert torch.equal(whole[key], resumed[key]), key
+    a = json.loads((diffusion_run / "summary.json").read_text())
+    b = json.loads((run / "summary.json").read_text())
+    assert a["eval/returns"] == b["eval/returns"] and b["resumes"] == 1
