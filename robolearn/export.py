@@ -2,12 +2,15 @@
 
     python -m robolearn.export run=outputs/2026-11-26/10-00-00_ppo_Go2Velocity [checkpoint=final|best|latest] [out=...]
     python -m robolearn.export run=outputs/2026-11-26/10-00-00_sac_Pendulum-v1  # any env: ONNX + metadata.json
+    python -m robolearn.export run=outputs/2026-12-06/10-00-00_offline_mopo_none  # a robolearn.offline run
     python -m robolearn.export reference=go2_stand       # rebuilds policies/reference/go2_stand
 
 Every run's deterministic policy (what stable-baselines3's predict(obs, deterministic=True) returns:
-PPO's mean action clipped to the action bounds, SAC/TD3's tanh-squashed actor rescaled to them)
-becomes policy.onnx, with the framework checkpoint under checkpoint/. What sits beside it depends on
-the env:
+PPO's mean action clipped to the action bounds, SAC/TD3's tanh-squashed actor rescaled to them; for a
+robolearn.offline run, what its evaluation runs: the SAC actor's tanh mean rescaled to the bounds, on
+the raw observation) becomes policy.onnx, with the framework checkpoint under checkpoint/. The loaders
+(_sb3_policy, _offline_policy) differ; everything after them is one path. What sits beside it depends
+on the env:
 
 - a robot task (its `unwrapped` env carries `robot_spec` (RobotSpec) and `proprio_terms`, the ObsTerms
   it builds with the robots package, as robolearn.envs.tasks.RobotTask does; its observation must be
@@ -18,7 +21,8 @@ the env:
   observation normalisation is baked into this graph, so it takes the env's raw observation.
 
 Every export runs the ONNX network in onnxruntime beside the torch module on `check_samples` inputs
-(and, for a run, beside stable-baselines3's own predict()) and refuses to write one that disagrees.
+(and, for a run, beside stable-baselines3's own predict() or the offline loop's evaluation step) and
+refuses to write one that disagrees.
 """
 
 from __future__ import annotations
@@ -337,35 +341,40 @@ def _usage(input_shape: tuple[int, ...]) -> str:
 
 
 def export_generic(
-    model: Any,
+    actor: Any,
+    spaces: tuple[Any, Any],
     norm: Normalization | None,
     out: Path,
     checkpoint_files: Mapping[str, tuple[Path, str]],
     source: Mapping[str, Any],
-    reference: Callable[[np.ndarray], np.ndarray],
+    reference: tuple[str, Callable[[np.ndarray], np.ndarray]],
+    action_doc: str,
     check_samples: int = 256,
     seed: int = 0,
 ) -> OnnxExport:
     """Write policy.onnx (the env's raw observation in, the deterministic action out, normalisation
-    inside) + checkpoint/ + metadata.json, after checking onnxruntime against torch and reference
-    (SB3's predict on the normalised observation)."""
+    inside) + checkpoint/ + metadata.json, after checking onnxruntime against torch and reference.
+
+    actor maps the (normalised, when norm is given) observation to the env action; spaces is
+    (observation space, action space); reference is (label, the framework's own deterministic action
+    on the raw observation), e.g. ("stable-baselines3 predict", ...).
+    """
     torch = _torch()
     env_id = str(source.get("env_id", "?"))
-    obs_space, action_space = model.observation_space, model.action_space
+    obs_space, action_space = spaces
     observation, action = _box(obs_space, "observation", env_id), _box(action_space, "action", env_id)
     shape = tuple(int(n) for n in obs_space.shape)
-    actor = sb3_actor(model)
     network = actor if norm is None else torch.nn.Sequential(obs_normalizer(norm, shape), actor).eval()
     samples = observation_samples(obs_space, norm, check_samples, np.random.default_rng(seed))
     onnx_bytes = _onnx_bytes(network, shape)
-    onnx_out, errors = _compare(onnx_bytes, network, samples, reference)
+    label, reference_fn = reference
+    onnx_out, errors = _compare(onnx_bytes, network, samples, reference_fn)
     if onnx_out.shape[1:] != tuple(action_space.shape):
         raise UserError(
             f"the network outputs shape {onnx_out.shape[1:]}, the action space is {action_space.shape}"
         )
-    _refuse_disagreement(
-        {("stable-baselines3" if k == "reference" else k): v for k, v in errors.items()}, out
-    )
+    errors = {(label if k == "reference" else k): v for k, v in errors.items()}
+    _refuse_disagreement(errors, out)
     metadata: dict[str, Any] = {
         "format": GENERIC_FORMAT,
         "format_version": GENERIC_FORMAT_VERSION,
@@ -380,13 +389,7 @@ def export_generic(
             "input_shape": ["batch", *shape],
             "output_shape": ["batch", *action_space.shape],
             "opset": ONNX_OPSET,
-            "check": {
-                "samples": check_samples,
-                "atol": EXPORT_ATOL,
-                "max_abs_error": {
-                    ("stable-baselines3 predict" if k == "reference" else k): v for k, v in errors.items()
-                },
-            },
+            "check": {"samples": check_samples, "atol": EXPORT_ATOL, "max_abs_error": errors},
         },
         "observation_space": observation,
         "action_space": action,
@@ -400,7 +403,7 @@ def export_generic(
             "epsilon": norm.epsilon,
             "clip": norm.clip,
         },
-        "action": "deterministic: stable-baselines3's predict(obs, deterministic=True), inside the action bounds",
+        "action": action_doc,
         "usage": _usage(shape),
         "checkpoint": [
             {"file": f"{CHECKPOINT_DIR}/{name}", "kind": kind} for name, (_, kind) in checkpoint_files.items()
@@ -463,36 +466,50 @@ def _model_folder(run: Any, which: str) -> Path:
     return model_folder(run, which)
 
 
-def export_run(
-    run_path: str | Path,
-    out: str | Path | None = None,
-    checkpoint: str = "final",
-    check_samples: int = 256,
-    seed: int = 0,
-) -> PolicyArtifact | OnnxExport:
-    """Export a run directory's model (final, best or latest): a robot task's to an artifact folder
-    with contract.json, any other env's to policy.onnx + metadata.json."""
+@dataclass
+class RunPolicy:
+    """A run's deterministic policy, loaded for export: what differs between training loops."""
+
+    actor: Any  # torch module: the actor's input (normalised when norm is set) -> the env action
+    norm: Normalization | None  # observation normalisation outside the actor; None: raw observation
+    # The framework's own deterministic action on the actor's input (SB3's predict, the offline loop's
+    # evaluation step), a second implementation the ONNX graph must match; with its label in the check.
+    reference: Callable[[np.ndarray], np.ndarray]
+    reference_label: str
+    normalize: Callable[[np.ndarray], np.ndarray] | None  # the framework's normalisation of a raw obs
+    action_doc: str  # what the output is (metadata.json's "action")
+    files: dict[str, tuple[Path, str]]  # checkpoint/ contents: name -> (source path, kind)
+    algo: str
+    env_id: str
+    spaces: tuple[Any, Any]  # (observation space, action space) of the env
+    contract_fields: dict[str, Any] | None  # task_contract_fields of a robot task; None for any other env
+
+
+def _env_facts(env: Any) -> tuple[tuple[Any, Any], dict[str, Any] | None]:
+    """((observation space, action space), contract fields or None) of an env, which is closed."""
+    try:
+        task = env.unwrapped
+        fields = task_contract_fields(task) if is_robot_task(task) else None
+        return (env.observation_space, env.action_space), fields
+    finally:
+        env.close()
+
+
+def _sb3_policy(run: Any, cfg: DictConfig, checkpoint: str) -> RunPolicy:
+    """A robolearn.train run's model (final, best or latest) and its VecNormalize statistics."""
     from robolearn.agents.factory import SB3_CLASSES
     from robolearn.envs import make_env
     from robolearn.runs.checkpoint import MODEL_FILE, VECNORM_FILE
-    from robolearn.runs.layout import existing_run_dir
 
-    run = existing_run_dir(run_path)
-    cfg = OmegaConf.load(run.config)
-    assert isinstance(cfg, DictConfig)
     algo = str(OmegaConf.select(cfg, "agent.algo", default=""))
     cls = SB3_CLASSES.get(algo)
     if cls is None:
         raise UserError(
             f"{run.config}: agent.algo={algo or '?'} cannot be exported; known: {', '.join(SB3_CLASSES)}"
+            " (and robolearn.offline runs)"
         )
     folder = _model_folder(run, checkpoint)
-    env = make_env(cfg.env)
-    try:
-        task = env.unwrapped
-        fields = task_contract_fields(task) if is_robot_task(task) else None
-    finally:
-        env.close()
+    _, fields = _env_facts(make_env(cfg.env))
     try:
         model = cls.load(folder / MODEL_FILE, device="cpu")
     except Exception as exc:  # SB3 raises many kinds for a damaged zip
@@ -514,35 +531,150 @@ def export_run(
             )
             normalize = vecnorm.normalize_obs
         files[VECNORM_FILE] = (folder / VECNORM_FILE, "stable-baselines3 VecNormalize")
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict(x, deterministic=True)[0])
+
+    return RunPolicy(
+        actor=sb3_actor(model),
+        norm=norm,
+        reference=predict,
+        reference_label="stable-baselines3 predict",
+        normalize=normalize,
+        action_doc="deterministic: stable-baselines3's predict(obs, deterministic=True), inside the action bounds",
+        files=files,
+        algo=algo,
+        env_id=str(cfg.env.id),
+        spaces=(model.observation_space, model.action_space),
+        contract_fields=fields,
+    )
+
+
+def is_offline_run(cfg: DictConfig) -> bool:
+    """Whether a run's config is robolearn.offline's (a dataset and algo.name, no agent)."""
+    return (
+        OmegaConf.select(cfg, "agent", default=None) is None
+        and OmegaConf.select(cfg, "dataset", default=None) is not None
+        and OmegaConf.select(cfg, "algo.name", default=None) is not None
+    )
+
+
+def _offline_policy(run: Any, cfg: DictConfig, checkpoint: str) -> RunPolicy:
+    """A robolearn.offline run's SAC actor (policy.pt): raw observation in, no normalisation."""
+    import gymnasium as gym
+
+    import robolearn.envs  # noqa: F401 - registers the robolearn/<Name>-v<N> ids a dataset may name
+    from robolearn.mbrl.offline.loop import POLICY_FILE, load_policy
+
+    if checkpoint != "final":
+        raise UserError(
+            f"checkpoint={checkpoint}: a robolearn.offline run keeps only its final policy ({POLICY_FILE});"
+            " use checkpoint=final"
+        )
+    if not (run.root / POLICY_FILE).is_file():
+        raise UserError(
+            f"{run.root} has no {POLICY_FILE}: the offline run did not finish; resume it with"
+            f" python -m robolearn.offline resume={run.root}"
+        )
+    policy, facts = load_policy(run.root)
+    env_id, env_kwargs = str(facts["env_id"]), dict(facts.get("env_kwargs") or {})
+    try:
+        env = gym.make(env_id, **env_kwargs)
+    except gym.error.Error as exc:
+        raise UserError(f"{run.root / POLICY_FILE}: cannot make its env {env_id!r} ({exc})") from None
+    spaces, fields = _env_facts(env)
+    torch = _torch()
+    low = np.asarray(facts["action_low"], dtype=np.float64)
+    high = np.asarray(facts["action_high"], dtype=np.float64)
+
+    def evaluation_action(x: np.ndarray) -> np.ndarray:
+        # OfflineLoop.evaluate's step: the actor's deterministic [-1, 1] action scaled to the box.
+        with torch.no_grad():
+            a = policy.actor(torch.as_tensor(x, dtype=torch.float32), deterministic=True)[0].double().numpy()
+        return low + (a + 1.0) * 0.5 * (high - low)
+
+    return RunPolicy(
+        actor=policy,
+        norm=None,
+        reference=evaluation_action,
+        reference_label="robolearn.offline evaluation",
+        normalize=None,
+        action_doc="deterministic: tanh of the SAC actor's mean scaled to the action bounds, as robolearn.offline evaluates",
+        files={
+            POLICY_FILE: (run.root / POLICY_FILE, "robolearn.offline SAC actor + action box (torch.save)")
+        },
+        algo=str(OmegaConf.select(cfg, "method.name", default=None) or cfg.algo.name),
+        env_id=env_id,
+        spaces=spaces,
+        contract_fields=fields,
+    )
+
+
+def export_run(
+    run_path: str | Path,
+    out: str | Path | None = None,
+    checkpoint: str = "final",
+    check_samples: int = 256,
+    seed: int = 0,
+) -> PolicyArtifact | OnnxExport:
+    """Export a run directory's policy (robolearn.train: final, best or latest; robolearn.offline:
+    final): a robot task's to an artifact folder with contract.json, any other env's to policy.onnx +
+    metadata.json."""
+    from robolearn.runs.layout import existing_run_dir
+
+    run = existing_run_dir(run_path)
+    cfg = OmegaConf.load(run.config)
+    assert isinstance(cfg, DictConfig)
+    loaded = (
+        _offline_policy(run, cfg, checkpoint) if is_offline_run(cfg) else _sb3_policy(run, cfg, checkpoint)
+    )
     import robolearn
 
     source = {
         "kind": "run",
         "run": str(run.root.resolve()),
         "checkpoint": checkpoint,
-        "env_id": str(cfg.env.id),
-        "algo": algo,
+        "env_id": loaded.env_id,
+        "algo": loaded.algo,
         "command": "python -m robolearn.export " + " ".join(sys.argv[1:]),
         "robolearn_version": getattr(robolearn, "__version__", "unknown"),
         "torch_version": str(_torch().__version__),
     }
     target = Path(out) if out is not None else run.root / "policy"
+    if loaded.contract_fields is None:
+        normalize, reference = loaded.normalize, loaded.reference
 
-    def predict(x: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict(x, deterministic=True)[0])
+        def reference_raw(x: np.ndarray) -> np.ndarray:
+            return reference(normalize(x) if normalize is not None else x)
 
-    if fields is None:
-
-        def predict_raw(x: np.ndarray) -> np.ndarray:
-            return predict(normalize(x) if normalize is not None else x)
-
-        return export_generic(model, norm, target, files, source, predict_raw, check_samples, seed)
-
+        return export_generic(
+            loaded.actor,
+            loaded.spaces,
+            loaded.norm,
+            target,
+            loaded.files,
+            source,
+            (loaded.reference_label, reference_raw),
+            loaded.action_doc,
+            check_samples,
+            seed,
+        )
     contract = PolicyContract(
-        history_length=1, normalization=norm, network={}, checkpoint=(), source=source, **fields
+        history_length=1,
+        normalization=loaded.norm,
+        network={},
+        checkpoint=(),
+        source=source,
+        **loaded.contract_fields,
     )
     return export_policy(
-        sb3_actor(model), contract, target, files, reference=predict, check_samples=check_samples, seed=seed
+        loaded.actor,
+        contract,
+        target,
+        loaded.files,
+        reference=loaded.reference,
+        check_samples=check_samples,
+        seed=seed,
     )
 
 
@@ -662,12 +794,13 @@ HELP = verb_help(
     "run=<run dir> [key=value ...]",
     "Turn a training run's deterministic policy into policy.onnx (with the stable-baselines3 checkpoint\n"
     "under checkpoint/), checked against onnxruntime and SB3's predict() before anything is written.\n"
+    "A robolearn.offline run (MOPO/MOBILE) exports its final policy.pt the same way.\n"
     "A robot task (Go2Velocity, G1Velocity, ...) also gets contract.json, which robolearn.deploy reads;\n"
     "any other env (Pendulum, Hopper, ...) gets metadata.json instead (spaces, bounds, normalisation,\n"
     "how to run it), with VecNormalize's observation normalisation baked into the graph. See docs/export.md.",
     [
-        ("run", "the run directory robolearn.train wrote"),
-        ("checkpoint", "final | best | latest (default: final)"),
+        ("run", "the run directory robolearn.train or robolearn.offline wrote"),
+        ("checkpoint", "final | best | latest (default: final; a robolearn.offline run has final only)"),
         ("out", "output folder (default: <run>/policy, or policies/reference/<reference>)"),
         ("reference", "instead of run=: rebuild a shipped reference artifact (go2_stand)"),
         ("check_samples", "inputs on which onnxruntime must match torch and SB3 (default: 256)"),
