@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
-from robolearn.datasets import Episode, write_dataset
+from robolearn.datasets import write_dataset
 from robolearn.deploy.artifact import CONTRACT_FILE, load_artifact
 from robolearn.errors import UserError
 from robolearn.export import METADATA_FILE, OnnxExport, export_run
@@ -41,41 +41,30 @@ TINY = [
 ]
 
 
+class SmallRandomActions:
+    """Gaussian actions of `std` x the half-range, clipped to the box (a behaviour policy for rollout_episodes)."""
+
+    def __init__(self, box: gym.spaces.Box, std: float) -> None:
+        self.box, self.std = box, std
+
+    def act(self, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One action for one observation."""
+        a = rng.normal(0.0, self.std, self.box.shape) * self.box.high
+        return np.clip(a, self.box.low, self.box.high).astype(np.float32)
+
+
 def write_rollouts(
     out: Path, env_id: str, env_kwargs: dict[str, Any], steps: int, action_std: float, dataset_id: str
 ) -> Path:
-    """`steps` real env steps under Gaussian random actions (action_std of the half-range, clipped to the box)."""
+    """`steps` real env steps under SmallRandomActions, written with robolearn.datasets."""
     import robolearn.envs  # noqa: F401 - registers robolearn/<Name>-v<N>
+    from robolearn.datasets.collect import rollout_episodes
 
     env = gym.make(env_id, **env_kwargs)
     box = env.action_space
     assert isinstance(box, gym.spaces.Box)
-    rng = np.random.default_rng(0)
-    episodes, total, seed = [], 0, 0
-    while total < steps:
-        obs, _ = env.reset(seed=seed)
-        seed += 1
-        o, a, r, term, trunc = [obs], [], [], [], []
-        while True:
-            act = np.clip(rng.normal(0.0, action_std, box.shape) * box.high, box.low, box.high)
-            obs, rew, te, tr, _ = env.step(act.astype(np.float32))
-            o.append(obs)
-            a.append(act)
-            r.append(float(rew))
-            term.append(te)
-            trunc.append(tr and not te)
-            if te or tr:
-                break
-        episodes.append(
-            Episode(
-                np.asarray(o, np.float32),
-                np.asarray(a, np.float32),
-                np.asarray(r, np.float32),
-                np.asarray(term),
-                np.asarray(trunc),
-            )
-        )
-        total += len(a)
+    policy = cast(Any, SmallRandomActions(box, action_std))  # rollout_episodes calls only act(obs, rng)
+    episodes = list(rollout_episodes(env, policy, steps, first_seed=0, policy_seed=0))
     env.close()
     return write_dataset(
         out,
