@@ -246,7 +246,9 @@ def test_onnx_sampler_gives_the_eager_chunk_for_the_same_seed(denoiser: str) -> 
     from robolearn.imitation.diffusion.policy import DiffusionPolicy
 
     obs, act = two_mode_data(64)
-    policy = build_policy({**SPEC, "denoiser": denoiser}, OBS_DIM, ACT_DIM)
+    # Three DDIM steps keep the fused graph (the denoiser unrolled per step) quick to export.
+    spec = {**SPEC, "denoiser": denoiser, "diffusion": {**SPEC["diffusion"], "inference_steps": 3}}
+    policy = build_policy(spec, OBS_DIM, ACT_DIM)
     assert isinstance(policy, DiffusionPolicy)
     policy.fit_normalizers(obs, act)
     policy.eval()
