@@ -7,10 +7,13 @@ typo costs a one-line error and nothing else.
 from __future__ import annotations
 
 import shlex
+import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from robolearn.config.validate import precheck_overrides
 
@@ -85,13 +88,15 @@ def require_launcher(argv: Sequence[str]) -> None:
             require_extra(f"hydra/launcher={value}", *DIST_LAUNCHERS[value])
 
 
-def precheck(config_name: str, argv: list[str], validate: Callable[[DictConfig], None]) -> None:
+def precheck(
+    config_name: str, argv: list[str], validate: Callable[[DictConfig], None], config_dir: Path | None = None
+) -> None:
     """Compose + validate what argv asks for (and check a [dist] launcher is installed); --help/--cfg/--info
     style Hydra flags skip the check."""
     if any(a in ("--help", "-h", "--hydra-help", "--info", "-i") or a.startswith("--cfg") for a in argv):
         return
     require_launcher(argv)
-    precheck_overrides(config_name, argv, validate)
+    precheck_overrides(config_name, argv, validate, config_dir)
 
 
 def hydra_verb(
@@ -131,5 +136,96 @@ def hydra_verb(
             setup()
         check(sys.argv[1:])
         entry()
+
+    return main
+
+
+# A loop verb's job: (config, run directory, the command as typed, multirun?) -> its summary.
+LoopJob = Callable[[DictConfig, Path, str, bool], Any]
+
+
+def loop_verb(
+    verb: str,
+    config_name: str,
+    help_text: str,
+    job: LoopJob,
+    validate: Callable[[DictConfig], None],
+    resolve: Callable[[DictConfig], DictConfig] | None = None,
+    config_dir: Path | None = None,
+    setup: Callable[[], None] | None = None,
+) -> Callable[[], None]:
+    """The console entry of a verb whose job writes a robolearn.runs.loop run directory (continual,
+    offline, the imitation verbs): --help; `resume=<run dir>` (the run's own config, validated); else
+    every sweep value composed and validated, a `hydra.run.dir` holding a different run refused before
+    Hydra rewrites it, then the job under Hydra. `resolve` gives the config a run directory records
+    (default: the composed one); `config_dir` is a verb's own config root (default: configs/)."""
+    import hydra
+
+    from robolearn.errors import report_user_errors
+    from robolearn.resources import configs_dir
+
+    root = config_dir or configs_dir()
+
+    def check_target_dir(argv: list[str]) -> None:
+        # Hydra rewrites <run dir>/.hydra before the job starts, so a run directory holding a different
+        # run must be refused here, before Hydra touches it (as robolearn.train does).
+        if any(a in ("-m", "--multirun") for a in argv):
+            return
+        dirs = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
+        if not dirs or not (Path(dirs[-1]) / "config.yaml").is_file():
+            return
+        from robolearn.config.validate import compose_config
+        from robolearn.runs.layout import RunDir
+        from robolearn.runs.trainer import check_same_run
+
+        task = [
+            a
+            for a in argv
+            if "=" in a and not a.startswith("-") and not a.split("=", 1)[0].lstrip("+~").startswith("hydra")
+        ]
+        cfg = compose_config(config_name, task, config_dir)
+        resolved = OmegaConf.to_container(resolve(cfg) if resolve else cfg, resolve=True)
+        assert isinstance(resolved, dict)
+        check_same_run(RunDir(Path(dirs[-1])), resolved)
+
+    @report_user_errors
+    def prepare(argv: list[str]) -> tuple[Any, DictConfig] | None:
+        if any(a.startswith("resume=") for a in argv):
+            from robolearn.runs.loop import resume_config
+
+            return resume_config(verb, argv, validate)
+        precheck(config_name, argv, validate, config_dir)
+        check_target_dir(argv)
+        return None
+
+    @hydra.main(version_base="1.3", config_path=str(root), config_name=config_name)
+    def hydra_main(cfg: DictConfig) -> None:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hydra_cfg = HydraConfig.get()
+        multirun = hydra_cfg.mode == RunMode.MULTIRUN
+        job(
+            cfg,
+            Path(hydra_cfg.runtime.output_dir),
+            command_line(verb, list(hydra_cfg.overrides.task)),
+            multirun,
+        )
+
+    def main() -> None:
+        if print_help_if_asked(help_text, sys.argv[1:]):
+            return
+        try:
+            if setup is not None:
+                setup()
+            resumed = prepare(sys.argv[1:])
+            if resumed is not None:
+                run, cfg = resumed
+                job(cfg, run.root, command_line(verb, sys.argv[1:]), False)
+                return
+            hydra_main()
+        except KeyboardInterrupt:
+            print("stopped by SIGINT before the run started", file=sys.stderr)
+            raise SystemExit(128 + signal.SIGINT) from None
 
     return main

@@ -20,20 +20,14 @@ from robolearn.threads import apply_thread_policy
 apply_thread_policy()
 
 import re
-import signal
-import sys
 from pathlib import Path
 from typing import Any
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from robolearn.cli import command_line, precheck, print_help_if_asked, verb_help
+from robolearn.cli import loop_verb, verb_help
 from robolearn.config.schema import register_schemas
-from robolearn.errors import UserError, report_user_errors
-from robolearn.resources import configs_dir
+from robolearn.errors import UserError
 
 VERB = "offline"
 FILTERS = ("none", "morec")
@@ -347,47 +341,6 @@ def offline_job(cfg: DictConfig, run_dir: Path, command: str, multirun: bool = F
     return summary
 
 
-@hydra.main(version_base="1.3", config_path=str(configs_dir()), config_name="offline")
-def _hydra_main(cfg: DictConfig) -> None:
-    hydra_cfg = HydraConfig.get()
-    run_dir = Path(hydra_cfg.runtime.output_dir)
-    multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    offline_job(cfg, run_dir, command_line(VERB, list(hydra_cfg.overrides.task)), multirun)
-
-
-def _check_target_dir(argv: list[str]) -> None:
-    # Hydra rewrites <run dir>/.hydra before the job starts, so a run directory holding a different
-    # run must be refused here, before Hydra touches it (as robolearn.train does).
-    if any(a in ("-m", "--multirun") for a in argv):
-        return
-    dirs = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
-    if not dirs or not (Path(dirs[-1]) / "config.yaml").is_file():
-        return
-    from robolearn.config.validate import compose_config
-    from robolearn.runs.layout import RunDir
-    from robolearn.runs.trainer import check_same_run
-
-    task = [
-        a
-        for a in argv
-        if "=" in a and not a.startswith("-") and not a.split("=", 1)[0].lstrip("+~").startswith("hydra")
-    ]
-    resolved = OmegaConf.to_container(complete_config(compose_config(VERB, task))[0], resolve=True)
-    assert isinstance(resolved, dict)
-    check_same_run(RunDir(Path(dirs[-1])), resolved)
-
-
-@report_user_errors
-def _prepare(argv: list[str]) -> tuple[Any, DictConfig] | None:
-    if any(a.startswith("resume=") for a in argv):
-        from robolearn.runs.loop import resume_config
-
-        return resume_config(VERB, argv, validate_offline_config)
-    precheck(VERB, argv, validate_offline_config)
-    _check_target_dir(argv)
-    return None
-
-
 HELP = verb_help(
     VERB,
     "dataset=<name or path> [algo=mopo|mobile] [filter=none|morec] [key=value ...]",
@@ -427,22 +380,15 @@ HELP = verb_help(
 )
 
 
-def main() -> None:
-    """Console entry point (robolearn-offline)."""
-    if print_help_if_asked(HELP, sys.argv[1:]):
-        return
-    try:
-        register_schemas()
-        resumed = _prepare(sys.argv[1:])
-        if resumed is not None:
-            run, cfg = resumed
-            offline_job(cfg, run.root, command_line(VERB, sys.argv[1:]))
-            return
-        _hydra_main()
-    except KeyboardInterrupt:
-        print("stopped by SIGINT before the run started", file=sys.stderr)
-        raise SystemExit(128 + signal.SIGINT) from None
+def _recorded_config(cfg: DictConfig) -> DictConfig:
+    """The config a run directory records: the composed one completed from the algo/filter tables."""
+    return complete_config(cfg)[0]
 
+
+# Console entry point (robolearn-offline).
+main = loop_verb(
+    VERB, VERB, HELP, offline_job, validate_offline_config, resolve=_recorded_config, setup=register_schemas
+)
 
 if __name__ == "__main__":
     main()

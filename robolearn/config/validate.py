@@ -261,15 +261,16 @@ def _explain(exc: Exception, overrides: list[str]) -> str:
     return str(exc).splitlines()[0]
 
 
-def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
-    """Compose a config from the project's config folder, turning composition errors into UserError."""
+def compose_config(config_name: str, overrides: list[str], config_dir: Path | None = None) -> DictConfig:
+    """Compose a config from the project's config folder (or `config_dir`, a verb's own root such as
+    configs/imitation), turning composition errors into UserError."""
     from robolearn.config.schema import register_schemas
 
     register_schemas()
     # Overrides of Hydra's own config (launcher, sweep dir...) are checked too; the hydra node is
     # then dropped, since only a running Hydra can resolve it.
     with_hydra = any(o.lstrip("+~").startswith("hydra") for o in overrides)
-    with initialize_config_dir(config_dir=str(Path(configs_dir())), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(config_dir or Path(configs_dir())), version_base="1.3"):
         try:
             cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=with_hydra)
             if with_hydra:
@@ -299,10 +300,12 @@ def _refuse_sweep_without_multirun(overrides: list[str]) -> None:
             )
 
 
-def precheck_overrides(config_name: str, argv: list[str], validate: Callable[[DictConfig], None]) -> None:
+def precheck_overrides(
+    config_name: str, argv: list[str], validate: Callable[[DictConfig], None], config_dir: Path | None = None
+) -> None:
     """Compose and validate every config a command line asks for, before Hydra starts any job."""
     overrides = [a for a in argv if "=" in a and not a.startswith("-")]
     if not any(a in ("-m", "--multirun") for a in argv):
         _refuse_sweep_without_multirun(overrides)
     for variant in _sweep_variants(overrides):
-        validate(compose_config(config_name, variant))
+        validate(compose_config(config_name, variant, config_dir))
