@@ -1,6 +1,6 @@
 """Inverse-dynamics pretraining vs the other objectives, and IDM labelling, at a CPU budget.
 
-    python benchmarks/imitation_pretrain.py [--seeds 0,1,2] [--demos 1,5] [--objectives id,bc,contrastive,forward,none]
+    python benchmarks/imitation_pretrain.py [--seeds 0,1,2] [--demos 1,2,5] [--objectives id,bc,contrastive,contrastive_noact,forward,none]
         [--pretrain-steps 1000] [--finetune-steps 1000] [--part all|pretrain|label] [--out outputs/bench_imitation_pretrain]
 
 The paper's protocol (Brandfonbrener, Nachum, Bruna, NeurIPS 2023, Sec. 5; their sweeps/): pretrain an
@@ -389,8 +389,8 @@ def main() -> None:
     global RESULTS
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--demos", default="1,5")
-    parser.add_argument("--objectives", default="id,bc,contrastive,forward,none")
+    parser.add_argument("--demos", default="1,2,5")
+    parser.add_argument("--objectives", default="id,bc,contrastive,contrastive_noact,forward,none")
     parser.add_argument("--pretrain-demos", type=int, default=200)
     parser.add_argument("--pretrain-steps", type=int, default=1000)
     parser.add_argument("--finetune-steps", type=int, default=1000)
