@@ -458,10 +458,35 @@ def summary(args: argparse.Namespace) -> dict[str, Any]:
         )
     text = "\n".join(lines) + "\n"
     print(text)
+    _plot_generalisation(args.results)
     out = {"rows": rows, "machine": cpu_info(), "versions": package_versions()}
     atomic_write_json(args.results / "summary.json", out)
     atomic_write_text(args.results / "summary.md", text)
     return out
+
+
+def _plot_generalisation(results: Path) -> None:
+    """One PNG per generalisation JSON: the open-loop error curve of each method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for path in sorted(results.glob("generalisation_*.json")):
+        data = json.loads(path.read_text())
+        fig, ax = plt.subplots(figsize=(5, 3.4))
+        labels = {"morec": "MOREC choice", "random": "random elite sample", "mean": "elites' mean"}
+        for key, label in labels.items():
+            curve = data["open_loop_curve_mean"][key]
+            ax.plot(range(1, len(curve) + 1), curve, label=label)
+        ax.set_yscale("log")
+        ax.set_xlabel("open-loop step")
+        ax.set_ylabel("RMSE (training-state std units)")
+        ax.set_title(f"{Path(data['dataset']).name} model on {Path(data['ood']).name} (s, a)", fontsize=9)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path.with_suffix(".png"), dpi=110)
+        plt.close(fig)
 
 
 def _write(args: argparse.Namespace, name: str, result: dict[str, Any]) -> None:
