@@ -108,15 +108,20 @@ def write_row(name: str, row: dict[str, Any]) -> None:
 
 
 def pretrain_part(args: argparse.Namespace, out: Path) -> None:
-    """Pretrain each objective once, finetune each on every (seed, demos) cell."""
+    """Pretrain each objective once, finetune each on every (seed, demos) cell.
+
+    pointmass_pixels keeps its first run's names; another task (reacher: state observations, the
+    paper's state-encoder "mlp" backbone at 256x256) prefixes its datasets, runs and rows with its name."""
     data = out / "data"
+    task = args.task
+    short, prefix, encoder = ("pm", "", ENCODER) if task == "pointmass_pixels" else (task, f"{task}_", [])
     pre = collect_once(
-        data / "pm_pretrain",
-        ["task=pointmass_pixels", f"demos={args.pretrain_demos}", "split=pretrain", "seed=0"],
+        data / f"{short}_pretrain",
+        [f"task={task}", f"demos={args.pretrain_demos}", "split=pretrain", "seed=0"],
     )
     encoders: dict[str, Path] = {}
     for objective in args.objectives:
-        run = out / "pretrain" / objective
+        run = out / "pretrain" / f"{prefix}{objective}"
         _log(f"pretrain {objective}")
         summary = run_verb(
             "pretrain",
@@ -126,13 +131,14 @@ def pretrain_part(args: argparse.Namespace, out: Path) -> None:
                 f"steps={args.pretrain_steps}",
                 "batch_size=64",
                 "seed=0",
-                *ENCODER,
+                *encoder,
             ],
             run,
         )
         write_row(
-            f"pretrain_{objective}",
-            {
+            f"pretrain_{prefix}{objective}",
+            {"task": task}
+            | {
                 k: summary.get(k)
                 for k in (
                     "pretrain/objective",
@@ -146,9 +152,9 @@ def pretrain_part(args: argparse.Namespace, out: Path) -> None:
         encoders[objective] = run
     for seed in args.seeds:
         ft = collect_once(
-            data / f"pm_finetune_{seed}",
+            data / f"{short}_finetune_{seed}",
             [
-                "task=pointmass_pixels",
+                f"task={task}",
                 f"demos={max(args.demos)}",
                 "split=finetune",
                 "contexts=1",
@@ -157,7 +163,7 @@ def pretrain_part(args: argparse.Namespace, out: Path) -> None:
         )
         for demos in args.demos:
             for objective, enc in encoders.items():
-                name = f"finetune_{objective}_{demos}demos_seed{seed}"
+                name = f"finetune_{prefix}{objective}_{demos}demos_seed{seed}"
                 _log(name)
                 summary = run_verb(
                     "finetune",
@@ -173,7 +179,7 @@ def pretrain_part(args: argparse.Namespace, out: Path) -> None:
                     ],
                     out / "finetune" / name,
                 )
-                write_row(name, _row(summary, objective=objective, demos=demos, seed=seed))
+                write_row(name, _row(summary, task=task, objective=objective, demos=demos, seed=seed))
 
 
 def label_part(args: argparse.Namespace, out: Path) -> None:
@@ -294,46 +300,62 @@ def tables() -> dict[str, Any]:
     idm = [r for r in rows if "label/pseudo_vs_true_mse" in r]
     pre = [r for r in rows if "pretrain/objective" in r]
     out: dict[str, Any] = {"cpu": cpu_info(), "finetune": {}, "improvement_over_none": {}, "labelling": {}}
-    lines = [
-        "## Finetuning success on a new goal (pointmass_pixels, frozen encoder + BC head; none = from scratch)",
-        "",
-    ]
-    demos_list = sorted({r["demos"] for r in finetune})
-    objectives = [
-        o
-        for o in ("id", "bc", "contrastive", "contrastive_noact", "forward", "none")
-        if any(r["objective"] == o for r in finetune)
-    ]
-    lines.append("| objective | " + " | ".join(f"{d} demos" for d in demos_list) + " |")
-    lines.append("|---|" + "---|" * len(demos_list))
-    for obj in objectives:
-        cells = []
-        for d in demos_list:
-            vals = [r["eval/success_rate"] for r in finetune if r["objective"] == obj and r["demos"] == d]
-            if not vals:
-                cells.append("-")
+    lines: list[str] = []
+    tasks = sorted(
+        {r.get("task", "pointmass_pixels") for r in finetune}, key=lambda t: t != "pointmass_pixels"
+    )
+    for task in tasks:
+        rows_task = [r for r in finetune if r.get("task", "pointmass_pixels") == task]
+        key = "" if task == "pointmass_pixels" else f"{task}/"
+        kind = "pixels" if task == "pointmass_pixels" else "state"
+        lines += [
+            f"## Finetuning success on a new goal ({task}, {kind}; frozen encoder + BC head; none = from scratch)",
+            "",
+        ]
+        demos_list = sorted({r["demos"] for r in rows_task})
+        objectives = [
+            o
+            for o in ("id", "bc", "contrastive", "contrastive_noact", "forward", "none")
+            if any(r["objective"] == o for r in rows_task)
+        ]
+        lines.append("| objective | " + " | ".join(f"{d} demos" for d in demos_list) + " |")
+        lines.append("|---|" + "---|" * len(demos_list))
+        for obj in objectives:
+            cells = []
+            for d in demos_list:
+                vals = [
+                    r["eval/success_rate"] for r in rows_task if r["objective"] == obj and r["demos"] == d
+                ]
+                if not vals:
+                    cells.append("-")
+                    continue
+                est = _interval(vals)
+                out["finetune"][f"{key}{obj}/{d}"] = {**est, "values": vals}
+                cells.append(f"{est['mean']:.2f} [{est['low']:.2f}, {est['high']:.2f}] (n={est['n']})")
+            lines.append(f"| {obj} | " + " | ".join(cells) + " |")
+        lines += ["", "P(objective > none) per demo count, 95% CI (stratified bootstrap over seeds):", ""]
+        for obj in objectives:
+            if obj == "none":
                 continue
-            est = _interval(vals)
-            out["finetune"][f"{obj}/{d}"] = {**est, "values": vals}
-            cells.append(f"{est['mean']:.2f} [{est['low']:.2f}, {est['high']:.2f}] (n={est['n']})")
-        lines.append(f"| {obj} | " + " | ".join(cells) + " |")
-    lines += ["", "P(objective > none) per demo count, 95% CI (stratified bootstrap over seeds):", ""]
-    for obj in objectives:
-        if obj == "none":
-            continue
-        for d in demos_list:
-            x = [r["eval/success_rate"] for r in finetune if r["objective"] == obj and r["demos"] == d]
-            y = [r["eval/success_rate"] for r in finetune if r["objective"] == "none" and r["demos"] == d]
-            if x and y:
-                imp = _improvement(x, y)
-                out["improvement_over_none"][f"{obj}/{d}"] = imp
-                lines.append(f"- {obj}, {d} demos: P = {imp['p']:.2f} [{imp['low']:.2f}, {imp['high']:.2f}]")
+            for d in demos_list:
+                x = [r["eval/success_rate"] for r in rows_task if r["objective"] == obj and r["demos"] == d]
+                y = [
+                    r["eval/success_rate"] for r in rows_task if r["objective"] == "none" and r["demos"] == d
+                ]
+                if x and y:
+                    imp = _improvement(x, y)
+                    out["improvement_over_none"][f"{key}{obj}/{d}"] = imp
+                    lines.append(
+                        f"- {obj}, {d} demos: P = {imp['p']:.2f} [{imp['low']:.2f}, {imp['high']:.2f}]"
+                    )
+        lines.append("")
     if pre:
-        lines += ["", "| pretraining | held-out loss | wall time (s) |", "|---|---|---|"]
+        lines += ["| task | pretraining | held-out loss | wall time (s) |", "|---|---|---|---|"]
         for r in pre:
             loss = r.get("pretrain/heldout_loss")
             lines.append(
-                f"| {r['pretrain/objective']} | {'-' if loss is None else f'{loss:.4f}'} | {r.get('wall_time_s') or 0:.0f} |"
+                f"| {r.get('task', 'pointmass_pixels')} | {r['pretrain/objective']} | "
+                f"{'-' if loss is None else f'{loss:.4f}'} | {r.get('wall_time_s') or 0:.0f} |"
             )
     for setting in sorted({r.get("setting", "labelled3") for r in bc + idm}):
         rows_bc = [r for r in bc if r.get("setting", "labelled3") == setting]
@@ -396,6 +418,9 @@ def main() -> None:
     parser.add_argument("--finetune-steps", type=int, default=1000)
     parser.add_argument("--label-steps", type=int, default=1500)
     parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument(
+        "--task", default="pointmass_pixels", help="pretrain part: pointmass_pixels | reacher"
+    )
     parser.add_argument("--labelled", type=int, default=LABELLED, help="labelled demos of the new goal")
     parser.add_argument("--idm-source", choices=("labelled", "pretrain"), default="labelled")
     parser.add_argument("--part", choices=("all", "pretrain", "label", "tables"), default="all")
