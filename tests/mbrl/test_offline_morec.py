@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -106,45 +107,51 @@ def test_softmax_selection_prefers_high_scores() -> None:
     assert float(nxt.mean()) > 0.99
 
 
-def test_rollouts_stop_where_the_best_candidate_falls_below_the_threshold() -> None:
+def _roll(threshold: float, *, reject_as_terminal: bool = False) -> tuple[ModelBuffer, Any]:
+    """20-step rollouts of 256 starts through the real rollout() with the analytic delta_0 reward as filter."""
     torch.manual_seed(0)
     model = EnsembleDynamics(OBS, ACT, hidden=(16,), members=3, seed=0, reward_dim=1, num_elites=2)
     with torch.no_grad():  # a wide predictive spread, so candidates straddle the threshold
         model.out_norm.std.fill_(1.0)
-    threshold = 0.6
-    min_score = 1 - math.exp(-threshold)
-    min_delta0 = math.log(min_score / (1 - min_score))  # sigmoid^-1: the smallest delta_0 kept
-    filt = make_morec_filter(_delta0_reward(), {"threshold": threshold})
-    horizon, batch = 20, 256
-    buf = ModelBuffer(horizon * batch, OBS, ACT)
+    buf = ModelBuffer(HORIZON * BATCH, OBS, ACT)
     stats = rollout(
         model,
         lambda o: torch.zeros(len(o), ACT),
-        torch.randn(batch, OBS),
-        horizon,
+        torch.randn(BATCH, OBS),
+        HORIZON,
         buf,
         act_scale=(-torch.ones(ACT), torch.ones(ACT)),
-        step_filter=filt,
+        step_filter=make_morec_filter(_delta0_reward(), {"threshold": threshold}),
         samples_per_member=2,
+        reject_as_terminal=reject_as_terminal,
     )
+    return buf, stats
+
+
+HORIZON, BATCH = 20, 256
+MIN_SCORE = 1 - math.exp(-0.6)
+MIN_DELTA0 = math.log(MIN_SCORE / (1 - MIN_SCORE))  # sigmoid^-1: the smallest delta_0 the 0.6 threshold keeps
+
+
+def test_rollouts_stop_where_the_best_candidate_falls_below_the_threshold() -> None:
+    buf, stats = _roll(0.6)
     delta0 = buf.data["next_obs"][: buf.size, 0] - buf.data["obs"][: buf.size, 0]
     assert buf.size == stats.transitions > 0
-    assert (delta0 >= min_delta0 - 1e-5).all()  # nothing below the threshold is stored
+    assert (delta0 >= MIN_DELTA0 - 1e-5).all()  # nothing below the threshold is stored
     assert stats.filtered > 0  # and some rollouts were ended by it
-    assert stats.mean_length < horizon
+    assert stats.mean_length < HORIZON
     # A threshold above the largest possible reward (score <= sigmoid(1)) ends every rollout at once.
-    buf2 = ModelBuffer(horizon * batch, OBS, ACT)
-    stats2 = rollout(
-        model,
-        lambda o: torch.zeros(len(o), ACT),
-        torch.randn(batch, OBS),
-        horizon,
-        buf2,
-        act_scale=(-torch.ones(ACT), torch.ones(ACT)),
-        step_filter=make_morec_filter(_delta0_reward(), {"threshold": 1.4}),
-        samples_per_member=2,
-    )
-    assert buf2.size == 0 and stats2.filtered == batch and stats2.mean_length == 0
+    buf2, stats2 = _roll(1.4)
+    assert buf2.size == 0 and stats2.filtered == BATCH and stats2.mean_length == 0
+
+
+def test_rejected_steps_are_stored_as_terminal_with_on_reject_terminal() -> None:
+    # The released MOREC code's semantics (configs/filter/morec.yaml on_reject: terminal).
+    buf, _ = _roll(0.6, reject_as_terminal=True)
+    delta0 = buf.data["next_obs"][: buf.size, 0] - buf.data["obs"][: buf.size, 0]
+    done = buf.data["done"][: buf.size]
+    below = delta0 < MIN_DELTA0 - 1e-5
+    assert below.any() and (done[below] == 1).all()  # every rejected step is there, as a terminal one
 
 
 def test_learned_reward_ranks_real_transitions_above_corrupted_ones() -> None:
