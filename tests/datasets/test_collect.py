@@ -26,8 +26,9 @@ from robolearn.runs.checkpoint import latest_checkpoint
 from robolearn.runs.layout import RunDir
 
 SIZE = 300
-# A few hundred steps of a small SAC: two kept policies (200 and 400 steps), learning from step 100.
-TRAIN = '["agent.learning_starts=100","eval.episodes=2","agent.batch_size=64","agent.policy_kwargs={net_arch:[16]}"]'
+# A few hundred steps of a small SAC: policies kept at 200 (before learning starts: the initial one),
+# 400 (the medium) and 600 steps (the expert).
+TRAIN = '["agent.learning_starts=200","eval.episodes=1","agent.batch_size=64","agent.policy_kwargs={net_arch:[16]}"]'
 
 
 def _cfg(behavior: Path, out: Path, kind: str, size: int | None = SIZE, *extra: str) -> Any:
@@ -39,11 +40,11 @@ def _cfg(behavior: Path, out: Path, kind: str, size: int | None = SIZE, *extra: 
             f"kind={kind}",
             f"size={'null' if size is None else size}",
             f"behavior.dir={behavior}",
-            "behavior.steps=400",
+            "behavior.steps=600",
             "behavior.snapshot_every=200",
             f"behavior.train_overrides={TRAIN}",
             f"out={out}",
-            "ref_episodes=2",
+            "ref_episodes=1",
             "progress=none",
             *extra,
         ],
@@ -74,7 +75,7 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         ("medium", SIZE),
         ("expert", SIZE),
         ("medium-expert", 2 * SIZE),
-        ("medium-replay", 200),
+        ("medium-replay", 400),
     ],
 )
 def test_each_kind_writes_the_asked_steps(made: dict[str, Any], kind: str, steps: int) -> None:
@@ -89,8 +90,8 @@ def test_each_kind_writes_the_asked_steps(made: dict[str, Any], kind: str, steps
 def test_policies_and_provenance(made: dict[str, Any]) -> None:
     ds = load_dataset(made["medium"])
     b = ds.provenance["behavior"]
-    assert b["expert"]["step"] == 400 and b["medium"]["step"] == 200
-    assert set(b["eval_returns"]) == {"200", "400"}
+    assert b["expert"]["step"] == 600 and b["medium"]["step"] == 400
+    assert set(b["eval_returns"]) == {"200", "400", "600"}
     assert ds.provenance["command"] == "test medium"
     assert "torch" in ds.provenance["versions"] and ds.provenance["seed"] == 0
     assert ds.env_kwargs == {}
@@ -263,8 +264,20 @@ def test_a_lost_snapshot_is_kept_again_without_training(made: dict[str, Any], tm
     run = tmp_path / "run"
     shutil.copytree(made["behavior"], run)
     kept = {s.step: s.mean_return for s in list_snapshots(run)}
-    shutil.rmtree(run / "snapshots" / "step_000000000400")
+    shutil.rmtree(run / "snapshots" / "step_000000000600")
     stamp = (run / "summary.json").stat().st_mtime_ns
     snaps = ensure_behavior_run(behavior_spec(_cfg(run, tmp_path / "d", "expert")))
     assert {s.step: s.mean_return for s in snaps} == kept
     assert (run / "summary.json").stat().st_mtime_ns == stamp
+
+
+def test_random_kind_acts_with_the_runs_initial_policy(made: dict[str, Any]) -> None:
+    """The policy kept at step 200 (= learning_starts: no update yet) is the run's initial one."""
+    import torch
+
+    from robolearn.datasets.collect import initial_policy, load_policy
+
+    rebuilt = initial_policy(made["behavior"], 0.1).model.policy.state_dict()
+    kept = load_policy(list_snapshots(made["behavior"])[0], "sac", 0.1).model.policy.state_dict()
+    assert rebuilt.keys() == kept.keys()
+    assert all(torch.equal(rebuilt[k], kept[k]) for k in kept)
