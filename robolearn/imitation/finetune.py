@@ -54,6 +54,7 @@ CONFIG_NAME = "finetune"
 POLICY_FILE = "policy.pt"
 _KNOWN_TOP = {
     "encoder",
+    "report",
     "data",
     "task",
     "finetune",

@@ -162,11 +162,17 @@ def method_label(config: dict[str, Any]) -> str:
 
 
 def comparable_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The flattened config without keys that may differ across seeds of one experiment."""
+    """The flattened config without keys that may differ across seeds of one experiment: the fixed ones,
+    and those the run's own `report.seed_keys` names (a finetune run's seed picks its own demos and
+    encoder, so `data` and `encoder` vary with the seed there)."""
+    report = config.get("report") if isinstance(config.get("report"), dict) else {}
+    per_seed = {str(k) for k in (report or {}).get("seed_keys") or []}
     return {
         k: v
         for k, v in flatten(config).items()
         if k not in IGNORED_KEYS
+        and k not in per_seed
+        and not k.startswith("report.")
         and k.rsplit(".", 1)[-1] != "seed"
         and not any(k.startswith(p) for p in IGNORED_PREFIXES)
     }

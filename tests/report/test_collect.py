@@ -134,3 +134,19 @@ def test_method_label_and_comparable_config() -> None:
         {"seed": 3, "env": {"id": "Hopper-v5", "seed": 9}, "logger": {"tensorboard": True}, "steps": 10}
     )
     assert flat == {"env.id": "Hopper-v5", "steps": 10}
+
+
+def test_run_declared_seed_keys_pool_per_seed_inputs() -> None:
+    # A finetune run's seed picks its own demos and encoder: report.seed_keys keeps them out of the variant.
+    a = {
+        "seed": 0,
+        "data": "goal0",
+        "encoder": "pre/s0",
+        "lr": 1e-3,
+        "report": {"seed_keys": ["data", "encoder"]},
+    }
+    b = {**a, "seed": 1, "data": "goal1", "encoder": "pre/s1"}
+    assert comparable_config(a) == comparable_config(b) == {"lr": 1e-3}
+    # Without the declaration they are different variants, and a real difference still splits.
+    assert comparable_config({**a, "report": {}}) != comparable_config({**b, "report": {}})
+    assert comparable_config(a) != comparable_config({**b, "lr": 3e-4})
