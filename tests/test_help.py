@@ -25,9 +25,21 @@ VERBS = {
     "continual": ("robolearn-continual", "continual", ("sequence", "learner", "seed", "loop", "resume")),
     "collect": ("robolearn-collect", "collect", ("env", "kind", "size", "seed")),
     "offline": ("robolearn-offline", "offline", ("dataset", "algo", "filter", "seed", "resume")),
-    "imitation.collect": ("robolearn-imitation-collect", "imitation/collect", ("task", "demos", "split", "out")),
-    "imitation.pretrain": ("robolearn-imitation-pretrain", "imitation/pretrain", ("objective", "data", "resume")),
-    "imitation.finetune": ("robolearn-imitation-finetune", "imitation/finetune", ("encoder", "data", "finetune")),
+    "imitation.collect": (
+        "robolearn-imitation-collect",
+        "imitation/collect",
+        ("task", "demos", "split", "out"),
+    ),
+    "imitation.pretrain": (
+        "robolearn-imitation-pretrain",
+        "imitation/pretrain",
+        ("objective", "data", "resume"),
+    ),
+    "imitation.finetune": (
+        "robolearn-imitation-finetune",
+        "imitation/finetune",
+        ("encoder", "data", "finetune"),
+    ),
     "imitation.label": ("robolearn-imitation-label", "imitation/label", ("labeled", "unlabeled", "out")),
     "imitation.train": ("robolearn-imitation-train", "imitation/train", ("policy", "data", "resume")),
 }
