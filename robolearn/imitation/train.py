@@ -128,7 +128,11 @@ def complete_config(cfg: DictConfig) -> DictConfig:
     out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     assert isinstance(out, DictConfig)
     demos = _open_dataset(str(cfg.data))
-    _check_state_demos(demos)
+    if isinstance(demos.observations, dict) and "pixels" not in demos.observations:
+        raise UserError(
+            f"data={cfg.data} has Dict observations without pixels ({', '.join(demos.observations)}); "
+            "imitation.train reads a state vector or a Dict with pixels"
+        )
     provenance = demos.provenance
     recorded = provenance.get("task")
     if cfg.get("task") is not None and recorded is not None and str(cfg.task) != str(recorded):
@@ -179,20 +183,52 @@ def _task(name: str) -> Any:
     return get_task(name)
 
 
-def _check_state_demos(demos: Any) -> None:
-    if demos.pixels or isinstance(demos.observations, dict):
-        raise UserError(
-            f"data={demos.path}: pixel observations are not supported by imitation.train yet; "
-            "use a state task (bimodal, reacher, pusher)"
-        )
-
-
 def demo_arrays(demos: Any, obs_horizon: int, pred_horizon: int) -> tuple[np.ndarray, np.ndarray]:
     """(N, To, obs_dim) histories and (N, Tp, A) chunks, one per demo step (robolearn.imitation.data's
     windows: the chunk starts at the current step, padded at episode edges as Diffusion Policy does)."""
-    _check_state_demos(demos)
+    if isinstance(demos.observations, dict):
+        raise UserError(f"data={demos.path} has pixel (Dict) observations; use demo_windows for them")
     obs, act = demos.windows(obs_horizon, pred_horizon)
     return np.asarray(obs, dtype=np.float32), np.asarray(act, dtype=np.float32)
+
+
+class PixelWindows:
+    """Pixel demos for training without float copies: the flat uint8 frames and float32 states,
+    and (N, To) indices of each window's history into them; a batch is gathered per step."""
+
+    def __init__(self, demos: Any, obs_horizon: int, pred_horizon: int) -> None:
+        obs_idx, act_idx = demos.window_index(obs_horizon, pred_horizon)
+        observations = demos.observations
+        self.frames: dict[str, np.ndarray] = {"pixels": np.asarray(observations["pixels"], dtype=np.uint8)}
+        if "state" in observations:
+            self.frames["state"] = np.asarray(observations["state"], dtype=np.float32)
+        self.index = np.asarray(obs_idx, dtype=np.int64)
+        self.actions = np.asarray(demos.actions[act_idx], dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Each key's per-frame shape (the policy's obs_shapes)."""
+        return {k: tuple(v.shape[1:]) for k, v in self.frames.items()}
+
+    def state_windows(self) -> np.ndarray:
+        """(N, To, n) state histories, for the state normaliser (small: the state is a few floats)."""
+        if "state" not in self.frames:
+            return np.zeros((len(self), self.index.shape[1], 0), np.float32)
+        return self.frames["state"][self.index]
+
+
+def demo_windows(
+    demos: Any, obs_horizon: int, pred_horizon: int
+) -> tuple[np.ndarray | PixelWindows, np.ndarray]:
+    """Training windows: (N, To, obs_dim) float histories for state demos (demo_arrays), or
+    PixelWindows (indices into the uint8 frames) for pixel demos, and the (N, Tp, A) chunks."""
+    if isinstance(demos.observations, dict):
+        windows = PixelWindows(demos, obs_horizon, pred_horizon)
+        return windows, windows.actions
+    return demo_arrays(demos, obs_horizon, pred_horizon)
 
 
 def lr_factor(step: int, warmup: int, total: int) -> float:
@@ -206,7 +242,7 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
 class Trainer:
     """The training state of one run: policy, EMA copy, optimiser, the batch/noise generator."""
 
-    def __init__(self, cfg: DictConfig, obs: np.ndarray, act: np.ndarray, device: str) -> None:
+    def __init__(self, cfg: DictConfig, obs: np.ndarray | PixelWindows, act: np.ndarray, device: str) -> None:
         import torch
 
         from robolearn.imitation.diffusion.policy import build_policy
@@ -214,10 +250,21 @@ class Trainer:
         spec = OmegaConf.to_container(cfg.policy, resolve=True)
         assert isinstance(spec, dict)
         self.device = device
-        self.policy = build_policy(spec, obs.shape[-1], act.shape[-1])  # type: ignore[arg-type]
-        self.policy.fit_normalizers(obs, act)
+        # Pixel demos: the frames stay uint8 on the device and each batch is gathered through the
+        # window indices, so memory holds one copy of the dataset, not To float copies of it.
+        self.frames: dict[str, Any] | None = None
+        self.index: Any = None
+        if isinstance(obs, PixelWindows):
+            state = obs.state_windows()
+            self.policy = build_policy(spec, state.shape[-1], act.shape[-1], obs.shapes)  # type: ignore[arg-type]
+            self.policy.fit_normalizers(state, act)
+            self.frames = {k: torch.from_numpy(v).to(device) for k, v in obs.frames.items()}
+            self.index = torch.from_numpy(obs.index).to(device)
+        else:
+            self.policy = build_policy(spec, obs.shape[-1], act.shape[-1])  # type: ignore[arg-type]
+            self.policy.fit_normalizers(obs, act)
+            self.obs = torch.from_numpy(obs).to(device)
         self.policy.to(device)
-        self.obs = torch.from_numpy(obs).to(device)
         self.act = torch.from_numpy(act).to(device)
         optim = cfg.policy.optim
         self.optimizer = torch.optim.AdamW(
@@ -252,9 +299,9 @@ class Trainer:
 
         self.policy.train()
         idx = torch.randint(
-            0, len(self.obs), (self.batch_size,), generator=self.generator, device=self.device
+            0, len(self.act), (self.batch_size,), generator=self.generator, device=self.device
         )
-        loss = self.policy.loss(self.obs[idx], self.act[idx], self.generator)
+        loss = self.policy.loss(self.batch_obs(idx), self.act[idx], self.generator)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.grad_clip > 0:
@@ -265,6 +312,14 @@ class Trainer:
             self.ema.step(self.policy.parameters())
         self.step += 1
         return float(loss.detach())
+
+    def batch_obs(self, idx: Any) -> Any:
+        """The observation histories of windows `idx`: a (B, To, obs_dim) tensor, or for pixel demos
+        a dict of (B, To, H, W, 3) uint8 pixels and (B, To, n) states gathered now."""
+        if self.frames is None:
+            return self.obs[idx]
+        rows = self.index[idx]
+        return {k: v[rows] for k, v in self.frames.items()}
 
     def final_policy(self) -> Any:
         """The policy with the EMA weights (when EMA is on), in eval mode."""
@@ -336,7 +391,7 @@ def train_job(cfg: DictConfig, run_dir: Path, command: str, multirun: bool = Fal
             seed_everything(int(full.seed))
             device = resolve_device(str(full.device))
             demos = _open_dataset(str(full.data))
-            obs, act = demo_arrays(demos, int(full.policy.obs_horizon), int(full.policy.pred_horizon))
+            obs, act = demo_windows(demos, int(full.policy.obs_horizon), int(full.policy.pred_horizon))
             trainer = Trainer(full, obs, act, device)
             state = run.resume_state()  # last: it restores the global RNGs
             if state is not None:
@@ -370,7 +425,7 @@ def train_job(cfg: DictConfig, run_dir: Path, command: str, multirun: bool = Fal
             save_policy(policy, run.run.root / POLICY_FILE)
             summary: dict[str, Any] = {
                 "steps": total,
-                "train/samples": len(obs),
+                "train/samples": len(act),
                 "train/samples_per_s": samples_per_s,
                 "policy/parameters": int(sum(p.numel() for p in policy.parameters())),
             }

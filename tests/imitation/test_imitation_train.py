@@ -55,7 +55,7 @@ def write_bimodal_demos(out: Path, episodes: int = 4) -> Path:
     for i, ctx in enumerate(contexts):
         env = task.make_env(ctx)
         obs, _ = env.reset(seed=i)
-        expert = task.expert(env, ctx, seed=i)  # type: ignore[call-arg]
+        expert = task.expert(env, ctx, seed=i)
         observations, actions, rewards = [obs], [], []
         done, terminated, truncated = False, False, False
         while not done:
@@ -175,39 +175,33 @@ def test_bad_input_is_one_line_before_any_work(
     assert not run.exists()
 
 
-def test_missing_data_and_pixels_are_refused(
+def test_missing_data_and_state_only_dicts_are_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert _main(["logger.progress=none"], monkeypatch) == 2
     assert "data= is missing" in capsys.readouterr().err
-    # A pixel dataset: Dict observations.
-    obs_space = gym.spaces.Dict(
-        {
-            "pixels": gym.spaces.Box(0, 255, (8, 8, 3), np.uint8),
-            "state": gym.spaces.Box(-np.inf, np.inf, (2,), np.float32),
-        }
-    )
+    # A Dict observation without pixels: nothing for the image encoder to read.
+    obs_space = gym.spaces.Dict({"state": gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)})
     steps = 5
     ep = Episode(
-        observations={
-            "pixels": np.zeros((steps + 1, 8, 8, 3), np.uint8),
-            "state": np.zeros((steps + 1, 2), np.float32),
-        },
+        observations={"state": np.zeros((steps + 1, 2), np.float32)},
         actions=np.zeros((steps, 2), np.float32),
         rewards=np.zeros(steps, np.float32),
         terminations=np.zeros(steps, bool),
         truncations=np.r_[np.zeros(steps - 1, bool), True],
     )
     data = write_dataset(
-        tmp_path / "pix",
+        tmp_path / "dict",
         [ep],
-        dataset_id="robolearn/pix-test-v0",
+        dataset_id="robolearn/dict-test-v0",
         observation_space=obs_space,
         action_space=gym.spaces.Box(-1, 1, (2,), np.float32),
     )
     run = tmp_path / "run"
     assert _main([f"data={data.parent}", *TINY, "eval.contexts=0", f"hydra.run.dir={run}"], monkeypatch) == 2
-    assert "pixel observations are not supported" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Dict observations without pixels" in err[0], err
+    assert not run.exists()
 
 
 def test_help_names_the_keys(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -240,3 +234,84 @@ def test_a_run_resumed_from_its_midway_checkpoint_ends_where_the_whole_run_did(
     a = json.loads((diffusion_run / "summary.json").read_text())
     b = json.loads((run / "summary.json").read_text())
     assert a["eval/returns"] == b["eval/returns"] and b["resumes"] == 1
+
+
+# -- pixel observations (pointmass_pixels: Dict {"pixels": uint8 (64, 64, 3), "state": (4,)}) ----------
+# A small image encoder (robolearn.imitation.encoders.EncoderConfig keys) keeps these steps fast on CPU.
+TINY_ENCODER = (
+    "+policy.encoder={latent_dim:8,conv_channels:[4,4],conv_strides:[2,2],keypoints:4,state_hidden:[8]}"
+)
+
+
+@pytest.fixture(scope="module")
+def pixel_demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two expert demos of pointmass_pixels, written by robolearn.imitation.collect."""
+    from robolearn.config.validate import compose_config
+    from robolearn.imitation.collect import CONFIG, collect
+
+    out = tmp_path_factory.mktemp("pixel_demos") / "pm"
+    collect(compose_config(CONFIG, ["task=pointmass_pixels", "demos=2", "seed=0", f"out={out}"]))
+    return out
+
+
+@pytest.mark.parametrize("policy", ["bc", "diffusion"])
+def test_pixel_demos_train_end_to_end_and_round_trip(
+    pixel_demos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: str
+) -> None:
+    from robolearn.imitation.diffusion.policy import RecedingHorizonActor, load_policy, save_policy
+    from robolearn.imitation.tasks import get_task
+
+    run = tmp_path / policy
+    extra = ["policy.bc.hidden=[16]"] if policy == "bc" else TINY_DIFFUSION
+    args = [f"data={pixel_demos}", f"policy={policy}", *extra, TINY_ENCODER, *TINY, f"hydra.run.dir={run}"]
+    assert _main(args, monkeypatch) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["steps"] == 6
+    assert np.isfinite(summary["eval/mean_return"]) and summary["eval/episodes"] == 1
+    assert OmegaConf.load(run / "config.yaml").env.id == "pointmass_pixels"
+    loaded = load_policy(run)
+    assert loaded.obs_shapes == {"pixels": (64, 64, 3), "state": (4,)}
+    assert any(k.startswith("encoder.pixels.conv") for k in loaded.state_dict())
+    # Save/load round trip: the same seed gives the same actions on the same observations.
+    again = load_policy(save_policy(loaded, tmp_path / "again.pt"))
+    task = get_task("pointmass_pixels")
+    env = task.make_env(task.sample_contexts(1, "pretrain", 0)[0])
+    obs, _ = env.reset(seed=3)
+    a, b = RecedingHorizonActor(loaded, seed=5), RecedingHorizonActor(again, seed=5)
+    for _ in range(10):  # more than one chunk (action_horizon 8): the history path replans
+        act_a, act_b = a(obs), b(obs)
+        np.testing.assert_array_equal(act_a, act_b)
+        obs, *_ = env.step(act_a)
+    env.close()
+    assert a.plans == 2 and np.all(np.abs(act_a) <= 1.0 + 1e-6)
+
+
+def test_pixel_batches_are_gathered_as_uint8_from_one_copy_of_the_frames(pixel_demos: Path) -> None:
+    import torch
+
+    from robolearn.imitation.data import load_demos
+    from robolearn.imitation.train import CONFIG_NAME, PixelWindows, Trainer, demo_windows
+    from robolearn.imitation.verbs import compose_config
+
+    demos = load_demos(pixel_demos)
+    windows, act = demo_windows(demos, 2, 16)
+    assert isinstance(windows, PixelWindows) and len(windows) == demos.num_steps == len(act)
+    cfg = compose_config(
+        CONFIG_NAME,
+        [f"data={pixel_demos}", "policy=bc", "policy.bc.hidden=[16]", TINY_ENCODER, "batch_size=8"],
+    )
+    trainer = Trainer(cfg, windows, act, "cpu")
+    assert trainer.frames is not None
+    # One uint8 copy of the flat frames (T+1 per episode), not (N, To) float windows.
+    assert trainer.frames["pixels"].dtype == torch.uint8
+    assert tuple(trainer.frames["pixels"].shape) == demos.observations["pixels"].shape
+    idx = torch.tensor([0, 1, 5, len(act) - 1])
+    batch = trainer.batch_obs(idx)
+    assert batch["pixels"].dtype == torch.uint8 and tuple(batch["pixels"].shape) == (4, 2, 64, 64, 3)
+    # The gathered batch is exactly data.py's windows for those rows.
+    ref_obs, ref_act = demos.windows(2, 16)
+    np.testing.assert_array_equal(batch["pixels"].numpy(), ref_obs["pixels"][idx.numpy()])
+    np.testing.assert_array_equal(batch["state"].numpy(), ref_obs["state"][idx.numpy()])
+    np.testing.assert_array_equal(act[idx.numpy()], ref_act[idx.numpy()])
+    loss = trainer.iterate()
+    assert np.isfinite(loss) and trainer.step == 1

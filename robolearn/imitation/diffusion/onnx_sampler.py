@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from robolearn.errors import UserError, require_extra
-from robolearn.imitation.diffusion.policy import DiffusionPolicy
+from robolearn.imitation.diffusion.policy import DiffusionPolicy, ObsBatch
 
 
 def export_denoiser(policy: DiffusionPolicy) -> bytes:
@@ -141,12 +141,12 @@ class OnnxChunkSampler:
 
     @torch.no_grad()
     def predict_chunk(
-        self, obs_hist: torch.Tensor, generator: torch.Generator | None = None, steps: int | None = None
+        self, obs_hist: ObsBatch, generator: torch.Generator | None = None, steps: int | None = None
     ) -> torch.Tensor:
         """(B, To, obs_dim) -> (B, Tp, A) actions, as DiffusionPolicy.predict_chunk."""
         p = self.policy
         cond = p.encode(obs_hist).numpy()
-        x = torch.randn((obs_hist.shape[0], p.pred_horizon, p.action_dim), generator=generator)
+        x = torch.randn((cond.shape[0], p.pred_horizon, p.action_dim), generator=generator)
         if self.fused:
             if steps is not None and int(steps) != p.inference_steps:
                 raise UserError(f"the fused DDIM graph was built for {p.inference_steps} steps, not {steps}")

@@ -6,6 +6,12 @@ before planning again (receding horizon; Chi et al., "Diffusion Policy", RSS 202
 their lowdim configs in real-stanford/diffusion_policy: n_obs_steps 2, horizon 16, n_action_steps 8).
 Observations and actions are normalised to [-1, 1] by buffers saved in the policy's state dict.
 
+Pixel observations (a Dict {"pixels": uint8 (H, W, 3), "state": (n,)}, `obs_shapes`) go through
+robolearn.imitation.encoders.ObservationEncoder (conv stack + spatial softmax, fused with the
+state), trained end to end with the denoiser as Diffusion Policy trains its ResNet (Sec. III-B);
+the state is range-normalised first, as the state-only path does, and the pixels stay uint8 until
+the encoder scales them.
+
     policy = build_policy(spec, obs_dim, action_dim); policy.fit_normalizers(obs, actions)
     loss = policy.loss(obs_hist, act_chunk, generator)          # training
     actor = RecedingHorizonActor(policy, seed=0); action = actor(obs)   # rollouts
@@ -26,6 +32,10 @@ from robolearn.errors import UserError, require_extra
 from robolearn.imitation.diffusion.networks import ConditionalUnet1D, TransformerDenoiser
 from robolearn.imitation.diffusion.normalizer import RangeNormalizer
 
+# A batch of observation histories: (B, To, obs_dim) floats, or for pixel observations a dict of
+# "pixels" (B, To, H, W, 3) uint8 and "state" (B, To, n) float.
+ObsBatch = torch.Tensor | dict[str, torch.Tensor]
+
 POLICY_FILE = "policy.pt"
 FORMAT_VERSION = 1
 KINDS = ("diffusion", "bc")
@@ -38,37 +48,66 @@ class ChunkPolicy(nn.Module):
 
     kind = "?"
 
-    def __init__(self, spec: Mapping[str, Any], obs_dim: int, action_dim: int) -> None:
+    def __init__(
+        self,
+        spec: Mapping[str, Any],
+        obs_dim: int,
+        action_dim: int,
+        obs_shapes: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__()
         self.spec = dict(spec)
-        self.obs_dim = int(obs_dim)
+        self.obs_dim = int(obs_dim)  # the state part's size (pixel observations: their "state", or 0)
         self.action_dim = int(action_dim)
         self.obs_horizon = int(spec["obs_horizon"])
         self.pred_horizon = int(spec["pred_horizon"])
         self.action_horizon = int(spec["action_horizon"])
         self.obs_norm = RangeNormalizer(self.obs_dim)
         self.act_norm = RangeNormalizer(self.action_dim)
-        # The condition is the normalised, flattened observation history (the paper's low-dim
-        # "obs_as_global_cond" path); pixel observations would put an image encoder here.
-        self.cond_dim = self.obs_horizon * self.obs_dim
+        self.obs_shapes = (
+            None if obs_shapes is None else {k: tuple(int(d) for d in v) for k, v in obs_shapes.items()}
+        )
+        self.encoder: nn.Module | None = None
+        if self.obs_shapes is None:
+            # The condition is the normalised, flattened observation history (the paper's low-dim
+            # "obs_as_global_cond" path).
+            self.cond_dim = self.obs_horizon * self.obs_dim
+        else:
+            from robolearn.imitation.encoders import EncoderConfig, ObservationEncoder
+
+            encoder_cfg = EncoderConfig.from_mapping(dict(spec.get("encoder") or {}))
+            self.encoder = ObservationEncoder(_dict_space(self.obs_shapes), encoder_cfg)
+            # One latent per frame of the history, concatenated (Diffusion Policy's image path).
+            self.cond_dim = self.obs_horizon * encoder_cfg.latent_dim
 
     def fit_normalizers(self, observations: np.ndarray, actions: np.ndarray) -> None:
-        """Set both normalisers' ranges from the training data."""
-        self.obs_norm.fit(observations)
+        """Set both normalisers' ranges from the training data (for pixel observations:
+        `observations` is their state part)."""
+        if self.obs_dim > 0:
+            self.obs_norm.fit(observations)
         self.act_norm.fit(actions)
 
-    def encode(self, obs_hist: torch.Tensor) -> torch.Tensor:
-        """(B, To, obs_dim) observations -> (B, cond_dim) condition."""
+    def encode(self, obs_hist: ObsBatch) -> torch.Tensor:
+        """(B, To, obs_dim) observations (or a dict of pixels and state histories) -> (B, cond_dim)."""
+        if isinstance(obs_hist, dict):
+            if self.encoder is None:
+                raise UserError(
+                    "this policy was trained on state observations; give it (B, To, obs_dim) arrays"
+                )
+            parts = {"pixels": obs_hist["pixels"]}
+            if self.obs_dim > 0:
+                parts["state"] = self.obs_norm.normalize(obs_hist["state"].float())
+            return self.encoder(parts).flatten(1)
         return self.obs_norm.normalize(obs_hist).flatten(1)
 
     def loss(
-        self, obs_hist: torch.Tensor, act_chunk: torch.Tensor, generator: torch.Generator | None = None
+        self, obs_hist: ObsBatch, act_chunk: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """The training loss on a batch of (B, To, obs_dim) histories and (B, Tp, A) chunks."""
         raise NotImplementedError
 
     def predict_chunk(
-        self, obs_hist: torch.Tensor, generator: torch.Generator | None = None, steps: int | None = None
+        self, obs_hist: ObsBatch, generator: torch.Generator | None = None, steps: int | None = None
     ) -> torch.Tensor:
         """(B, To, obs_dim) -> (B, Tp, A) actions in data units."""
         raise NotImplementedError
@@ -80,8 +119,14 @@ class BCPolicy(ChunkPolicy):
 
     kind = "bc"
 
-    def __init__(self, spec: Mapping[str, Any], obs_dim: int, action_dim: int) -> None:
-        super().__init__(spec, obs_dim, action_dim)
+    def __init__(
+        self,
+        spec: Mapping[str, Any],
+        obs_dim: int,
+        action_dim: int,
+        obs_shapes: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(spec, obs_dim, action_dim, obs_shapes)
         layers: list[nn.Module] = []
         width = self.cond_dim
         for hidden in spec["bc"]["hidden"]:
@@ -91,7 +136,7 @@ class BCPolicy(ChunkPolicy):
         self.net = nn.Sequential(*layers)
 
     def loss(
-        self, obs_hist: torch.Tensor, act_chunk: torch.Tensor, generator: torch.Generator | None = None
+        self, obs_hist: ObsBatch, act_chunk: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """Mean squared error on normalised actions."""
         pred = self.net(self.encode(obs_hist)).view(-1, self.pred_horizon, self.action_dim)
@@ -99,7 +144,7 @@ class BCPolicy(ChunkPolicy):
 
     @torch.no_grad()
     def predict_chunk(
-        self, obs_hist: torch.Tensor, generator: torch.Generator | None = None, steps: int | None = None
+        self, obs_hist: ObsBatch, generator: torch.Generator | None = None, steps: int | None = None
     ) -> torch.Tensor:
         """The regressed chunk (deterministic; `generator` and `steps` are unused)."""
         pred = self.net(self.encode(obs_hist)).view(-1, self.pred_horizon, self.action_dim)
@@ -112,8 +157,14 @@ class DiffusionPolicy(ChunkPolicy):
 
     kind = "diffusion"
 
-    def __init__(self, spec: Mapping[str, Any], obs_dim: int, action_dim: int) -> None:
-        super().__init__(spec, obs_dim, action_dim)
+    def __init__(
+        self,
+        spec: Mapping[str, Any],
+        obs_dim: int,
+        action_dim: int,
+        obs_shapes: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(spec, obs_dim, action_dim, obs_shapes)
         require_extra("the diffusion policy", "diffusers")
         from diffusers import DDIMScheduler, DDPMScheduler
 
@@ -158,7 +209,7 @@ class DiffusionPolicy(ChunkPolicy):
         )
 
     def loss(
-        self, obs_hist: torch.Tensor, act_chunk: torch.Tensor, generator: torch.Generator | None = None
+        self, obs_hist: ObsBatch, act_chunk: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """Noise-prediction MSE at uniformly drawn diffusion steps (DDPM's simple loss)."""
         x0 = self.act_norm.normalize(act_chunk)
@@ -175,16 +226,16 @@ class DiffusionPolicy(ChunkPolicy):
 
     @torch.no_grad()
     def predict_chunk(
-        self, obs_hist: torch.Tensor, generator: torch.Generator | None = None, steps: int | None = None
+        self, obs_hist: ObsBatch, generator: torch.Generator | None = None, steps: int | None = None
     ) -> torch.Tensor:
         """Denoise Gaussian noise into a chunk; the same generator state gives the same chunk."""
         cond = self.encode(obs_hist)
         scheduler = self.infer_scheduler
         scheduler.set_timesteps(int(steps or self.inference_steps))
         x = torch.randn(
-            (obs_hist.shape[0], self.pred_horizon, self.action_dim),
+            (cond.shape[0], self.pred_horizon, self.action_dim),
             generator=generator,
-            device=obs_hist.device,
+            device=cond.device,
         )
         for t in scheduler.timesteps:
             step = torch.full((x.shape[0],), int(t), dtype=torch.long, device=x.device)
@@ -193,13 +244,31 @@ class DiffusionPolicy(ChunkPolicy):
         return self.act_norm.unnormalize(x.clamp(-1.0, 1.0))
 
 
-def build_policy(spec: Mapping[str, Any], obs_dim: int, action_dim: int) -> ChunkPolicy:
-    """The policy a config's `policy` node describes (`name`: diffusion | bc)."""
+def _dict_space(obs_shapes: Mapping[str, tuple[int, ...]]) -> Any:
+    """The gymnasium Dict space ObservationEncoder reads, from {"pixels": (H, W, 3), "state": (n,)}."""
+    from gymnasium import spaces
+
+    parts: dict[str, spaces.Space] = {}
+    if "pixels" in obs_shapes:
+        parts["pixels"] = spaces.Box(0, 255, shape=obs_shapes["pixels"], dtype=np.uint8)
+    if "state" in obs_shapes:
+        parts["state"] = spaces.Box(-np.inf, np.inf, shape=obs_shapes["state"], dtype=np.float32)
+    return spaces.Dict(parts)
+
+
+def build_policy(
+    spec: Mapping[str, Any],
+    obs_dim: int,
+    action_dim: int,
+    obs_shapes: Mapping[str, Any] | None = None,
+) -> ChunkPolicy:
+    """The policy a config's `policy` node describes (`name`: diffusion | bc); `obs_shapes`
+    ({"pixels": (H, W, 3), "state": (n,)}) for pixel observations, None for state vectors."""
     kind = str(spec["name"])
     if kind == "diffusion":
-        return DiffusionPolicy(spec, obs_dim, action_dim)
+        return DiffusionPolicy(spec, obs_dim, action_dim, obs_shapes)
     if kind == "bc":
-        return BCPolicy(spec, obs_dim, action_dim)
+        return BCPolicy(spec, obs_dim, action_dim, obs_shapes)
     raise UserError(f"policy={kind} is not known; choose one of {', '.join(KINDS)}")
 
 
@@ -214,7 +283,7 @@ class ChunkPredictor(Protocol):
         """Switch to inference mode; returns the predictor."""
 
     def predict_chunk(
-        self, obs_hist: torch.Tensor, generator: torch.Generator | None = None, steps: int | None = None
+        self, obs_hist: ObsBatch, generator: torch.Generator | None = None, steps: int | None = None
     ) -> torch.Tensor:
         """(B, To, obs_dim) -> (B, Tp, A) actions in data units."""
 
@@ -232,19 +301,30 @@ class RecedingHorizonActor:
                 f"action_horizon={self.action_horizon} must be between 1 and pred_horizon={policy.pred_horizon}"
             )
         self.generator = torch.Generator().manual_seed(int(seed))
-        self.history: deque[np.ndarray] = deque(maxlen=policy.obs_horizon)
+        self.history: deque[Any] = deque(maxlen=policy.obs_horizon)
         self.queue: deque[np.ndarray] = deque()
         self.plans = 0
 
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        """The next action for observation `obs`."""
-        o = np.asarray(obs, dtype=np.float32).reshape(-1)
+    def __call__(self, obs: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray:
+        """The next action for observation `obs` (an array, or a dict of pixels and state)."""
+        o: Any
+        if isinstance(obs, Mapping):
+            # Pixels stay uint8 (the encoder scales them), the state is float32 as in training.
+            o = {
+                k: np.asarray(v) if k == "pixels" else np.asarray(v, dtype=np.float32) for k, v in obs.items()
+            }
+        else:
+            o = np.asarray(obs, dtype=np.float32).reshape(-1)
         if not self.history:
             self.history.extend([o] * self.policy.obs_horizon)
         else:
             self.history.append(o)
         if not self.queue:
-            hist = torch.from_numpy(np.stack(self.history))[None]
+            hist: ObsBatch
+            if isinstance(o, dict):
+                hist = {k: torch.from_numpy(np.stack([h[k] for h in self.history]))[None] for k in o}
+            else:
+                hist = torch.from_numpy(np.stack(self.history))[None]
             with torch.inference_mode():
                 chunk = self.policy.predict_chunk(hist, self.generator)[0].numpy()
             self.queue.extend(chunk[: self.action_horizon])
@@ -261,6 +341,7 @@ def save_policy(policy: ChunkPolicy, path: Path | str) -> Path:
         "spec": policy.spec,
         "obs_dim": policy.obs_dim,
         "action_dim": policy.action_dim,
+        "obs_shapes": policy.obs_shapes,
         "state_dict": {k: v.detach().cpu() for k, v in policy.state_dict().items()},
     }
     out = Path(path)
@@ -284,6 +365,8 @@ def load_policy(path: Path | str) -> ChunkPolicy:
         raise UserError(f"{p} cannot be read ({exc}); re-run robolearn.imitation.train") from None
     if not isinstance(saved, dict) or saved.get("format_version") != FORMAT_VERSION:
         raise UserError(f"{p} is not a robolearn imitation policy (format {FORMAT_VERSION} expected)")
-    policy = build_policy(saved["spec"], int(saved["obs_dim"]), int(saved["action_dim"]))
+    policy = build_policy(
+        saved["spec"], int(saved["obs_dim"]), int(saved["action_dim"]), saved.get("obs_shapes")
+    )
     policy.load_state_dict(saved["state_dict"])
     return policy.eval()
