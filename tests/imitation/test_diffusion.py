@@ -97,7 +97,7 @@ def chunk_means(policy: ChunkPolicy, n: int = 200, seed: int = 1, sampler: str |
         from diffusers import DDIMScheduler, DDPMScheduler
 
         cls = DDIMScheduler if sampler == "ddim" else DDPMScheduler
-        policy.infer_scheduler = cls.from_config(policy.train_scheduler.config)  # type: ignore[attr-defined]
+        policy.infer_scheduler = cls.from_config(policy.train_scheduler.config)  # type: ignore[union-attr]
     steps = 100 if sampler == "ddpm" else None
     chunks = policy.predict_chunk(torch.from_numpy(obs), torch.Generator().manual_seed(seed), steps=steps)
     return chunks.mean(dim=(1, 2)).numpy()
@@ -133,7 +133,7 @@ def test_same_seed_gives_identical_samples_and_another_seed_differs(diffusion: C
     assert not torch.equal(a, c)
     # DDPM draws fresh noise at every step: the generator must drive that noise too.
     ddpm = copy.deepcopy(diffusion)
-    ddpm.infer_scheduler = type(ddpm.train_scheduler).from_config(ddpm.train_scheduler.config)  # type: ignore[attr-defined]
+    ddpm.infer_scheduler = type(ddpm.train_scheduler).from_config(ddpm.train_scheduler.config)  # type: ignore[union-attr]
     x = ddpm.predict_chunk(obs, torch.Generator().manual_seed(7), steps=20)
     y = ddpm.predict_chunk(obs, torch.Generator().manual_seed(7), steps=20)
     assert torch.equal(x, y)
@@ -148,7 +148,7 @@ def test_receding_horizon_executes_ta_of_tp_then_replans(diffusion: ChunkPolicy)
         return original(obs_hist, generator, steps)
 
     policy = copy.deepcopy(diffusion)
-    policy.predict_chunk = spy  # type: ignore[method-assign]
+    policy.predict_chunk = spy  # type: ignore[method-assign, assignment]
     actor = RecedingHorizonActor(policy, seed=0)
     reference = copy.deepcopy(diffusion)
     observations = [np.full(OBS_DIM, 0.01 * i, np.float32) for i in range(2 * TA)]
@@ -263,3 +263,70 @@ def test_onnx_sampler_gives_the_eager_chunk_for_the_same_seed(denoiser: str) -> 
     assert actor(obs[0, 0]).shape == (ACT_DIM,)
     with pytest.raises(UserError, match="needs a diffusion policy"):
         OnnxChunkSampler(build_policy({**SPEC, "name": "bc"}, OBS_DIM, ACT_DIM))  # type: ignore[arg-type]
+
+
+# -- pixel observations: Dict {"pixels": uint8 (H, W, 3), "state": (n,)} through ObservationEncoder ------
+PIXEL_SHAPES = {"pixels": (32, 32, 3), "state": (4,)}
+TINY_ENCODER: dict[str, Any] = {
+    "latent_dim": 8,
+    "conv_channels": [4, 4],
+    "conv_strides": [2, 2],
+    "keypoints": 4,
+    "state_hidden": [8],
+}
+
+
+def pixel_batch(n: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """(n, To, ...) histories: random uint8 frames and float states."""
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "pixels": torch.randint(0, 256, (n, TO, *PIXEL_SHAPES["pixels"]), generator=g, dtype=torch.uint8),
+        "state": torch.randn((n, TO, 4), generator=g),
+    }
+
+
+@pytest.mark.parametrize("kind", ["diffusion", "bc"])
+def test_pixel_policy_trains_its_image_encoder_end_to_end(kind: str) -> None:
+    policy = build_policy({**SPEC, "name": kind, "encoder": TINY_ENCODER}, 4, ACT_DIM, PIXEL_SHAPES)
+    obs = pixel_batch(16)
+    act = torch.rand((16, TP, ACT_DIM)) * 2 - 1
+    policy.fit_normalizers(obs["state"].numpy(), act.numpy())
+    assert policy.cond_dim == TO * TINY_ENCODER["latent_dim"]
+    assert policy.encode(obs).shape == (16, policy.cond_dim)
+    policy.loss(obs, act, torch.Generator().manual_seed(0)).backward()
+    assert policy.encoder is not None
+    # The gradient reaches the first conv layer: the encoder learns with the policy head.
+    first_conv = policy.encoder.pixels.conv[0].weight  # type: ignore[union-attr, index]
+    assert first_conv.grad is not None and first_conv.grad.abs().sum() > 0
+    # The state goes through the range normaliser fitted on the data, as in the state-only path.
+    assert torch.allclose(policy.obs_norm.normalize(obs["state"]).abs().max(), torch.tensor(1.0))
+    with pytest.raises(UserError, match="trained on state observations"):
+        build_policy(SPEC, OBS_DIM, ACT_DIM).encode(obs)
+
+
+def test_pixel_actor_repeats_the_first_frame_and_round_trips(tmp_path: Path) -> None:
+    policy = build_policy({**SPEC, "encoder": TINY_ENCODER}, 4, ACT_DIM, PIXEL_SHAPES).eval()
+    frame = {k: v[0, 0].numpy() for k, v in pixel_batch(1, seed=3).items()}
+    actor = RecedingHorizonActor(policy, seed=7)
+    first = actor(frame)
+    # The first plan sees [o_0, o_0] (the history padded as training pads episode starts).
+    hist = {k: torch.from_numpy(np.stack([v, v]))[None] for k, v in frame.items()}
+    expected = policy.predict_chunk(hist, torch.Generator().manual_seed(7))[0, 0].numpy()
+    np.testing.assert_array_equal(first, expected)
+    loaded = load_policy(save_policy(policy, tmp_path / "pix.pt"))
+    assert loaded.obs_shapes == PIXEL_SHAPES
+    np.testing.assert_array_equal(RecedingHorizonActor(loaded, seed=7)(frame), first)
+
+
+def test_onnx_sampler_takes_pixel_observations() -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from robolearn.imitation.diffusion.onnx_sampler import OnnxChunkSampler
+
+    spec = {**SPEC, "encoder": TINY_ENCODER, "diffusion": {**SPEC["diffusion"], "inference_steps": 3}}
+    policy = build_policy(spec, 4, ACT_DIM, PIXEL_SHAPES).eval()
+    hist = pixel_batch(3, seed=1)
+    eager = policy.predict_chunk(hist, torch.Generator().manual_seed(2))
+    # The encoder runs in torch, the denoiser in ONNX Runtime.
+    onnx = OnnxChunkSampler(policy).predict_chunk(hist, torch.Generator().manual_seed(2))  # type: ignore[arg-type]
+    torch.testing.assert_close(onnx, eager, atol=1e-4, rtol=1e-4)
