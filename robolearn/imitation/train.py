@@ -458,6 +458,7 @@ HELP = verb_help(
     "Train an action-chunk policy on demonstrations: a diffusion policy (Chi et al., RSS 2023; DDPM\n"
     "training, DDIM sampling, EMA, our conditional 1-D U-Net or a transformer denoiser) or MSE\n"
     "behaviour cloning with the same observation history (2) and chunks (predict 16, execute 8).\n"
+    "Pixel datasets (pointmass_pixels) go through an image encoder trained end to end with it.\n"
     "Evaluates by rollouts in the dataset's imitation task. Writes a run directory (config.yaml,\n"
     "metrics.jsonl, checkpoints/, policy.pt, summary.json with eval/success_rate). Ctrl-C saves a\n"
     "checkpoint and prints the resume= command. docs/imitation.md.",
@@ -467,6 +468,7 @@ HELP = verb_help(
         ("policy.denoiser", "unet | transformer (diffusion only)"),
         ("policy.diffusion.<key>", "sampler (ddim | ddpm), inference_steps, train_steps, beta_schedule"),
         ("policy.<key>", "obs_horizon, pred_horizon, action_horizon, unet.*, transformer.*, optim.*, ema.*"),
+        ("+policy.encoder.<key>", "pixel datasets: the image encoder's sizes (encoders.EncoderConfig keys)"),
         ("task", "the imitation task for rollouts (default: the dataset's provenance task)"),
         ("steps", "gradient steps (default: 3000)"),
         ("batch_size", "windows per gradient step (default: 256)"),
