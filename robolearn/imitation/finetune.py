@@ -46,6 +46,7 @@ from robolearn.imitation.verbs import (
     check_top_keys,
     positive_float,
     positive_int,
+    run_steps,
     verb_main,
 )
 
@@ -313,20 +314,15 @@ def finetune_job(cfg: DictConfig, run_dir: Path, command: str, multirun: bool = 
             if state is not None:
                 trainer.load_state_dict(state)
                 run.note(f"resumed at step {trainer.step}")
-            every, log_every = int(full.checkpoint.every), int(full.log_every)
-            losses: list[float] = []
-            last = float("nan")
-            while trainer.step < total:
-                losses.append(trainer.iterate())
-                step = trainer.step
-                if step % log_every == 0 or step == total:
-                    last = float(np.mean(losses))
-                    run.log(step, {"finetune/loss": last})
-                    losses.clear()
-                run.progress(step)
-                if step % every == 0 or step == total:
-                    run.checkpoint(step, trainer.state_dict())
-                run.stop_point(step, trainer.state_dict)
+            logged = run_steps(
+                run,
+                trainer,
+                total,
+                int(full.log_every),
+                int(full.checkpoint.every),
+                lambda step, losses: {"finetune/loss": float(np.mean(losses))},
+            )
+            last = logged.get("finetune/loss", float("nan"))
             policy = trainer.policy.cpu()
             atomic_save_with(run.run.root / POLICY_FILE, lambda p: torch.save(policy, p))
             summary: dict[str, Any] = {

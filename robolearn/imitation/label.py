@@ -42,6 +42,7 @@ from robolearn.imitation.verbs import (
     check_top_keys,
     positive_float,
     positive_int,
+    run_steps,
     verb_main,
 )
 
@@ -276,18 +277,14 @@ def label_job(cfg: DictConfig, run_dir: Path, command: str, multirun: bool = Fal
             if state is not None:
                 trainer.load_state_dict(state)
                 run.note(f"resumed at step {trainer.step}")
-            every, log_every = int(full.checkpoint.every), int(full.log_every)
-            losses: list[float] = []
-            while trainer.step < total:
-                losses.append(trainer.iterate())
-                step = trainer.step
-                if step % log_every == 0 or step == total:
-                    run.log(step, {"idm/loss": float(np.mean(losses))})
-                    losses.clear()
-                run.progress(step)
-                if step % every == 0 or step == total:
-                    run.checkpoint(step, trainer.state_dict())
-                run.stop_point(step, trainer.state_dict)
+            run_steps(
+                run,
+                trainer,
+                total,
+                int(full.log_every),
+                int(full.checkpoint.every),
+                lambda step, losses: {"idm/loss": float(np.mean(losses))},
+            )
             idm = trainer.idm.cpu()
             atomic_save_with(run.run.root / IDM_FILE, lambda p: torch.save(idm, p))
             heldout = trainer.heldout_error()

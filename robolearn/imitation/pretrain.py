@@ -45,6 +45,7 @@ from robolearn.imitation.verbs import (
     check_top_keys,
     positive_float,
     positive_int,
+    run_steps,
     verb_main,
 )
 
@@ -253,25 +254,16 @@ def pretrain_job(cfg: DictConfig, run_dir: Path, command: str, multirun: bool = 
             if state is not None:
                 trainer.load_state_dict(state)
                 run.note(f"resumed at step {trainer.step}")
-            every, log_every = int(full.checkpoint.every), int(full.log_every)
-            window: list[dict[str, float]] = []
-            last: dict[str, float] = {}
-            while trainer.step < total:
-                window.append(trainer.iterate())
-                step = trainer.step
-                if step % log_every == 0 or step == total:
-                    last = {f"pretrain/{k}": float(np.mean([w[k] for w in window])) for k in window[0]}
-                    heldout = (
-                        trainer.heldout_loss() if step % (10 * log_every) == 0 or step == total else None
-                    )
-                    if heldout is not None:
-                        last["pretrain/heldout_loss"] = heldout
-                    run.log(step, last)
-                    window.clear()
-                run.progress(step)
-                if step % every == 0 or step == total:
-                    run.checkpoint(step, trainer.state_dict())
-                run.stop_point(step, trainer.state_dict)
+            log_every = int(full.log_every)
+
+            def scalars(step: int, window: list[dict[str, float]]) -> dict[str, float]:
+                out = {f"pretrain/{k}": float(np.mean([w[k] for w in window])) for k in window[0]}
+                heldout = trainer.heldout_loss() if step % (10 * log_every) == 0 or step == total else None
+                if heldout is not None:
+                    out["pretrain/heldout_loss"] = heldout
+                return out
+
+            last = run_steps(run, trainer, total, log_every, int(full.checkpoint.every), scalars)
             heldout = trainer.heldout_loss() if name != "none" else None  # none has no loss to hold out
             save_encoder(
                 run.run.root / ENCODER_FILE,

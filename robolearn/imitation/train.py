@@ -32,7 +32,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from robolearn.cli import verb_help
 from robolearn.errors import UserError
-from robolearn.imitation.verbs import check_common, check_dataset, check_top_keys, positive_int, verb_main
+from robolearn.imitation.verbs import (
+    check_common,
+    check_dataset,
+    check_top_keys,
+    positive_int,
+    run_steps,
+    verb_main,
+)
 
 VERB = "imitation.train"
 # configs/imitation/train.yaml: this verb's groups live under configs/imitation/ (policy/).
@@ -397,28 +404,17 @@ def train_job(cfg: DictConfig, run_dir: Path, command: str, multirun: bool = Fal
             if state is not None:
                 trainer.load_state_dict(state)
                 run.note(f"resumed at step {trainer.step}")
-            every, log_every = int(full.checkpoint.every), int(full.log_every)
-            losses: list[float] = []
             started, start_step = time.perf_counter(), trainer.step
-            while trainer.step < total:
-                losses.append(trainer.iterate())
-                step = trainer.step
-                if step % log_every == 0 or step == total:
-                    elapsed = time.perf_counter() - started
-                    rate = (step - start_step) * trainer.batch_size / max(elapsed, 1e-9)
-                    run.log(
-                        step,
-                        {
-                            "train/loss": float(np.mean(losses)),
-                            "train/lr": trainer.schedule.get_last_lr()[0],
-                            "train/samples_per_s": rate,
-                        },
-                    )
-                    losses.clear()
-                run.progress(step)
-                if step % every == 0 or step == total:
-                    run.checkpoint(step, trainer.state_dict())
-                run.stop_point(step, trainer.state_dict)
+
+            def scalars(step: int, losses: list[float]) -> dict[str, Any]:
+                elapsed = time.perf_counter() - started
+                return {
+                    "train/loss": float(np.mean(losses)),
+                    "train/lr": trainer.schedule.get_last_lr()[0],
+                    "train/samples_per_s": (step - start_step) * trainer.batch_size / max(elapsed, 1e-9),
+                }
+
+            run_steps(run, trainer, total, int(full.log_every), int(full.checkpoint.every), scalars)
             elapsed = time.perf_counter() - started
             samples_per_s = (trainer.step - start_step) * trainer.batch_size / max(elapsed, 1e-9)
             policy = trainer.final_policy().cpu()

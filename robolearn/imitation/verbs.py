@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -93,3 +93,41 @@ def verb_main(
         complete(cfg)
 
     return loop_verb(verb, config_name, help_text, job, validate, resolve=complete, config_dir=config_root())
+
+
+class StepTrainer(Protocol):
+    """What `run_steps` drives: one gradient step per `iterate()`, a step count, and checkpoint state."""
+
+    step: int
+
+    def iterate(self) -> Any: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+
+def run_steps(
+    run: Any,
+    trainer: StepTrainer,
+    total: int,
+    log_every: int,
+    checkpoint_every: int,
+    scalars: Callable[[int, list[Any]], dict[str, Any]],
+) -> dict[str, Any]:
+    """The imitation verbs' gradient-step loop in a LoopRun: step until `total`; every `log_every`
+    steps (and at the end) log `scalars(step, what iterate() returned since the last log)`; progress;
+    a checkpoint every `checkpoint_every` steps and at the end; a stop point after each step. Returns
+    the last logged scalars ({} when no step ran)."""
+    window: list[Any] = []
+    last: dict[str, Any] = {}
+    while trainer.step < total:
+        window.append(trainer.iterate())
+        step = trainer.step
+        if step % log_every == 0 or step == total:
+            last = scalars(step, window)
+            run.log(step, last)
+            window.clear()
+        run.progress(step)
+        if step % checkpoint_every == 0 or step == total:
+            run.checkpoint(step, trainer.state_dict())
+        run.stop_point(step, trainer.state_dict)
+    return last
