@@ -139,16 +139,18 @@ class BCPolicy(ChunkPolicy):
         self, obs_hist: ObsBatch, act_chunk: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """Mean squared error on normalised actions."""
-        pred = self.net(self.encode(obs_hist)).view(-1, self.pred_horizon, self.action_dim)
-        return nn.functional.mse_loss(pred, self.act_norm.normalize(act_chunk))
+        return nn.functional.mse_loss(self._regress(obs_hist), self.act_norm.normalize(act_chunk))
 
     @torch.no_grad()
     def predict_chunk(
         self, obs_hist: ObsBatch, generator: torch.Generator | None = None, steps: int | None = None
     ) -> torch.Tensor:
         """The regressed chunk (deterministic; `generator` and `steps` are unused)."""
-        pred = self.net(self.encode(obs_hist)).view(-1, self.pred_horizon, self.action_dim)
-        return self.act_norm.unnormalize(pred.clamp(-1.0, 1.0))
+        return self.act_norm.unnormalize(self._regress(obs_hist).clamp(-1.0, 1.0))
+
+    def _regress(self, obs_hist: ObsBatch) -> torch.Tensor:
+        """(B, Tp, A) normalised actions regressed from the encoded history."""
+        return self.net(self.encode(obs_hist)).view(-1, self.pred_horizon, self.action_dim)
 
 
 class DiffusionPolicy(ChunkPolicy):
