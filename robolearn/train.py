@@ -29,6 +29,7 @@ from robolearn.cli import command_line, precheck, print_help_if_asked, verb_help
 from robolearn.config.schema import register_schemas  # noqa: E402
 from robolearn.config.validate import compose_config, validate_train_config  # noqa: E402
 from robolearn.errors import report_user_errors  # noqa: E402
+from robolearn.isaac.options import expand_env_shorthand  # noqa: E402
 from robolearn.resources import configs_dir  # noqa: E402
 from robolearn.runs.layout import RunDir  # noqa: E402
 from robolearn.runs.loop import resume_config as loop_resume_config  # noqa: E402
@@ -145,7 +146,12 @@ HELP = verb_help(
     "final/, best/, checkpoints/, tb/). With no arguments: SAC on Pendulum-v1 for 10k steps. Ctrl-C\n"
     "saves a checkpoint and prints the resume= command. -m runs a sweep (one job per value).",
     [
-        ("env", "Gymnasium MuJoCo id (Hopper-v5, ...), Pendulum-v1, or Go2Velocity-v1 / G1Velocity-v1 / ..."),
+        (
+            "env",
+            "Gymnasium MuJoCo id (Hopper-v5, ...), Pendulum-v1, Go2Velocity-v1 / G1Velocity-v1 / ..., or"
+            " isaaclab:<task id> with env.kwargs.python=<Isaac Lab's python> (isaaclab:standin:Go2Velocity-v1:"
+            " our MuJoCo task in a task server; docs/isaac.md)",
+        ),
         (
             "agent",
             "ppo | sac | td3 (SB3, the RL Zoo's tuned values merged) | rsl_ppo (rsl-rl-lib's PPO,"
@@ -165,6 +171,8 @@ HELP = verb_help(
     [
         "python -m robolearn.train env=Hopper-v5 agent=td3 seed=1 steps=100000",
         "python -m robolearn.train +experiment=go2_walk",
+        "python -m robolearn.train env=isaaclab:Isaac-Velocity-Flat-Unitree-Go2-v0"
+        " env.kwargs.python=~/env_isaaclab/bin/python agent=rsl_ppo agent.n_envs=4096",
         "python -m robolearn.train -m agent=sac,td3 seed=0,1,2 hydra.sweep.dir=sweeps/pend",
         "python -m robolearn.train resume=<run dir>",
     ],
@@ -176,6 +184,9 @@ def main() -> None:
     if print_help_if_asked(HELP, sys.argv[1:]):
         return
     try:
+        # env=isaaclab:<task id> -> env=isaaclab env.id=<task id> (robolearn/isaac/options.py), before
+        # the prechecks and Hydra read the command line.
+        sys.argv[1:] = report_user_errors(expand_env_shorthand)(sys.argv[1:])
         register_schemas()
         resumed = _prepare(sys.argv[1:])
         if resumed is not None:

@@ -134,7 +134,12 @@ def validate_train_config(cfg: DictConfig) -> None:
         present, value = _get(cfg, key)
         if present and value is not None and not ok(value):
             raise UserError(f"{key}={value} is out of range; use {allowed}")
-    _check_env_id(cfg.env.id)
+    if OmegaConf.select(cfg, "env.kwargs.backend", default=None) == "isaaclab":
+        from robolearn.isaac.options import check_isaaclab_env
+
+        check_isaaclab_env(cfg)  # a task server's id is not in this interpreter's gymnasium registry
+    else:
+        _check_env_id(cfg.env.id)
     method = cfg.get("method")
     if method is not None and method.name == "camel" and cfg.agent.algo not in ("td3", "sac"):
         raise UserError(f"method=camel needs agent=td3 or agent=sac, not agent={cfg.agent.algo}")

@@ -25,9 +25,13 @@ def make_env(env_cfg: Any, render_mode: str | None = None) -> gym.Env:
     The passive env checker is off here: every registered id passes the checkers in the test suite,
     and the extra wrapper layer costs steps/s in every training run.
     """
+    kwargs = dict(_cfg_get(env_cfg, "kwargs") or {})
+    if kwargs.get("backend") == "isaaclab":
+        from robolearn.isaac.client import make_isaac_env
+
+        return make_isaac_env(env_cfg)  # its own task server with one env
     register_envs()
     env_id = str(_cfg_get(env_cfg, "id"))
-    kwargs = dict(_cfg_get(env_cfg, "kwargs") or {})
     max_steps = _cfg_get(env_cfg, "max_episode_steps")
     if max_steps is not None:
         kwargs["max_episode_steps"] = int(max_steps)
@@ -60,10 +64,15 @@ def make_vec_env(
 
     A robolearn task with env.kwargs.backend=batch|warp is stepped as one batch instead (threads:
     the cores this process may use); its episode statistics and snapshots come from the batch itself.
+    env.kwargs.backend=isaaclab steps the task in another interpreter (robolearn/isaac/client.py).
     """
     kwargs = dict(_cfg_get(env_cfg, "kwargs") or {})
     venv: VecEnv
-    if kwargs.get("backend", "mujoco") in ("batch", "warp"):
+    if kwargs.get("backend") == "isaaclab":
+        from robolearn.isaac.client import make_isaac_vec_env
+
+        venv = make_isaac_vec_env(env_cfg, n_envs, seed)
+    elif kwargs.get("backend", "mujoco") in ("batch", "warp"):
         from robolearn.envs.vector import make_batched_env
 
         register_envs()
