@@ -12,21 +12,34 @@ robot's state into the network's input and its output into joint targets, withou
                      input is `length` frames concatenated, oldest first), normalization {mean, var,
                      epsilon, clip} applied after stacking as (x - mean) / sqrt(var + epsilon), clipped,
                      or null
-    action           size, scale and offset (joint target = offset + scale * clip(action)), clip
+    policy_joints    (optional) the joints the network observes and commands, in the network's order;
+                     absent or null: every robot joint in robot order. joint_pos_rel, joint_vel and
+                     last_action cover these joints in this order; the network's output (one value per
+                     policy joint) is scattered into a robot-order action with 0 for every other joint,
+                     so those are held at robot.default_joint_pos by the robot's PD through the same guards
+    robot_overrides  (optional) RobotSpec fields the policy's source tuned away from robolearn's spec for
+                     this robot, from TUNING_FIELDS (kp, kd, default_joint_pos, action_scale); the robot
+                     spec carries the tuned values, and deploy compares every other safety field
+    action           size (len(policy_joints)), scale and offset of the policy joints in policy order
+                     (joint target = offset + scale * clip(action)), clip
     command          ranges [[min, max]] of vx, vy, yaw rate the policy was trained on
     gait             {period_s} when the observation has a gait_clock term: its phase is the policy steps
                      since the policy took over times control_dt over period_s, modulo 1; else null
-    network          file, input and output names, input_size, output_size, opset, the export check
+    network          file, input and output names, input_size, output_size, opset, the export check;
+                     state (optional, recurrent networks): [{input, output, shape}], float32 tensors fed
+                     zeros at the start of every POLICY segment and each step's outputs after that
     checkpoint       framework files copied beside the network, each {file, kind}
     source           where it came from (run directory, env id, algorithm, command, versions)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +54,7 @@ from robolearn.robots.observations import (
     observation_size,
 )
 from robolearn.robots.spec import MESSAGE_FAMILIES, RobotSpec
+from robolearn.robots.state import RobotState
 
 CONTRACT_VERSION = 1
 CONTRACT_FILE = "contract.json"
@@ -64,6 +78,19 @@ SAFETY_FIELDS = (
     "action_scale",
     "control_dt",
 )
+
+# The safety fields an importer may declare changed (robot_overrides): how the policy was tuned to
+# drive the motors, not what the hardware is. Every other safety field must match robolearn's spec.
+TUNING_FIELDS = ("kp", "kd", "default_joint_pos", "action_scale")
+
+
+@dataclass(frozen=True)
+class StateEntry:
+    """One recurrent state tensor: the graph input it is fed through and the output it comes back on."""
+
+    input: str
+    output: str
+    shape: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -98,11 +125,60 @@ class PolicyContract:
     source: Mapping[str, Any]
     gait_period_s: float | None = None
     format_version: int = CONTRACT_VERSION
+    policy_joints: tuple[str, ...] | None = None  # None: every robot joint, in robot order
+    robot_overrides: tuple[str, ...] = ()
+
+    @cached_property
+    def policy_index(self) -> np.ndarray:
+        """Robot (motor-order) index of each policy joint, in the network's order."""
+        if self.policy_joints is None:
+            return np.arange(self.robot.num_joints)
+        return self.robot.joint_index(self.policy_joints)
+
+    @property
+    def action_size(self) -> int:
+        """Values the network outputs: one per policy joint."""
+        return self.robot.num_joints if self.policy_joints is None else len(self.policy_joints)
+
+    @cached_property
+    def policy_spec(self) -> RobotSpec:
+        """The robot spec restricted to the policy joints, in the network's order (the observation's spec)."""
+        if self.policy_joints is None:
+            return self.robot
+        return self.robot.select(self.policy_joints)
+
+    def full_action(self, raw: np.ndarray) -> np.ndarray:
+        """A network output (policy order) as a robot-order action, 0 for the joints the policy does not command."""
+        if self.policy_joints is None:
+            return raw
+        full = np.zeros((*raw.shape[:-1], self.robot.num_joints), dtype=np.float64)
+        full[..., self.policy_index] = raw
+        return full
+
+    def policy_state(self, state: RobotState) -> RobotState:
+        """The robot-order state with its joint arrays (and last_action) restricted to the policy joints."""
+        if self.policy_joints is None:
+            return state
+        idx = self.policy_index
+        return dataclasses.replace(
+            state,
+            joint_pos=np.asarray(state.joint_pos)[..., idx],
+            joint_vel=np.asarray(state.joint_vel)[..., idx],
+            last_action=np.asarray(state.last_action)[..., idx],
+        )
+
+    @property
+    def recurrent_state(self) -> tuple[StateEntry, ...]:
+        """The network's recurrent state tensors (network.state); () for a feed-forward network."""
+        entries = self.network.get("state") or ()
+        return tuple(
+            StateEntry(str(e["input"]), str(e["output"]), tuple(int(d) for d in e["shape"])) for e in entries
+        )
 
     @property
     def frame_size(self) -> int:
         """Values in one observation frame."""
-        return observation_size(self.robot, self.terms)
+        return observation_size(self.policy_spec, self.terms)
 
     @property
     def input_size(self) -> int:
@@ -123,13 +199,21 @@ class PolicyContract:
     def to_dict(self) -> dict[str, Any]:
         """The JSON form written to contract.json."""
         spec = self.robot
-        return {
+        policy = self.policy_spec
+        out: dict[str, Any] = {
             "format_version": self.format_version,
             "robot": spec.to_dict(),
             "control_dt": spec.control_dt,
             "message_family": spec.message_family,
+        }
+        # Written only when set, so a contract without them is byte-identical to the ones before.
+        if self.policy_joints is not None:
+            out["policy_joints"] = list(self.policy_joints)
+        if self.robot_overrides:
+            out["robot_overrides"] = list(self.robot_overrides)
+        return out | {
             "observation": {
-                "terms": [entry.to_dict() for entry in observation_layout(spec, self.terms)],
+                "terms": [entry.to_dict() for entry in observation_layout(policy, self.terms)],
                 "frame_size": self.frame_size,
                 "clip": self.obs_clip,
                 "history": {"length": self.history_length, "order": "oldest_first"},
@@ -143,9 +227,9 @@ class PolicyContract:
                 },
             },
             "action": {
-                "size": spec.num_joints,
-                "scale": list(spec.action_scale),
-                "offset": list(spec.default_joint_pos),
+                "size": policy.num_joints,
+                "scale": list(policy.action_scale),
+                "offset": list(policy.default_joint_pos),
                 "clip": self.action_clip,
                 "target": "joint_position",
             },
@@ -186,6 +270,7 @@ class PolicyContract:
                     float(norm_data["clip"]),
                 )
             gait = data.get("gait")
+            joints = data.get("policy_joints")
             contract = cls(
                 robot=spec,
                 terms=terms,
@@ -198,6 +283,8 @@ class PolicyContract:
                 checkpoint=tuple(dict(c) for c in data.get("checkpoint", [])),
                 source=dict(data.get("source", {})),
                 gait_period_s=None if gait is None else float(gait["period_s"]),
+                policy_joints=None if joints is None else tuple(str(j) for j in joints),
+                robot_overrides=tuple(str(f) for f in data.get("robot_overrides") or ()),
             )
         except UserError as exc:
             raise UserError(f"{where}: {exc}" if not str(exc).startswith(where) else str(exc)) from None
@@ -352,6 +439,33 @@ def validate_contract(data: Mapping[str, Any], where: str = CONTRACT_FILE) -> No
             f"must equal robot.message_family ({spec.message_family}); message_family disagrees with robot.message_family",
         )
 
+    # policy joints and tuned fields
+    policy = spec
+    joints = c.get("policy_joints", optional=True)
+    if joints is not None:
+        if not isinstance(joints, list) or not joints or not all(isinstance(j, str) for j in joints):
+            raise c.fail("policy_joints", joints, f"a non-empty list of {spec.name} joint names, or null")
+        try:
+            policy = spec.select(joints)
+        except UserError as exc:
+            raise UserError(f"{where}: policy_joints: {exc}") from None
+    overrides = c.get("robot_overrides", optional=True)
+    if overrides is not None:
+        if not isinstance(overrides, list) or not all(isinstance(f, str) for f in overrides):
+            raise c.fail(
+                "robot_overrides", overrides, f"a list of field names from {', '.join(TUNING_FIELDS)}"
+            )
+        for i, name in enumerate(overrides):
+            if name not in TUNING_FIELDS:
+                raise c.fail(
+                    f"robot_overrides[{i}]",
+                    name,
+                    f"an importer may only tune {', '.join(TUNING_FIELDS)}; {name} describes the hardware and"
+                    f" must match robolearn's {spec.name} spec",
+                )
+        if len(set(overrides)) != len(overrides):
+            raise c.fail("robot_overrides", overrides, "each field at most once")
+
     # observation
     c.mapping("observation")
     terms_data = c.get("observation.terms")
@@ -369,12 +483,17 @@ def validate_contract(data: Mapping[str, Any], where: str = CONTRACT_FILE) -> No
         else:
             c.number(f"{path}.scale", scale)
         c.number(f"{path}.noise", entry.get("noise", 0.0), low=0.0)
+        term_clip = entry.get("clip")
+        if term_clip is not None:
+            lo, hi = c.numbers(f"{path}.clip", term_clip, 2)
+            if not lo < hi:
+                raise c.fail(f"{path}.clip", term_clip, "[lo, hi] with lo < hi, or null")
         try:
             terms.append(ObsTerm.from_dict(entry))
         except UserError as exc:
             raise UserError(f"{where}: {path}: {exc}") from None
     try:
-        layout = [e.to_dict() for e in observation_layout(spec, terms)]
+        layout = [e.to_dict() for e in observation_layout(policy, terms)]
     except UserError as exc:
         raise UserError(f"{where}: observation.terms: {exc}") from None
     for i, (given, expected) in enumerate(zip(terms_data, layout, strict=True)):
@@ -399,7 +518,7 @@ def validate_contract(data: Mapping[str, Any], where: str = CONTRACT_FILE) -> No
     elif has_clock:
         raise UserError(f"{where}: the observation has a gait_clock term but gait.period_s is missing")
 
-    frame_size = observation_size(spec, terms)
+    frame_size = observation_size(policy, terms)
     if c.get("observation.frame_size", optional=True) is not None:
         given_frame = c.integer("observation.frame_size", c.get("observation.frame_size"), 1)
         if given_frame != frame_size:
@@ -433,13 +552,14 @@ def validate_contract(data: Mapping[str, Any], where: str = CONTRACT_FILE) -> No
     # action
     c.mapping("action")
     size = c.integer("action.size", c.get("action.size"), 1)
-    if size != n:
-        raise c.fail("action.size", size, f"the robot has {n} joints")
-    for key, expected_values in (("scale", spec.action_scale), ("offset", spec.default_joint_pos)):
+    if size != policy.num_joints:
+        what = f"the robot has {n} joints" if joints is None else f"policy_joints lists {policy.num_joints}"
+        raise c.fail("action.size", size, what)
+    for key, expected_values in (("scale", policy.action_scale), ("offset", policy.default_joint_pos)):
         values = c.numbers(
             f"action.{key}",
             c.get(f"action.{key}"),
-            n,
+            policy.num_joints,
             low=0.0 if key == "scale" else None,
             low_open=key == "scale",
         )
@@ -447,7 +567,7 @@ def validate_contract(data: Mapping[str, Any], where: str = CONTRACT_FILE) -> No
             raise UserError(f"{where}: action.{key} disagrees with the robot spec it carries")
     clip = c.get("action.clip", optional=True)
     if clip is not None:
-        bound = max_action_clip(spec)
+        bound = max_action_clip(policy)
         c.number(
             "action.clip",
             clip,
@@ -482,6 +602,25 @@ def validate_contract(data: Mapping[str, Any], where: str = CONTRACT_FILE) -> No
         value = c.get(f"network.{key}", optional=True)
         if value is not None:
             c.integer(f"network.{key}", value, 1)
+    state = c.get("network.state", optional=True)
+    if state is not None:
+        if not isinstance(state, list):
+            raise c.fail("network.state", state, "a list of {input, output, shape}, or null")
+        names = [c.get("network.input"), c.get("network.output")]
+        for i, entry in enumerate(state):
+            path = f"network.state[{i}]"
+            if not isinstance(entry, Mapping):
+                raise c.fail(path, entry, "a JSON object {input, output, shape}")
+            for key in ("input", "output"):
+                name = c.string(f"{path}.{key}", entry.get(key))
+                if name in names:
+                    raise c.fail(f"{path}.{key}", name, "a tensor name used nowhere else in network")
+                names.append(name)
+            shape = entry.get("shape")
+            if not isinstance(shape, list) or not shape:
+                raise c.fail(f"{path}.shape", shape, "a non-empty list of positive integers")
+            for k, dim in enumerate(shape):
+                c.integer(f"{path}.shape[{k}]", dim, 1)
     checkpoint = c.get("checkpoint", optional=True)
     if checkpoint is not None and (
         not isinstance(checkpoint, list) or not all(isinstance(e, Mapping) for e in checkpoint)
@@ -547,13 +686,27 @@ def load_artifact(path: str | Path) -> PolicyArtifact:
     return artifact
 
 
-def check_spec_matches(artifact_spec: RobotSpec, robot_spec: RobotSpec) -> None:
-    """UserError unless the artifact was exported for this robot with the same joints, gains and limits."""
+def check_spec_matches(
+    artifact_spec: RobotSpec, robot_spec: RobotSpec, overrides: tuple[str, ...] = ()
+) -> None:
+    """UserError unless the artifact was exported for this robot with the same joints, gains and limits.
+
+    overrides: the contract's robot_overrides, TUNING_FIELDS the policy's source changed on purpose;
+    those are not compared (the artifact's values drive the motors), every other safety field is.
+    """
     if artifact_spec.name != robot_spec.name:
         raise UserError(
             f"the policy was exported for robot '{artifact_spec.name}', not '{robot_spec.name}'; pass robot={artifact_spec.name}"
         )
+    for name in overrides:
+        if name not in TUNING_FIELDS:
+            raise UserError(
+                f"robot_overrides names {name}, which describes the hardware; only {', '.join(TUNING_FIELDS)}"
+                " may differ from robolearn's spec (re-import the policy)"
+            )
     for name in SAFETY_FIELDS:
+        if name in overrides:
+            continue
         mine, theirs = getattr(robot_spec, name), getattr(artifact_spec, name)
         if mine == theirs:
             continue
@@ -562,7 +715,12 @@ def check_spec_matches(artifact_spec: RobotSpec, robot_spec: RobotSpec) -> None:
             i = next(k for k, (a, b) in enumerate(zip(mine, theirs, strict=True)) if a != b)
             joint = robot_spec.joint_names[i] if i < robot_spec.num_joints else str(i)
             detail = f" ({joint}: policy {theirs[i]} vs robot {mine[i]})"
+        hint = (
+            " (an importer that tuned it on purpose declares it in robot_overrides)"
+            if name in TUNING_FIELDS
+            else ""
+        )
         raise UserError(
-            f"the policy's {robot_spec.name} spec differs from this robolearn's in {name}{detail};"
+            f"the policy's {robot_spec.name} spec differs from this robolearn's in {name}{detail}{hint};"
             " re-export the policy, or deploy with the robolearn version that exported it"
         )

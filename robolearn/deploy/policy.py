@@ -1,14 +1,16 @@
 """From a RobotState to the network's action, using nothing but the contract and the robots package.
 
 ObservationPipeline builds each frame with robolearn.robots.build_observation (the function the
-training envs call), stacks history_length frames oldest first, and normalises with the contract's
+training envs call) over the contract's policy joints (all joints unless policy_joints restricts and
+reorders them), stacks history_length frames oldest first, and normalises with the contract's
 statistics. OnnxPolicy runs the network with onnxruntime on one thread: a deploy loop wants one
-predictable core, not a thread pool spinning beside the control loop.
+predictable core, not a thread pool spinning beside the control loop. A recurrent network's state
+(network.state) is fed back each call and zeroed by reset().
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ class ObservationPipeline:
 
     def __init__(self, contract: PolicyContract) -> None:
         self.contract = contract
-        self.spec = contract.robot
+        self.spec = contract.policy_spec  # the policy joints, in the network's order
         self.terms = contract.terms
         self.frame_size = contract.frame_size
         self._history = np.zeros((contract.history_length, self.frame_size), dtype=np.float32)
@@ -36,8 +38,10 @@ class ObservationPipeline:
         self._filled = False
 
     def frame(self, state: RobotState) -> np.ndarray:
-        """One observation frame (float32), as the training env builds it without noise."""
-        return build_observation(state, self.spec, self.terms, rng=None, clip=self.contract.obs_clip)
+        """One observation frame (float32) of a robot-order state, as the training env builds it without noise."""
+        return build_observation(
+            self.contract.policy_state(state), self.spec, self.terms, rng=None, clip=self.contract.obs_clip
+        )
 
     def __call__(self, state: RobotState) -> tuple[np.ndarray, np.ndarray]:
         """(frame, network input of shape (1, input_size), float32)."""
@@ -72,7 +76,7 @@ def check_graph(
 
     Each must be a float tensor of rank 2, (batch, size); the input size must equal the contract's
     network.input_size and what its observation terms x history build, the output size the
-    network.output_size and the robot's joint count. UserError naming the field otherwise.
+    network.output_size and the number of policy joints. UserError naming the field otherwise.
     """
     net = contract.network
     where = f"{path.parent / 'contract.json'}"
@@ -88,7 +92,13 @@ def check_graph(
             )
     checks = (
         ("input", net.get("input_size"), _graph_size(input_shape), contract.input_size, "observation builds"),
-        ("output", net.get("output_size"), _graph_size(output_shape), contract.robot.num_joints, "robot has"),
+        (
+            "output",
+            net.get("output_size"),
+            _graph_size(output_shape),
+            contract.action_size,
+            "policy joints are",
+        ),
     )
     for role, declared, graph, built, built_what in checks:
         if graph is not None and graph != built:
@@ -103,8 +113,46 @@ def check_graph(
             )
 
 
+def check_state_tensors(
+    path: Path, contract: PolicyContract, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
+) -> None:
+    """Each network.state entry names a float graph input and output whose fixed dimensions equal its shape."""
+    for entry in contract.recurrent_state:
+        for role, name, found in (("input", entry.input, inputs), ("output", entry.output, outputs)):
+            if name not in found:
+                raise UserError(
+                    f"{path}: network.state names {role} '{name}', the graph's {role}s are {sorted(found)};"
+                    " re-export the policy"
+                )
+            node = found[name]
+            if node.type != "tensor(float)":
+                raise UserError(
+                    f"{path}: the graph's state {role} '{name}' is {node.type}; expected tensor(float)"
+                )
+            shape = list(node.shape)
+            fixed = len(shape) == len(entry.shape) and all(
+                not isinstance(g, int) or g == d for g, d in zip(shape, entry.shape, strict=True)
+            )
+            if not fixed:
+                raise UserError(
+                    f"{path}: the graph's state {role} '{name}' has shape {shape}, network.state says"
+                    f" {list(entry.shape)}; re-export the policy"
+                )
+    declared = {e.input for e in contract.recurrent_state} | {str(contract.network["input"])}
+    extra = sorted(set(inputs) - declared)
+    if extra:
+        raise UserError(
+            f"{path}: the graph has inputs {extra} that the contract does not feed (a recurrent network lists"
+            " them in network.state); re-export the policy"
+        )
+
+
 class OnnxPolicy:
-    """An ONNX network on onnxruntime's CPU provider, single-threaded, with its sizes checked."""
+    """An ONNX network on onnxruntime's CPU provider, single-threaded, with its sizes checked.
+
+    A recurrent network (network.state) gets its state tensors fed with the previous call's outputs,
+    zeros after construction and after reset().
+    """
 
     def __init__(self, path: Path, contract: PolicyContract, threads: int = 1) -> None:
         ort = require("onnxruntime", "running a policy artifact", "deploy")
@@ -136,10 +184,21 @@ class OnnxPolicy:
             outputs[self.output_name].shape,
             outputs[self.output_name].type,
         )
+        check_state_tensors(path, contract, inputs, outputs)
+        self.state = contract.recurrent_state
+        self._outputs = [self.output_name, *(e.output for e in self.state)]
         self._feed: dict[str, np.ndarray] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero the recurrent state (a new POLICY segment); nothing to do for a feed-forward network."""
+        for entry in self.state:
+            self._feed[entry.input] = np.zeros(entry.shape, dtype=np.float32)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Actions (float64, one per joint) for a (1, input_size) float32 input."""
+        """Actions (float64, one per policy joint, network order) for a (1, input_size) float32 input."""
         self._feed[self.input_name] = x
-        out = self.session.run([self.output_name], self._feed)[0]
-        return np.asarray(out, dtype=np.float64).reshape(-1)
+        out = self.session.run(self._outputs, self._feed)
+        for entry, value in zip(self.state, out[1:], strict=True):
+            self._feed[entry.input] = value
+        return np.asarray(out[0], dtype=np.float64).reshape(-1)

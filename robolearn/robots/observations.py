@@ -11,6 +11,7 @@ noise_scales in legged_robot_config.py, cmd_scale in deploy/deploy_mujoco/config
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,6 +83,16 @@ def clock_phase(steps: ArrayLike, control_dt: float, period_s: float) -> np.ndar
     return np.mod(np.asarray(steps, dtype=np.float64) * control_dt / period_s, 1.0)
 
 
+def base_lin_vel(state: RobotState, spec: RobotSpec) -> np.ndarray:
+    """Base linear velocity in the body frame (m/s); only a simulator knows it (legged_gym's Go2 observes it)."""
+    if state.base_lin_vel is None:
+        raise UserError(
+            "the base_lin_vel observation term needs RobotState.base_lin_vel; no real robot's LowState"
+            " reports it, only a simulator (the in-process MuJoCo deploy backend, sim2sim, the training env)"
+        )
+    return np.asarray(state.base_lin_vel, dtype=np.float64)
+
+
 def gait_clock(state: RobotState, spec: RobotSpec) -> np.ndarray:
     """sin and cos of 2*pi*gait_phase: where the gait cycle is (unitree_rl_gym's G1 phase observation)."""
     if state.gait_phase is None:
@@ -97,6 +108,7 @@ TermFunction = Callable[[RobotState, RobotSpec], np.ndarray]
 
 # name -> (function, size for a spec)
 TERMS: dict[str, tuple[TermFunction, Callable[[RobotSpec], int]]] = {
+    "base_lin_vel": (base_lin_vel, lambda spec: 3),
     "base_ang_vel": (base_ang_vel, lambda spec: 3),
     "projected_gravity": (projected_gravity, lambda spec: 3),
     "commands": (commands, lambda spec: 3),
@@ -109,20 +121,28 @@ TERMS: dict[str, tuple[TermFunction, Callable[[RobotSpec], int]]] = {
 
 @dataclass(frozen=True)
 class ObsTerm:
-    """One observation term: which function, its scale, and uniform noise half-width in physical units.
+    """One observation term: which function, its scale, uniform noise half-width and optional clip.
 
-    The observed value is scale * (raw + U(-noise, noise)); scale is one number or one per element.
+    The observed value is scale * clip(raw + U(-noise, noise), lo, hi); scale is one number or one per
+    element, clip a [lo, hi] pair in physical units or None (Isaac Lab's order: noise, clip, scale).
     """
 
     name: str
     scale: float | tuple[float, ...] = 1.0
     noise: float = 0.0
+    clip: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.name not in TERMS:
             raise UserError(f"unknown observation term '{self.name}'{close_matches(self.name, TERMS)}")
         if self.noise < 0:
             raise UserError(f"observation term '{self.name}' has negative noise {self.noise}")
+        if self.clip is not None:
+            lo, hi = self.clip
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise UserError(
+                    f"observation term '{self.name}' has clip [{lo}, {hi}]; give finite [lo, hi] with lo < hi, or none"
+                )
 
     def size(self, spec: RobotSpec) -> int:
         """Number of values this term contributes for the spec."""
@@ -140,9 +160,12 @@ class ObsTerm:
         return np.asarray(self.scale, dtype=np.float64)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (name, scale, noise)."""
+        """JSON-ready form (name, scale, noise, and clip when set)."""
         scale: Any = list(self.scale) if isinstance(self.scale, tuple) else self.scale
-        return {"name": self.name, "scale": scale, "noise": self.noise}
+        out: dict[str, Any] = {"name": self.name, "scale": scale, "noise": self.noise}
+        if self.clip is not None:
+            out["clip"] = list(self.clip)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ObsTerm:
@@ -150,15 +173,20 @@ class ObsTerm:
         if "name" not in data:
             raise UserError("observation term entry has no 'name'")
         scale = data.get("scale", 1.0)
+        clip = data.get("clip")
+        if clip is not None and (not isinstance(clip, list | tuple) or len(clip) != 2):
+            raise UserError(f"observation term '{data['name']}' has clip {clip!r}; give [lo, hi] or null")
         return cls(
             name=str(data["name"]),
             scale=tuple(float(s) for s in scale) if isinstance(scale, list | tuple) else float(scale),
             noise=float(data.get("noise", 0.0)),
+            clip=None if clip is None else (float(clip[0]), float(clip[1])),
         )
 
 
 # The 45-value proprioceptive locomotion observation of unitree_rl_gym (its G1 policy adds a
-# 2-value gait phase; Go2's adds base linear velocity, which the real robot cannot measure).
+# 2-value gait phase; Go2's adds base linear velocity, which the real robot cannot measure: the
+# base_lin_vel term, which only a simulator can fill).
 LOCOMOTION_TERMS: tuple[ObsTerm, ...] = (
     ObsTerm("base_ang_vel", scale=0.25, noise=0.2),
     ObsTerm("projected_gravity", scale=1.0, noise=0.05),
@@ -178,16 +206,20 @@ class ObsLayoutEntry:
     size: int
     scale: tuple[float, ...]
     noise: float
+    clip: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
+        """JSON-ready form (clip only when the term has one, so older contracts stay byte-identical)."""
+        out: dict[str, Any] = {
             "name": self.name,
             "start": self.start,
             "size": self.size,
             "scale": list(self.scale),
             "noise": self.noise,
         }
+        if self.clip is not None:
+            out["clip"] = list(self.clip)
+        return out
 
 
 def observation_layout(
@@ -203,7 +235,9 @@ def observation_layout(
     for term in terms:
         size = term.size(spec)
         entries.append(
-            ObsLayoutEntry(term.name, start, size, tuple(term.scale_array(spec).tolist()), term.noise)
+            ObsLayoutEntry(
+                term.name, start, size, tuple(term.scale_array(spec).tolist()), term.noise, term.clip
+            )
         )
         start += size
     return tuple(entries)
@@ -223,13 +257,17 @@ def build_observation(
 ) -> np.ndarray:
     """Concatenate the scaled (and, with rng, noised) terms on the last axis; float32, batched like state.
 
-    Noise is drawn only when rng is given, from that generator, so a seed reproduces it exactly.
+    Per term: raw value, + noise, clipped to the term's clip, times its scale (Isaac Lab's
+    ObservationManager order); then the whole vector clipped to `clip`. Noise is drawn only when rng
+    is given, from that generator, so a seed reproduces it exactly.
     """
     parts = []
     for term in terms:
         raw = TERMS[term.name][0](state, spec)
         if rng is not None and term.noise > 0:
             raw = raw + rng.uniform(-term.noise, term.noise, size=raw.shape)
+        if term.clip is not None:
+            raw = np.clip(raw, term.clip[0], term.clip[1])
         parts.append(raw * term.scale_array(spec))
     obs = np.concatenate(parts, axis=-1)
     if clip is not None:

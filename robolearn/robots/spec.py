@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NamedTuple
@@ -117,6 +117,39 @@ class RobotSpec:
     def torque_limit_array(self) -> np.ndarray:
         """Symmetric torque limits as a read-only float64 array."""
         return _frozen_array(self.torque_limits)
+
+    def joint_index(self, names: Sequence[str]) -> np.ndarray:
+        """Motor-order indices of the named joints, in the given order; UserError naming an unknown or repeated one."""
+        where = {name: i for i, name in enumerate(self.joint_names)}
+        seen: set[str] = set()
+        out = []
+        for name in names:
+            if name not in where:
+                raise UserError(
+                    f"joint '{name}' is not a joint of {self.name}{close_matches(str(name), self.joint_names)}"
+                )
+            if name in seen:
+                raise UserError(f"joint '{name}' is listed twice for {self.name}")
+            seen.add(name)
+            out.append(where[name])
+        if not out:
+            raise UserError(f"a joint selection of {self.name} needs at least one joint")
+        return np.asarray(out, dtype=np.intp)
+
+    def select(self, names: Sequence[str]) -> RobotSpec:
+        """This spec restricted to the named joints, in that order (every per-joint field follows them).
+
+        The result keeps the robot's name and bodies: it describes the joints an imported policy
+        observes and commands, for the observation functions, never a robot to send commands to.
+        """
+        index = self.joint_index(names)
+        if tuple(names) == self.joint_names:
+            return self
+        fields: dict[str, Any] = {"joint_names": tuple(self.joint_names[i] for i in index)}
+        for field_name in PER_JOINT_FIELDS:
+            values = getattr(self, field_name)
+            fields[field_name] = tuple(values[i] for i in index)
+        return dataclasses.replace(self, **fields)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (tuples become lists)."""

@@ -3,7 +3,8 @@
 Every array has the quantity on its last axis and an optional leading batch axis: (n,) for one
 robot, (B, n) for B robots. The fields are what Unitree's LowState gives (joint q/dq, IMU
 quaternion and gyro) plus the operator command and the policy's previous action, and, for policies
-trained with a gait clock, the clock's phase (kept by the env or by the deploy runtime).
+trained with a gait clock, the clock's phase (kept by the env or by the deploy runtime). The base
+linear velocity is optional: no real robot's LowState reports it, a simulator can.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class RobotState:
     command: np.ndarray  # (..., 3) vx, vy (m/s, body frame) and yaw rate (rad/s)
     last_action: np.ndarray  # (..., n) the previous policy output, before scaling
     gait_phase: np.ndarray | None = None  # (..., 1) position in the gait cycle, [0, 1); None: no clock
+    base_lin_vel: np.ndarray | None = None  # (..., 3) base linear velocity, body frame, m/s; None: unknown
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
@@ -49,6 +51,7 @@ class RobotState:
             "command": 3,
             "last_action": n,
             "gait_phase": 1,
+            "base_lin_vel": 3,
         }
         batch = self.batch_shape
         for name, size in sizes.items():
@@ -92,6 +95,7 @@ class RobotState:
             command=self.command[i],
             last_action=self.last_action[i],
             gait_phase=None if self.gait_phase is None else self.gait_phase[i],
+            base_lin_vel=None if self.base_lin_vel is None else self.base_lin_vel[i],
         )
 
     @classmethod
@@ -109,4 +113,7 @@ class RobotState:
             gait_phase=None
             if any(s.gait_phase is None for s in states)
             else np.stack([np.asarray(s.gait_phase) for s in states]),
+            base_lin_vel=None
+            if any(s.base_lin_vel is None for s in states)
+            else np.stack([np.asarray(s.base_lin_vel) for s in states]),
         )

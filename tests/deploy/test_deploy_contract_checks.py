@@ -132,6 +132,44 @@ BAD_FIELDS: dict[str, tuple[Mutation, str]] = {
         r"network.input_size = \"45\" is not allowed; an integer",
     ),
     "command_missing": (lambda d: d.pop("command"), r"is malformed: command.ranges is missing"),
+    # Contract 3 extensions (imported policies): policy_joints, robot_overrides, network.state, term clip.
+    "policy_joints_unknown": (
+        _set("policy_joints", ["FR_hip_joint", "FR_hipp_joint"]),
+        r"policy_joints: joint 'FR_hipp_joint' is not a joint of go2 \(did you mean FR_hip_joint",
+    ),
+    "policy_joints_repeated": (
+        _set("policy_joints", ["FR_hip_joint", "FR_hip_joint"]),
+        r"policy_joints: joint 'FR_hip_joint' is listed twice",
+    ),
+    "policy_joints_type": (
+        _set("policy_joints", "FR_hip_joint"),
+        r"policy_joints = \"FR_hip_joint\" is not allowed; a non-empty list of go2 joint names",
+    ),
+    "policy_joints_vs_action_size": (
+        _set("policy_joints", ["FR_hip_joint", "FR_thigh_joint"]),
+        r"observation term 'joint_pos_rel' has 12 scales but 2 values for go2",
+    ),
+    "robot_overrides_hardware": (
+        _set("robot_overrides", ["kp", "torque_limits"]),
+        r"robot_overrides\[1\] = \"torque_limits\" is not allowed; an importer may only tune kp, kd,"
+        r" default_joint_pos, action_scale",
+    ),
+    "observation.terms.clip": (
+        _set("observation.terms[0].clip", [1.0, -1.0]),
+        r"observation.terms\[0\].clip = \[1.0, -1.0\] is not allowed; \[lo, hi\] with lo < hi",
+    ),
+    "network.state_reuses_a_name": (
+        _set("network.state", [{"input": "obs", "output": "h_out", "shape": [1, 1, 8]}]),
+        r"network.state\[0\].input = \"obs\" is not allowed; a tensor name used nowhere else",
+    ),
+    "network.state_shape": (
+        _set("network.state", [{"input": "h_in", "output": "h_out", "shape": [1, 0, 8]}]),
+        r"network.state\[0\].shape\[1\] = 0 is not allowed; an integer in \[1, inf\]",
+    ),
+    "network.state_not_in_graph": (
+        _set("network.state", [{"input": "h_in", "output": "h_out", "shape": [1, 1, 8]}]),
+        r"network.state names input 'h_in', the graph's inputs are \['obs'\]",
+    ),
 }
 
 

@@ -177,3 +177,40 @@ def test_gait_clock_term_reads_the_phase_batched_and_single() -> None:
         build_observation(_random_states(GO2_SPEC, batch=4), GO2_SPEC, terms)
     with pytest.raises(UserError, match=r"RobotState.gait_phase must end in size 1"):
         dataclasses.replace(states, gait_phase=np.zeros((4, 2))).validate(GO2_SPEC)
+
+
+def test_term_clip_applies_after_noise_and_before_scale() -> None:
+    # Isaac Lab's order: raw + noise, clipped to the term's [lo, hi], then scaled.
+    state = RobotState.default(GO2_SPEC)
+    state = RobotState(**{**state.__dict__, "gyro": np.array([3.0, -0.1, -4.0])})
+    term = ObsTerm("base_ang_vel", scale=0.25, noise=0.5, clip=(-1.0, 1.0))
+    rng, twin = np.random.default_rng(3), np.random.default_rng(3)
+    obs = build_observation(state, GO2_SPEC, [term], rng=rng)
+    noise = twin.uniform(-0.5, 0.5, size=3)
+    expected = np.clip(state.gyro + noise, -1.0, 1.0) * 0.25
+    np.testing.assert_allclose(obs, expected.astype(np.float32))
+    assert obs[0] == np.float32(0.25) and obs[2] == np.float32(-0.25)  # clipped raw 1.0, not 0.25*3 clipped
+    # Round trip through the layout and the contract form; no clip key when there is none.
+    entry = observation_layout(GO2_SPEC, [term])[0].to_dict()
+    assert entry["clip"] == [-1.0, 1.0] and ObsTerm.from_dict(entry).clip == term.clip
+    assert "clip" not in ObsTerm("base_ang_vel").to_dict()
+    assert "clip" not in observation_layout(GO2_SPEC, [ObsTerm("commands")])[0].to_dict()
+    for bad in ((1.0, -1.0), (0.0, float("nan"))):
+        with pytest.raises(UserError, match="clip"):
+            ObsTerm("base_ang_vel", clip=bad)
+
+
+def test_base_lin_vel_term_reads_the_state_or_refuses_in_one_line() -> None:
+    state = RobotState.default(GO2_SPEC, batch_size=2)
+    with pytest.raises(UserError, match=r"base_lin_vel.*LowState") as caught:
+        build_observation(state, GO2_SPEC, [ObsTerm("base_lin_vel", scale=2.0)])
+    assert "\n" not in str(caught.value)
+    v = np.array([[0.5, -0.1, 0.02], [1.0, 0.0, 0.0]])
+    moving = RobotState(**{**state.__dict__, "base_lin_vel": v})
+    moving.validate(GO2_SPEC)
+    obs = build_observation(moving, GO2_SPEC, [ObsTerm("base_lin_vel", scale=2.0)])
+    np.testing.assert_allclose(obs, (2.0 * v).astype(np.float32))
+    np.testing.assert_array_equal(moving.index(1).base_lin_vel, v[1])
+    assert RobotState.stack([moving.index(0), moving.index(1)]).base_lin_vel.shape == (2, 3)  # type: ignore[union-attr]
+    with pytest.raises(UserError, match="base_lin_vel must end in size 3"):
+        RobotState(**{**state.__dict__, "base_lin_vel": np.zeros((2, 2))}).validate(GO2_SPEC)

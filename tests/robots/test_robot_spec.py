@@ -110,3 +110,30 @@ def test_registry() -> None:
         UserError, match=f"unknown robot 'go3' \\(did you mean go2\\?\\); choices: {choices}$"
     ):
         get_robot_spec("go3")
+
+
+def test_select_restricts_and_reorders_every_per_joint_field() -> None:
+    names = ("FL_calf_joint", "FR_hip_joint", "RL_thigh_joint")
+    sub = GO2_SPEC.select(names)
+    index = [GO2_SPEC.joint_names.index(n) for n in names]
+    assert sub.joint_names == names and sub.num_joints == 3
+    for field in (
+        "motor_indices",
+        "default_joint_pos",
+        "kp",
+        "kd",
+        "torque_limits",
+        "joint_pos_lower",
+        "action_scale",
+    ):
+        assert getattr(sub, field) == tuple(getattr(GO2_SPEC, field)[i] for i in index), field
+    assert sub.name == GO2_SPEC.name and sub.control_dt == GO2_SPEC.control_dt
+    assert GO2_SPEC.select(GO2_SPEC.joint_names) is GO2_SPEC
+    with pytest.raises(
+        UserError, match=r"joint 'FL_calf' is not a joint of go2 \(did you mean FL_calf_joint"
+    ):
+        GO2_SPEC.select(["FL_calf"])
+    with pytest.raises(UserError, match="joint 'FR_hip_joint' is listed twice"):
+        GO2_SPEC.select(["FR_hip_joint", "FR_hip_joint"])
+    with pytest.raises(UserError, match="at least one joint"):
+        GO2_SPEC.select([])
