@@ -4,6 +4,8 @@
     python -m robolearn.export run=outputs/2026-11-26/10-00-00_sac_Pendulum-v1  # any env: ONNX + metadata.json
     python -m robolearn.export run=outputs/2026-12-06/10-00-00_offline_mopo_none  # a robolearn.offline run
     python -m robolearn.export reference=go2_stand       # rebuilds policies/reference/go2_stand
+    python -m robolearn.export from=legged_gym policy=motion.pt config=g1.yaml robot=g1_29dof out=policies/g1_walk
+    python -m robolearn.export from=isaaclab run=<Isaac Lab log dir> robot=go2 out=policies/go2_lab
 
 Every run's deterministic policy (what stable-baselines3's predict(obs, deterministic=True) returns:
 PPO's mean action clipped to the action bounds, SAC/TD3's tanh-squashed actor rescaled to them; for a
@@ -23,6 +25,10 @@ on the env:
 Every export runs the ONNX network in onnxruntime beside the torch module on `check_samples` inputs
 (and, for a run, beside stable-baselines3's own predict() or the offline loop's evaluation step) and
 refuses to write one that disagrees.
+
+`from=legged_gym` and `from=isaaclab` import a policy trained elsewhere (robolearn.isaac: Isaac Gym /
+unitree_rl_gym TorchScript with its deploy yaml, an Isaac Lab rsl_rl run) into the same artifact,
+checked step by step (recurrent state carried) against the original over `check_samples` observations.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ from robolearn.deploy.artifact import (
     PolicyContract,
     write_contract,
 )
+from robolearn.deploy.config import RobotNode
 from robolearn.errors import UserError, require, require_extra
 from robolearn.robots.observations import LOCOMOTION_TERMS, ObsTerm, observation_size
 from robolearn.robots.registry import get_robot_spec
@@ -70,6 +77,8 @@ EXPORT_ATOL = 1e-5
 # a task does not say its own.
 DEFAULT_COMMAND_RANGES = ((-1.0, 1.0), (-0.5, 0.5), (-1.0, 1.0))
 CHECKPOINTS = ("final", "best", "latest")
+# from=: where the policy comes from (run: a robolearn run directory, or reference=).
+SOURCES = ("run", "legged_gym", "isaaclab")
 # A non-robot run's export: policy.onnx + checkpoint/ + this file (no contract.json).
 METADATA_FILE = "metadata.json"
 GENERIC_FORMAT = "robolearn-onnx-policy"
@@ -88,9 +97,26 @@ class ExportConfig:
     check_samples: int = 256  # inputs on which onnxruntime must match torch
     seed: int = 0  # for the check inputs and the reference network's hidden weights
     overwrite: bool = True  # replace an existing artifact folder
+    policy: str | None = None  # from=legged_gym: the TorchScript policy file
+    config: str | None = None  # from=legged_gym: its unitree_rl_gym deploy yaml
+    # from=legged_gym|isaaclab: the robolearn robot, configs/robot/<name>.yaml (go2, g1, g1_29dof)
+    robot: RobotNode | None = None
 
 
-ConfigStore.instance().store(name="export_schema", node=ExportConfig)
+def _with_from_key(cls: type) -> Any:
+    """cls plus the `from` key (null, run, legged_gym, isaaclab). Python refuses `from` as an identifier, so
+    it is added through the annotations, without the generated __init__/__repr__/__eq__ that would spell
+    it; OmegaConf reads only the fields, so a misspelt key or a wrong type still fails before any work."""
+    namespace = {
+        "__annotations__": {"from": "str | None"},
+        "from": None,
+        "__module__": cls.__module__,
+        "__doc__": cls.__doc__,
+    }
+    return dataclass(init=False, repr=False, eq=False)(type(cls.__name__, (cls,), namespace))
+
+
+ConfigStore.instance().store(name="export_schema", node=_with_from_key(ExportConfig))
 
 
 def _torch() -> Any:
@@ -739,27 +765,119 @@ def build_reference(
         return export_policy(network, contract, target, files, check_samples=check_samples, seed=seed)
 
 
+def _source(cfg: DictConfig) -> str:
+    """The from= value: run (a robolearn run or a reference), legged_gym or isaaclab."""
+    value = cfg.get("from")
+    if value is None:
+        return "run"
+    if value not in SOURCES:
+        raise UserError(f"from={value} is unknown; choose one of {', '.join(SOURCES)}")
+    return str(value)
+
+
+def _robot_name(cfg: DictConfig) -> str:
+    """robot=<name> selects configs/robot/<name>.yaml (the group deploy composes too); its name."""
+    return str(cfg.robot.name)
+
+
+def _validate_import(cfg: DictConfig, source: str) -> None:
+    """One-line errors for from=legged_gym|isaaclab arguments, before torch or any file loads."""
+    if cfg.reference is not None:
+        raise UserError(
+            f"reference= builds a robolearn reference policy; it does not combine with from={source}"
+        )
+    needed = ("policy", "config", "robot", "out") if source == "legged_gym" else ("run", "robot", "out")
+    example = (
+        "from=legged_gym policy=<motion.pt> config=<deploy yaml> robot=<go2|g1|g1_29dof> out=<folder>"
+        if source == "legged_gym"
+        else "from=isaaclab run=<Isaac Lab log dir> robot=<go2|g1|g1_29dof> out=<folder>"
+    )
+    for key in needed:
+        if cfg.get(key) is None:
+            raise UserError(f"from={source} needs {key}=; usage: python -m robolearn.export {example}")
+    get_robot_spec(_robot_name(cfg))  # unknown robot: one line listing the choices
+    if source == "legged_gym":
+        if cfg.run is not None:
+            raise UserError("from=legged_gym reads policy= and config=, not run=; drop run=")
+        for key in ("policy", "config"):
+            if not Path(str(cfg[key])).expanduser().is_file():
+                raise UserError(
+                    f"{key}={cfg[key]} does not exist; pass the file unitree_rl_gym's deploy uses"
+                )
+    else:
+        if cfg.policy is not None or cfg.config is not None:
+            raise UserError(
+                "from=isaaclab reads run= (its params/ and exported/ folders); drop policy= and config="
+            )
+        if not Path(str(cfg.run)).expanduser().is_dir():
+            raise UserError(
+                f"run={cfg.run} is not a folder; pass the Isaac Lab log directory (logs/rsl_rl/<task>/<time>)"
+            )
+
+
 def validate_export_config(cfg: DictConfig) -> None:
     """One-line errors for bad export arguments, before Hydra starts and before any model loads."""
-    if (cfg.run is None) == (cfg.reference is None):
-        raise UserError(
-            "pass exactly one of run=<run dir> or reference=<name> (references: "
-            + ", ".join(REFERENCES)
-            + ")"
-        )
+    source = _source(cfg)
     if cfg.check_samples < 1:
         raise UserError(f"check_samples={cfg.check_samples} is out of range; use an integer >= 1")
     if cfg.out is not None and Path(cfg.out).exists() and not cfg.overwrite:
         raise UserError(f"out={cfg.out} exists; pass overwrite=true to replace it")
+    if source != "run":
+        _validate_import(cfg, source)
+        require_extra("importing a policy", "onnx", "onnxruntime")
+        return
+    if cfg.policy is not None or cfg.config is not None or cfg.robot is not None:
+        raise UserError(
+            "policy=, config= and robot= import a policy trained elsewhere: add from=legged_gym (or from=isaaclab with run=)"
+        )
+    if (cfg.run is None) == (cfg.reference is None):
+        raise UserError(
+            "pass exactly one of run=<run dir> or reference=<name> (references: "
+            + ", ".join(REFERENCES)
+            + "), or from=legged_gym|isaaclab"
+        )
     if cfg.run is not None and cfg.checkpoint not in CHECKPOINTS:
         raise UserError(f"checkpoint={cfg.checkpoint} is not allowed; choose one of {', '.join(CHECKPOINTS)}")
     # Before any model loads: torch.onnx writes the graph with onnx, onnxruntime checks it.
     require_extra("exporting a policy", "onnx", "onnxruntime")
 
 
+def import_policy(cfg: DictConfig) -> PolicyArtifact:
+    """from=legged_gym|isaaclab: translate the outside policy and write its artifact (robolearn.isaac)."""
+    from robolearn.isaac.artifact import write_imported_artifact
+
+    source = _source(cfg)
+    if source == "legged_gym":
+        from robolearn.isaac.legged_gym import import_legged_gym
+
+        imported = import_legged_gym(
+            Path(str(cfg.policy)).expanduser(), Path(str(cfg.config)).expanduser(), _robot_name(cfg)
+        )
+    else:
+        import importlib
+
+        # Looked up by name: the Isaac Lab importer loads only when asked for.
+        module = importlib.import_module("robolearn.isaac.isaaclab")
+        import_isaaclab = getattr(module, "import_isaaclab", None)
+        if import_isaaclab is None:
+            raise UserError(
+                "from=isaaclab is not available in this robolearn (robolearn.isaac.isaaclab has no importer)"
+            )
+        # checkpoint= keeps its run-directory default (final); for an Isaac Lab run it names a file.
+        checkpoint = None if cfg.checkpoint == "final" else str(cfg.checkpoint)
+        imported = import_isaaclab(Path(str(cfg.run)).expanduser(), _robot_name(cfg), checkpoint)
+    imported = dataclasses.replace(
+        imported,
+        source={**imported.source, "command": "python -m robolearn.export " + " ".join(sys.argv[1:])},
+    )
+    return write_imported_artifact(imported, Path(str(cfg.out)).expanduser(), cfg.check_samples, cfg.seed)
+
+
 def run_export(cfg: DictConfig) -> PolicyArtifact | OnnxExport:
     """Execute one export from a composed config."""
     validate_export_config(cfg)
+    if _source(cfg) != "run":
+        return import_policy(cfg)
     if cfg.reference is not None:
         return build_reference(str(cfg.reference), cfg.out, cfg.check_samples, cfg.seed)
     return export_run(str(cfg.run), cfg.out, str(cfg.checkpoint), cfg.check_samples, cfg.seed)
@@ -783,6 +901,17 @@ def _export(cfg: DictConfig) -> None:
         return
     check = exported.contract.network["check"]
     errors = ", ".join(f"{k} {v:.2g}" for k, v in check["max_abs_error"].items())
+    if "steps" in check:  # an imported policy (robolearn.isaac)
+        contract = exported.contract
+        state = contract.network.get("state") or []
+        overrides = list(getattr(contract, "robot_overrides", ()))
+        print(
+            f"imported {contract.source.get('importer')} policy for {contract.robot.name} to {exported.root}"
+            f" ({contract.input_size} inputs, {contract.network['output_size']} of {contract.robot.num_joints} joints"
+            f"{', recurrent state ' + ' + '.join(str(tuple(s['shape'])) for s in state) if state else ''};"
+            f" overrides: {', '.join(overrides) or 'none'}); onnxruntime vs {errors} over {check['steps']} sequential steps"
+        )
+        return
     print(
         f"exported {exported.contract.robot.name} policy to {exported.root} ({exported.contract.input_size} inputs,"
         f" {exported.contract.robot.num_joints} actions); onnxruntime vs {errors} on {check['samples']} inputs"
@@ -791,26 +920,48 @@ def _export(cfg: DictConfig) -> None:
 
 HELP = verb_help(
     "export",
-    "run=<run dir> [key=value ...]",
+    "run=<run dir> | from=legged_gym policy=<.pt> config=<yaml> robot=<name> out=<folder> [key=value ...]",
     "Turn a training run's deterministic policy into policy.onnx (with the stable-baselines3 checkpoint\n"
     "under checkpoint/), checked against onnxruntime and SB3's predict() before anything is written.\n"
     "A robolearn.offline run (MOPO/MOBILE) exports its final policy.pt the same way.\n"
     "A robot task (Go2Velocity, G1Velocity, ...) also gets contract.json, which robolearn.deploy reads;\n"
     "any other env (Pendulum, Hopper, ...) gets metadata.json instead (spaces, bounds, normalisation,\n"
-    "how to run it), with VecNormalize's observation normalisation baked into the graph. See docs/export.md.",
+    "how to run it), with VecNormalize's observation normalisation baked into the graph. See docs/export.md.\n"
+    "from=legged_gym / from=isaaclab import a policy trained in Isaac Gym (unitree_rl_gym's TorchScript +\n"
+    "deploy yaml) or Isaac Lab (an rsl_rl log directory) into the same artifact: joint order, gains,\n"
+    "observation layout and recurrent state translated, checked step by step. See docs/isaac.md.",
     [
-        ("run", "the run directory robolearn.train or robolearn.offline wrote"),
-        ("checkpoint", "final | best | latest (default: final; a robolearn.offline run has final only)"),
+        (
+            "run",
+            "the run directory robolearn.train or robolearn.offline wrote (from=isaaclab: Isaac Lab's log dir)",
+        ),
+        (
+            "checkpoint",
+            "final | best | latest (default: final; a robolearn.offline run has final only;"
+            " from=isaaclab: a model_<it>.pt or policy file in the run)",
+        ),
         ("out", "output folder (default: <run>/policy, or policies/reference/<reference>)"),
         ("reference", "instead of run=: rebuild a shipped reference artifact (go2_stand)"),
-        ("check_samples", "inputs on which onnxruntime must match torch and SB3 (default: 256)"),
+        (
+            "check_samples",
+            "inputs on which onnxruntime must match torch and SB3 (default: 256; imports: sequential steps)",
+        ),
         ("seed", "seed of the check inputs (default: 0)"),
         ("overwrite", "replace an existing out folder (default: true)"),
+        ("from", "legged_gym | isaaclab: import a policy trained elsewhere (default: a robolearn run)"),
+        (
+            "policy",
+            "from=legged_gym: the TorchScript policy (legged_gym export_policy_as_jit, e.g. motion.pt)",
+        ),
+        ("config", "from=legged_gym: its unitree_rl_gym deploy yaml (deploy_mujoco or deploy_real configs/)"),
+        ("robot", "from=legged_gym|isaaclab: the robolearn robot it drives (go2, g1, g1_29dof)"),
     ],
     [
         "python -m robolearn.export run=outputs/2026-11-26/10-00-00_sac_Pendulum-v1",
         "python -m robolearn.export run=<Go2 run dir> checkpoint=best out=policies/my_go2",
         "python -m robolearn.export reference=go2_stand",
+        "python -m robolearn.export from=legged_gym policy=motion.pt config=g1.yaml robot=g1_29dof out=policies/g1_walk",
+        "python -m robolearn.export from=isaaclab run=logs/rsl_rl/go2_flat/2026-12-01_10-00-00 robot=go2 out=policies/go2",
     ],
 )
 
