@@ -193,10 +193,15 @@ class ServerConnection:
             if self.proc.poll() is not None:
                 raise self._died(what)
 
-    def request(self, message: dict[str, Any], timeout_s: float | None = None) -> dict[str, Any]:
-        """Send one command and return the server's reply; a dead server is one UserError line."""
+    def block(self) -> dict[str, np.ndarray]:
+        """The shared block's arrays; a closed connection is one UserError line."""
         if self.closed:
             raise UserError(f"isaaclab:{self.task}: the task server was closed; build a new env")
+        return self.arrays
+
+    def request(self, message: dict[str, Any], timeout_s: float | None = None) -> dict[str, Any]:
+        """Send one command and return the server's reply; a dead server is one UserError line."""
+        self.block()
         what = f"answering {message['cmd']}"
         try:
             protocol.send_message(self.sock, message)
@@ -279,9 +284,8 @@ class IsaacVecEnv(VecEnv):
 
     def step_async(self, actions: np.ndarray) -> None:
         """Write the actions into the shared block."""
-        self.conn.arrays["actions"][:] = np.asarray(actions, dtype=np.float32).reshape(
-            self.conn.arrays["actions"].shape
-        )
+        block = self.conn.block()["actions"]
+        block[:] = np.asarray(actions, dtype=np.float32).reshape(block.shape)
         self._actions_ready = True
 
     def step_wait(self) -> VecEnvStepReturn:
@@ -389,7 +393,7 @@ class IsaacSingleEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Step once; at an episode's end, the final observation."""
-        a = self.conn.arrays
+        a = self.conn.block()
         a["actions"][0] = np.asarray(action, dtype=np.float32).reshape(a["actions"].shape[1:])
         self.conn.request({"cmd": "step"})
         terminated, truncated = bool(a["terminated"][0]), bool(a["truncated"][0])

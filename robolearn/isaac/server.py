@@ -289,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--options", default="{}")
     args = parser.parse_args(argv)
+    # Run by path, Python put this file's folder first on sys.path, where robolearn/isaac/isaaclab.py would
+    # shadow Isaac Lab's own `isaaclab` package: drop it before the factory imports anything.
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
     # Ctrl-C in a terminal reaches the whole process group: the client decides when to stop (it
     # checkpoints first), then closes the server or its socket.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -1,0 +1,199 @@
+"""The out-of-process task server (robolearn/isaac): the MuJoCo stand-in behind the server protocol steps
+exactly like the same task in process, survives a client restart, a killed server ends stepping with one
+line, no shared memory is left in /dev/shm, and `robolearn.train env=isaaclab:standin:...` writes a run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robolearn.envs.vector import make_batched_env
+from robolearn.errors import UserError
+from robolearn.isaac import client as client_module
+from robolearn.isaac.client import SHM_PREFIX, STANDIN_FACTORY, IsaacVecEnv, ServerConnection
+
+TASK = "Go2Velocity-v1"
+N = 4
+STEPS = 40
+MAX_STEPS = 15  # short episodes, so resets (and final observations) happen within STEPS
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """`python -m <args>` in the repository, output captured."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env
+    )
+
+
+def _blocks() -> set[str]:
+    shm = Path("/dev/shm")
+    return {p.name for p in shm.iterdir() if p.name.startswith(SHM_PREFIX)} if shm.is_dir() else set()
+
+
+def _standin(n: int = N, seed: int = 3, **kw: object) -> IsaacVecEnv:
+    conn = ServerConnection(
+        TASK, n, factory=STANDIN_FACTORY, seed=seed, options={"max_episode_steps": MAX_STEPS}, **kw
+    )
+    venv = IsaacVecEnv(conn)
+    venv.seed(seed)
+    return venv
+
+
+@pytest.fixture(autouse=True)
+def _no_leak():
+    before = _blocks()
+    yield
+    assert _blocks() - before == set(), "shared memory left in /dev/shm"
+
+
+def test_standin_matches_in_process_stepping() -> None:
+    remote = _standin()
+    local = make_batched_env(f"robolearn/{TASK}", N, seed=3, threads=1, max_episode_steps=MAX_STEPS)
+    rng = np.random.default_rng(0)
+    try:
+        np.testing.assert_array_equal(remote.reset(), local.reset())
+        finished = 0
+        for _ in range(STEPS):
+            actions = rng.uniform(-1, 1, size=(N, 12)).astype(np.float32)
+            r_obs, r_rew, r_done, r_info = remote.step(actions)
+            l_obs, l_rew, l_done, l_info = local.step(actions)
+            np.testing.assert_array_equal(r_obs, l_obs)
+            np.testing.assert_array_equal(r_rew, l_rew)
+            np.testing.assert_array_equal(r_done, l_done)
+            for i in np.flatnonzero(l_done):
+                finished += 1
+                np.testing.assert_array_equal(
+                    r_info[i]["terminal_observation"], l_info[i]["terminal_observation"]
+                )
+                assert r_info[i]["TimeLimit.truncated"] == l_info[i]["TimeLimit.truncated"]
+                assert r_info[i]["episode"]["l"] == l_info[i]["episode"]["l"]
+                assert r_info[i]["episode"]["r"] == pytest.approx(l_info[i]["episode"]["r"], rel=1e-6)
+        assert finished >= N  # every env went through at least one autoreset
+        assert r_obs.dtype == np.float32 and r_obs.flags.c_contiguous
+    finally:
+        remote.close()
+        local.close()
+
+
+def test_client_restart_starts_a_fresh_server() -> None:
+    first = _standin()
+    obs0 = first.reset()
+    first.step(np.zeros((N, 12), np.float32))
+    proc = first.conn.proc
+    first.close()
+    assert proc.poll() == 0  # the server ended cleanly on close
+    first.close()  # idempotent
+    with pytest.raises(UserError, match="closed"):
+        first.step(np.zeros((N, 12), np.float32))
+    second = _standin()
+    try:
+        np.testing.assert_array_equal(second.reset(), obs0)  # same seed, same first observation
+        assert second.conn.proc.pid != proc.pid
+        second.step(np.zeros((N, 12), np.float32))
+    finally:
+        second.close()
+
+
+def test_killed_server_ends_stepping_with_one_line() -> None:
+    venv = _standin()
+    venv.reset()
+    os.kill(venv.conn.proc.pid, signal.SIGKILL)
+    with pytest.raises(UserError) as err:
+        venv.step(np.zeros((N, 12), np.float32))
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"isaaclab:{TASK}" in message and "code -9" in message
+    assert "last stderr line" in message
+    venv.close()  # after the error: a no-op, and the block is already unlinked (fixture)
+
+
+def test_crash_at_start_names_the_servers_last_stderr_line() -> None:
+    with pytest.raises(UserError) as err:
+        ServerConnection("NoSuchTask-v1", 2, factory=STANDIN_FACTORY)
+    message = str(err.value)
+    assert "\n" not in message
+    assert "exited with code 1" in message
+    assert "isaac server: UserError: make_batched_env serves robolearn's own tasks" in message
+
+
+def test_protocol_version_mismatch_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(client_module.protocol, "PROTOCOL_VERSION", 99)
+    with pytest.raises(UserError, match=r"speaks protocol 1, this client 99"):
+        ServerConnection(TASK, 1, factory=STANDIN_FACTORY)
+
+
+def test_server_and_block_go_when_the_client_is_killed(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import json, sys, time
+        from robolearn.isaac.client import ServerConnection, STANDIN_FACTORY
+        conn = ServerConnection({TASK!r}, 2, factory=STANDIN_FACTORY)
+        print(json.dumps({{"pid": conn.proc.pid, "block": conn.shm.name}}), flush=True)
+        time.sleep(60)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        info = json.loads(child.stdout.readline())
+        assert info["block"] in _blocks()
+        child.kill()
+        child.wait()
+        deadline = time.monotonic() + 20
+        while (info["block"] in _blocks() or _alive(info["pid"])) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(info["pid"]), "the server outlived its client"
+        assert info["block"] not in _blocks(), "the killed client's block was not unlinked"
+    finally:
+        if child.poll() is None:
+            child.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status
+
+
+def test_train_on_the_standin_writes_a_run(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    out = run_cli(
+        "robolearn.train",
+        f"env=isaaclab:standin:{TASK}",
+        "env.max_episode_steps=50",
+        "agent=ppo",
+        "agent.n_envs=4",
+        "agent.n_steps=32",
+        "agent.batch_size=64",
+        "agent.n_epochs=1",
+        "agent.policy_kwargs.net_arch=[16]",
+        "steps=256",
+        "eval.every=0",
+        "eval.episodes=1",
+        "checkpoint.every=128",
+        "logger.progress=none",
+        f"hydra.run.dir={run}",
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["steps"] == 256
+    assert np.isfinite(summary["eval/mean_return"]) and summary["eval/episodes"] == 1
+    config = (run / "config.yaml").read_text()
+    assert "backend: isaaclab" in config and f"id: standin:{TASK}" in config
+    assert (run / "final").is_dir() and any((run / "checkpoints").iterdir())
