@@ -197,3 +197,74 @@ def test_train_on_the_standin_writes_a_run(tmp_path: Path) -> None:
     config = (run / "config.yaml").read_text()
     assert "backend: isaaclab" in config and f"id: standin:{TASK}" in config
     assert (run / "final").is_dir() and any((run / "checkpoints").iterdir())
+
+
+def _server_pids(parent: int) -> dict[int, int]:
+    """{pid: num_envs} of the task servers a process started."""
+    out: dict[int, int] = {}
+    for children in Path(f"/proc/{parent}/task").glob("*/children"):
+        for pid in map(int, children.read_text().split()):
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except FileNotFoundError:
+                continue
+            if any(a.endswith(b"server.py") for a in argv):
+                out[pid] = int(argv[argv.index(b"--num-envs") + 1])
+    return out
+
+
+def test_killed_server_ends_training_with_one_line_and_keeps_the_checkpoint(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = [
+        "robolearn.train",
+        f"env=isaaclab:standin:{TASK}",
+        "env.max_episode_steps=50",
+        "agent=ppo",
+        "agent.n_envs=4",
+        "agent.n_steps=16",
+        "agent.batch_size=64",
+        "agent.n_epochs=1",
+        "agent.policy_kwargs.net_arch=[16]",
+        "steps=100000",
+        "eval.every=0",
+        "checkpoint.every=64",
+        "logger.progress=none",
+        f"hydra.run.dir={run}",
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        latest = run / "checkpoints" / "latest.json"
+        while not latest.is_file():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        servers = _server_pids(proc.pid)
+        train_server = max(servers, key=lambda pid: servers[pid])
+        assert servers[train_server] == 4
+        os.kill(train_server, signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 2, err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"error: isaaclab:{TASK}: the task server exited with code -9"), last
+    assert (run / "error.txt").is_file()
+    # The last checkpoint is whole: the run resumes from it and finishes.
+    pointer = json.loads(latest.read_text())
+    step = int(pointer["step"])
+    assert step >= 64
+    out = run_cli("robolearn.train", f"resume={run}", f"steps={step + 64}", timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert f"resuming {run} from step {step}" in out.stdout
+    assert json.loads((run / "summary.json").read_text())["status"] == "completed"
