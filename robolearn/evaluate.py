@@ -1,10 +1,15 @@
 """`python -m robolearn.evaluate run=<run dir> [episodes=N] [checkpoint=final|best|latest] [video=true]`
+`python -m robolearn.evaluate policy=<artifact folder> [command=[0.5,0,0]] [duration=20] [episodes=3]`
 
 Loads a run's model with plain stable-baselines3, evaluates it deterministically on the seeds the
 run's own final evaluation used (so `checkpoint=final` reproduces summary.json), prints mean ± std
 return, and writes `evaluations/<checkpoint>.json` (and an MP4 with video=true) into the run dir.
 video=true checks everything a video needs (imageio + imageio-ffmpeg, pygame for the envs gymnasium
 draws with it, an offscreen GL context for MuJoCo envs) before any episode runs.
+
+policy=<artifact> is sim2sim instead (robolearn.deploy.sim2sim): the artifact runs through the deploy
+runtime against our MuJoCo robot in simulated time; velocity and yaw-rate tracking error, falls,
+distance and limit hits come from the simulator and are written to <artifact>/sim2sim/<name>.json.
 """
 
 from __future__ import annotations
@@ -34,15 +39,91 @@ VIDEO_EXTRA = "video"
 PYGAME_ENV_PACKAGES = ("gymnasium.envs.classic_control", "gymnasium.envs.box2d", "gymnasium.envs.toy_text")
 
 
+RUN_EPISODES = 10  # episodes=null with run=
+SIM2SIM_EPISODES = 3  # episodes=null with policy=
+
+
+def _episodes(cfg: DictConfig) -> int:
+    episodes = cfg.get("episodes")
+    if episodes is not None:
+        return int(episodes)
+    return SIM2SIM_EPISODES if cfg.get("policy") is not None else RUN_EPISODES
+
+
 def validate_evaluate_config(cfg: DictConfig) -> None:
     """One-line errors for bad evaluate arguments (before any model is loaded)."""
+    if (cfg.get("run") is None) == (cfg.get("policy") is None):
+        raise UserError(
+            "pass exactly one of run=<run dir> (evaluate a training run) or policy=<artifact folder> (sim2sim)"
+        )
+    if cfg.get("policy") is not None:
+        validate_sim2sim_config(cfg)
+        return
     if cfg.checkpoint not in CHECKPOINTS:
         raise UserError(f"checkpoint={cfg.checkpoint} is not allowed; choose one of {', '.join(CHECKPOINTS)}")
-    if cfg.episodes < 1:
+    if _episodes(cfg) < 1:
         raise UserError(f"episodes={cfg.episodes} is out of range; use an integer >= 1")
     if cfg.video_episodes < 1:
         raise UserError(f"video_episodes={cfg.video_episodes} is out of range; use an integer >= 1")
     existing_run_dir(cfg.run)
+
+
+def sim2sim_config(cfg: DictConfig) -> Any:
+    """The Sim2SimConfig that policy= asks for."""
+    from robolearn.deploy.sim2sim import Sim2SimConfig
+
+    command = [float(v) for v in cfg.command]
+    if len(command) != 3:
+        raise UserError(f"command={command} must have 3 values: [vx, vy, yaw rate]")
+    interval = [float(v) for v in cfg.push_interval]
+    if len(interval) != 2:
+        raise UserError(f"push_interval={interval} must be [min, max] seconds between pushes")
+    return Sim2SimConfig(
+        command=(command[0], command[1], command[2]),
+        duration_s=float(cfg.duration),
+        episodes=_episodes(cfg),
+        seed=int(cfg.seed) if cfg.seed is not None else 0,
+        settle_s=float(cfg.settle),
+        push_velocity=float(cfg.pushes),
+        push_interval_s=(interval[0], interval[1]),
+    )
+
+
+def validate_sim2sim_config(cfg: DictConfig) -> None:
+    """policy=: the artifact loads, and the command, duration and the rest suit it (one line each)."""
+    from robolearn.deploy.app import resolve_policy
+    from robolearn.deploy.artifact import load_artifact
+    from robolearn.deploy.sim2sim import validate_sim2sim
+
+    if cfg.video:
+        raise UserError("video=true is for run=; sim2sim (policy=) records no video")
+    if cfg.checkpoint != "final":
+        raise UserError(f"checkpoint={cfg.checkpoint} is for run=; an artifact (policy=) has one network")
+    validate_sim2sim(load_artifact(resolve_policy(str(cfg.policy))), sim2sim_config(cfg))
+
+
+def sim2sim_output(cfg: DictConfig, artifact_root: Path) -> Path:
+    """Where policy='s result goes: out=, else <artifact>/sim2sim/<name or UTC timestamp>.json."""
+    if cfg.out is not None:
+        return Path(cfg.out)
+    from datetime import UTC, datetime
+
+    name = cfg.name or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return artifact_root / "sim2sim" / f"{name}.json"
+
+
+def evaluate_artifact(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
+    """Sim2sim of policy= as cfg asks: (result, the JSON file written)."""
+    from robolearn.deploy.app import resolve_policy
+    from robolearn.deploy.artifact import load_artifact
+    from robolearn.deploy.sim2sim import run_sim2sim
+
+    validate_evaluate_config(cfg)
+    artifact = load_artifact(resolve_policy(str(cfg.policy)))
+    result = run_sim2sim(artifact, sim2sim_config(cfg))
+    path = sim2sim_output(cfg, artifact.root)
+    atomic_write_json(path, result)
+    return result, path
 
 
 def model_folder(run: RunDir, which: str) -> Path:
@@ -192,13 +273,13 @@ def _evaluate_and_record(
 ) -> dict[str, Any]:
     env = make_eval_env(train_cfg.env)
     try:
-        result = evaluate_policy(model, env, cfg.episodes, seed, cfg.deterministic, obs_transform)
+        result = evaluate_policy(model, env, _episodes(cfg), seed, cfg.deterministic, obs_transform)
     finally:
         env.close()
     out: dict[str, Any] = {
         "checkpoint": cfg.checkpoint,
         "env": train_cfg.env.id,
-        "episodes": cfg.episodes,
+        "episodes": _episodes(cfg),
         "seed": seed,
         "deterministic": cfg.deterministic,
         "mean_return": result.mean_return,
@@ -220,6 +301,20 @@ def _evaluate_and_record(
 
 
 def _evaluate(cfg: DictConfig) -> None:
+    if cfg.get("policy") is not None:
+        from robolearn.deploy.sim2sim import result_table
+
+        result, path = evaluate_artifact(cfg)
+        c = result["config"]
+        print(
+            f"sim2sim {result['robot']} {result['artifact']}: command {c['command']}, {c['duration_s']:g} s x"
+            f" {c['episodes']} episodes (seeds {c['seed']}..{c['seed'] + c['episodes'] - 1}), errors after"
+            f" {c['settle_s']:g} s",
+            flush=True,
+        )
+        print(result_table(result), flush=True)
+        print(f"result: {path}", flush=True)
+        return
     out = evaluate_run(cfg)
     print(
         f"{out['env']} {cfg.checkpoint}: mean return {out['mean_return']:.1f} ± {out['std_return']:.1f} "
@@ -231,23 +326,42 @@ def _evaluate(cfg: DictConfig) -> None:
 
 HELP = verb_help(
     "evaluate",
-    "run=<run dir> [key=value ...]",
+    "run=<run dir> | policy=<artifact> [key=value ...]",
     "Load a run's model (plain stable-baselines3, or rsl_ppo's actor) and evaluate it deterministically on the seeds the\n"
     "run's own final evaluation used (checkpoint=final reproduces summary.json). Prints mean ± std return\n"
     "and writes <run>/evaluations/<checkpoint>.json; video=true also writes <run>/videos/<checkpoint>.mp4\n"
-    '(needs pip install "robolearn[video]"; checked before any episode runs).',
+    '(needs pip install "robolearn[video]"; checked before any episode runs).\n'
+    "policy=<artifact folder> is sim2sim: the artifact (a robolearn export or an imported Isaac policy) runs\n"
+    "through the deploy runtime against our MuJoCo robot in simulated time; prints velocity and yaw-rate\n"
+    "tracking error, falls, distance, joint/torque-limit hits and safety faults per episode, and writes\n"
+    "<artifact>/sim2sim/<name>.json (docs/deploy.md).",
     [
-        ("run", "the run directory robolearn.train wrote (required)"),
-        ("checkpoint", "final | best | latest (the newest resumable checkpoint); default: final"),
-        ("episodes", "episodes to evaluate (default: 10)"),
-        ("seed", "first episode's seed (default: the run's own eval seeds, seed + eval.seed_offset)"),
-        ("deterministic", "the policy's deterministic action (default: true)"),
-        ("video", "also record an MP4 (default: false)"),
-        ("video_episodes", "episodes in the video (default: 1)"),
+        ("run", "the run directory robolearn.train wrote (exactly one of run and policy)"),
+        ("policy", "a policy artifact folder (contract.json + policy.onnx): sim2sim instead"),
+        ("checkpoint", "run=: final | best | latest (the newest resumable checkpoint); default: final"),
+        ("episodes", "episodes to evaluate (default: 10 for run=, 3 for policy=)"),
+        (
+            "seed",
+            "first episode's seed (default: the run's own eval seeds, seed + eval.seed_offset; policy=: 0)",
+        ),
+        ("deterministic", "run=: the policy's deterministic action (default: true)"),
+        ("video", "run=: also record an MP4 (default: false)"),
+        ("video_episodes", "run=: episodes in the video (default: 1)"),
+        (
+            "command",
+            "policy=: [vx, vy, yaw rate] held for the episode, inside the contract's ranges (default: [0.5,0,0])",
+        ),
+        ("duration", "policy=: seconds of policy time per episode (default: 20)"),
+        ("settle", "policy=: tracking errors are measured after this many seconds (default: 2)"),
+        ("pushes", "policy=: largest planar push velocity in m/s, 0 = none (default: 0)"),
+        ("push_interval", "policy=: [min, max] seconds between pushes (default: [15, 15], legged_gym's)"),
+        ("out", "policy=: the result JSON (default: <artifact>/sim2sim/<name>.json)"),
+        ("name", "policy=: the result's file name (default: a UTC timestamp)"),
     ],
     [
         "python -m robolearn.evaluate run=outputs/2026-11-26/10-00-00_sac_Pendulum-v1",
         "python -m robolearn.evaluate run=<run dir> episodes=20 checkpoint=best video=true",
+        "python -m robolearn.evaluate policy=<artifact> command=[0.5,0,0] duration=20 episodes=3",
     ],
 )
 

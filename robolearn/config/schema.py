@@ -243,15 +243,28 @@ class TrainConfig:
 
 @dataclass
 class EvaluateConfig:
-    """`python -m robolearn.evaluate run=<run dir> ...`"""
+    """`python -m robolearn.evaluate run=<run dir> ...` or `policy=<artifact folder> ...` (sim2sim)."""
 
-    run: str = MISSING
+    run: str | None = None  # a run directory (exactly one of run and policy)
+    policy: str | None = (
+        None  # a policy artifact: sim2sim through the deploy runtime (robolearn.deploy.sim2sim)
+    )
     checkpoint: str = "final"  # final | best | latest (newest resumable checkpoint)
-    episodes: int = 10
-    seed: int | None = None  # None: the run's own eval seeds (seed + eval.seed_offset), as in training
+    episodes: int | None = None  # None: 10 for run=, 3 for policy=
+    seed: int | None = (
+        None  # None: the run's own eval seeds (seed + eval.seed_offset), as in training; 0 for policy=
+    )
     deterministic: bool = True
     video: bool = False
     video_episodes: int = 1
+    # policy= (sim2sim) only
+    command: list[float] = field(default_factory=lambda: [0.5, 0.0, 0.0])  # vx, vy (m/s), yaw rate (rad/s)
+    duration: float = 20.0  # policy time per episode (s)
+    settle: float = 2.0  # tracking errors are measured after this much policy time (s)
+    pushes: float = 0.0  # largest planar push velocity (m/s); 0 = none
+    push_interval: list[float] = field(default_factory=lambda: [15.0, 15.0])  # [min, max] s between pushes
+    out: str | None = None  # result JSON; None: <artifact>/sim2sim/<name>.json
+    name: str | None = None  # result file name; None: a UTC timestamp
 
 
 def register_schemas() -> None:
