@@ -31,6 +31,7 @@ from robolearn.deploy.artifact import (
     CHECKPOINT_DIR,
     CONTRACT_FILE,
     NETWORK_FILE,
+    TUNING_FIELDS,
     PolicyArtifact,
     PolicyContract,
     load_artifact,
@@ -38,12 +39,9 @@ from robolearn.deploy.artifact import (
 from robolearn.errors import UserError, require
 from robolearn.robots.observations import ObsTerm
 from robolearn.robots.registry import get_robot_spec
-from robolearn.robots.spec import PER_JOINT_FIELDS, RobotSpec
+from robolearn.robots.spec import RobotSpec
 from robolearn.utils.io import atomic_write_json, replace_dir
 
-# The RobotSpec fields an importer may change from robolearn's own spec (contract 3, robot_overrides):
-# tuning, never hardware.
-TUNING_FIELDS = ("kp", "kd", "default_joint_pos", "action_scale")
 ONNX_OPSET = 17
 INPUT_NAME = "obs"
 OUTPUT_NAME = "action"
@@ -106,23 +104,10 @@ def spec_with_overrides(base: RobotSpec, overrides: Mapping[str, Mapping[str, fl
         raise UserError(f"the imported policy's overrides do not fit {base.name}: {exc}") from None
 
 
-def select_joints(spec: RobotSpec, names: Sequence[str]) -> RobotSpec:
-    """The spec restricted to names, in that order (the policy's view of the robot)."""
-    select = getattr(spec, "select", None)
-    if callable(select):
-        return select(tuple(names))  # type: ignore[no-any-return,unused-ignore]
-    index = [spec.joint_names.index(n) for n in names]
-    fields: dict[str, Any] = {"joint_names": tuple(names)}
-    for field in PER_JOINT_FIELDS:
-        values = getattr(spec, field)
-        fields[field] = tuple(values[i] for i in index)
-    return dataclasses.replace(spec, **fields)
-
-
 def max_policy_action_clip(spec: RobotSpec, policy_joints: Sequence[str]) -> float:
     """The largest action clip that still moves a policy joint's target: beyond reach / scale every
     policy joint's target is past its range and the command limiter pins it (robolearn.deploy.artifact.max_action_clip)."""
-    sub = select_joints(spec, policy_joints)
+    sub = spec.select(policy_joints)
     default = sub.default_pos_array
     reach = np.maximum(np.asarray(sub.joint_pos_upper) - default, default - np.asarray(sub.joint_pos_lower))
     return float(np.max(reach / sub.action_scale_array))
@@ -238,47 +223,6 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _contract_dict(
-    imported: ImportedPolicy,
-    spec: RobotSpec,
-    overridden: tuple[str, ...],
-    action_clip: float | None,
-    network: dict[str, Any],
-    checkpoint: tuple[dict[str, str], ...],
-    source: dict[str, Any],
-) -> dict[str, Any]:
-    """contract.json's content, through PolicyContract.to_dict (the writer deploy's reader is paired with)."""
-    common: dict[str, Any] = {
-        "terms": imported.terms,
-        "obs_clip": imported.obs_clip,
-        "history_length": imported.history_length,
-        "normalization": None,
-        "action_clip": action_clip,
-        "command_ranges": imported.command_ranges,
-        "network": network,
-        "checkpoint": checkpoint,
-        "source": source,
-        "gait_period_s": imported.gait_period_s,
-    }
-    fields = {f.name for f in dataclasses.fields(PolicyContract)}
-    if "policy_joints" in fields:
-        contract = PolicyContract(
-            robot=spec,
-            policy_joints=imported.policy_joints,
-            robot_overrides=overridden,
-            **common,
-        )
-        return contract.to_dict()
-    # Until robolearn.deploy reads contract 3's extensions, write them beside what it writes today:
-    # the observation and action parts laid out over the policy joints, the full robot spec.
-    policy_spec = select_joints(spec, imported.policy_joints)
-    data = PolicyContract(robot=policy_spec, **common).to_dict()
-    data["robot"] = spec.to_dict()
-    data["policy_joints"] = list(imported.policy_joints)
-    data["robot_overrides"] = list(overridden)
-    return data
-
-
 def write_imported_artifact(
     imported: ImportedPolicy, out: Path, check_steps: int = 200, seed: int = 0
 ) -> PolicyArtifact:
@@ -290,9 +234,8 @@ def write_imported_artifact(
     _check_policy_joints(base, imported.policy_joints)
     spec = spec_with_overrides(base, imported.overrides)
     overridden = tuple(f for f in TUNING_FIELDS if getattr(spec, f) != getattr(base, f))
-    policy_spec = select_joints(spec, imported.policy_joints)
-    frame = PolicyContract(
-        robot=policy_spec,
+    contract = PolicyContract(
+        robot=spec,
         terms=imported.terms,
         obs_clip=imported.obs_clip,
         history_length=imported.history_length,
@@ -303,8 +246,10 @@ def write_imported_artifact(
         checkpoint=(),
         source={},
         gait_period_s=imported.gait_period_s,
+        policy_joints=imported.policy_joints,
+        robot_overrides=overridden,
     )
-    input_size = frame.input_size
+    input_size = contract.input_size
     size = len(imported.policy_joints)
     if check_steps < 1:
         raise UserError(f"check_steps={check_steps} is out of range; use an integer >= 1")
@@ -372,7 +317,9 @@ def write_imported_artifact(
             "max_abs_error": errors,
         },
     }
-    data = _contract_dict(imported, spec, overridden, action_clip, network, tuple(checkpoint), source)
+    data = dataclasses.replace(
+        contract, action_clip=action_clip, network=network, checkpoint=tuple(checkpoint), source=source
+    ).to_dict()
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
