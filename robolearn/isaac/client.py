@@ -43,10 +43,12 @@ STANDIN_FACTORY = "robolearn.isaac.standin:make_standin"
 SHM_PREFIX = "robolearn_isaac_"
 
 
-def _space(desc: dict[str, Any]) -> gym.spaces.Box:
+def _space(desc: dict[str, Any], bound: float | None = None) -> gym.spaces.Box:
+    """A handshake's space description as a Box; `bound` replaces unbounded entries by +-bound."""
     shape = tuple(desc["shape"])
-    low = np.array([-np.inf if v is None else v for v in desc["low"]], dtype=np.float32).reshape(shape)
-    high = np.array([np.inf if v is None else v for v in desc["high"]], dtype=np.float32).reshape(shape)
+    inf = np.inf if bound is None else float(bound)
+    low = np.array([-inf if v is None else v for v in desc["low"]], dtype=np.float32).reshape(shape)
+    high = np.array([inf if v is None else v for v in desc["high"]], dtype=np.float32).reshape(shape)
     return gym.spaces.Box(low, high, dtype=np.float32)
 
 
@@ -62,6 +64,7 @@ class ServerConnection:
         factory: str = "isaaclab",
         seed: int | None = None,
         options: dict[str, Any] | None = None,
+        action_bound: float | None = None,
         start_timeout_s: float = 600.0,
         step_timeout_s: float = 60.0,
         verbose: bool = False,
@@ -121,7 +124,7 @@ class ServerConnection:
             hello = self._receive(start_timeout_s, "starting")
             self._check_hello(hello)
             self.obs_space = _space(hello["observation_space"])
-            self.act_space = _space(hello["action_space"])
+            self.act_space = _space(hello["action_space"], action_bound)
             obs_dim, act_dim = self.obs_space.shape[0], self.act_space.shape[0]
             name = SHM_PREFIX + secrets.token_hex(6)
             self.shm = shared_memory.SharedMemory(
@@ -432,11 +435,12 @@ def _connection_args(
         "start_timeout_s": float(kwargs.pop("start_timeout_s", 600.0)),
         "step_timeout_s": float(kwargs.pop("step_timeout_s", 60.0)),
         "verbose": bool(kwargs.pop("verbose", False)),
+        "action_bound": kwargs.pop("action_bound", None),
     }
     if kwargs:
         raise UserError(
             f"env.kwargs.{sorted(kwargs)[0]} is not an isaaclab option; use python, task_options, "
-            "start_timeout_s, step_timeout_s, verbose (docs/isaac.md)"
+            "action_bound, start_timeout_s, step_timeout_s, verbose (docs/isaac.md)"
         )
     task = env_id
     if env_id.startswith("standin:"):

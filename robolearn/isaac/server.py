@@ -172,8 +172,11 @@ class VectorTask:
         done = np.flatnonzero(term | trunc)
         if len(done):
             finals = info.get("final_obs") if isinstance(info, dict) else None
-            if finals is not None:
-                # gymnasium SAME_STEP autoreset: the last observation of each finished episode.
+            if isinstance(finals, dict):
+                # Isaac Lab versions that keep it: every env's final observation, by group.
+                out["final_obs"][done] = self._obs(finals)[done]
+            elif finals is not None:
+                # gymnasium SAME_STEP autoreset: one row (or None) per env.
                 for i in done:
                     out["final_obs"][i] = self._obs_row(finals[i])
             else:
@@ -205,6 +208,9 @@ def _make_isaaclab(task: str, num_envs: int, seed: int | None, options: dict[str
     cfg = parse_env_cfg(task, device=options.get("device", "cuda:0"), num_envs=num_envs)
     if seed is not None:
         cfg.seed = seed
+    if options.get("max_episode_steps") is not None:
+        # Isaac Lab counts episodes in seconds of policy steps (sim.dt x decimation each).
+        cfg.episode_length_s = int(options["max_episode_steps"]) * cfg.sim.dt * cfg.decimation
     env = gym.make(task, cfg=cfg)
     return VectorTask(env.unwrapped, options.get("obs_group", "policy"), [launcher.app.close])
 

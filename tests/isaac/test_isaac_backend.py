@@ -268,3 +268,70 @@ def test_killed_server_ends_training_with_one_line_and_keeps_the_checkpoint(tmp_
     assert out.returncode == 0, out.stderr
     assert f"resuming {run} from step {step}" in out.stdout
     assert json.loads((run / "summary.json").read_text())["status"] == "completed"
+
+
+class _IsaacLabShaped:
+    """Isaac Lab's call shapes (ManagerBasedRLEnv): dict observations by group as torch tensors, an
+    unbounded action space, resets inside step() and no final observation unless `final_obs` is set.
+    Isaac Lab itself does not run here (no RTX GPU); this checks the server's adapter on its shapes."""
+
+    def __init__(self, n: int, with_final: bool) -> None:
+        import gymnasium as gym
+
+        self.num_envs, self.with_final, self.t = n, with_final, 0
+        self.single_observation_space = gym.spaces.Dict(
+            {
+                "policy": gym.spaces.Box(-np.inf, np.inf, (3,), np.float32),
+                "critic": gym.spaces.Box(-np.inf, np.inf, (5,), np.float32),
+            }
+        )
+        self.single_action_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+
+    def _obs(self, value: float) -> dict[str, object]:
+        import torch
+
+        return {"policy": torch.full((self.num_envs, 3), value), "critic": torch.zeros(self.num_envs, 5)}
+
+    def reset(self, seed: int | None = None) -> tuple[dict[str, object], dict[str, object]]:
+        self.t = 0
+        return self._obs(0.0), {}
+
+    def step(self, actions: np.ndarray) -> tuple[object, ...]:
+        import torch
+
+        self.t += 1
+        done = torch.tensor([self.t % 2 == 0] + [False] * (self.num_envs - 1))
+        extras: dict[str, object] = {"log": {}}
+        if self.with_final:
+            extras["final_obs"] = self._obs(float(self.t))
+        obs = self._obs(float(self.t))
+        obs["policy"][done] = -1.0  # the reset env's first observation of its next episode
+        return obs, torch.ones(self.num_envs), done, torch.zeros(self.num_envs, dtype=torch.bool), extras
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("with_final", [False, True], ids=["no_final_obs", "final_obs_by_group"])
+def test_server_adapter_on_isaac_lab_shapes(with_final: bool) -> None:
+    from robolearn.isaac.server import VectorTask, views
+
+    task = VectorTask(_IsaacLabShaped(3, with_final), "policy", [])
+    assert task.obs_space == {"shape": [3], "low": [None] * 3, "high": [None] * 3}  # JSON has no inf
+    buf = bytearray(1 << 12)
+    out = views(buf, 3, task.obs_dim, task.act_dim)
+    task.reset(0, out)
+    assert task.step(out) == 0
+    np.testing.assert_array_equal(out["obs"], np.ones((3, 3), np.float32))
+    assert task.step(out) == 1  # env 0 finished at t=2
+    assert out["terminated"].tolist() == [1, 0, 0] and out["reward"].tolist() == [1.0, 1.0, 1.0]
+    np.testing.assert_array_equal(out["obs"][0], [-1.0, -1.0, -1.0])
+    # With Isaac Lab's final_obs, the episode's last observation; without it, the reset row (as Isaac
+    # Lab's own SB3 wrapper reports).
+    np.testing.assert_array_equal(out["final_obs"][0], [2.0, 2.0, 2.0] if with_final else [-1.0, -1.0, -1.0])
+
+
+def test_action_bound_closes_unbounded_action_entries() -> None:
+    space = client_module._space({"shape": [2], "low": [None, -1.0], "high": [None, 1.0]}, 100.0)
+    assert space.low.tolist() == [-100.0, -1.0] and space.high.tolist() == [100.0, 1.0]
+    assert not client_module._space({"shape": [1], "low": [None], "high": [None]}).is_bounded()
