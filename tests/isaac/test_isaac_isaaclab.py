@@ -694,3 +694,149 @@ def test_bad_runs_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(UserError) as exc:
         import_isaaclab(run, "go2", joint_names=["FL_hip_joint", "FL_hip"])
     assert "'FL_hip'" in _one_line(exc)
+
+
+# A unitree_rl_lab G1 (23 DoF) velocity run as its dump looks: ImplicitActuator groups with regex gain
+# dicts, joint_sdk_names with empty slots, a group-level history of 5 and params/deploy.yaml's joint_ids_map.
+G1_ENV_YAML = """\
+sim:
+  dt: 0.005
+  gravity: !!python/tuple
+  - 0.0
+  - 0.0
+  - -9.81
+decimation: 4
+scene:
+  robot:
+    class_type: isaaclab.assets.articulation.articulation:Articulation
+    init_state:
+      joint_pos:
+        left_hip_pitch_joint: -0.1
+        right_hip_pitch_joint: -0.1
+        .*_knee_joint: 0.3
+        .*_ankle_pitch_joint: -0.2
+        .*_shoulder_pitch_joint: 0.3
+        left_shoulder_roll_joint: 0.25
+        right_shoulder_roll_joint: -0.25
+        .*_elbow_joint: 0.97
+        left_wrist_roll_joint: 0.15
+        right_wrist_roll_joint: -0.15
+      joint_vel:
+        .*: 0.0
+    actuators:
+      N7520-14.3:
+        class_type: isaaclab.actuators.actuator_pd:ImplicitActuator
+        joint_names_expr:
+        - .*_hip_pitch_.*
+        - .*_hip_yaw_.*
+        - waist_yaw_joint
+        stiffness:
+          .*_hip_.*: 100.0
+          waist_yaw_joint: 200.0
+        damping:
+          .*_hip_.*: 2.0
+          waist_yaw_joint: 5.0
+      N7520-22.5:
+        class_type: isaaclab.actuators.actuator_pd:ImplicitActuator
+        joint_names_expr:
+        - .*_hip_roll_.*
+        - .*_knee_.*
+        stiffness:
+          .*_hip_roll_.*: 100.0
+          .*_knee_.*: 150.0
+        damping:
+          .*_hip_roll_.*: 2.0
+          .*_knee_.*: 4.0
+      N5020-16:
+        class_type: isaaclab.actuators.actuator_pd:ImplicitActuator
+        joint_names_expr:
+        - .*_shoulder_.*
+        - .*_elbow_.*
+        - .*_wrist_roll_.*
+        - .*ankle.*
+        stiffness: 40.0
+        damping: 10.0
+    joint_sdk_names:
+@SDK@
+observations:
+  policy:
+    concatenate_terms: true
+    enable_corruption: true
+    history_length: 5
+    flatten_history_dim: true
+    base_ang_vel:
+      func: isaaclab.envs.mdp.observations:base_ang_vel
+      params: {}
+      scale: 0.2
+      history_length: 0
+    projected_gravity:
+      func: isaaclab.envs.mdp.observations:projected_gravity
+      params: {}
+      scale: null
+      history_length: 0
+    velocity_commands:
+      func: isaaclab.envs.mdp.observations:generated_commands
+      params:
+        command_name: base_velocity
+      scale: null
+      history_length: 0
+    joint_pos_rel:
+      func: isaaclab.envs.mdp.observations:joint_pos_rel
+      params: {}
+      history_length: 0
+    joint_vel_rel:
+      func: isaaclab.envs.mdp.observations:joint_vel_rel
+      params: {}
+      scale: 0.05
+      history_length: 0
+    last_action:
+      func: isaaclab.envs.mdp.observations:last_action
+      params: {}
+      history_length: 0
+actions:
+  JointPositionAction:
+    class_type: isaaclab.envs.mdp.actions.joint_actions:JointPositionAction
+    clip: null
+    joint_names:
+    - .*
+    scale: 0.25
+    use_default_offset: true
+commands:
+  base_velocity:
+    class_type: isaaclab.envs.mdp.commands.velocity_command:UniformVelocityCommand
+    ranges:
+      lin_vel_x: !!python/tuple
+      - 0
+      - 0
+      lin_vel_y: !!python/tuple
+      - 0
+      - 0
+      ang_vel_z: !!python/tuple
+      - 0
+      - 0
+      heading: null
+""".replace("@SDK@", "\n".join(f"    - '{n}'" for n in G1_23_SDK))
+
+
+def test_g1_unitree_rl_lab_run(tmp_path: Path) -> None:
+    agent = AGENT_YAML.replace("  - 32\n  - 16\n  activation", "  - 16\n  activation", 1)
+    run = _run_dir(tmp_path, G1_ENV_YAML, agent)
+    (run / "params" / "deploy.yaml").write_text(f"joint_ids_map: {G1_23_IDS}\nstep_dt: 0.02\n")
+    frame = 3 + 3 + 3 + 3 * 23
+    torch.manual_seed(0)
+    obs = _obs_td(torch.zeros(1, frame * 5))
+    actor = MLPModel(obs, {"actor": ["policy"]}, "actor", 23, [16], "elu", True)
+    critic = MLPModel(obs, {"actor": ["policy"], "critic": ["policy"]}, "critic", 1, [16], "elu", True)
+    torch.save({**PPO(actor, critic, storage=None).save(), "iter": 1, "infos": None}, run / "model_1.pt")
+    imported = import_isaaclab(run, "g1")
+    order = [G1_23_SDK[i] for i in G1_23_IDS]
+    assert list(imported.policy_joints) == order
+    assert imported.source["joint_order"]["from"] == "params/deploy.yaml joint_ids_map"
+    assert imported.history_length == 5
+    kp, kd, q0 = (imported.overrides[k] for k in ("kp", "kd", "default_joint_pos"))
+    assert kp["waist_yaw_joint"] == 200.0 and kd["waist_yaw_joint"] == 5.0 and kp["left_knee_joint"] == 150.0
+    assert kp["right_hip_yaw_joint"] == 100.0 and kp["left_ankle_roll_joint"] == 40.0
+    assert q0["right_shoulder_roll_joint"] == -0.25 and q0["waist_yaw_joint"] == 0.0
+    art = write_imported_artifact(imported, tmp_path / "art", check_steps=20)
+    assert art.contract.input_size == frame * 5
+    assert art.contract.command_ranges == ((0.0, 0.0),) * 3
