@@ -41,7 +41,7 @@ import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,19 +123,29 @@ def _torch() -> Any:
     return require("torch", "exporting a policy", "deploy")
 
 
-def _onnx_bytes(network: Any, input_shape: tuple[int, ...]) -> bytes:
-    """The network traced to ONNX with a dynamic batch axis (inputs: (batch, *input_shape))."""
+def network_to_onnx(
+    network: Any,
+    input_shape: tuple[int, ...],
+    state: Sequence[tuple[str, str, tuple[int, ...]]] = (),
+) -> bytes:
+    """The network traced to ONNX: inputs (batch, *input_shape) -> actions, with a dynamic batch axis.
+
+    state lists a recurrent network's (input name, output name, shape) tensors: forward(obs, *state)
+    -> (action, *state), each a graph input and output; such a graph keeps batch 1, since a state's
+    batch axis is not its first and deploy runs one robot.
+    """
     torch = _torch()
     buffer = io.BytesIO()
+    dynamic = None if state else {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             network,
-            (torch.zeros(1, *input_shape),),
+            (torch.zeros(1, *input_shape), *(torch.zeros(*shape) for _, _, shape in state)),
             buffer,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            input_names=[INPUT_NAME, *(i for i, _, _ in state)],
+            output_names=[OUTPUT_NAME, *(o for _, o, _ in state)],
+            dynamic_axes=dynamic,
             opset_version=ONNX_OPSET,
             dynamo=False,
         )
@@ -216,7 +226,7 @@ def export_policy(
     rng = np.random.default_rng(seed)
     # Inputs spread over the normalised range and beyond, where clipping and saturation show up.
     samples = (rng.standard_normal((check_samples, contract.input_size)) * 2.0).astype(np.float32)
-    onnx_bytes = _onnx_bytes(network, (contract.input_size,))
+    onnx_bytes = network_to_onnx(network, (contract.input_size,))
     onnx_out, errors = _compare(onnx_bytes, network, samples, reference)
     if onnx_out.shape != (check_samples, contract.robot.num_joints):
         raise UserError(
@@ -392,7 +402,7 @@ def export_generic(
     shape = tuple(int(n) for n in obs_space.shape)
     network = actor if norm is None else torch.nn.Sequential(obs_normalizer(norm, shape), actor).eval()
     samples = observation_samples(obs_space, norm, check_samples, np.random.default_rng(seed))
-    onnx_bytes = _onnx_bytes(network, shape)
+    onnx_bytes = network_to_onnx(network, shape)
     label, reference_fn = reference
     onnx_out, errors = _compare(onnx_bytes, network, samples, reference_fn)
     if onnx_out.shape[1:] != tuple(action_space.shape):

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import shutil
 import tempfile
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,14 +35,12 @@ from robolearn.deploy.artifact import (
     load_artifact,
 )
 from robolearn.errors import UserError, require
+from robolearn.export import INPUT_NAME, ONNX_OPSET, OUTPUT_NAME, network_to_onnx
 from robolearn.robots.observations import ObsTerm
 from robolearn.robots.registry import get_robot_spec
 from robolearn.robots.spec import RobotSpec
 from robolearn.utils.io import atomic_write_json, replace_dir
 
-ONNX_OPSET = 17
-INPUT_NAME = "obs"
-OUTPUT_NAME = "action"
 # float32 networks run by two engines agree to rounding; an LSTM carried over 200 steps stays far inside.
 CHECK_ATOL = 1e-5
 # Observations for the check: standard normal times this, reaching the saturating range of the
@@ -131,34 +127,6 @@ def _check_policy_joints(spec: RobotSpec, joints: Sequence[str]) -> None:
     if len(set(joints)) != len(joints):
         dup = next(j for j in joints if list(joints).count(j) > 1)
         raise UserError(f"policy joint '{dup}' is listed twice")
-
-
-def onnx_bytes(module: Any, input_size: int, state_shapes: Sequence[tuple[int, ...]]) -> bytes:
-    """The module as ONNX: obs (+ one input per state entry) -> action (+ one output per state entry).
-
-    A feed-forward graph gets a dynamic batch axis; a recurrent one keeps batch 1, since its state's
-    batch axis is not the first and the deploy runtime runs one robot.
-    """
-    torch = _torch()
-    names = _state_names(len(state_shapes))
-    inputs = [INPUT_NAME, *(i for i, _ in names)]
-    outputs = [OUTPUT_NAME, *(o for _, o in names)]
-    args = (torch.zeros(1, input_size), *(torch.zeros(*s) for s in state_shapes))
-    dynamic = None if state_shapes else {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module,
-            args,
-            buffer,
-            input_names=inputs,
-            output_names=outputs,
-            dynamic_axes=dynamic,
-            opset_version=ONNX_OPSET,
-            dynamo=False,
-        )
-    return buffer.getvalue()
 
 
 def check_equivalence(
@@ -263,7 +231,10 @@ def write_imported_artifact(
             f"the network outputs shape {tuple(probe_action.shape)[1:]} for {size} policy joints;"
             " the source's action count and its joint list disagree"
         )
-    graph = onnx_bytes(module, input_size, imported.state_shapes)
+    names = _state_names(len(imported.state_shapes))
+    graph = network_to_onnx(
+        module, (input_size,), [(i, o, s) for (i, o), s in zip(names, imported.state_shapes, strict=True)]
+    )
     errors = check_equivalence(graph, imported, input_size, check_steps, seed)
     for name, err in errors.items():
         if not err <= CHECK_ATOL:
