@@ -4,6 +4,7 @@ run through the deploy pipeline against the source policy on the same robot stat
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -564,21 +565,39 @@ def _export_onnx(
     )
 
 
-def test_onnx_policy_actions_match_the_source(tmp_path: Path) -> None:
-    actor = _actor(seed=5)
-    run = _run_dir(tmp_path)
-    (run / "exported").mkdir()
-    _export_onnx(
-        actor.as_onnx(verbose=False).eval(),
-        (torch.zeros(1, OBS_SIZE),),
-        ["obs"],
-        ["actions"],
-        run / "exported" / "policy.onnx",
+@pytest.mark.parametrize("exporter", ["isaaclab_mlp", "rsl_rl_lib_lstm"])
+def test_onnx_policy_actions_match_the_source(tmp_path: Path, exporter: str) -> None:
+    """Isaac Lab's exporter (TorchScript-based torch.onnx.export, opset 11) and rsl-rl-lib 5's
+    OnPolicyRunner.export_policy_to_onnx (torch.export-based, opset 18, h_in/c_in state)."""
+    recurrent = exporter == "rsl_rl_lib_lstm"
+    agent = (
+        AGENT_YAML if not recurrent else AGENT_YAML.replace("class_name: MLPModel", "class_name: RNNModel", 1)
     )
+    run = _run_dir(tmp_path, agent_yaml=agent)
+    actor = _actor(recurrent=recurrent, seed=5)
+    (run / "exported").mkdir()
+    onnx_model = actor.as_onnx(verbose=False).eval()
+    path = run / "exported" / "policy.onnx"
+    if recurrent:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                onnx_model,
+                onnx_model.get_dummy_inputs(),
+                str(path),
+                input_names=onnx_model.input_names,
+                output_names=onnx_model.output_names,
+                opset_version=18,
+                verbose=False,
+            )
+    else:
+        _export_onnx(onnx_model, (torch.zeros(1, OBS_SIZE),), ["obs"], ["actions"], path)
     imported = import_isaaclab(run, "go2")
     assert imported.source["policy_format"] == "onnx"
     write_imported_artifact(imported, tmp_path / "art", check_steps=50)
-    assert _compare_through_deploy(tmp_path / "art", _source_step(actor)) < 1e-5
+    source = actor.as_jit().eval() if recurrent else None
+    step = _source_step(actor) if source is None else (lambda o: source(torch.as_tensor(o)).detach().numpy())
+    assert _compare_through_deploy(tmp_path / "art", step) < 1e-5
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript", "checkpoint"])
