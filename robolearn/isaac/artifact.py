@@ -121,12 +121,7 @@ def _state_names(count: int) -> list[tuple[str, str]]:
 def _check_policy_joints(spec: RobotSpec, joints: Sequence[str]) -> None:
     if not joints:
         raise UserError("the imported policy controls no joints; policy_joints is empty")
-    for joint in joints:
-        if joint not in spec.joint_names:
-            raise UserError(f"policy joint '{joint}' is not a joint of {spec.name}")
-    if len(set(joints)) != len(joints):
-        dup = next(j for j in joints if list(joints).count(j) > 1)
-        raise UserError(f"policy joint '{dup}' is listed twice")
+    spec.joint_index(joints)  # UserError naming an unknown or repeated joint
 
 
 def check_equivalence(

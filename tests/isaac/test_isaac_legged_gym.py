@@ -353,3 +353,31 @@ def test_export_cli_imports_and_refuses_bad_arguments(tmp_path: Path) -> None:
     ):
         bad = subprocess.run([*base, *args], capture_output=True, text=True, timeout=60, cwd=REPO)
         assert bad.returncode == 2 and message in bad.stderr and bad.stderr.count("\n") == 1, bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["from=legged"], r"from=legged is unknown; choose one of run, legged_gym, isaaclab"),
+        (
+            ["from=legged_gym", "robot=g1", "out=x"],
+            r"from=legged_gym needs policy=; usage: python -m robolearn.export",
+        ),
+        (
+            ["from=legged_gym", "policy=/nonexistent.pt", "config=/nonexistent.yaml", "robot=g1", "out=x"],
+            r"policy=/nonexistent.pt does not exist",
+        ),
+        (["from=isaaclab", "run=/nonexistent", "robot=go2", "out=x"], r"run=/nonexistent is not a folder"),
+        (
+            ["run=x", "robot=g1"],
+            r"policy=, config= and robot= import a policy trained elsewhere: add from=legged_gym",
+        ),
+        (["from=legged_gym", "reference=go2_stand"], r"does not combine with from=legged_gym"),
+    ],
+)
+def test_export_arguments_for_imports_fail_before_any_work(args: list[str], message: str) -> None:
+    from robolearn.config.validate import compose_config
+    from robolearn.export import validate_export_config
+
+    with pytest.raises(UserError, match=message):
+        validate_export_config(compose_config("export", args))
