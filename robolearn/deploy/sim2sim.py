@@ -7,6 +7,7 @@ CommandLimiter, safety state machine) in lockstep with the in-process MuJoCo rob
 
     lin_vel_rms      RMS over time of |v_xy - command_xy| (m/s), body-frame base velocity, after settle_s
     yaw_rate_rms     RMS of (yaw rate - commanded yaw rate) (rad/s), body-frame, after settle_s
+    *_rms_window     the same with the velocities averaged over WINDOW_S windows first (gait swing removed)
     fell             the velocity task's termination rule (VelocityTask.fallen in
                      robolearn/envs/tasks/velocity.py: tilt past max_tilt_deg or base below the robot's
                      min_base_height), checked every command tick while the policy drives and, when a
@@ -60,6 +61,8 @@ TORQUE_LIMIT_FRACTION = 0.999
 # legged_gym's pushes (legged_robot_config.py: push_interval_s = 15, max_push_vel_xy = 1.0).
 LEGGED_GYM_PUSH_INTERVAL_S = (15.0, 15.0)
 RESULT_FORMAT = 1
+# Velocity averaged over windows this long for the *_window errors (about one gait cycle or more).
+WINDOW_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,81 @@ def _yaw_quat(yaw: float) -> np.ndarray:
     return np.array([math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)])
 
 
+def base_row(t: float, root_qpos: np.ndarray, root_qvel: np.ndarray) -> tuple[float, ...]:
+    """(t, x, y, vx, vy, yaw rate, height, cos tilt) of a MuJoCo free joint: velocities in the base frame.
+
+    MuJoCo's free joint holds the world-frame linear and the body-frame angular velocity; the task's
+    tracking terms read both in the base frame (VelocityTask.reward_context).
+    """
+    quat = np.asarray(root_qpos[3:7], dtype=np.float64)
+    quat = quat / np.linalg.norm(quat)
+    inv = np.zeros(4)
+    lin = np.zeros(3)
+    mujoco.mju_negQuat(inv, quat)
+    mujoco.mju_rotVecQuat(lin, np.asarray(root_qvel[0:3], dtype=np.float64), inv)
+    cos_tilt = 1.0 - 2.0 * (quat[1] ** 2 + quat[2] ** 2)
+    return (
+        t,
+        float(root_qpos[0]),
+        float(root_qpos[1]),
+        float(lin[0]),
+        float(lin[1]),
+        float(root_qvel[5]),
+        float(root_qpos[2]),
+        float(cos_tilt),
+    )
+
+
+def fall_check(rule: FallRule, t: float, height: float, cos_tilt: float) -> tuple[float, str] | None:
+    """(t, why) when the task's termination rule holds for this base pose, else None."""
+    if cos_tilt < math.cos(math.radians(rule.max_tilt_deg)):
+        tilt = math.degrees(math.acos(max(-1.0, min(1.0, cos_tilt))))
+        return t, f"tilt {tilt:.1f} deg > {rule.max_tilt_deg:g}"
+    if height < rule.min_base_height:
+        return t, f"base height {height:.3f} m < {rule.min_base_height:g}"
+    return None
+
+
+def tracking_figures(
+    rows: list[tuple[float, ...]] | np.ndarray, command: tuple[float, float, float], settle_s: float
+) -> dict[str, Any]:
+    """Tracking error, mean velocities, distance and path from base_row rows (see the module docstring).
+
+    The *_window figures average the velocity over WINDOW_S first: a walking gait swings the base
+    (a G1's pelvis yaws back and forth every step), and the instantaneous RMS counts that swing as
+    error even when the robot goes exactly where it is told.
+    """
+    a = np.asarray(rows, dtype=np.float64).reshape(-1, 8)
+    settled = a[a[:, 0] >= settle_s]
+    cmd = np.asarray(command, dtype=np.float64)
+    lin_err = np.hypot(settled[:, 3] - cmd[0], settled[:, 4] - cmd[1])
+    yaw_err = settled[:, 5] - cmd[2]
+    lin_w, yaw_w = np.zeros(0), np.zeros(0)
+    if len(a) > 1 and len(settled):
+        per = max(1, round(WINDOW_S / (a[1, 0] - a[0, 0])))  # samples per window
+        k = len(settled) // per  # whole windows only
+        if k:
+            blocks = settled[: k * per].reshape(k, per, 8).mean(axis=1)
+            lin_w = np.hypot(blocks[:, 3] - cmd[0], blocks[:, 4] - cmd[1])
+            yaw_w = blocks[:, 5] - cmd[2]
+    xy = a[:, 1:3]
+    steps = np.diff(xy, axis=0)
+    mean = (lambda col: float(settled[:, col].mean())) if len(settled) else (lambda col: None)
+    return {
+        "lin_vel_rms": _rms(lin_err),
+        "yaw_rate_rms": _rms(yaw_err),
+        "lin_vel_rms_window": _rms(lin_w),
+        "yaw_rate_rms_window": _rms(yaw_w),
+        "mean_vx": mean(3),
+        "mean_vy": mean(4),
+        "mean_yaw_rate": mean(5),
+        "measured_s": float(settled[-1, 0] - settled[0, 0]) if len(settled) > 1 else 0.0,
+        "distance_m": float(np.linalg.norm(xy[-1] - xy[0])) if len(xy) else 0.0,
+        "path_m": float(np.linalg.norm(steps, axis=1).sum()) if len(steps) else 0.0,
+        "base_height_end_m": float(a[-1, 6]) if len(a) else None,
+    }
+
+
 class Sim2SimBackend(MujocoBackend):
     """The in-process MuJoCo backend, started in the task's reset state, recording ground truth per tick.
 
@@ -208,7 +286,6 @@ class Sim2SimBackend(MujocoBackend):
         self.fall: tuple[float, str] | None = None  # (policy time, why)
         self.completed = False  # the policy drove for the whole duration
         self.rows: list[tuple[float, ...]] = []  # (policy time, x, y, vx, vy, wz, height, cos tilt)
-        self._cos_tilt = math.cos(math.radians(rule.max_tilt_deg))
 
     def _reset_noise(self, rng: np.random.Generator, joint_noise: float, velocity_noise: float) -> None:
         """VelocityTask.initial_state: default pose + uniform joint noise, random heading, base a
@@ -247,40 +324,17 @@ class Sim2SimBackend(MujocoBackend):
         if self.policy_t0 is None:
             return
         t = now - self.policy_t0
-        r, v = self._r, self._v
-        quat = d.qpos[r + 3 : r + 7]
-        x, y = float(quat[1]), float(quat[2])
-        cos_tilt = 1.0 - 2.0 * (x * x + y * y) / float(np.dot(quat, quat))
-        height = float(d.qpos[r + 2])
+        row = base_row(t, d.qpos[self._r : self._r + 7], d.qvel[self._v : self._v + 6])
+        height, cos_tilt = row[6], row[7]
         # After a stop we asked for (duration reached) the robot damps down by design: no fall then.
         if self.fall is None and (driving or not self.completed):
-            if cos_tilt < self._cos_tilt:
-                tilt = math.degrees(math.acos(max(-1.0, min(1.0, cos_tilt))))
-                self.fall = (t, f"tilt {tilt:.1f} deg > {self.rule.max_tilt_deg:g}")
-            elif height < self.rule.min_base_height:
-                self.fall = (t, f"base height {height:.3f} m < {self.rule.min_base_height:g}")
+            self.fall = fall_check(self.rule, t, height, cos_tilt)
         if not driving:
             if self.policy_end is None:
                 self.policy_end = t
                 c.request_stop(f"sim2sim: the runtime left POLICY ({c.machine.state.name})")
             return
-        # Body-frame base velocity: MuJoCo's free joint has world linear, body angular velocity.
-        lin = np.zeros(3)
-        inv = np.zeros(4)
-        mujoco.mju_negQuat(inv, quat / np.linalg.norm(quat))
-        mujoco.mju_rotVecQuat(lin, d.qvel[v : v + 3], inv)
-        self.rows.append(
-            (
-                t,
-                float(d.qpos[r]),
-                float(d.qpos[r + 1]),
-                lin[0],
-                lin[1],
-                float(d.qvel[v + 5]),
-                height,
-                cos_tilt,
-            )
-        )
+        self.rows.append(row)
         q = d.qpos[self._q]
         at = (q <= self._lower) | (q >= self._upper)
         self.joint_limit_hits += at & ~self._at_joint_limit  # count arrivals, not ticks spent there
@@ -386,14 +440,6 @@ def run_episode(artifact: PolicyArtifact, config: Sim2SimConfig, seed: int) -> E
 def _episode_report(
     backend: Sim2SimBackend, config: Sim2SimConfig, seed: int, summary: dict[str, Any], spec: RobotSpec
 ) -> dict[str, Any]:
-    rows = np.asarray(backend.rows, dtype=np.float64).reshape(-1, 8)
-    t = rows[:, 0]
-    settled = rows[t >= config.settle_s]
-    cmd = np.asarray(config.command, dtype=np.float64)
-    lin_err = np.hypot(settled[:, 3] - cmd[0], settled[:, 4] - cmd[1])
-    yaw_err = settled[:, 5] - cmd[2]
-    xy = rows[:, 1:3]
-    steps = np.diff(xy, axis=0)
     fall = backend.fall
     return {
         "seed": seed,
@@ -403,15 +449,7 @@ def _episode_report(
         "completed": backend.completed,
         "time_to_fall_s": None if fall is None else round(fall[0], 4),
         "fall_reason": None if fall is None else fall[1],
-        "lin_vel_rms": _rms(lin_err),
-        "yaw_rate_rms": _rms(yaw_err),
-        "mean_vx": float(settled[:, 3].mean()) if len(settled) else None,
-        "mean_vy": float(settled[:, 4].mean()) if len(settled) else None,
-        "mean_yaw_rate": float(settled[:, 5].mean()) if len(settled) else None,
-        "measured_s": float(settled[-1, 0] - settled[0, 0]) if len(settled) > 1 else 0.0,
-        "distance_m": float(np.linalg.norm(xy[-1] - xy[0])) if len(xy) else 0.0,
-        "path_m": float(np.linalg.norm(steps, axis=1).sum()) if len(steps) else 0.0,
-        "base_height_end_m": float(rows[-1, 6]) if len(rows) else None,
+        **tracking_figures(backend.rows, config.command, config.settle_s),
         "joint_limit_hits": int(backend.joint_limit_hits.sum()),
         "joint_limit_hits_by_joint": _by_joint(spec.joint_names, backend.joint_limit_hits),
         "torque_limit_hits": int(backend.torque_limit_hits.sum()),
@@ -448,6 +486,8 @@ def summarize(episodes: list[dict[str, Any]]) -> dict[str, Any]:
         "mean_time_to_fall_s": _mean([e["time_to_fall_s"] for e in falls]),
         "lin_vel_rms": _mean([e["lin_vel_rms"] for e in episodes]),
         "yaw_rate_rms": _mean([e["yaw_rate_rms"] for e in episodes]),
+        "lin_vel_rms_window": _mean([e["lin_vel_rms_window"] for e in episodes]),
+        "yaw_rate_rms_window": _mean([e["yaw_rate_rms_window"] for e in episodes]),
         "mean_vx": _mean([e["mean_vx"] for e in episodes]),
         "distance_m": _mean([e["distance_m"] for e in episodes]),
         "joint_limit_hits": sum(e["joint_limit_hits"] for e in episodes),
@@ -496,25 +536,35 @@ def _fmt(value: Any, spec: str) -> str:
     return "-".rjust(width) if value is None else format(value, spec)
 
 
+TABLE_COLUMNS = (
+    # (header, width/format, key): errors in m/s and rad/s, instantaneous then over WINDOW_S windows
+    ("vxy_rms", "8.3f", "lin_vel_rms"),
+    ("vxy_1s", "7.3f", "lin_vel_rms_window"),
+    ("yaw_rms", "8.3f", "yaw_rate_rms"),
+    ("yaw_1s", "7.3f", "yaw_rate_rms_window"),
+    ("mean_vx", "8.3f", "mean_vx"),
+    ("dist_m", "7.2f", "distance_m"),
+)
+
+
 def result_table(result: dict[str, Any]) -> str:
     """A short text table: one row per episode and a mean row."""
-    head = (
-        f"{'seed':>4} {'fell':>5} {'t_fall':>7} {'vxy_rms':>8} {'yaw_rms':>8} {'mean_vx':>8} "
-        f"{'dist_m':>7} {'jlim':>5} {'tlim':>5} {'faults':>6} outcome"
+    head = f"{'seed':>4} {'fell':>5} {'t_fall':>7} " + " ".join(
+        h.rjust(int(f.split(".")[0])) for h, f, _ in TABLE_COLUMNS
     )
-    lines = [head]
+    lines = [head + f" {'jlim':>5} {'tlim':>5} {'faults':>6} outcome"]
     for e in result["episodes"]:
         lines.append(
             f"{e['seed']:>4} {('yes' if e['fell'] else 'no'):>5} {_fmt(e['time_to_fall_s'], '7.2f')} "
-            f"{_fmt(e['lin_vel_rms'], '8.3f')} {_fmt(e['yaw_rate_rms'], '8.3f')} {_fmt(e['mean_vx'], '8.3f')} "
-            f"{e['distance_m']:7.2f} {e['joint_limit_hits']:5d} {e['torque_limit_hits']:5d} "
-            f"{len(e['safety_faults']):6d} {e['runtime']['outcome']}"
+            + " ".join(_fmt(e[k], f) for _, f, k in TABLE_COLUMNS)
+            + f" {e['joint_limit_hits']:5d} {e['torque_limit_hits']:5d} {len(e['safety_faults']):6d}"
+            f" {e['runtime']['outcome']}"
         )
     s = result["summary"]
+    falls = f"{s['falls']}/{s['episodes']}"
     lines.append(
-        f"{'mean':>4} {str(s['falls']) + '/' + str(s['episodes']):>5} {_fmt(s['mean_time_to_fall_s'], '7.2f')} "
-        f"{_fmt(s['lin_vel_rms'], '8.3f')} {_fmt(s['yaw_rate_rms'], '8.3f')} {_fmt(s['mean_vx'], '8.3f')} "
-        f"{_fmt(s['distance_m'], '7.2f')} {s['joint_limit_hits']:5d} {s['torque_limit_hits']:5d} "
-        f"{s['safety_faults']:6d}"
+        f"{'mean':>4} {falls:>5} {_fmt(s['mean_time_to_fall_s'], '7.2f')} "
+        + " ".join(_fmt(s[k], f) for _, f, k in TABLE_COLUMNS)
+        + f" {s['joint_limit_hits']:5d} {s['torque_limit_hits']:5d} {s['safety_faults']:6d}"
     )
     return "\n".join(lines)
