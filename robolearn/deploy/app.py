@@ -14,7 +14,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 import robolearn.resources
-from robolearn.deploy.artifact import PolicyArtifact, check_spec_matches, load_artifact
+from robolearn.deploy.artifact import PolicyArtifact, PolicyContract, check_spec_matches, load_artifact
 from robolearn.deploy.backends.base import Backend
 from robolearn.deploy.commands import CommandLimiter
 from robolearn.deploy.config import (
@@ -42,6 +42,49 @@ def resolve_policy(path: str) -> Path:
         return given
     shipped = robolearn.resources.policies_dir() / path
     return shipped if shipped.exists() else given
+
+
+def backend_class(cfg: DictConfig) -> type[Backend]:
+    """The class make_backend builds for this config (nothing is opened)."""
+    if cfg.backend == "mujoco":
+        from robolearn.deploy.backends.mujoco_backend import MujocoBackend
+
+        return MujocoBackend
+    from robolearn.deploy.backends.dds_backend import DdsBackend
+
+    return DdsBackend
+
+
+def check_backend_supplies(contract: PolicyContract, cfg: DictConfig) -> None:
+    """UserError (one line) when the policy observes what this backend cannot measure (base_lin_vel)."""
+    if any(t.name == "base_lin_vel" for t in contract.terms) and not backend_class(cfg).supplies_base_lin_vel:
+        raise UserError(
+            f"the policy observes base_lin_vel, which backend={cfg.backend} cannot supply (a Unitree LowState"
+            " carries no base velocity): run it in simulation with backend=mujoco (or python -m"
+            " robolearn.evaluate), or import/train a policy without that term for the robot"
+        )
+
+
+def overrides_line(contract: PolicyContract) -> str | None:
+    """One line naming the joints an imported policy commands and the spec fields its source tuned."""
+    parts = []
+    spec = contract.robot
+    if contract.policy_joints is not None:
+        held = spec.num_joints - contract.action_size
+        parts.append(
+            f"commands {contract.action_size} of {spec.num_joints} joints in its own order"
+            + (f", the other {held} held at the default pose with the robot's kp/kd" if held else "")
+        )
+    if contract.robot_overrides:
+        parts.append(
+            f"robot_overrides: its {', '.join(contract.robot_overrides)} differ from robolearn's {spec.name}"
+            " spec and drive the motors (declared in contract.json)"
+        )
+    if contract.recurrent_state:
+        parts.append(
+            f"recurrent ({len(contract.recurrent_state)} state tensors, zeroed on each POLICY entry)"
+        )
+    return "policy: " + "; ".join(parts) if parts else None
 
 
 def make_backend(cfg: DictConfig, spec: RobotSpec) -> Backend:
@@ -181,8 +224,11 @@ def build_session(cfg: DictConfig) -> tuple[Runtime, KeyboardReader | None, Reco
     artifact = load_artifact(resolve_policy(cfg.policy)) if cfg.policy is not None else None
     contract = artifact.contract if artifact is not None else None
     if contract is not None:
-        check_spec_matches(contract.robot, spec)
-        spec = contract.robot  # identical in every safety field; the artifact's is what the policy knows
+        check_spec_matches(contract.robot, spec, contract.robot_overrides)
+        check_backend_supplies(contract, cfg)
+        # Identical in every safety field but the declared overrides (the tuned gains and pose the
+        # policy was trained with, which are what the motors must get); the policy knows this one.
+        spec = contract.robot
     options = runtime_options(cfg, artifact, spec)
     guards = Guards(spec, guard_config(cfg))
     guards.set_action_limit(contract.action_clip if contract is not None else None)
@@ -253,6 +299,9 @@ def run_deploy(cfg: DictConfig) -> dict[str, Any]:
         flush=True,
     )
     print(session_line(runtime.options, c.policy is not None), flush=True)
+    imported = overrides_line(c.contract) if c.contract is not None else None
+    if imported is not None:
+        print(imported, flush=True)
     if where.startswith("dds") and runtime.options.rt_priority <= 0 and not cfg.dry_run:
         print(
             "note: loop.rt_priority=0, so the command loop competes with every other process for the CPU;"

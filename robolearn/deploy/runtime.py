@@ -10,6 +10,10 @@ in POLICY only, build the observation from the newest state with the contract's 
 package's functions), run the network, check the action, and publish the joint targets, which the
 command loop re-sends at its own rate until the next ones. A policy exception, a NaN or a huge
 action becomes a fault that the next command tick (at most one command period later) acts on.
+A policy that commands a subset of the joints (policy_joints) has its output scattered into robot
+order first, 0 (the default pose) for the rest, so every guard and limit sees all the joints. Each
+entry into POLICY starts a fresh segment: observation history, gait clock and a recurrent
+network's state all restart.
 
 With the in-process MuJoCo backend the same controller runs in lockstep with the simulation (sim time
 is the clock and the policy runs inline), which makes sim2sim fast and deterministic.
@@ -114,6 +118,8 @@ class Controller:
         self.contract = contract
         self.policy = policy
         self.pipeline = ObservationPipeline(contract) if contract is not None else None
+        # A recurrent network's state is zeroed where the observation history is (policy.OnnxPolicy.reset).
+        self._reset_policy: Callable[[], None] | None = getattr(policy, "reset", None)
         self.recorder = recorder
         self.messages: deque[str] = deque()
         self._log = log or self.messages.append
@@ -434,6 +440,8 @@ class Controller:
         epoch = self._epoch
         if epoch != self._policy_seen_epoch:
             self.pipeline.reset()
+            if self._reset_policy is not None:
+                self._reset_policy()
             self._last_action = np.zeros(self.spec.num_joints)
             self._policy_seen_epoch = epoch
             self._segment_steps = 0
@@ -450,6 +458,7 @@ class Controller:
             last_action=self._last_action,
             # The training env's clock: phase 0 on the first step of a segment, one control_dt per tick.
             gait_phase=self.contract.gait_phase(self._segment_steps),
+            base_lin_vel=sample.base_lin_vel,
         )
         self._segment_steps += 1
         t0 = clock()
@@ -458,7 +467,9 @@ class Controller:
             frame, x = self.pipeline(state)
             problem = self.guards.observation(x)
             t1 = clock()
-            raw = self.policy(x) if problem is None else None
+            # The network's output covers its policy joints in its order; in robot order, with 0 for
+            # the joints it does not command, it passes the same guard, clip and limits as any other.
+            raw = self.contract.full_action(self.policy(x)) if problem is None else None
         except Exception as exc:  # the network or its input failed: damp, never crash the loop
             problem, raw = f"policy_exception: {type(exc).__name__}: {exc}", None
         t2 = clock()

@@ -181,11 +181,21 @@ BINDINGS = {"start": "start", "A": "policy", "select": "damp"}
 
 
 @functools.cache
-def _contract(spec: RobotSpec, action_clip: float | None) -> PolicyContract:
-    """The reference contract made over for this robot: the generic locomotion terms, no normalisation."""
+def _contract(spec: RobotSpec, action_clip: float | None, subset: bool = False) -> PolicyContract:
+    """The reference contract made over for this robot: the generic locomotion terms, no normalisation.
+
+    subset: an imported policy's contract that commands the first half of the joints, in reverse
+    order (policy_joints); the runtime scatters its output into robot order before every guard.
+    """
     reference = load_artifact(REFERENCE).contract
+    joints = tuple(reversed(spec.joint_names[: spec.num_joints // 2])) if subset else None
     return dataclasses.replace(
-        reference, robot=spec, terms=LOCOMOTION_TERMS, normalization=None, action_clip=action_clip
+        reference,
+        robot=spec,
+        terms=LOCOMOTION_TERMS,
+        normalization=None,
+        action_clip=action_clip,
+        policy_joints=joints,
     )
 
 
@@ -263,15 +273,19 @@ def _add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return a + b
 
 
+@pytest.mark.parametrize("joints", ["all", "subset"])
 @pytest.mark.parametrize("clip", [5.0, None], ids=["clip5", "noclip"])
 @pytest.mark.parametrize("robot", SPECS)
 @FAST
 @given(data=st.data())
 def test_runtime_path_sends_finite_commands_in_limits_for_any_action_and_state(
-    robot: str, clip: float | None, data: st.DataObject
+    robot: str, clip: float | None, joints: str, data: st.DataObject
 ) -> None:
     spec = SPECS[robot]
-    contract = _contract(spec, clip)
+    contract = _contract(spec, clip, subset=joints == "subset")
+    # The network commands contract.policy_index (in its order); `action` below is what reaches the
+    # guard in robot order: the drawn values on those joints, 0 on the joints the policy leaves alone.
+    idx = contract.policy_index
     n = spec.num_joints
     # Half the examples are a nominal session (a plausible state, an action within the guard's
     # limit) so the POLICY branch is exercised as much as the fault branches.
@@ -285,8 +299,9 @@ def test_runtime_path_sends_finite_commands_in_limits_for_any_action_and_state(
         action = data.draw(_values(n, 30.0), label="action")
     command = data.draw(hnp.arrays(np.float64, (3,), elements=st.floats(-1.0, 1.0)), label="command")
     output = {"action": np.zeros(n)}  # zeros while the session reaches POLICY
-    c, t = _controller_in_policy(spec, contract, lambda x: output["action"].copy())
+    c, t = _controller_in_policy(spec, contract, lambda x: output["action"][idx].copy())
     output["action"] = action
+    action = contract.full_action(action[idx])
     c.operator.command = command
     # Two policy periods: the first command tick acts on this state and action (or their fault),
     # the second one sends from wherever the machine went (DAMP after a fault).

@@ -27,6 +27,7 @@ class StateSample:
     received: float  # runtime clock when it arrived
     remote: bytes = b""  # the 40 wireless_remote bytes, empty when the backend has no remote
     mode_machine: int = 0  # unitree_hg robots' hardware variant, echoed in every command
+    base_lin_vel: np.ndarray | None = None  # body frame, m/s: only a simulator knows it (no LowState field)
 
 
 @dataclass
@@ -44,6 +45,8 @@ class Backend(ABC):
     """Source of states and sink of commands."""
 
     name: str = "backend"
+    # Whether its samples carry base_lin_vel; deploy refuses a policy observing it on a backend without.
+    supplies_base_lin_vel: bool = False
 
     def __init__(self) -> None:
         self.stats = BackendStats()

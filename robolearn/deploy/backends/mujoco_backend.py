@@ -1,7 +1,9 @@
 """In-process MuJoCo backend: sim2sim with the robot's model, stepped in lockstep with the runtime.
 
 States pass through float32, as a LowState carries them, so a policy sees what it would see on
-DDS. Optional perturbations: planar velocity kicks at random intervals (legged_gym's pushes).
+DDS. Unlike DDS, a sample also carries the simulator's true base linear velocity (body frame), for
+policies that observe it (legged_gym's and Isaac Lab's Go2 flat tasks). Optional perturbations:
+planar velocity kicks at random intervals (legged_gym's pushes).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 from robolearn.deploy.backends.base import Backend, StateSample
 from robolearn.deploy.commands import MotorCommand
 from robolearn.deploy.simulation import RobotSimulation
+from robolearn.robots.observations import quat_rotate_inverse
 from robolearn.robots.spec import RobotSpec, supported_mode_machines
 
 
@@ -24,6 +27,7 @@ class MujocoBackend(Backend):
     """A RobotSimulation advanced by the runtime (advance()) instead of by the wall clock."""
 
     name = "mujoco"
+    supplies_base_lin_vel = True
 
     def __init__(
         self,
@@ -67,7 +71,15 @@ class MujocoBackend(Backend):
             tick=round(r.time * 1000) & 0xFFFFFFFF,
             received=now,
             mode_machine=self.mode_machine,
+            base_lin_vel=_as_float32(self.base_lin_vel()),
         )
+
+    def base_lin_vel(self) -> np.ndarray:
+        """The base's linear velocity in its own frame (m/s): the free joint's world-frame velocity
+        rotated by the base orientation, as legged_gym computes base_lin_vel from its root state."""
+        d, idx = self.sim.data, self.sim.index
+        r, v = idx.root_qpos_adr, idx.root_qvel_adr
+        return quat_rotate_inverse(d.qpos[r + 3 : r + 7], d.qvel[v : v + 3])
 
     def send(self, command: MotorCommand) -> None:
         """Apply the command (float32, as on the wire) from the next physics step."""
