@@ -616,20 +616,13 @@ def _recurrent_shapes(rnn: Any) -> tuple[tuple[int, ...], ...]:
     return (shape, shape) if isinstance(rnn, torch.nn.LSTM) else (shape,)
 
 
-def _stateful(module: Any, shapes: tuple[tuple[int, ...], ...]) -> Callable[[np.ndarray], np.ndarray]:
-    """A one-step callable over an explicit-state module, carrying the state; .reset() zeros it."""
+def _torch_reference(module: Any, reset: Callable[[], None]) -> Callable[[np.ndarray], np.ndarray]:
+    """The original (stateful) torch policy as a one-step numpy callable with .reset(), its state zeroed first."""
     torch = _torch()
-    state: list[Any] = []
-
-    def reset() -> None:
-        state[:] = [torch.zeros(*s) for s in shapes]
 
     def step(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            out = module(torch.as_tensor(np.asarray(obs, dtype=np.float32)), *state)
-        if shapes:
-            state[:] = list(out[1:])
-            out = out[0]
+            out = module(torch.as_tensor(np.asarray(obs, dtype=np.float32)))
         return np.asarray(out.numpy(), dtype=np.float64)
 
     reset()
@@ -726,15 +719,7 @@ def load_torchscript(path: Path) -> LoadedPolicy:
         for name in buffers:
             getattr(scripted, name).zero_()
 
-    def step(obs: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return np.asarray(
-                scripted(torch.as_tensor(np.asarray(obs, dtype=np.float32))).numpy(), np.float64
-            )
-
-    reset()
-    step.reset = reset  # type: ignore[attr-defined]
-    return LoadedPolicy(actor, step, shapes, "torchscript")
+    return LoadedPolicy(actor, _torch_reference(scripted, reset), shapes, "torchscript")
 
 
 def _network_cfg(agent: Mapping[str, Any]) -> dict[str, Any]:
@@ -850,15 +835,7 @@ def load_rsl_rl_checkpoint(
         if callable(reset_fn):
             reset_fn()
 
-    def step(obs_np: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return np.asarray(
-                exported(torch.as_tensor(np.asarray(obs_np, dtype=np.float32))).numpy(), np.float64
-            )
-
-    reset()
-    step.reset = reset  # type: ignore[attr-defined]
-    return LoadedPolicy(actor, step, shapes, f"rsl_rl {kind} checkpoint")
+    return LoadedPolicy(actor, _torch_reference(exported, reset), shapes, f"rsl_rl {kind} checkpoint")
 
 
 # --- ONNX -> torch: re-running the exported graph op by op ---------------------------------------
