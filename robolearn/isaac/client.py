@@ -13,7 +13,6 @@ training run then ends like any UserError (exit 2), with its last checkpoint unt
 
 from __future__ import annotations
 
-import atexit
 import collections
 import contextlib
 import json
@@ -117,9 +116,9 @@ class ServerConnection:
         child.close()
         self._stderr_thread = threading.Thread(target=self._read_stderr, args=(verbose,), daemon=True)
         self._stderr_thread.start()
-        # Unlink the block and stop the server at interpreter exit even if nobody calls close().
+        # Unlink the block and stop the server when this object is collected or the interpreter exits
+        # (weakref.finalize runs at exit), even if nobody calls close().
         self._finalizer = weakref.finalize(self, _cleanup, self.sock, self.proc, [None])
-        atexit.register(self._finalizer)
         try:
             hello = self._receive(start_timeout_s, "starting")
             self._check_hello(hello)
@@ -132,7 +131,6 @@ class ServerConnection:
             )
             self._finalizer.detach()
             self._finalizer = weakref.finalize(self, _cleanup, self.sock, self.proc, [self.shm])
-            atexit.register(self._finalizer)
             self.arrays = protocol.views(self.shm.buf, self.num_envs, obs_dim, act_dim)
             self.request({"cmd": "attach", "name": name})
         except BaseException:

@@ -11,7 +11,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -43,7 +45,7 @@ def _blocks() -> set[str]:
     return {p.name for p in shm.iterdir() if p.name.startswith(SHM_PREFIX)} if shm.is_dir() else set()
 
 
-def _standin(n: int = N, seed: int = 3, **kw: object) -> IsaacVecEnv:
+def _standin(n: int = N, seed: int = 3, **kw: Any) -> IsaacVecEnv:
     conn = ServerConnection(
         TASK, n, factory=STANDIN_FACTORY, seed=seed, options={"max_episode_steps": MAX_STEPS}, **kw
     )
@@ -53,7 +55,7 @@ def _standin(n: int = N, seed: int = 3, **kw: object) -> IsaacVecEnv:
 
 
 @pytest.fixture(autouse=True)
-def _no_leak():
+def _no_leak() -> Iterator[None]:
     before = _blocks()
     yield
     assert _blocks() - before == set(), "shared memory left in /dev/shm"
@@ -82,7 +84,7 @@ def test_standin_matches_in_process_stepping() -> None:
                 assert r_info[i]["episode"]["l"] == l_info[i]["episode"]["l"]
                 assert r_info[i]["episode"]["r"] == pytest.approx(l_info[i]["episode"]["r"], rel=1e-6)
         assert finished >= N  # every env went through at least one autoreset
-        assert r_obs.dtype == np.float32 and r_obs.flags.c_contiguous
+        assert isinstance(r_obs, np.ndarray) and r_obs.dtype == np.float32 and r_obs.flags.c_contiguous
     finally:
         remote.close()
         local.close()
@@ -287,7 +289,7 @@ class _IsaacLabShaped:
         )
         self.single_action_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
 
-    def _obs(self, value: float) -> dict[str, object]:
+    def _obs(self, value: float) -> dict[str, Any]:
         import torch
 
         return {"policy": torch.full((self.num_envs, 3), value), "critic": torch.zeros(self.num_envs, 5)}
