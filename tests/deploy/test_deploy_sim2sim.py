@@ -89,12 +89,86 @@ def test_a_policy_driving_joints_to_their_stops_is_reported_falling(hips_out: Po
     assert sim.tilt_deg() > rule.max_tilt_deg or sim.read().base_pos[2] < rule.min_base_height
 
 
+class _TinyLstm(torch.nn.Module):
+    """An imported policy's shape: LSTM memory with explicit (h, c), a zero output layer (hold the pose)."""
+
+    def __init__(self, num_obs: int, num_actions: int, hidden: int = 8) -> None:
+        super().__init__()
+        self.memory = torch.nn.LSTM(num_obs, hidden)
+        self.actor = torch.nn.Linear(hidden, num_actions)
+        with torch.no_grad():
+            self.actor.weight.zero_()
+            self.actor.bias.zero_()
+
+    def forward(self, obs: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out, (h2, c2) = self.memory(obs.unsqueeze(0), (h, c))
+        return self.actor(out.squeeze(0)), h2, c2
+
+
+def test_an_imported_leg_policy_runs_on_the_whole_g1(tmp_path: Path) -> None:
+    # Contract 3's extensions as an importer writes them: 12 of the G1's 23 joints in the network's
+    # own order, an LSTM's state as graph inputs/outputs, leg gains overridden, a gait clock.
+    from robolearn.isaac.artifact import ImportedPolicy, write_imported_artifact
+    from robolearn.robots.observations import ObsTerm
+    from robolearn.robots.registry import get_robot_spec
+
+    spec = get_robot_spec("g1")
+    legs = spec.joint_names[:12]
+    terms = (
+        ObsTerm("base_ang_vel", 0.25),
+        ObsTerm("projected_gravity"),
+        ObsTerm("commands", (2.0, 2.0, 0.25)),
+        ObsTerm("joint_pos_rel"),
+        ObsTerm("joint_vel", 0.05),
+        ObsTerm("last_action"),
+        ObsTerm("gait_clock"),
+    )
+    imported = ImportedPolicy(
+        robot="g1",
+        policy_joints=tuple(reversed(legs)),
+        overrides={"kp": dict.fromkeys(legs, 100.0)},
+        terms=terms,
+        obs_clip=100.0,
+        action_clip=10.0,
+        command_ranges=((-1.0, 1.0), (-1.0, 1.0), (-1.0, 1.0)),
+        gait_period_s=0.8,
+        history_length=1,
+        module=_TinyLstm(47, 12),
+        state_shapes=((1, 1, 8), (1, 1, 8)),
+        reference=None,
+        source={"importer": "tests/deploy/test_deploy_sim2sim.py"},
+    )
+    art = write_imported_artifact(imported, tmp_path / "g1_legs", check_steps=20)
+    # No reset noise: a humanoid holding its default pose (action 0) does not stand long through it.
+    cfg = dataclasses.replace(SHORT, command=(0.0, 0.0, 0.0), duration_s=1.0, settle_s=0.5)
+    cfg = dataclasses.replace(cfg, init_joint_noise=0.0, init_velocity_noise=0.0)
+    episode = run_episode(art, cfg, seed=0)
+    r = episode.report
+    assert r["runtime"]["outcome"] == "clean" and r["completed"] and not r["fell"]
+    assert r["runtime"]["policy_steps"] == 50
+    # The joints the policy does not control (waist, arms) were held at their defaults by the PD.
+    sim = episode.backend.sim
+    held = [spec.joint_names.index(j) for j in spec.joint_names[12:]]
+    q = sim.read().joint_pos
+    assert np.max(np.abs(q[held] - spec.default_pos_array[held])) < 0.1
+
+
 def test_episodes_differ_by_seed_and_repeat_exactly() -> None:
     cfg = Sim2SimConfig(command=(0.0, 0.0, 0.0), duration_s=0.5, settle_s=0.0, exit_damp_s=0.002, episodes=2)
     a = run_sim2sim(REFERENCE, cfg)["episodes"]
     b = run_sim2sim(REFERENCE, cfg)["episodes"]
     assert a[0]["distance_m"] == b[0]["distance_m"] and a[0]["lin_vel_rms"] == b[0]["lin_vel_rms"]
     assert a[0]["distance_m"] != a[1]["distance_m"]  # reset noise drawn from each episode's seed
+
+
+def test_pushes_move_the_standing_robot() -> None:
+    base = dataclasses.replace(SHORT, command=(0.0, 0.0, 0.0), duration_s=1.6, settle_s=0.1)
+    still = run_episode(load_artifact(REFERENCE), base, seed=0).report
+    pushed = run_episode(
+        load_artifact(REFERENCE), dataclasses.replace(base, push_velocity=0.8, push_interval_s=(0.5, 0.5)), 0
+    ).report
+    assert still["pushes"] == 0 and pushed["pushes"] == 3  # at 0.5, 1.0 and 1.5 s of simulated time
+    assert pushed["lin_vel_rms"] > 2 * still["lin_vel_rms"] and pushed["path_m"] > still["path_m"]
 
 
 @pytest.mark.parametrize(
