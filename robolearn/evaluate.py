@@ -99,7 +99,13 @@ def validate_sim2sim_config(cfg: DictConfig) -> None:
         raise UserError("video=true is for run=; sim2sim (policy=) records no video")
     if cfg.checkpoint != "final":
         raise UserError(f"checkpoint={cfg.checkpoint} is for run=; an artifact (policy=) has one network")
-    validate_sim2sim(load_artifact(resolve_policy(str(cfg.policy))), sim2sim_config(cfg))
+    artifact = load_artifact(resolve_policy(str(cfg.policy)))
+    validate_sim2sim(artifact, sim2sim_config(cfg))
+    # Before the episodes run: a shipped or read-only artifact folder cannot take the result.
+    target = sim2sim_output(cfg, artifact.root)
+    existing = next(p for p in (target, *target.parents) if p.exists())
+    if not os.access(existing if existing.is_dir() else existing.parent, os.W_OK):
+        raise UserError(f"cannot write the result to {target} ({existing} is not writable); pass out=<file>")
 
 
 def sim2sim_output(cfg: DictConfig, artifact_root: Path) -> Path:
@@ -307,7 +313,7 @@ def _evaluate(cfg: DictConfig) -> None:
         result, path = evaluate_artifact(cfg)
         c = result["config"]
         print(
-            f"sim2sim {result['robot']} {result['artifact']}: command {c['command']}, {c['duration_s']:g} s x"
+            f"sim2sim {result['robot']} {result['artifact']}: command {list(c['command'])}, {c['duration_s']:g} s x"
             f" {c['episodes']} episodes (seeds {c['seed']}..{c['seed'] + c['episodes'] - 1}), errors after"
             f" {c['settle_s']:g} s",
             flush=True,
