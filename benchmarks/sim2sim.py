@@ -17,6 +17,8 @@
    the model's initial pose plus the same kind of reset noise (joints ±init_joint_noise, random
    heading, base velocity ±init_velocity_noise) drawn from each seed. Measured with the same
    functions (sim2sim.base_row, fall_check, tracking_figures): tracking errors, falls, distance.
+   Each of their policy steps also runs the imported artifact (robolearn's observation pipeline and
+   ONNX network) on the same state: the largest observation and action differences are reported.
 4. --waist-kp: an ablation, the artifact with our G1's waist_yaw_joint held stiffer (their model has
    no waist joint: the torso is welded to the pelvis).
 
@@ -45,6 +47,8 @@ import numpy as np
 import torch
 import yaml
 
+from robolearn.deploy.artifact import PolicyArtifact, load_artifact
+from robolearn.deploy.policy import ObservationPipeline, OnnxPolicy
 from robolearn.deploy.sim2sim import (
     Sim2SimConfig,
     base_row,
@@ -55,6 +59,7 @@ from robolearn.deploy.sim2sim import (
     task_defaults,
     tracking_figures,
 )
+from robolearn.robots.state import RobotState
 from robolearn.utils.io import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,9 +139,20 @@ def load_unitree_model(xml: Path) -> tuple[mujoco.MjModel, list[str]]:
 
 
 def unitree_episode(
-    root: Path, cfg: dict[str, Any], policy_path: Path, sim: Sim2SimConfig, seed: int
+    root: Path,
+    cfg: dict[str, Any],
+    policy_path: Path,
+    sim: Sim2SimConfig,
+    seed: int,
+    artifact: PolicyArtifact | None = None,
 ) -> dict[str, Any]:
-    """One episode of unitree_rl_gym's deploy_mujoco loop (no viewer, simulated time only)."""
+    """One episode of unitree_rl_gym's deploy_mujoco loop (no viewer, simulated time only).
+
+    With the imported artifact, each policy step also builds robolearn's observation from the same
+    state (ObservationPipeline over a RobotState with the other joints at their defaults) and runs its
+    ONNX network: the largest differences to their observation and their TorchScript action are
+    reported (the import checked alone, inside their loop; their policy still drives).
+    """
     rule, joint_noise, velocity_noise = task_defaults("g1")
     xml = Path(str(cfg["xml_path"]).replace("{LEGGED_GYM_ROOT_DIR}", str(root)))
     m, _ = load_unitree_model(xml)
@@ -157,6 +173,16 @@ def unitree_episode(
     d.qvel[0:6] = rng.uniform(-1.0, 1.0, size=6) * velocity_noise
     mujoco.mj_forward(m, d)
     policy = torch.jit.load(str(policy_path))  # a fresh module: the LSTM's state starts at zero
+    ours = None
+    if artifact is not None:
+        contract = artifact.contract
+        pipeline, network = ObservationPipeline(contract), OnnxPolicy(artifact.network_path, contract)
+        network.reset()
+        ours = (contract, pipeline, network, contract.policy_index)
+        full = contract.robot.default_pos_array.copy()
+        last_full = np.zeros(contract.robot.num_joints)
+    obs_diff = action_diff = 0.0
+    policy_steps = 0
     action = np.zeros(n, dtype=np.float32)
     target = default.copy()
     obs = np.zeros(int(cfg["num_obs"]), dtype=np.float32)
@@ -189,6 +215,25 @@ def unitree_episode(
             obs[9 + 3 * n : 9 + 3 * n + 2] = (np.sin(2 * np.pi * phase), np.cos(2 * np.pi * phase))
             with torch.no_grad():
                 action = policy(torch.from_numpy(obs).unsqueeze(0)).numpy().squeeze().astype(np.float32)
+            if ours is not None:
+                contract, pipeline, network, index = ours
+                joint_pos, joint_vel = full.copy(), np.zeros_like(full)
+                joint_pos[index], joint_vel[index] = d.qpos[7:], d.qvel[6:]
+                state = RobotState(
+                    joint_pos=joint_pos,
+                    joint_vel=joint_vel,
+                    base_quat=d.qpos[3:7].copy(),
+                    gyro=d.qvel[3:6].copy(),
+                    command=cmd.astype(np.float64),
+                    last_action=last_full,
+                    # Their clock counts physics steps from the start: one control period ahead of ours.
+                    gait_phase=contract.gait_phase(policy_steps + 1),
+                )
+                frame, x = pipeline(state)
+                obs_diff = max(obs_diff, float(np.abs(frame - obs).max()))
+                action_diff = max(action_diff, float(np.abs(network(x) - action).max()))
+                last_full = contract.full_action(action.astype(np.float64))
+            policy_steps += 1
             target = action * float(cfg["action_scale"]) + default
     report = {
         "seed": seed,
@@ -203,6 +248,8 @@ def unitree_episode(
         "limited_commands": 0,
         "safety_faults": [],
         "runtime": {"outcome": "n/a"},
+        "max_obs_diff_vs_import": None if ours is None else obs_diff,
+        "max_action_diff_vs_import": None if ours is None else action_diff,
         "wall_s": round(time.perf_counter() - wall, 3),
     }
     return report
@@ -302,7 +349,10 @@ def main() -> None:
         if dropped:
             print(f"\nunitree model: mesh files absent, geoms dropped: {', '.join(dropped)}")
         wall = time.perf_counter()
-        episodes = [unitree_episode(root, cfg, args.policy, sim, sim.seed + i) for i in range(sim.episodes)]
+        imported = load_artifact(artifact)
+        episodes = [
+            unitree_episode(root, cfg, args.policy, sim, sim.seed + i, imported) for i in range(sim.episodes)
+        ]
         theirs = {
             "loop": "deploy/deploy_mujoco/deploy_mujoco.py re-implemented (no viewer)",
             "model": str(cfg["xml_path"]),
@@ -313,6 +363,12 @@ def main() -> None:
         }
         print(f"\nunitree_rl_gym's own MuJoCo loop, their 12-DoF model ({theirs['wall_s']} s wall)")
         print(result_table(theirs), flush=True)
+        obs_diff = max(e["max_obs_diff_vs_import"] for e in episodes)
+        action_diff = max(e["max_action_diff_vs_import"] for e in episodes)
+        print(
+            f"the import inside their loop: observation max |diff| {obs_diff:.2e},"
+            f" action (ONNX vs their TorchScript) max |diff| {action_diff:.2e}"
+        )
 
     out = args.out / f"{args.robot}_{args.policy.stem}.json"
     atomic_write_json(
