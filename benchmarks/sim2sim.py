@@ -19,8 +19,8 @@
    functions (sim2sim.base_row, fall_check, tracking_figures): tracking errors, falls, distance.
    Each of their policy steps also runs the imported artifact (robolearn's observation pipeline and
    ONNX network) on the same state: the largest observation and action differences are reported.
-4. --waist-kp: an ablation, the artifact with our G1's waist_yaw_joint held stiffer (their model has
-   no waist joint: the torso is welded to the pelvis).
+4. --waist-kp: an ablation, the artifact with our G1's waist joints (waist_yaw; waist_roll and
+   waist_pitch on the 29-DoF G1) held stiffer: their 12-DoF model welds the torso to the pelvis.
 
 Writes <out>/<robot>_<policy stem>.json (both results, the command line, the machine) and prints the
 table. Nothing here is needed by the tests: the paths are arguments.
@@ -256,7 +256,7 @@ def unitree_episode(
 
 
 def stiff_waist_artifact(artifact: Path, out: Path, kp: float) -> Path:
-    """A copy of the artifact whose waist_yaw_joint is held with kp (kd = kp / 20): an ablation only.
+    """A copy of the artifact whose waist joints are held with kp (kd = kp / 20): an ablation only.
 
     unitree_rl_gym's 12-DoF model welds the torso to the pelvis; our 23-DoF G1 holds the waist with
     the spec's PD. Raising the waist's gain shows how much of the gap that joint's compliance makes.
@@ -267,11 +267,12 @@ def stiff_waist_artifact(artifact: Path, out: Path, kp: float) -> Path:
     path = out / "contract.json"
     data = json.loads(path.read_text(encoding="utf-8"))
     robot = data["robot"]
-    i = robot["joint_names"].index("waist_yaw_joint")
-    robot["kp"][i], robot["kd"][i] = kp, kp / 20.0
+    for i, name in enumerate(robot["joint_names"]):
+        if name.startswith("waist_"):
+            robot["kp"][i], robot["kd"][i] = kp, kp / 20.0
     data["robot_overrides"] = sorted({*data.get("robot_overrides", []), "kp", "kd"})
     data.setdefault("source", {})["ablation"] = (
-        f"waist_yaw_joint kp={kp:g} kd={kp / 20:g} (benchmarks/sim2sim.py)"
+        f"waist_* joints kp={kp:g} kd={kp / 20:g} (benchmarks/sim2sim.py)"
     )
     path.write_text(json.dumps(data, indent=2), encoding="utf-8")
     return out
@@ -304,7 +305,10 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=3)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "sim2sim")
     parser.add_argument(
-        "--waist-kp", type=float, default=None, help="also run an ablation: waist_yaw_joint held with this kp"
+        "--waist-kp",
+        type=float,
+        default=None,
+        help="also run an ablation: the waist joints held with this kp",
     )
     parser.add_argument("--work", type=Path, default=Path("/tmp/robolearn_sim2sim_bench"))
     args = parser.parse_args()
@@ -332,7 +336,7 @@ def main() -> None:
         ablation = run_sim2sim(stiff, sim)
         ablation["wall_s"] = round(time.perf_counter() - wall, 1)
         print(
-            f"\nrobolearn, waist_yaw_joint held with kp={args.waist_kp:g} (ablation, {ablation['wall_s']} s wall)"
+            f"\nrobolearn, waist joints held with kp={args.waist_kp:g} (ablation, {ablation['wall_s']} s wall)"
         )
         print(result_table(ablation), flush=True)
 
