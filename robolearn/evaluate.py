@@ -340,7 +340,7 @@ HELP = verb_help(
     "policy=<artifact folder> is sim2sim: the artifact (a robolearn export or an imported Isaac policy) runs\n"
     "through the deploy runtime against our MuJoCo robot in simulated time; prints velocity and yaw-rate\n"
     "tracking error, falls, distance, joint/torque-limit hits and safety faults per episode, and writes\n"
-    "<artifact>/sim2sim/<name>.json (docs/deploy.md).",
+    "<artifact>/sim2sim/<name>.json (docs/isaac.md, Sim2sim before the robot).",
     [
         ("run", "the run directory robolearn.train wrote (exactly one of run and policy)"),
         ("policy", "a policy artifact folder (contract.json + policy.onnx): sim2sim instead"),
