@@ -19,7 +19,9 @@
    functions (sim2sim.base_row, fall_check, tracking_figures): tracking errors, falls, distance.
    Each of their policy steps also runs the imported artifact (robolearn's observation pipeline and
    ONNX network) on the same state: the largest observation and action differences are reported.
-4. --waist-kp: an ablation, the artifact with our G1's waist joints (waist_yaw; waist_roll and
+4. The same artifact on our model without the runtime (bare_episode: no limiter, guards or ramp), to
+   tell the runtime's share of a gap from the model's.
+5. --waist-kp: an ablation, the artifact with our G1's waist joints (waist_yaw; waist_roll and
    waist_pitch on the 29-DoF G1) held stiffer: their 12-DoF model welds the torso to the pelvis.
 
 Writes <out>/<robot>_<policy stem>.json (both results, the command line, the machine) and prints the
@@ -50,6 +52,7 @@ import yaml
 from robolearn.deploy.artifact import PolicyArtifact, load_artifact
 from robolearn.deploy.policy import ObservationPipeline, OnnxPolicy
 from robolearn.deploy.sim2sim import (
+    Sim2SimBackend,
     Sim2SimConfig,
     base_row,
     fall_check,
@@ -255,6 +258,68 @@ def unitree_episode(
     return report
 
 
+def bare_episode(artifact: PolicyArtifact, sim: Sim2SimConfig, seed: int) -> dict[str, Any]:
+    """The artifact on our robot model without the deploy runtime: no limiter, guards or ramp.
+
+    RobotSimulation (the runtime's simulator) from the same seeded reset state as a sim2sim episode,
+    the policy every control period on robolearn's observation, its PD targets sent with the
+    contract's gains every command period: what is left of the gap once the runtime is out of it.
+    """
+    contract = artifact.contract
+    spec = contract.robot
+    rule, joint_noise, velocity_noise = task_defaults(spec.name)
+    backend = Sim2SimBackend(spec, None, sim, seed, rule, joint_noise, velocity_noise)
+    model_sim = backend.sim
+    pipeline, network = ObservationPipeline(contract), OnnxPolicy(artifact.network_path, contract)
+    network.reset()
+    command_dt = 1.0 / sim.command_hz
+    decimation = round(contract.control_dt / command_dt)
+    substeps = round(command_dt / model_sim.physics_dt)
+    r, v = model_sim.index.root_qpos_adr, model_sim.index.root_qvel_adr
+    last = np.zeros(spec.num_joints)
+    target = spec.default_pos_array.copy()
+    rows: list[tuple[float, ...]] = []
+    fall = None
+    wall = time.perf_counter()
+    for k in range(round(sim.duration_s / command_dt)):
+        if k % decimation == 0:
+            reading = model_sim.read()
+            state = RobotState(
+                joint_pos=reading.joint_pos,
+                joint_vel=reading.joint_vel,
+                base_quat=reading.quat,
+                gyro=reading.gyro,
+                command=np.asarray(sim.command, dtype=np.float64),
+                last_action=last,
+                gait_phase=contract.gait_phase(k // decimation),
+            )
+            _, x = pipeline(state)
+            raw = contract.full_action(network(x))
+            last = np.clip(raw, -contract.action_clip, contract.action_clip) if contract.action_clip else raw
+            target = spec.default_pos_array + spec.action_scale_array * last
+        model_sim.set_command(target, spec.kp_array, spec.kd_array)
+        model_sim.step(substeps)
+        row = base_row((k + 1) * command_dt, model_sim.data.qpos[r : r + 7], model_sim.data.qvel[v : v + 6])
+        rows.append(row)
+        fall = fall_check(rule, row[0], row[6], row[7])
+        if fall is not None:
+            break
+    return {
+        "seed": seed,
+        "fell": fall is not None,
+        "completed": fall is None,
+        "time_to_fall_s": None if fall is None else round(fall[0], 4),
+        "fall_reason": None if fall is None else fall[1],
+        **tracking_figures(rows, sim.command, sim.settle_s),
+        "joint_limit_hits": 0,
+        "torque_limit_hits": 0,
+        "limited_commands": 0,
+        "safety_faults": [],
+        "runtime": {"outcome": "n/a"},
+        "wall_s": round(time.perf_counter() - wall, 3),
+    }
+
+
 def stiff_waist_artifact(artifact: Path, out: Path, kp: float) -> Path:
     """A copy of the artifact whose waist joints are held with kp (kd = kp / 20): an ablation only.
 
@@ -329,6 +394,17 @@ def main() -> None:
     print(f"\nrobolearn: {args.robot} through the deploy runtime ({ours_wall:.1f} s wall)")
     print(result_table(ours), flush=True)
 
+    wall = time.perf_counter()
+    imported = load_artifact(artifact)
+    bare_episodes = [bare_episode(imported, sim, sim.seed + i) for i in range(sim.episodes)]
+    bare: dict[str, Any] = {
+        "summary": summarize(bare_episodes),
+        "episodes": bare_episodes,
+        "wall_s": round(time.perf_counter() - wall, 1),
+    }
+    print(f"\nrobolearn's model without the runtime (no limiter, guards or ramp; {bare['wall_s']} s wall)")
+    print(result_table(bare), flush=True)
+
     ablation: dict[str, Any] | None = None
     if args.waist_kp is not None:
         stiff = stiff_waist_artifact(artifact, args.work / "artifact_stiff_waist", args.waist_kp)
@@ -353,7 +429,6 @@ def main() -> None:
         if dropped:
             print(f"\nunitree model: mesh files absent, geoms dropped: {', '.join(dropped)}")
         wall = time.perf_counter()
-        imported = load_artifact(artifact)
         episodes = [
             unitree_episode(root, cfg, args.policy, sim, sim.seed + i, imported) for i in range(sim.episodes)
         ]
@@ -388,6 +463,7 @@ def main() -> None:
             "config": dataclasses.asdict(sim),
             "robolearn": {**_compact(ours), "wall_s": round(ours_wall, 1)},
             "unitree": theirs,
+            "robolearn_without_runtime": bare,
             "robolearn_stiff_waist": None if ablation is None else _compact(ablation),
         },
     )
