@@ -36,7 +36,9 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import pickle
+import re
 import shutil
 import sys
 import tempfile
@@ -101,6 +103,13 @@ class ExportConfig:
     config: str | None = None  # from=legged_gym: its unitree_rl_gym deploy yaml
     # from=legged_gym|isaaclab: the robolearn robot, configs/robot/<name>.yaml (go2, g1, g1_29dof)
     robot: RobotNode | None = None
+    # from=isaaclab: the articulation's joint order (a list, or a file), when the importer's guess is wrong
+    joint_names: Any = None
+    # from=legged_gym|isaaclab: kp/kd for the joints the policy does not command (held at the default pose);
+    # null keeps the source's (deploy_real's arm_waist_kps) or robolearn's gains
+    hold_kp: float | None = None
+    hold_kd: float | None = None
+    hold_joints: str = ".*"  # the held joints hold_kp/hold_kd apply to (a regex, matched whole)
 
 
 def _with_from_key(cls: type) -> Any:
@@ -806,6 +815,16 @@ def _validate_import(cfg: DictConfig, source: str) -> None:
         if cfg.get(key) is None:
             raise UserError(f"from={source} needs {key}=; usage: python -m robolearn.export {example}")
     get_robot_spec(_robot_name(cfg))  # unknown robot: one line listing the choices
+    for key in ("hold_kp", "hold_kd"):
+        value = cfg.get(key)
+        if value is not None and not (math.isfinite(float(value)) and float(value) >= 0):
+            raise UserError(f"{key}={value} is not allowed; pass a gain >= 0 (or leave it null)")
+    try:
+        re.compile(str(cfg.hold_joints))
+    except re.error as exc:
+        raise UserError(f"hold_joints={cfg.hold_joints} is not a regular expression ({exc})") from None
+    if cfg.get("joint_names") is not None and source != "isaaclab":
+        raise UserError("joint_names= gives an Isaac Lab articulation's joint order; it needs from=isaaclab")
     if source == "legged_gym":
         if cfg.run is not None:
             raise UserError("from=legged_gym reads policy= and config=, not run=; drop run=")
@@ -852,6 +871,29 @@ def validate_export_config(cfg: DictConfig) -> None:
     require_extra("exporting a policy", "onnx", "onnxruntime")
 
 
+def _with_held_gains(imported: Any, kp: float | None, kd: float | None, pattern: str = ".*") -> Any:
+    """hold_kp/hold_kd: the gains of every joint outside the policy's, as kp/kd overrides.
+
+    Isaac Gym's G1 leg policies were trained with the torso welded to the pelvis; on a robot whose waist
+    is a joint, the PD holding it decides whether the policy still walks (docs/isaac.md, sim2sim).
+    """
+    if kp is None and kd is None:
+        return imported
+    spec = get_robot_spec(imported.robot)
+    free = [name for name in spec.joint_names if name not in set(imported.policy_joints)]
+    held = [name for name in free if re.fullmatch(pattern, name)]
+    if not held:
+        raise UserError(
+            f"hold_joints={pattern} matches none of the joints the policy does not command ({', '.join(free) or 'none'})"
+        )
+    overrides = {field: dict(values) for field, values in imported.overrides.items()}
+    for field, value in (("kp", kp), ("kd", kd)):
+        if value is not None:
+            overrides.setdefault(field, {}).update({name: float(value) for name in held})
+    source = {**imported.source, "held_gains": {"joints": held, "kp": kp, "kd": kd}}
+    return dataclasses.replace(imported, overrides=overrides, source=source)
+
+
 def import_policy(cfg: DictConfig) -> PolicyArtifact:
     """from=legged_gym|isaaclab: translate the outside policy and write its artifact (robolearn.isaac)."""
     from robolearn.isaac.artifact import write_imported_artifact
@@ -875,7 +917,15 @@ def import_policy(cfg: DictConfig) -> PolicyArtifact:
             )
         # checkpoint= keeps its run-directory default (final); for an Isaac Lab run it names a file.
         checkpoint = None if cfg.checkpoint == "final" else str(cfg.checkpoint)
-        imported = import_isaaclab(Path(str(cfg.run)).expanduser(), _robot_name(cfg), checkpoint)
+        names = cfg.get("joint_names")
+        if names is not None:
+            names = (
+                [str(n) for n in names] if OmegaConf.is_list(names) else str(Path(str(names)).expanduser())
+            )
+        imported = import_isaaclab(
+            Path(str(cfg.run)).expanduser(), _robot_name(cfg), checkpoint, joint_names=names
+        )
+    imported = _with_held_gains(imported, cfg.get("hold_kp"), cfg.get("hold_kd"), str(cfg.hold_joints))
     imported = dataclasses.replace(
         imported,
         source={**imported.source, "command": "python -m robolearn.export " + " ".join(sys.argv[1:])},
@@ -965,6 +1015,16 @@ HELP = verb_help(
         ),
         ("config", "from=legged_gym: its unitree_rl_gym deploy yaml (deploy_mujoco or deploy_real configs/)"),
         ("robot", "from=legged_gym|isaaclab: the robolearn robot it drives (go2, g1, g1_29dof)"),
+        (
+            "joint_names",
+            "from=isaaclab: the articulation's joint order, a list or a file (default: deploy.yaml, else breadth-first)",
+        ),
+        (
+            "hold_kp",
+            "from=legged_gym|isaaclab: kp of the joints the policy does not command (default: source's)",
+        ),
+        ("hold_kd", "... and their kd (a G1 leg policy needs a stiff waist: docs/isaac.md)"),
+        ("hold_joints", "which of those joints hold_kp/hold_kd set, a regex (default: .*; e.g. 'waist_.*')"),
     ],
     [
         "python -m robolearn.export run=outputs/2026-11-26/10-00-00_sac_Pendulum-v1",

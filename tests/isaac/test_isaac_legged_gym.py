@@ -373,6 +373,25 @@ def test_export_cli_imports_and_refuses_bad_arguments(tmp_path: Path) -> None:
             r"policy=, config= and robot= import a policy trained elsewhere: add from=legged_gym",
         ),
         (["from=legged_gym", "reference=go2_stand"], r"does not combine with from=legged_gym"),
+        (
+            ["from=legged_gym", "policy=/n.pt", "config=/n.yaml", "robot=g1", "out=x", "hold_kp=-1"],
+            r"hold_kp=-1(\.0)? is not allowed; pass a gain >= 0",
+        ),
+        (
+            ["from=legged_gym", "policy=/n.pt", "config=/n.yaml", "robot=g1", "out=x", "joint_names=[a]"],
+            r"joint_names= gives an Isaac Lab articulation's joint order; it needs from=isaaclab",
+        ),
+        (
+            [
+                "from=legged_gym",
+                "policy=/n.pt",
+                "config=/n.yaml",
+                "robot=g1",
+                "out=x",
+                "hold_joints='waist_(['",
+            ],
+            r"hold_joints=waist_\(\[ is not a regular expression",
+        ),
     ],
 )
 def test_export_arguments_for_imports_fail_before_any_work(args: list[str], message: str) -> None:
@@ -381,3 +400,39 @@ def test_export_arguments_for_imports_fail_before_any_work(args: list[str], mess
 
     with pytest.raises(UserError, match=message):
         validate_export_config(compose_config("export", args))
+
+
+def test_hold_gains_stiffen_only_the_matching_held_joints(tmp_path: Path) -> None:
+    """hold_kp/hold_kd/hold_joints: the G1 leg policy's waist held stiff, legs and arms untouched."""
+    from robolearn.config.validate import compose_config
+    from robolearn.export import import_policy
+
+    data = {
+        k: v for k, v in _g1_real_yaml().items() if not k.startswith(("leg_", "arm_", "max_", "control_dt"))
+    }
+    data.update({"simulation_dt": 0.002, "control_decimation": 10})
+    args = [
+        "from=legged_gym",
+        f"policy={_mlp_file(tmp_path, 47, 12, trace=False)}",
+        f"config={_yaml(tmp_path, data)}",
+        "robot=g1_29dof",
+        f"out={tmp_path / 'artifact'}",
+        "hold_kp=300",
+        "hold_kd=25",
+        "hold_joints=waist_.*",
+        "check_samples=16",
+    ]
+    spec = get_robot_spec("g1_29dof")
+    contract = import_policy(compose_config("export", args)).contract
+    kp, kd = (
+        dict(zip(spec.joint_names, contract.robot.kp, strict=True)),
+        dict(zip(spec.joint_names, contract.robot.kd, strict=True)),
+    )
+    waist = [n for n in spec.joint_names if n.startswith("waist_")]
+    assert len(waist) == 3 and all(kp[n] == 300.0 and kd[n] == 25.0 for n in waist)
+    assert kp["left_hip_pitch_joint"] == data["kps"][0] and kd["left_knee_joint"] == data["kds"][3]
+    mine = dict(zip(spec.joint_names, spec.kp, strict=True))
+    assert kp["left_elbow_joint"] == mine["left_elbow_joint"]  # arms keep robolearn's gains
+    assert contract.source["held_gains"]["joints"] == waist
+    with pytest.raises(UserError, match=r"hold_joints=neck_.* matches none of the joints"):
+        import_policy(compose_config("export", [*args[:-2], "hold_joints=neck_.*", "check_samples=16"]))
