@@ -22,8 +22,8 @@ period_error (s), joint_pos, joint_vel, base_quat (w x y z), gyro, command (vx, 
 cmd_kp, cmd_kd (what was sent), policy_step (the action in use, -1 none).
 POLICY: t (inference start), step, safety, period_error, inference_s, the RobotState the observation
 was built from (joint_pos, joint_vel, base_quat, gyro, command, last_action), obs (the frame),
-policy_input (after history and normalisation), action_raw (network output), action (after the
-contract's clip).
+policy_input (after history and normalisation), action_raw (network output in robot order: a
+policy_joints policy's values scattered, 0 on the other joints), action (after the contract's clip).
 """
 
 from __future__ import annotations
