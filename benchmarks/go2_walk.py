@@ -1,14 +1,25 @@
 """Wall clock for PPO to learn flat walking on Go2Velocity: time until the evaluation first meets the bar.
 
-    python benchmarks/go2_walk.py [--seeds 0] [--steps 3000000] [--out outputs/benchmarks/go2_walk]
-                                  [-- extra train overrides]
+    python benchmarks/go2_walk.py [recipe=prior|scratch] [--seeds 0] [--steps N] [--out DIR]
+                                  [--stop-after-min M] [--results DIR] [-- extra train overrides]
 
-Each seed is one `python -m robolearn.train +experiment=go2_walk` run (128 envs on the batch backend,
-2 threads; configs/experiment/go2_walk.yaml) in a fixed folder, so an interrupted benchmark resumes
-from the run's last checkpoint. Every evaluation (20 deterministic episodes over the default
+recipe=prior (the default; also --recipe prior): each seed is one `python -m robolearn.train
++experiment=go2_walk` run (128 envs on the batch backend, 2 threads; configs/experiment/go2_walk.yaml:
+an open-loop trot prior, behaviour cloning, kickstarting) in a fixed folder, so an interrupted
+benchmark resumes from the run's last checkpoint.
+
+recipe=scratch: `+experiment=go2_walk_scratch` instead (rsl-rl-lib PPO with legged_gym's settings,
+512 envs, the walking reward and forward-first command curriculum of configs/env/Go2VelocityWalk-v1.yaml;
+no prior, no warm start), in <out>/scratch/seed_<N>. `--stop-after-min M` stops the training with
+SIGINT after M minutes of this call (it checkpoints and exits; the next call resumes it), and
+`--results DIR` copies each seed's small files (metrics.jsonl, config.yaml, the evaluation rows and
+this script's summary.json with the time to the bar) to DIR/<recipe>_seed<N>/ for committing;
+checkpoints stay in the run folder. After training, the gait check runs the newest checkpoint's
+actor for 10 s at vx = 0.5 m/s and counts touch-downs (does it step?). Every evaluation (20 deterministic episodes over the default
 command range, commands resampled every 10 s) logs eval/lin_vel_error, the mean planar velocity
 tracking error in m/s over all steps, and eval/terminated_fraction, the share of episodes that
-ended in a fall. The bar is the issue's: error under 0.2 m/s and no falls. The script reports, per
+ended in a fall. The bar is the issue's: velocity error under 0.2 m/s, yaw-rate error under 0.3 rad/s
+and no falls. The script reports, per
 seed, the wall clock (training plus evaluations, as the run's metrics.jsonl records it) and the
 env steps at the first evaluation that met it, and the curve of both figures. The warm start's
 prior (configs/experiment/go2_walk.yaml: method=prior_init) is also evaluated alone, on the same
@@ -18,29 +29,39 @@ eval env, episodes and seeds, so the table shows what PPO added to it.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from robolearn.runs.metrics import read_metrics
 from robolearn.utils.io import atomic_write_json, atomic_write_text
 from robolearn.utils.sysinfo import cpu_info
 
 ERROR_BAR = 0.2  # m/s
+YAW_BAR = 0.3  # rad/s
 GOAL_S = 30 * 60
+RECIPES = {"prior": "go2_walk", "scratch": "go2_walk_scratch"}
+DEFAULT_STEPS = {"prior": 3_000_000, "scratch": 200_000_000}
+GAIT_COMMAND = 0.5  # m/s forward, for the touch-down count
+GAIT_SECONDS = 10.0
 
 
-def train(seed: int, steps: int, out: Path, extra: list[str]) -> Path:
-    """Run (or resume, or skip when complete) one seed's training; returns its run folder."""
-    run = out / f"seed_{seed}"
+def train(seed: int, steps: int, run: Path, recipe: str, extra: list[str], stop_after_s: float | None) -> int:
+    """Run (or resume, or skip when complete) one seed's training in `run`; stop it with SIGINT
+    (a checkpoint, then exit) after stop_after_s. Returns the train process's exit code."""
     cmd = [
         sys.executable,
         "-m",
         "robolearn.train",
-        "+experiment=go2_walk",
+        f"+experiment={RECIPES[recipe]}",
         f"seed={seed}",
         f"steps={steps}",
         "logger.progress=lines",
@@ -48,8 +69,20 @@ def train(seed: int, steps: int, out: Path, extra: list[str]) -> Path:
         *extra,
     ]
     print("$", " ".join(cmd[1:]), flush=True)
-    subprocess.run(cmd, check=True)
-    return run
+    proc = subprocess.Popen(cmd)
+    try:
+        code = proc.wait(timeout=stop_after_s)
+    except subprocess.TimeoutExpired:
+        print(
+            f"stopping the run after {(stop_after_s or 0.0) / 60:.1f} min (SIGINT: checkpoint, then exit)",
+            flush=True,
+        )
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait()
+        return code
+    if code != 0:
+        raise SystemExit(f"training exited with {code}; its run folder is {run}")
+    return code
 
 
 def evaluations(run: Path) -> list[dict[str, float]]:
@@ -68,6 +101,110 @@ def evaluations(run: Path) -> list[dict[str, float]]:
     ]
 
 
+def training_speed(run: Path) -> dict[str, float]:
+    """Median env steps/s over the run's iterations, and the share of an iteration spent updating."""
+    rows = [r for r in read_metrics(run / "metrics.jsonl") if "time/steps_per_s" in r]
+    if not rows:
+        return {}
+    learn = [float(r["time/learn_s"]) for r in rows if "time/learn_s" in r]
+    collect = [float(r["time/collect_s"]) for r in rows if "time/collect_s" in r]
+    return {
+        "steps_per_s": float(np.median([float(r["time/steps_per_s"]) for r in rows])),
+        "update_share": float(np.sum(learn) / max(np.sum(learn) + np.sum(collect), 1e-9)),
+        "iterations": len(rows),
+        "last_action_std": float(rows[-1].get("train/action_std", float("nan"))),
+        "last_learning_rate": float(rows[-1].get("train/learning_rate", float("nan"))),
+    }
+
+
+def _latest_state(run: Path) -> dict[str, Any] | None:
+    import torch
+
+    from robolearn.runs.loop import STATE_FILE
+
+    pointer = run / "checkpoints" / "latest.json"
+    if not pointer.is_file():
+        return None
+    name = json.loads(pointer.read_text(encoding="utf-8"))["name"]
+    saved = torch.load(run / "checkpoints" / str(name) / STATE_FILE, map_location="cpu", weights_only=False)
+    return dict(saved)
+
+
+def curriculum_state(run: Path) -> dict[str, Any] | None:
+    """The command curriculum's level and ranges in the newest checkpoint (None without one)."""
+    saved = _latest_state(run)
+    if saved is None:
+        return None
+    # rsl_trainer's env state: the RslVecEnv's, around the BatchedVecEnv's, around the task's layer state.
+    task = saved["state"]["env"]["venv"]["envs"][0]["task"]
+    if "curriculum_ranges" not in task:
+        return None
+    return {
+        "step": int(saved.get("step", -1)),
+        "level": int(task["curriculum_level"][1]),
+        "ranges": np.asarray(task["curriculum_ranges"][1]).round(3).tolist(),
+    }
+
+
+def gait_check(run: Path, seed: int) -> dict[str, float] | None:
+    """The newest checkpoint's actor, deterministic, at vx = 0.5 m/s (no sideways or yaw command) for
+    10 s on the run's env: touch-downs per second, mean forward speed, errors, falls."""
+    from omegaconf import OmegaConf
+
+    from robolearn.envs import make_eval_env
+    from robolearn.envs.tasks.rotations import quat_rotate_inverse_rows
+    from robolearn.evaluate import load_policy
+    from robolearn.runs.layout import RunDir
+
+    if not (run / "checkpoints" / "latest.json").is_file():
+        return None
+    cfg: Any = OmegaConf.load(run / "config.yaml")
+    model, _ = load_policy(RunDir(run), "latest", cfg)
+    env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
+    assert isinstance(env_cfg, dict)
+    kwargs = dict(env_cfg.get("kwargs") or {})
+    kwargs["command_ranges"] = {
+        "lin_vel_x": [GAIT_COMMAND] * 2,
+        "lin_vel_y": [0.0, 0.0],
+        "ang_vel_z": [0.0, 0.0],
+    }
+    kwargs["standing_fraction"] = 0.0
+    kwargs.pop("command_curriculum", None)
+    env = make_eval_env({**env_cfg, "kwargs": kwargs})
+    task: Any = env.unwrapped
+    try:
+        obs, _ = env.reset(seed=seed)
+        steps = round(GAIT_SECONDS / task.control_dt)
+        touchdowns, vx, lin, yaw, fell = 0, 0.0, 0.0, 0.0, 0
+        in_contact: Any = np.ones(len(task.contact_height), dtype=bool)
+        for _ in range(steps):
+            action, _ = model.predict(obs, deterministic=True)
+            obs, _, terminated, truncated, info = env.step(action)
+            frame = task.backend.frame()
+            # A touch-down: a foot body comes within 1 cm of its standing height after being above it.
+            contact = frame.body_pos[0, :, 2] < task.contact_height
+            touchdowns += int(np.sum(contact & ~in_contact))
+            in_contact = contact
+            vx += float(quat_rotate_inverse_rows(frame.root_quat, frame.root_lin_vel)[0, 0])
+            lin += float(info["metrics"]["lin_vel_error"])
+            yaw += float(info["metrics"]["ang_vel_error"])
+            if terminated or truncated:
+                fell += int(terminated)
+                obs, _ = env.reset()
+                in_contact[:] = True
+    finally:
+        env.close()
+    return {
+        "command_vx": GAIT_COMMAND,
+        "seconds": GAIT_SECONDS,
+        "touchdowns_per_s": touchdowns / GAIT_SECONDS,
+        "mean_vx": vx / steps,
+        "lin_vel_error": lin / steps,
+        "ang_vel_error": yaw / steps,
+        "falls": fell,
+    }
+
+
 class _PriorActor:
     """A prior program with the `predict` that evaluate_policy calls."""
 
@@ -78,7 +215,7 @@ class _PriorActor:
         return self.policy(obs), None
 
 
-def prior_alone(run: Path) -> dict[str, float] | None:
+def prior_alone(run: Path) -> dict[str, Any] | None:
     """The run's prior_init prior evaluated as the run's evaluations are (None without one)."""
     from omegaconf import OmegaConf
 
@@ -87,7 +224,7 @@ def prior_alone(run: Path) -> dict[str, float] | None:
     from robolearn.methods.camel_prior import env_kwargs
     from robolearn.runs.evaluation import evaluate_policy
 
-    cfg = OmegaConf.load(run / "config.yaml")
+    cfg: Any = OmegaConf.load(run / "config.yaml")
     method = cfg.get("method")
     if method is None or method.get("name") != "prior_init":
         return None
@@ -95,7 +232,10 @@ def prior_alone(run: Path) -> dict[str, float] | None:
     env = make_eval_env(cfg.env)
     try:
         result = evaluate_policy(
-            _PriorActor(prior.policy), env, int(cfg.eval.episodes), int(cfg.seed) + int(cfg.eval.seed_offset)
+            _PriorActor(prior.policy),  # type: ignore[arg-type]  # evaluate_policy calls predict(obs, deterministic=)
+            env,
+            int(cfg.eval.episodes),
+            int(cfg.seed) + int(cfg.eval.seed_offset),
         )
     finally:
         env.close()
@@ -109,33 +249,78 @@ def prior_alone(run: Path) -> dict[str, float] | None:
     }
 
 
+class _ZeroActor:
+    """Zero action: PD targets at the default pose, i.e. standing still (the from-scratch baseline)."""
+
+    def predict(self, obs: Any, deterministic: bool = True) -> tuple[Any, None]:
+        return np.zeros(12, dtype=np.float32), None
+
+
+def zero_action(run: Path) -> dict[str, Any]:
+    """Zero action evaluated exactly as the run's evaluations are (same env, episodes and seeds)."""
+    from omegaconf import OmegaConf
+
+    from robolearn.envs import make_eval_env
+    from robolearn.runs.evaluation import evaluate_policy
+
+    cfg: Any = OmegaConf.load(run / "config.yaml")
+    env = make_eval_env(cfg.env)
+    try:
+        result = evaluate_policy(
+            _ZeroActor(),  # type: ignore[arg-type]  # evaluate_policy calls predict(obs, deterministic=)
+            env,
+            int(cfg.eval.episodes),
+            int(cfg.seed) + int(cfg.eval.seed_offset),
+        )
+    finally:
+        env.close()
+    means = result.metric_means()
+    return {
+        "return": float(result.mean_return),
+        "lin_vel_error": float(means["lin_vel_error"]),
+        "ang_vel_error": float(means["ang_vel_error"]),
+        "terminated_fraction": float(result.terminated_fraction),
+    }
+
+
 def first_meeting_the_bar(rows: list[dict[str, float]]) -> dict[str, float] | None:
-    """The first evaluation with error under the bar and no falls."""
+    """The first evaluation with both errors under the bars and no falls."""
     for row in rows:
-        if row["lin_vel_error"] < ERROR_BAR and row["terminated_fraction"] == 0.0:
+        if (
+            row["lin_vel_error"] < ERROR_BAR
+            and row["ang_vel_error"] < YAW_BAR
+            and row["terminated_fraction"] == 0.0
+        ):
             return row
     return None
 
 
-def render(results: list[dict[str, Any]], machine: dict[str, Any]) -> str:
-    """Markdown: per seed, the time to the bar and the evaluation curve."""
+def render(results: list[dict[str, Any]], machine: dict[str, Any], recipe: str) -> str:
+    """Markdown: per seed, the time to the bar, the evaluation curve and the gait check."""
     lines = [
-        f"Go2Velocity PPO, machine: {machine['cpu']}, {machine['cores']} cores, {machine['date']}, "
-        f"load {machine['load_before']} -> {machine['load_after']}",
+        f"Go2Velocity PPO, recipe={recipe}, machine: {machine['cpu']}, {machine['cores']} cores, "
+        f"{machine['date']}, load {machine['load_before']} -> {machine['load_after']}",
         "",
-        "| seed | met the bar (error < 0.2 m/s, no falls) | wall clock | env steps | goal (< 30 min) |",
-        "|---|---|---|---|---|",
+        "| seed | met the bar (vel. < 0.2 m/s, yaw < 0.3 rad/s, no falls) | wall clock | env steps | "
+        "goal (< 30 min) | env steps/s |",
+        "|---|---|---|---|---|---|",
     ]
     for res in results:
         hit = res["first_meeting_bar"]
+        speed = res.get("speed", {}).get("steps_per_s")
+        sps = "—" if speed is None else f"{speed:,.0f}"
         if hit is None:
             last = res["evaluations"][-1] if res["evaluations"] else None
-            reached = "never" if last is None else f"no (last: {last['lin_vel_error']:.3f} m/s)"
-            lines.append(f"| {res['seed']} | {reached} | — | — | **lost** |")
+            reached = (
+                "never"
+                if last is None
+                else f"not yet (last: {last['lin_vel_error']:.3f} m/s, {last['ang_vel_error']:.3f} rad/s)"
+            )
+            lines.append(f"| {res['seed']} | {reached} | — | — | **lost** | {sps} |")
         else:
             verdict = "met" if hit["wall_time_s"] < GOAL_S else "**lost**"
             lines.append(
-                f"| {res['seed']} | yes | {hit['wall_time_s'] / 60:.1f} min | {hit['step']:,} | {verdict} |"
+                f"| {res['seed']} | yes | {hit['wall_time_s'] / 60:.1f} min | {hit['step']:,} | {verdict} | {sps} |"
             )
     for res in results:
         lines += [
@@ -145,6 +330,12 @@ def render(results: list[dict[str, Any]], machine: dict[str, Any]) -> str:
             "| env steps | wall clock | eval return | lin. vel. error (m/s) | yaw-rate error (rad/s) | falls |",
             "|---|---|---|---|---|---|",
         ]
+        zero = res.get("zero_action")
+        if zero is not None:
+            lines.append(
+                f"| zero action (stands) | — | {zero['return']:.1f} | {zero['lin_vel_error']:.3f} | "
+                f"{zero['ang_vel_error']:.3f} | {zero['terminated_fraction']:.0%} |"
+            )
         alone = res.get("prior_alone")
         if alone is not None:
             lines.append(
@@ -156,27 +347,81 @@ def render(results: list[dict[str, Any]], machine: dict[str, Any]) -> str:
                 f"| {row['step']:,} | {row['wall_time_s'] / 60:.1f} min | {row['return']:.1f} | "
                 f"{row['lin_vel_error']:.3f} | {row['ang_vel_error']:.3f} | {row['terminated_fraction']:.0%} |"
             )
+        gait = res.get("gait_check")
+        if gait is not None:
+            lines += [
+                "",
+                f"Gait check (newest checkpoint, vx = {gait['command_vx']} m/s for {gait['seconds']:g} s): "
+                f"{gait['touchdowns_per_s']:.1f} touch-downs/s, mean vx {gait['mean_vx']:.2f} m/s, "
+                f"errors {gait['lin_vel_error']:.3f} m/s / {gait['ang_vel_error']:.3f} rad/s, falls {gait['falls']}",
+            ]
+        cur = res.get("curriculum")
+        if cur is not None:
+            lines.append(
+                f"Command curriculum at step {cur['step']:,}: level {cur['level']}, ranges {cur['ranges']}"
+            )
     return "\n".join(lines) + "\n"
+
+
+def _split_recipe(argv: list[str]) -> tuple[str | None, list[str]]:
+    """`recipe=X` may come as a bare key=value, as the issue writes it; the rest goes to argparse."""
+    recipe = None
+    rest = []
+    for arg in argv:
+        if arg.startswith("recipe="):
+            recipe = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+    return recipe, rest
+
+
+def export_small_files(res: dict[str, Any], machine: dict[str, Any], recipe: str, results_dir: Path) -> Path:
+    """Copy a seed's small files (no checkpoints) to results_dir/<recipe>_seed<N>/ and write its summary."""
+    run = Path(res["run"])
+    dest = results_dir / f"{recipe}_seed{res['seed']}"
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("metrics.jsonl", "config.yaml"):
+        if (run / name).is_file():
+            shutil.copyfile(run / name, dest / name)
+    atomic_write_json(dest / "evaluations.json", res["evaluations"])
+    atomic_write_json(
+        dest / "summary.json",
+        {"recipe": recipe, "machine": machine, **{k: v for k, v in res.items() if k != "evaluations"}},
+    )
+    return dest
 
 
 def main() -> None:
     """Train each seed, find its time to the bar, write JSON and a markdown table."""
+    recipe_arg, argv = _split_recipe(sys.argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", choices=list(RECIPES), default=None)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--steps", type=int, default=3_000_000)
+    parser.add_argument("--steps", type=int, default=None, help="env steps per seed (default per recipe)")
     parser.add_argument("--out", type=Path, default=Path("outputs/benchmarks/go2_walk"))
+    parser.add_argument("--stop-after-min", type=float, default=None)
+    parser.add_argument("--results", type=Path, default=None, help="copy each seed's small files here")
+    parser.add_argument("--no-train", action="store_true", help="only report the existing runs")
     parser.add_argument("extra", nargs="*", help="train overrides after --")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    recipe = args.recipe or recipe_arg or "prior"
+    if recipe not in RECIPES:
+        raise SystemExit(f"recipe={recipe} is not a recipe; choose one of: {', '.join(RECIPES)}")
+    steps = args.steps if args.steps is not None else DEFAULT_STEPS[recipe]
     out = args.out.resolve()
+    runs = out if recipe == "prior" else out / recipe
     machine: dict[str, Any] = {
         "cpu": cpu_info().get("model", "?"),
         "cores": os.cpu_count(),
         "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
+    stop_s = None if args.stop_after_min is None else args.stop_after_min * 60.0
     results = []
     for seed in args.seeds:
-        run = train(seed, args.steps, out, args.extra)
+        run = runs / f"seed_{seed}"
+        if not args.no_train:
+            train(seed, steps, run, recipe, args.extra, stop_s)
         rows = evaluations(run)
         results.append(
             {
@@ -184,13 +429,21 @@ def main() -> None:
                 "run": str(run),
                 "evaluations": rows,
                 "first_meeting_bar": first_meeting_the_bar(rows),
+                "speed": training_speed(run),
                 "prior_alone": prior_alone(run),
+                "curriculum": curriculum_state(run),
+                "zero_action": zero_action(run) if recipe == "scratch" else None,
+                "gait_check": gait_check(run, seed) if recipe == "scratch" else None,
             }
         )
     machine["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    table = render(results, machine)
-    atomic_write_json(out / "go2_walk.json", {"machine": machine, "results": results})
-    atomic_write_text(out / "go2_walk.md", table)
+    table = render(results, machine, recipe)
+    name = "go2_walk" if recipe == "prior" else f"go2_walk_{recipe}"
+    atomic_write_json(runs / f"{name}.json", {"machine": machine, "results": results})
+    atomic_write_text(runs / f"{name}.md", table)
+    if args.results is not None:
+        for res in results:
+            print("small files:", export_small_files(res, machine, recipe, args.results.resolve()))
     print(table)
 
 

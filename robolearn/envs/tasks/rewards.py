@@ -44,6 +44,10 @@ class LocomotionContext(NamedTuple):
     foot_stance_target: np.ndarray  # (N, nf) bool
     foot_height: np.ndarray  # (N, nf) m above the foot's standing height
     swing_height: float
+    # feet_air_window: a foot in the air earns while its air time is inside this window (s).
+    air_time_window: tuple[float, float] = (0.05, 0.15)
+    # foot_clearance: how sharply a foot's planar speed switches its height error on (tanh gain, s/m).
+    clearance_speed_gain: float = 2.0
 
 
 def tracking_lin_vel(c: LocomotionContext) -> np.ndarray:
@@ -124,6 +128,21 @@ def feet_air_time(c: LocomotionContext) -> np.ndarray:
     return paid * moving
 
 
+def feet_air_window(c: LocomotionContext) -> np.ndarray:
+    """Feet in the air whose air time is inside the window, counted every step while commanded to move."""
+    lo, hi = c.air_time_window
+    in_window = ~c.foot_contact & (c.foot_air_time > lo) & (c.foot_air_time <= hi)
+    moving = np.sqrt(np.square(c.command[:, :2]).sum(axis=1)) > 0.1
+    return in_window.sum(axis=1) * moving
+
+
+def foot_clearance(c: LocomotionContext) -> np.ndarray:
+    """Squared error of moving feet against the swing height, weighted by tanh(gain · planar foot speed)."""
+    speed = np.sqrt(np.sum(np.square(c.foot_lin_vel[..., :2]), axis=2))
+    err = np.square(c.foot_height - c.swing_height) * np.tanh(c.clearance_speed_gain * speed)
+    return np.sum(err, axis=1)
+
+
 def gait_contact(c: LocomotionContext) -> np.ndarray:
     """Share of feet whose contact agrees with the gait clock (stance on the ground, swing in the air)."""
     return np.mean(c.foot_contact == c.foot_stance_target, axis=1)
@@ -168,6 +187,8 @@ LOCOMOTION_REWARDS = {
         hip_deviation,
         pose_deviation,
         feet_air_time,
+        feet_air_window,
+        foot_clearance,
         gait_contact,
         swing_height,
         feet_slip,

@@ -8,7 +8,7 @@ LOCOMOTION_TERMS (the deploy runtime's), commands are resampled per env every
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import mujoco
 import numpy as np
@@ -136,6 +136,7 @@ class VelocityTask(RobotTask):
         reward_scales: Mapping[str, float] | None = None,
         command_ranges: Mapping[str, Any] | None = None,
         command_resample_s: float = 10.0,
+        command_curriculum: Mapping[str, Any] | None = None,
         standing_fraction: float = 0.1,
         tracking_sigma: float = 0.25,
         max_tilt_deg: float = 60.0,
@@ -147,6 +148,8 @@ class VelocityTask(RobotTask):
         gait_period_s: float | None = None,
         gait_duty: float = 0.5,
         swing_height: float | None = None,
+        air_time_window: tuple[float, float] = (0.05, 0.15),
+        clearance_speed_gain: float = 2.0,
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
     ) -> None:
@@ -195,6 +198,24 @@ class VelocityTask(RobotTask):
         self.gait_offsets = np.asarray(defaults["gait_offsets"], dtype=np.float64)
         self.swing_height = float(defaults["swing_height"] if swing_height is None else swing_height)
         self.command_ranges = _command_ranges(command_ranges)
+        lo_air, hi_air = (float(v) for v in air_time_window)
+        if not 0.0 <= lo_air < hi_air:
+            raise UserError(
+                f"air_time_window=[{lo_air}, {hi_air}] must be 0 <= min < max (seconds), e.g. [0.05, 0.15]"
+            )
+        self.air_time_window = (lo_air, hi_air)
+        self.clearance_speed_gain = float(clearance_speed_gain)
+        # The curriculum shapes training batches only: a single env (evaluation, checks) always samples
+        # the full command_ranges, which are what the walking goal is measured over.
+        curriculum = _CommandCurriculum.from_kwargs(command_curriculum, self.command_ranges, scales)
+        self.curriculum = curriculum if num_envs > 1 else None
+        # Plain arrays and floats, so env snapshots (exact resume) carry the curriculum's progress.
+        self.curriculum_ranges = np.array(
+            self.command_ranges if self.curriculum is None else self.curriculum.start, dtype=np.float64
+        )
+        self.curriculum_level = 0
+        self.curriculum_score_sum = 0.0
+        self.curriculum_episodes = 0
         self.command_resample_s = float(command_resample_s)
         self.standing_fraction = float(standing_fraction)
         self.tracking_sigma = float(tracking_sigma)
@@ -233,6 +254,39 @@ class VelocityTask(RobotTask):
         ang = self.rng.uniform(-1.0, 1.0, size=(k, 3)) * self.init_velocity_noise
         return RootJointState(root_pos, quat, lin, ang, joint_pos, np.zeros((k, nj)))
 
+    def reset_envs(self, ids: np.ndarray) -> None:
+        """Score the ending episodes for the command curriculum, then start new ones."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if self.curriculum is not None and len(ids):
+            self._update_curriculum(ids[self.episode_step[ids] > 0])
+        super().reset_envs(ids)
+
+    def _update_curriculum(self, ended: np.ndarray) -> None:
+        """legged_gym's rule: once a batch of episodes averages more than `threshold` of the
+        tracking_lin_vel scale per second of the full episode, widen every range by its step."""
+        cur = self.curriculum
+        assert cur is not None
+        if len(ended) == 0:
+            return
+        col = self.reward_names.index("tracking_lin_vel")
+        episode_s = (self.max_episode_steps or 1000) * self.control_dt
+        per_second = self.term_sums[ended, col] / (episode_s * self.reward_scales[col])
+        self.curriculum_score_sum += float(per_second.sum())
+        self.curriculum_episodes += len(ended)
+        if self.curriculum_episodes < self.num_envs:
+            return
+        if self.curriculum_score_sum / self.curriculum_episodes > cur.threshold:
+            full = np.asarray(self.command_ranges)
+            self.curriculum_ranges = np.stack(
+                (
+                    np.maximum(self.curriculum_ranges[:, 0] - cur.step, full[:, 0]),
+                    np.minimum(self.curriculum_ranges[:, 1] + cur.step, full[:, 1]),
+                ),
+                axis=1,
+            )
+            self.curriculum_level += 1
+        self.curriculum_score_sum, self.curriculum_episodes = 0.0, 0
+
     def on_reset(self, ids: np.ndarray) -> None:
         """New commands, feet on the ground."""
         self._resample_commands(ids)
@@ -257,8 +311,7 @@ class VelocityTask(RobotTask):
 
     def _resample_commands(self, ids: np.ndarray) -> None:
         k = len(ids)
-        lo = np.array([r[0] for r in self.command_ranges])
-        hi = np.array([r[1] for r in self.command_ranges])
+        lo, hi = self.curriculum_ranges[:, 0], self.curriculum_ranges[:, 1]
         cmd = self.rng.uniform(lo, hi, size=(k, 3))
         standing = self.rng.uniform(size=k) < self.standing_fraction
         cmd[standing] = 0.0
@@ -332,6 +385,8 @@ class VelocityTask(RobotTask):
             foot_stance_target=self.stance_target(self.episode_step - 1),
             foot_height=foot_z - self.standing_foot_height,
             swing_height=self.swing_height,
+            air_time_window=self.air_time_window,
+            clearance_speed_gain=self.clearance_speed_gain,
         )
 
     def step_metrics(self, ctx: LocomotionContext) -> dict[str, np.ndarray]:
@@ -347,6 +402,51 @@ class VelocityTask(RobotTask):
         due = np.flatnonzero(self.command_timer <= 0.0)
         if len(due):
             self._resample_commands(due)
+
+
+class _CommandCurriculum(NamedTuple):
+    """Start ranges (3, 2), the per-key widening step (3,), and the tracking share that earns it."""
+
+    start: np.ndarray
+    step: np.ndarray
+    threshold: float
+
+    @classmethod
+    def from_kwargs(
+        cls, cfg: Mapping[str, Any] | None, full: tuple[tuple[float, float], ...], scales: Mapping[str, float]
+    ) -> _CommandCurriculum | None:
+        """Parse command_curriculum={start: {key: [lo, hi]}, step: {key: w}, threshold: f} (None: off)."""
+        if not cfg:
+            return None
+        unknown = sorted(set(cfg) - {"start", "step", "threshold"})
+        if unknown:
+            raise UserError(
+                f"command_curriculum.{unknown[0]} is not an option; options: start, step, threshold"
+            )
+        if float(scales.get("tracking_lin_vel", 0.0)) <= 0.0:
+            raise UserError("command_curriculum grows on tracking_lin_vel: give it a positive reward scale")
+        start = np.array(_command_ranges(cfg.get("start") or {}), dtype=np.float64)
+        full_arr = np.asarray(full)
+        for k, key in enumerate(DEFAULT_COMMAND_RANGES):
+            if start[k, 0] < full_arr[k, 0] or start[k, 1] > full_arr[k, 1]:
+                raise UserError(
+                    f"command_curriculum.start.{key}={start[k].tolist()} lies outside command_ranges.{key}="
+                    f"{full_arr[k].tolist()}; the curriculum grows towards command_ranges"
+                )
+        steps = dict.fromkeys(DEFAULT_COMMAND_RANGES, 0.0)
+        for key, value in (cfg.get("step") or {}).items():
+            if key not in steps:
+                raise UserError(
+                    f"unknown command_curriculum.step key '{key}'{close_matches(str(key), steps)}; "
+                    f"keys: {', '.join(steps)}"
+                )
+            if float(value) < 0:
+                raise UserError(f"command_curriculum.step.{key}={value} must be >= 0")
+            steps[key] = float(value)
+        threshold = float(cfg.get("threshold", 0.8))
+        if not 0.0 < threshold < 1.0:
+            raise UserError(f"command_curriculum.threshold={threshold} must be in (0, 1), e.g. 0.8")
+        return cls(start, np.array(list(steps.values())), threshold)
 
 
 def _command_ranges(ranges: Mapping[str, Any] | None) -> tuple[tuple[float, float], ...]:

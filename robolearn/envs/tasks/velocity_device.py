@@ -192,7 +192,7 @@ class DeviceFrame(NamedTuple):
     foot_lin_vel: torch.Tensor  # (N, nf, 3) world frame, at the body origin
 
 
-_NUMPY_OPTIONS = ("gait_period_s",)
+_NUMPY_OPTIONS = ("gait_period_s", "command_curriculum")
 
 
 class DeviceVelocityEnv:
@@ -215,7 +215,7 @@ class DeviceVelocityEnv:
         for key in _NUMPY_OPTIONS:
             if task_kwargs.get(key) is not None:
                 raise UserError(
-                    f"{key}={task_kwargs[key]!r} is not on the device task yet (the gait clock); "
+                    f"{key}={task_kwargs[key]!r} is not on the device task yet; "
                     f"set {key}=null or use backend=warp without the device task"
                 )
         if max_episode_steps is None or int(max_episode_steps) < 1:
@@ -270,6 +270,12 @@ class DeviceVelocityEnv:
         self._joint_lower, self._joint_upper = t(task.joint_lower), t(task.joint_upper)
         self._kp0, self._kd0, self._limit0 = t(spec.kp_array), t(spec.kd_array), t(spec.torque_limit_array)
         self._contact_height = t(task.contact_height)
+        missing = [name for name in task.reward_names if name not in DEVICE_LOCOMOTION_REWARDS]
+        if missing:
+            raise UserError(
+                f"reward term {missing[0]} is not on the device task yet; set its scale to 0 or use "
+                "backend=warp without the device task"
+            )
         self._reward_fns = [DEVICE_LOCOMOTION_REWARDS[name] for name in task.reward_names]
         self._weights = t(task._reward_weights)
         self._not_termination = t(task._not_termination)

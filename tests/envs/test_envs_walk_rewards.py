@@ -1,0 +1,161 @@
+"""Go2 walking reward (issue 16): the new terms against hand-computed values, the command curriculum."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from robolearn.envs.tasks.rewards import LocomotionContext, feet_air_window, foot_clearance
+from robolearn.envs.tasks.velocity import VelocityTask
+from robolearn.errors import UserError
+
+CURRICULUM = {
+    "start": {"lin_vel_x": [0.3, 0.7], "lin_vel_y": [0.0, 0.0], "ang_vel_z": [0.0, 0.0]},
+    "step": {"lin_vel_x": 0.25, "lin_vel_y": 0.1, "ang_vel_z": 0.2},
+    "threshold": 0.8,
+}
+
+
+def _context(**fields: Any) -> LocomotionContext:
+    """Two envs, four feet; every field the two new terms do not read is zeros."""
+    n, nf, nj = 2, 4, 12
+    base: dict[str, Any] = {
+        "command": np.zeros((n, 3)),
+        "base_lin_vel": np.zeros((n, 3)),
+        "base_ang_vel": np.zeros((n, 3)),
+        "projected_gravity": np.tile([0.0, 0.0, -1.0], (n, 1)),
+        "base_height": np.full(n, 0.3),
+        "base_height_target": 0.3,
+        "joint_pos": np.zeros((n, nj)),
+        "joint_vel": np.zeros((n, nj)),
+        "joint_acc": np.zeros((n, nj)),
+        "default_joint_pos": np.zeros(nj),
+        "soft_lower": -np.ones(nj),
+        "soft_upper": np.ones(nj),
+        "torque": np.zeros((n, nj)),
+        "action": np.zeros((n, nj)),
+        "last_action": np.zeros((n, nj)),
+        "hip_joints": np.zeros(0, dtype=np.int64),
+        "foot_contact": np.ones((n, nf), dtype=bool),
+        "foot_first_contact": np.zeros((n, nf), dtype=bool),
+        "foot_air_time": np.zeros((n, nf)),
+        "foot_lin_vel": np.zeros((n, nf, 3)),
+        "air_time_target": 0.5,
+        "tracking_sigma": 0.25,
+        "terminated": np.zeros(n, dtype=bool),
+        "foot_stance_target": np.ones((n, nf), dtype=bool),
+        "foot_height": np.zeros((n, nf)),
+        "swing_height": 0.08,
+    }
+    base.update(fields)
+    return LocomotionContext(**base)
+
+
+def test_feet_air_window_counts_airborne_feet_inside_the_window_while_moving() -> None:
+    # Env 0 walks (vx 0.5): FR in the air 0.10 s (inside 0.05-0.15), FL 0.02 s (too short), RR 0.20 s
+    # (too long), RL on the ground with a stale 0.10 s. Env 1 has the same feet but stands (command 0).
+    contact = np.array([[False, False, False, True]] * 2)
+    air = np.array([[0.10, 0.02, 0.20, 0.10]] * 2)
+    command = np.array([[0.5, 0.0, 0.0], [0.05, 0.05, 0.9]])  # env 1: |v_xy| 0.07 < 0.1, yaw ignored
+    ctx = _context(foot_contact=contact, foot_air_time=air, command=command, air_time_window=(0.05, 0.15))
+    np.testing.assert_array_equal(feet_air_window(ctx), [1.0, 0.0])
+    # Window edges: > min, <= max.
+    edge = _context(
+        foot_contact=np.zeros((2, 4), dtype=bool),
+        foot_air_time=np.array([[0.05, 0.15, 0.1, 0.151]] * 2),
+        command=np.array([[0.0, 0.3, 0.0]] * 2),
+        air_time_window=(0.05, 0.15),
+    )
+    np.testing.assert_array_equal(feet_air_window(edge), [2.0, 2.0])
+
+
+def test_foot_clearance_weights_the_height_error_by_foot_speed() -> None:
+    # Env 0: FR moves at 0.5 m/s (3, 4 -> 5 x 0.1) 3 cm up: (0.03 - 0.08)^2 x tanh(2 x 0.5); the others
+    # stand still on the ground (speed 0: no cost). Env 1: every foot at the target height: no cost.
+    vel = np.zeros((2, 4, 3))
+    vel[0, 0] = [0.3, 0.4, 0.7]  # vertical speed does not count
+    vel[1] = [1.0, 0.0, 0.0]
+    height = np.array([[0.03, 0.0, 0.0, 0.0], [0.08] * 4])
+    ctx = _context(foot_lin_vel=vel, foot_height=height, swing_height=0.08, clearance_speed_gain=2.0)
+    expected = (0.03 - 0.08) ** 2 * np.tanh(1.0)
+    np.testing.assert_allclose(foot_clearance(ctx), [expected, 0.0], rtol=1e-12)
+
+
+def _curriculum_task(num_envs: int = 4, **kwargs: Any) -> VelocityTask:
+    return VelocityTask(
+        robot="go2",
+        num_envs=num_envs,
+        backend="batch",
+        command_curriculum=CURRICULUM,
+        standing_fraction=0.0,
+        max_episode_steps=100,
+        **kwargs,
+    )
+
+
+def _end_episodes(task: VelocityTask, share: float) -> None:
+    """Pretend every env ran 10 steps and earned `share` of the tracking_lin_vel scale over a full episode."""
+    col = task.reward_names.index("tracking_lin_vel")
+    episode_s = 100 * task.control_dt
+    task.episode_step[:] = 10
+    task.term_sums[:, col] = share * task.reward_scales[col] * episode_s
+    task.reset_envs(np.arange(task.num_envs))
+
+
+def test_command_curriculum_starts_forward_and_widens_on_tracking_success() -> None:
+    start = time.perf_counter()
+    task = _curriculum_task()
+    task.seed_rng(0)
+    task.reset_envs(np.arange(4))
+    assert np.all((task.command[:, 0] >= 0.3) & (task.command[:, 0] <= 0.7))
+    assert np.all(task.command[:, 1:] == 0.0)
+    _end_episodes(task, 0.7)  # under the 0.8 threshold: no change
+    assert task.curriculum_level == 0
+    np.testing.assert_allclose(task.curriculum_ranges, [[0.3, 0.7], [0.0, 0.0], [0.0, 0.0]])
+    _end_episodes(task, 0.9)
+    assert task.curriculum_level == 1
+    np.testing.assert_allclose(task.curriculum_ranges, [[0.05, 0.95], [-0.1, 0.1], [-0.2, 0.2]])
+    for _ in range(10):
+        _end_episodes(task, 0.9)
+    # Clipped at the full command ranges.
+    np.testing.assert_allclose(task.curriculum_ranges, [[-1.0, 1.0], [-0.5, 0.5], [-1.0, 1.0]])
+    assert time.perf_counter() - start < 10
+
+
+def test_curriculum_progress_survives_a_snapshot_and_a_single_env_samples_the_full_ranges() -> None:
+    from robolearn.envs.state import layer_state, set_layer_state
+
+    task = _curriculum_task()
+    task.reset_envs(np.arange(4))
+    _end_episodes(task, 0.9)
+    saved = layer_state(task)
+    fresh = _curriculum_task()
+    set_layer_state(fresh, saved)
+    assert fresh.curriculum_level == 1
+    np.testing.assert_allclose(fresh.curriculum_ranges, task.curriculum_ranges)
+    single = VelocityTask(robot="go2", num_envs=1, command_curriculum=CURRICULUM)
+    assert single.curriculum is None
+    np.testing.assert_allclose(single.curriculum_ranges, [[-1.0, 1.0], [-0.5, 0.5], [-1.0, 1.0]])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"command_curriculum": {"start": {"lin_vel_x": [0.0, 2.0]}}}, "outside command_ranges.lin_vel_x"),
+        ({"command_curriculum": {"begin": {}}}, "command_curriculum.begin is not an option"),
+        ({"command_curriculum": {"step": {"vx": 0.1}}}, "unknown command_curriculum.step key 'vx'"),
+        ({"command_curriculum": {"threshold": 1.5}}, "threshold=1.5 must be in"),
+        (
+            {"command_curriculum": CURRICULUM, "reward_scales": {"tracking_lin_vel": 0.0}},
+            "grows on tracking_lin_vel",
+        ),
+        ({"air_time_window": [0.2, 0.1]}, "air_time_window=\\[0.2, 0.1\\]"),
+    ],
+)
+def test_walking_options_fail_with_one_line_errors(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(UserError, match=match) as info:
+        VelocityTask(robot="go2", num_envs=2, backend="batch", **kwargs)
+    assert "\n" not in str(info.value)
