@@ -74,5 +74,8 @@ def _leaves(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def test_evaluate_config_composes() -> None:
+    from robolearn.evaluate import _episodes
+
     cfg = compose_config("evaluate", ["run=/some/dir"])
-    assert cfg.checkpoint == "final" and cfg.episodes == 10
+    assert cfg.checkpoint == "final" and _episodes(cfg) == 10
+    assert _episodes(compose_config("evaluate", ["policy=/some/artifact"])) == 3  # sim2sim's default
