@@ -35,6 +35,21 @@ from robolearn.envs.tasks.base import RobotTask
 from robolearn.errors import UserError, close_matches
 
 
+def batch_state_method(
+    env: Any, method_name: str, method_args: tuple[Any, ...], method_kwargs: dict[str, Any], idx: list[int]
+) -> list[Any] | None:
+    """env_method's get_state/set_state for a VecEnv whose whole batch is one state: index 0 carries it
+    (SB3 calls env_method on every index). None for any other method, which the caller handles."""
+    if method_name == "get_state":
+        return [env.get_state() if i == 0 else None for i in idx]
+    if method_name == "set_state":
+        state = method_args[0] if method_args else method_kwargs["state"]
+        if state is not None:
+            env.set_state(state)
+        return [None for _ in idx]
+    return None
+
+
 class _Runner:
     """Auto-reset and episode bookkeeping shared by both adapters."""
 
@@ -164,13 +179,9 @@ class BatchedVecEnv(VecEnv):
     ) -> list[Any]:
         """get_state/set_state snapshot the batch (see the class docstring); others call the task once."""
         idx = list(self._get_indices(indices))
-        if method_name == "get_state":
-            return [self.get_state() if i == 0 else None for i in idx]
-        if method_name == "set_state":
-            state = method_args[0] if method_args else method_kwargs["state"]
-            if state is not None:
-                self.set_state(state)
-            return [None for _ in idx]
+        handled = batch_state_method(self, method_name, method_args, method_kwargs, idx)
+        if handled is not None:
+            return handled
         result = getattr(self.task, method_name)(*method_args, **method_kwargs)
         return [result for _ in idx]
 

@@ -34,6 +34,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
+from robolearn.envs.vector import batch_state_method
 from robolearn.errors import UserError
 from robolearn.isaac import server as protocol
 
@@ -125,7 +126,8 @@ class ServerConnection:
             self.obs_space = _space(hello["observation_space"])
             self.act_space = _space(hello["action_space"], action_bound)
             obs_dim, act_dim = self.obs_space.shape[0], self.act_space.shape[0]
-            name = SHM_PREFIX + secrets.token_hex(6)
+            # The creator's pid in the name: a leak check can tell this process's blocks from others'.
+            name = f"{SHM_PREFIX}{os.getpid()}_{secrets.token_hex(6)}"
             self.shm = shared_memory.SharedMemory(
                 name=name, create=True, size=protocol.block_size(self.num_envs, obs_dim, act_dim)
             )
@@ -351,14 +353,11 @@ class IsaacVecEnv(VecEnv):
         self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
     ) -> list[Any]:
         """get_state/set_state as BatchedVecEnv's (index 0 carries the batch); nothing else travels."""
-        idx = list(self._get_indices(indices))
-        if method_name == "get_state":
-            return [self.get_state() if i == 0 else None for i in idx]
-        if method_name == "set_state":
-            state = method_args[0] if method_args else method_kwargs["state"]
-            if state is not None:
-                self.set_state(state)
-            return [None for _ in idx]
+        handled = batch_state_method(
+            self, method_name, method_args, method_kwargs, list(self._get_indices(indices))
+        )
+        if handled is not None:
+            return handled
         raise AttributeError(
             f"isaaclab:{self.conn.task}: env_method({method_name!r}) does not cross the process"
         )
