@@ -111,6 +111,7 @@ class BridgeSettings:
     spin_s: float = 0.0
     seed: int = 0
     mode_machine: int | None = None  # unitree_hg LowState.mode_machine to advertise; None: the spec's
+    hold_until_command: bool = False  # freeze the pose until the first powered command (a gantry)
 
 
 @dataclass

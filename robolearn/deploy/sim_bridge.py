@@ -11,7 +11,9 @@ loopback interface only (a simulated robot must never appear on a real robot's n
   sensors, and a valid CRC;
 - optional latency, jitter and packet loss in both directions;
 - a virtual remote controller: its buttons and sticks travel in LowState.wireless_remote;
-- fault injection for tests and drills.
+- fault injection for tests and drills;
+- `bridge.hold_until_command=true`: the robot hangs as on a gantry (pose frozen, time and states
+  running) until the first powered command, so a G1 is still upright when deploy connects.
 
 The console (stdin, one command a line) drives the remote and the faults:
 
@@ -95,6 +97,7 @@ class SimBridge:
         check_crc: bool = True,
         seed: int = 0,
         mode_machine: int | None = None,
+        hold_until_command: bool = False,
     ) -> None:
         substeps = physics_hz / state_hz
         if abs(substeps - round(substeps)) > 1e-9 or substeps < 1:
@@ -134,6 +137,9 @@ class SimBridge:
                 MODE_MACHINE.get(spec.name, 0) if mode_machine is None else mode_machine
             )
         self._state["motor_state"]["mode"][self.slots] = self.family.enabled_mode
+        # A robot on a gantry: its pose is frozen (time runs, states flow) until the first powered
+        # command, so a G1, which cannot stand unpowered, is still upright when deploy connects.
+        self._held_qpos = self.sim.data.qpos.copy() if hold_until_command else None
         self.done = False
 
     # -- console ----------------------------------------------------------------------------------------
@@ -251,6 +257,8 @@ class SimBridge:
                 tau=np.where(on, latest["tau"], 0.0),
             )
             self.last_command_time = now
+            if self._held_qpos is not None and np.any(on & (latest["kp"] > 0)):
+                self._held_qpos = None  # the first powered command lowers the robot off the gantry
 
     def publish(self, now: float) -> None:
         """Build this tick's LowState, apply faults and impairments, and send what is due."""
@@ -305,6 +313,8 @@ class SimBridge:
             self._release_at = None
         self.receive(now)
         self.sim.step(self.substeps)
+        if self._held_qpos is not None:
+            self.sim.hold(self._held_qpos)
         self.publish(now)
         self.counters.ticks += 1
 
@@ -342,6 +352,7 @@ def run_bridge(cfg: DictConfig) -> dict[str, Any]:
         check_crc=b.check_crc,
         seed=b.seed,
         mode_machine=b.mode_machine,
+        hold_until_command=b.hold_until_command,
     )
     threading.Thread(target=_stdin_reader, args=(bridge.console,), name="console", daemon=True).start()
     print(

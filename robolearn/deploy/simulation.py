@@ -165,6 +165,13 @@ class RobotSimulation:
         mujoco.mj_step(m, d, nstep=n)
         self.torque = d.actuator_force[acts].copy()  # the last step's torque (gear 1)
 
+    def hold(self, qpos: np.ndarray) -> None:
+        """Put the robot back at qpos, at rest (a gantry holding it); simulated time is kept."""
+        self.data.qpos[:] = qpos
+        self.data.qvel[:] = 0.0
+        self.data.qacc_warmstart[:] = 0.0
+        mujoco.mj_forward(self.model, self.data)
+
     def push(self, velocity_xy: tuple[float, float]) -> None:
         """Add a planar velocity to the base (legged_gym's push)."""
         v = self.index.root_qvel_adr

@@ -240,3 +240,36 @@ def test_lowstate_from_the_bridge_decodes_to_the_simulated_state(robot: str) -> 
     bridge.receive(now=2.0)
     np.testing.assert_array_equal(bridge.sim.cmd_q, command.q.astype(np.float32))
     np.testing.assert_array_equal(bridge.sim.cmd_kp, command.kp.astype(np.float32))
+
+
+def test_bridge_holds_the_g1_until_the_first_powered_command() -> None:
+    """bridge.hold_until_command: the unpowered G1 stays put (time and states running) until deploy's
+    first command with gains; without the hold it sags within the same second."""
+    pytest.importorskip("unitree_sdk2py")
+    from robolearn.deploy.backends.dds_backend import DdsBackend
+    from robolearn.deploy.sim_bridge import SimBridge
+    from robolearn.robots.registry import get_robot_spec
+
+    spec = get_robot_spec("g1")
+    held_side, free_side, deploy_side = _FakeSession(), _FakeSession(), _FakeSession()
+    held = SimBridge(spec, held_side, initial_pose="default", hold_until_command=True)  # type: ignore[arg-type]
+    free = SimBridge(spec, free_side, initial_pose="default")  # type: ignore[arg-type]
+    start = held.sim.data.qpos.copy()
+    for k in range(250):  # 0.5 s at 500 Hz, no command
+        held.tick(now=k * held.period)
+        free.tick(now=k * free.period)
+    assert held.sim.data.time == pytest.approx(0.5) and len(held_side.wire["rt/lowstate"]) == 250
+    np.testing.assert_array_equal(held.sim.data.qpos, start)
+    assert free.sim.data.qpos[2] < start[2] - 0.02  # unpowered, the free G1 is already going down
+    # An unpowered command (kp 0, as a damping one) does not release it; deploy's first PD command does.
+    backend = DdsBackend(spec, deploy_side)  # type: ignore[arg-type]
+    q, dq = spec.default_pos_array, np.zeros(spec.num_joints)
+    backend.send(CommandLimiter(spec).damp(q, dq))
+    held_side.readers["rt/lowcmd"].queue.extend(deploy_side.wire["rt/lowcmd"])
+    held.tick(now=0.5)
+    np.testing.assert_array_equal(held.sim.data.qpos, start)
+    backend.send(CommandLimiter(spec).pd(q, q, dq))
+    held_side.readers["rt/lowcmd"].queue.extend(deploy_side.wire["rt/lowcmd"][-1:])
+    for k in range(1, 51):
+        held.tick(now=0.5 + k * held.period)
+    assert not np.array_equal(held.sim.data.qpos, start)  # physics runs: the robot is on its feet
