@@ -7,6 +7,7 @@ import platform
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -217,8 +218,14 @@ def guard_config(cfg: DictConfig) -> GuardConfig:
     return GuardConfig(**{str(k): v for k, v in values.items()})
 
 
-def build_session(cfg: DictConfig) -> tuple[Runtime, KeyboardReader | None, Recorder | None]:
-    """Everything a deploy run needs, checked before any motor is touched."""
+def build_session(
+    cfg: DictConfig, backend_factory: Callable[[DictConfig, RobotSpec], Backend] | None = None
+) -> tuple[Runtime, KeyboardReader | None, Recorder | None]:
+    """Everything a deploy run needs, checked before any motor is touched.
+
+    backend_factory (default make_backend) builds the backend for the spec the session drives (the
+    contract's, overrides included): sim2sim passes one that also measures the simulator.
+    """
     validate_deploy_config(cfg)
     spec = get_robot_spec(str(cfg.robot.name))
     artifact = load_artifact(resolve_policy(cfg.policy)) if cfg.policy is not None else None
@@ -265,7 +272,7 @@ def build_session(cfg: DictConfig) -> tuple[Runtime, KeyboardReader | None, Reco
             contract.input_size if contract is not None else 0,
             cfg.record.chunk,
         )
-    backend = make_backend(cfg, spec)
+    backend = (backend_factory or make_backend)(cfg, spec)
     controller = Controller(spec, options, guards, limiter, operator, contract, policy, recorder)
     keyboard_mode = str(cfg.keyboard).lower()
     keyboard = None

@@ -96,6 +96,12 @@ class OperatorInput:
         self._keyboard_command = np.zeros(3)
         self._remote_command = np.zeros(3)
 
+    def set_command(self, command: Sequence[float]) -> None:
+        """A scripted velocity command (sim2sim, tests): vx, vy, yaw rate, clipped to the policy's ranges."""
+        lo, hi = np.array(self.ranges).T
+        self._keyboard_command = np.clip(np.asarray(command, dtype=np.float64), lo, hi)
+        self.command = self._remote_command + self._keyboard_command
+
     def push(self, event: Event | str, source: str) -> None:
         """Queue an event (an Event, or QUIT) from any thread."""
         self.events.append((event, source))

@@ -407,22 +407,29 @@ def run_episode(artifact: PolicyArtifact, config: Sim2SimConfig, seed: int) -> E
             "status_every_s=0",
         ]
     )
-    runtime, _, _ = build_session(cfg)
-    # The session's own backend=mujoco backend, swapped for the measuring one (same class, same sim).
-    runtime.backend.close()
-    backend = Sim2SimBackend(
-        runtime.controller.spec,
-        cfg.robot.model,
-        config,
-        seed,
-        rule,
-        joint_noise if config.init_joint_noise is None else config.init_joint_noise,
-        velocity_noise if config.init_velocity_noise is None else config.init_velocity_noise,
-    )
-    runtime.backend = backend
+    made: list[Sim2SimBackend] = []
+
+    def measuring_backend(cfg: DictConfig, spec: RobotSpec) -> Sim2SimBackend:
+        # The backend=mujoco backend's class, built for the session's spec (the contract's gains),
+        # which also records the simulator's ground truth.
+        made.append(
+            Sim2SimBackend(
+                spec,
+                cfg.robot.model,
+                config,
+                seed,
+                rule,
+                joint_noise if config.init_joint_noise is None else config.init_joint_noise,
+                velocity_noise if config.init_velocity_noise is None else config.init_velocity_noise,
+            )
+        )
+        return made[-1]
+
+    runtime, _, _ = build_session(cfg, measuring_backend)
+    backend = made[0]
     c = runtime.controller
     backend.controller = c
-    c.operator.command = np.asarray(config.command, dtype=np.float64).copy()
+    c.operator.set_command(config.command)
     log = io.StringIO()
     wall = time.perf_counter()
     try:

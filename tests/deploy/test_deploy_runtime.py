@@ -313,6 +313,9 @@ def test_keyboard_keys_and_lines_become_events_and_commands() -> None:
     np.testing.assert_allclose(op.command, [1.0, 0.1, 0.0])
     op.key("m")
     np.testing.assert_array_equal(op.command, np.zeros(3))
+    # A scripted command (sim2sim) is clipped to the policy's ranges like the keyboard's.
+    op.set_command([0.4, -2.0, 3.0])
+    np.testing.assert_allclose(op.command, [0.4, -0.5, 1.0])
 
 
 @pytest.mark.parametrize(
