@@ -11,7 +11,9 @@ once per env from a command distribution, fallen envs reset and their terminatio
   "standing still at the default pose" and "zero action" are the same behaviour here);
 - trot: the hand-written open-loop trot go2_clock_pattern (policies/priors/robolearn_Go2Velocity-v1/,
   the gait-prior recipe's prior), which reads only the command and a 0.5 s gait clock;
-- random: Gaussian actions with std 1 (what a fresh PPO policy with init_noise_std 1.0 does).
+- random: Gaussian actions with std 1 (what a fresh PPO policy with init_noise_std 1.0 does);
+- policy (with `--policy RUN_DIR`): the newest checkpoint's actor of an rsl_ppo run on Go2Velocity,
+  deterministic, on the run's observation (e.g. the scratch recipe's, with the base velocity).
 
 Every reward term of robolearn.envs.tasks.rewards is computed on every step (the terms do not act on
 the physics), so one rollout per (behaviour, command distribution) scores every reward config in
@@ -29,7 +31,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -85,11 +87,24 @@ MJLAB_LIKE = {
     "feet_air_window": 1.0,
     "termination": -50.0,
 }
+# Air-time terms with other parameters than the rollout task's (scored on the same steps): the
+# context's air-time target or window replaced. A policy trained on `walk` taps its feet (about 18
+# touch-downs/s) because feet_air_window pays per foot-second inside a short window; these pay
+# longer swings instead.
+VARIANT_TERMS: dict[str, tuple[str, dict[str, Any]]] = {
+    "feet_air_time@0.25s": ("feet_air_time", {"air_time_target": 0.25}),
+    "feet_air_window@0.2-0.5s": ("feet_air_window", {"air_time_window": (0.2, 0.5)}),
+}
 CONFIGS: dict[str, dict[str, float]] = {
     "today": TODAY,
     "walk": WALK,
     "walk_no_clearance": WALK_NO_CLEARANCE,
     "mjlab_like": MJLAB_LIKE,
+    # legged_gym's touch-down air time with a 0.25 s target: pays (air time - 0.25) per step, so a
+    # foot stepping f times a second earns about 0.5 - 0.25 f per second in a trot: slow steps win.
+    "walk_lg_air_0.25": {**WALK, "feet_air_window": 0.0, "feet_air_time@0.25s": 1.0},
+    # The continuous window moved to 0.2-0.5 s: only long swings earn.
+    "walk_window_0.2-0.5": {**WALK, "feet_air_window": 0.0, "feet_air_window@0.2-0.5s": 1.0},
 }
 BEHAVIOURS = ("stand", "trot", "random")
 
@@ -103,8 +118,44 @@ def _trot() -> Callable[[np.ndarray], np.ndarray]:
     return prior.policy
 
 
-def rollout(behaviour: str, commands: dict[str, Any], envs: int, seconds: float, seed: int) -> dict[str, Any]:
+class RunPolicy(NamedTuple):
+    """A run's newest actor, loaded once (a running training may checkpoint meanwhile)."""
+
+    act: Callable[[np.ndarray], np.ndarray]  # batched observations -> deterministic actions
+    observe_base_lin_vel: bool
+    step: int  # the checkpoint's env step
+
+
+def load_run_policy(run: Path) -> RunPolicy:
+    """The newest checkpoint's actor of an rsl_ppo run."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from robolearn.evaluate import load_policy
+    from robolearn.runs.layout import RunDir
+
+    cfg: Any = OmegaConf.load(run / "config.yaml")
+    step = int(json.loads((run / "checkpoints" / "latest.json").read_text(encoding="utf-8"))["step"])
+    model, _ = load_policy(RunDir(run), "latest", cfg)
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict(obs, deterministic=True)[0])
+
+    return RunPolicy(act, bool(cfg.env.kwargs.get("observe_base_lin_vel", False)), step)
+
+
+def rollout(
+    behaviour: str,
+    commands: dict[str, Any],
+    envs: int,
+    seconds: float,
+    seed: int,
+    run: RunPolicy | None = None,
+) -> dict[str, Any]:
     """Drive one behaviour under one command distribution; every term's per-step values, (T, N, K)."""
+    policy = run.act if (behaviour == "policy" and run is not None) else None
+    lin_vel = policy is not None and run is not None and run.observe_base_lin_vel
     task = VelocityTask(
         robot="go2",
         num_envs=envs,
@@ -114,7 +165,9 @@ def rollout(behaviour: str, commands: dict[str, Any], envs: int, seconds: float,
         command_ranges=commands["ranges"],
         standing_fraction=commands["standing_fraction"],
         command_resample_s=seconds + 1.0,
-        gait_period_s=0.5,  # the trot reads the clock; no term below depends on the clock being observed
+        # The trot reads the clock (no term below depends on it being observed); a policy its run's obs.
+        gait_period_s=None if policy is not None else 0.5,
+        observe_base_lin_vel=lin_vel,
         max_episode_steps=1000,
     )
     task.seed_rng(seed)
@@ -122,7 +175,7 @@ def rollout(behaviour: str, commands: dict[str, Any], envs: int, seconds: float,
     trot = _trot() if behaviour == "trot" else None
     task.reset_envs(np.arange(envs))
     obs = task.observe(task.backend.frame())
-    names = list(LOCOMOTION_REWARDS)
+    names = [*LOCOMOTION_REWARDS, *VARIANT_TERMS]
     steps = round(seconds / task.control_dt)
     values = np.zeros((steps, envs, len(names)), dtype=np.float32)
     lin_err = np.zeros(envs)
@@ -136,13 +189,19 @@ def rollout(behaviour: str, commands: dict[str, Any], envs: int, seconds: float,
             action = np.zeros((envs, nj))
         elif behaviour == "random":
             action = rng.normal(0.0, 1.0, size=(envs, nj))
+        elif policy is not None:
+            action = policy(obs)
         else:
             assert trot is not None
             action = np.stack([trot(row) for row in obs])
         obs, _, terminated, truncated, _ = task.step_envs(action)
         ctx = task._metrics.ctx
         for k, name in enumerate(names):
-            values[t, :, k] = LOCOMOTION_REWARDS[name](ctx)
+            if name in VARIANT_TERMS:
+                base, changes = VARIANT_TERMS[name]
+                values[t, :, k] = LOCOMOTION_REWARDS[base](ctx._replace(**changes))
+            else:
+                values[t, :, k] = LOCOMOTION_REWARDS[name](ctx)
         metrics = task.step_metrics(ctx)
         lin_err += metrics["lin_vel_error"]
         yaw_err += metrics["ang_vel_error"]
@@ -187,6 +246,14 @@ def render(results: dict[str, Any], machine: dict[str, Any], command: str) -> st
     lines = [
         f"`{command}`; machine: {machine['cpu']}, {machine['cores']} cores, load {machine['load']}",
         "",
+        *(
+            [
+                f"policy: {results['policy']['run']} at its checkpoint of step {results['policy']['checkpoint_step']:,}",
+                "",
+            ]
+            if results.get("policy")
+            else []
+        ),
         "Behaviour figures (same rollouts for every config):",
         "",
         "| commands | behaviour | lin. vel. error (m/s) | yaw-rate error (rad/s) | mean vx (m/s) | "
@@ -222,18 +289,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--commands", nargs="+", default=list(COMMANDS), choices=list(COMMANDS))
+    parser.add_argument(
+        "--policy", type=Path, default=None, help="an rsl_ppo run: add its actor as a behaviour"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/go2_reward_landscape"))
     args = parser.parse_args()
     command = "python benchmarks/go2_reward_landscape.py " + " ".join(
         [f"--envs {args.envs}", f"--seconds {args.seconds:g}", f"--seed {args.seed}"]
+        + (["--commands", *args.commands] if args.commands != list(COMMANDS) else [])
+        + ([f"--policy {args.policy}"] if args.policy is not None else [])
     )
+    behaviours = (*BEHAVIOURS, "policy") if args.policy is not None else BEHAVIOURS
+    run = load_run_policy(args.policy) if args.policy is not None else None
     load_before = os.getloadavg()[0]
     rollouts: dict[str, Any] = {}
     scores: dict[str, dict[str, dict[str, Any]]] = {c: {} for c in CONFIGS}
     for cmd in args.commands:
-        for beh in BEHAVIOURS:
+        for beh in behaviours:
             t0 = time.perf_counter()
-            roll = rollout(beh, COMMANDS[cmd], args.envs, args.seconds, args.seed)
+            roll = rollout(beh, COMMANDS[cmd], args.envs, args.seconds, args.seed, run)
             print(f"{cmd:8s} {beh:7s} {time.perf_counter() - t0:5.1f} s", flush=True)
             for config, scales in CONFIGS.items():
                 scores[config].setdefault(cmd, {})[beh] = score(roll, scales)
@@ -246,6 +320,7 @@ def main() -> None:
     results = {
         "command": command,
         "machine": machine,
+        "policy": None if run is None else {"run": str(args.policy), "checkpoint_step": run.step},
         "commands": COMMANDS,
         "configs": CONFIGS,
         "rollouts": rollouts,
