@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from robolearn.envs.tasks.rewards import LocomotionContext, feet_air_window, foot_clearance
+from robolearn.envs.tasks.rewards import LocomotionContext, feet_air_time, feet_air_window, foot_clearance
 from robolearn.envs.tasks.velocity import VelocityTask
 from robolearn.errors import UserError
 
@@ -70,6 +70,19 @@ def test_feet_air_window_counts_airborne_feet_inside_the_window_while_moving() -
         air_time_window=(0.05, 0.15),
     )
     np.testing.assert_array_equal(feet_air_window(edge), [2.0, 2.0])
+
+
+def test_feet_air_time_at_a_shorter_target_pays_slow_steps_and_charges_taps() -> None:
+    # legged_gym's term at touch-down: env 0 lands FR after 0.30 s and FL after 0.10 s (a tap) at a
+    # 0.25 s target: (0.30 - 0.25) + (0.10 - 0.25) = -0.10; env 1 is commanded to stand: nothing.
+    first = np.array([[True, True, False, False]] * 2)
+    air = np.array([[0.30, 0.10, 0.5, 0.5]] * 2)
+    command = np.array([[0.5, 0.0, 0.0], [0.0, 0.0, 0.5]])
+    ctx = _context(foot_first_contact=first, foot_air_time=air, command=command, air_time_target=0.25)
+    np.testing.assert_allclose(feet_air_time(ctx), [-0.10, 0.0], atol=1e-12)
+    task = VelocityTask(robot="go2", num_envs=2, backend="batch", air_time_target=0.25)
+    assert task.air_time_target == 0.25
+    assert VelocityTask(robot="go2", num_envs=2, backend="batch").air_time_target == 0.5  # legged_gym's
 
 
 def test_foot_clearance_weights_the_height_error_by_foot_speed() -> None:
@@ -153,6 +166,7 @@ def test_curriculum_progress_survives_a_snapshot_and_a_single_env_samples_the_fu
             "grows on tracking_lin_vel",
         ),
         ({"air_time_window": [0.2, 0.1]}, "air_time_window=\\[0.2, 0.1\\]"),
+        ({"air_time_target": -0.1}, "air_time_target=-0.1 must be >= 0"),
     ],
 )
 def test_walking_options_fail_with_one_line_errors(kwargs: dict[str, Any], match: str) -> None:

@@ -148,6 +148,7 @@ class VelocityTask(RobotTask):
         gait_period_s: float | None = None,
         gait_duty: float = 0.5,
         swing_height: float | None = None,
+        air_time_target: float | None = None,
         air_time_window: tuple[float, float] = (0.05, 0.15),
         clearance_speed_gain: float = 2.0,
         max_episode_steps: int | None = None,
@@ -221,7 +222,11 @@ class VelocityTask(RobotTask):
         self.tracking_sigma = float(tracking_sigma)
         self.min_base_height = float(defaults["min_base_height"])
         self.base_height_target = float(defaults["base_height_target"])
-        self.air_time_target = float(defaults["air_time_target"])
+        self.air_time_target = float(
+            defaults["air_time_target"] if air_time_target is None else air_time_target
+        )
+        if self.air_time_target < 0:
+            raise UserError(f"air_time_target={air_time_target} must be >= 0 (seconds), e.g. 0.25, or null")
         self.max_tilt_cos = float(np.cos(np.deg2rad(max_tilt_deg)))
         self.init_joint_noise = float(init_joint_noise)
         self.init_velocity_noise = float(init_velocity_noise)
