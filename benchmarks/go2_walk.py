@@ -215,38 +215,41 @@ class _PriorActor:
         return self.policy(obs), None
 
 
+def _evaluate_like_the_run(cfg: Any, actor: Any) -> dict[str, Any]:
+    """An actor evaluated exactly as the run's evaluations are (same env, episodes and seeds)."""
+    from robolearn.envs import make_eval_env
+    from robolearn.runs.evaluation import evaluate_policy
+
+    env = make_eval_env(cfg.env)
+    try:
+        # evaluate_policy calls predict(obs, deterministic=)
+        result = evaluate_policy(
+            actor, env, int(cfg.eval.episodes), int(cfg.seed) + int(cfg.eval.seed_offset)
+        )
+    finally:
+        env.close()
+    means = result.metric_means()
+    return {
+        "return": float(result.mean_return),
+        "lin_vel_error": float(means["lin_vel_error"]),
+        "ang_vel_error": float(means["ang_vel_error"]),
+        "terminated_fraction": float(result.terminated_fraction),
+    }
+
+
 def prior_alone(run: Path) -> dict[str, Any] | None:
     """The run's prior_init prior evaluated as the run's evaluations are (None without one)."""
     from omegaconf import OmegaConf
 
-    from robolearn.envs import make_eval_env
     from robolearn.llm.priors import load_prior
     from robolearn.methods.camel_prior import env_kwargs
-    from robolearn.runs.evaluation import evaluate_policy
 
     cfg: Any = OmegaConf.load(run / "config.yaml")
     method = cfg.get("method")
     if method is None or method.get("name") != "prior_init":
         return None
     prior = load_prior(str(method.prior), env_id=str(cfg.env.id), env_kwargs=env_kwargs(cfg))
-    env = make_eval_env(cfg.env)
-    try:
-        result = evaluate_policy(
-            _PriorActor(prior.policy),  # type: ignore[arg-type]  # evaluate_policy calls predict(obs, deterministic=)
-            env,
-            int(cfg.eval.episodes),
-            int(cfg.seed) + int(cfg.eval.seed_offset),
-        )
-    finally:
-        env.close()
-    means = result.metric_means()
-    return {
-        "prior": str(method.prior),
-        "return": float(result.mean_return),
-        "lin_vel_error": float(means["lin_vel_error"]),
-        "ang_vel_error": float(means["ang_vel_error"]),
-        "terminated_fraction": float(result.terminated_fraction),
-    }
+    return {"prior": str(method.prior), **_evaluate_like_the_run(cfg, _PriorActor(prior.policy))}
 
 
 class _ZeroActor:
@@ -260,27 +263,7 @@ def zero_action(run: Path) -> dict[str, Any]:
     """Zero action evaluated exactly as the run's evaluations are (same env, episodes and seeds)."""
     from omegaconf import OmegaConf
 
-    from robolearn.envs import make_eval_env
-    from robolearn.runs.evaluation import evaluate_policy
-
-    cfg: Any = OmegaConf.load(run / "config.yaml")
-    env = make_eval_env(cfg.env)
-    try:
-        result = evaluate_policy(
-            _ZeroActor(),  # type: ignore[arg-type]  # evaluate_policy calls predict(obs, deterministic=)
-            env,
-            int(cfg.eval.episodes),
-            int(cfg.seed) + int(cfg.eval.seed_offset),
-        )
-    finally:
-        env.close()
-    means = result.metric_means()
-    return {
-        "return": float(result.mean_return),
-        "lin_vel_error": float(means["lin_vel_error"]),
-        "ang_vel_error": float(means["ang_vel_error"]),
-        "terminated_fraction": float(result.terminated_fraction),
-    }
+    return _evaluate_like_the_run(OmegaConf.load(run / "config.yaml"), _ZeroActor())
 
 
 def first_meeting_the_bar(rows: list[dict[str, float]]) -> dict[str, float] | None:
