@@ -32,12 +32,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import os
 import platform
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -69,8 +67,8 @@ REPO = Path(__file__).resolve().parents[1]
 SCENE_DIR = "resources/robots/g1_description"  # unitree_rl_gym's G1 model folder (MJCF + meshes/)
 
 
-def import_policy(policy: Path, config: Path, robot: str, out: Path) -> None:
-    """python -m robolearn.export from=legged_gym ... into out (replacing it)."""
+def import_policy(policy: Path, config: Path, robot: str, out: Path, *extra: str) -> None:
+    """python -m robolearn.export from=legged_gym ... [extra overrides] into out (replacing it)."""
     cmd = [
         sys.executable,
         "-m",
@@ -81,6 +79,7 @@ def import_policy(policy: Path, config: Path, robot: str, out: Path) -> None:
         f"robot={robot}",
         f"out={out}",
         "overwrite=true",
+        *extra,
     ]
     print("$ " + shlex.join(cmd[1:]), flush=True)
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
@@ -239,18 +238,7 @@ def unitree_episode(
             policy_steps += 1
             target = action * float(cfg["action_scale"]) + default
     report = {
-        "seed": seed,
-        "fell": fall is not None,
-        "completed": fall is None,
-        "time_to_fall_s": None if fall is None else round(fall[0], 4),
-        "fall_reason": None if fall is None else fall[1],
-        **tracking_figures(rows, sim.command, sim.settle_s),
-        # Unitree's loop has no safety layer or limit accounting: those columns stay empty.
-        "joint_limit_hits": 0,
-        "torque_limit_hits": 0,
-        "limited_commands": 0,
-        "safety_faults": [],
-        "runtime": {"outcome": "n/a"},
+        **_runtime_free_report(seed, fall, rows, sim),
         "max_obs_diff_vs_import": None if ours is None else obs_diff,
         "max_action_diff_vs_import": None if ours is None else action_diff,
         "wall_s": round(time.perf_counter() - wall, 3),
@@ -304,6 +292,14 @@ def bare_episode(artifact: PolicyArtifact, sim: Sim2SimConfig, seed: int) -> dic
         fall = fall_check(rule, row[0], row[6], row[7])
         if fall is not None:
             break
+    return {**_runtime_free_report(seed, fall, rows, sim), "wall_s": round(time.perf_counter() - wall, 3)}
+
+
+def _runtime_free_report(
+    seed: int, fall: tuple[float, str] | None, rows: list[tuple[float, ...]], sim: Sim2SimConfig
+) -> dict[str, Any]:
+    """An episode's sim2sim fields for a loop without the deploy runtime (unitree's, or the bare one):
+    the same tracking figures, and the safety layer's and limits' columns empty."""
     return {
         "seed": seed,
         "fell": fall is not None,
@@ -316,31 +312,7 @@ def bare_episode(artifact: PolicyArtifact, sim: Sim2SimConfig, seed: int) -> dic
         "limited_commands": 0,
         "safety_faults": [],
         "runtime": {"outcome": "n/a"},
-        "wall_s": round(time.perf_counter() - wall, 3),
     }
-
-
-def stiff_waist_artifact(artifact: Path, out: Path, kp: float) -> Path:
-    """A copy of the artifact whose waist joints are held with kp (kd = kp / 20): an ablation only.
-
-    unitree_rl_gym's 12-DoF model welds the torso to the pelvis; our 23-DoF G1 holds the waist with
-    the spec's PD. Raising the waist's gain shows how much of the gap that joint's compliance makes.
-    """
-    if out.exists():
-        shutil.rmtree(out)
-    shutil.copytree(artifact, out)
-    path = out / "contract.json"
-    data = json.loads(path.read_text(encoding="utf-8"))
-    robot = data["robot"]
-    for i, name in enumerate(robot["joint_names"]):
-        if name.startswith("waist_"):
-            robot["kp"][i], robot["kd"][i] = kp, kp / 20.0
-    data["robot_overrides"] = sorted({*data.get("robot_overrides", []), "kp", "kd"})
-    data.setdefault("source", {})["ablation"] = (
-        f"waist_* joints kp={kp:g} kd={kp / 20:g} (benchmarks/sim2sim.py)"
-    )
-    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    return out
 
 
 def _compact(result: dict[str, Any]) -> dict[str, Any]:
@@ -407,7 +379,19 @@ def main() -> None:
 
     ablation: dict[str, Any] | None = None
     if args.waist_kp is not None:
-        stiff = stiff_waist_artifact(artifact, args.work / "artifact_stiff_waist", args.waist_kp)
+        # The waist held stiff through the export's own held-joint gains (kd = kp / 20): unitree_rl_gym's
+        # 12-DoF model welds the torso to the pelvis, our G1 holds the waist with the spec's PD.
+        stiff = args.work / "artifact_stiff_waist"
+        kp = args.waist_kp
+        import_policy(
+            args.policy.resolve(),
+            args.config.resolve(),
+            args.robot,
+            stiff,
+            f"hold_kp={kp:g}",
+            f"hold_kd={kp / 20:g}",
+            "hold_joints='waist_.*'",
+        )
         wall = time.perf_counter()
         ablation = run_sim2sim(stiff, sim)
         ablation["wall_s"] = round(time.perf_counter() - wall, 1)
