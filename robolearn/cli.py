@@ -141,6 +141,37 @@ def hydra_verb(
 
 
 # A loop verb's job: (config, run directory, the command as typed, multirun?) -> its summary.
+def check_target_dir(
+    config_name: str,
+    argv: list[str],
+    config_dir: Path | None = None,
+    resolve: Callable[[DictConfig], DictConfig] | None = None,
+) -> None:
+    """Refuse a `hydra.run.dir` that holds a different run, before Hydra rewrites its .hydra folder.
+
+    The run's config is composed from argv (`resolve` gives what a run directory records) and compared
+    with the one in the folder (robolearn.runs.trainer.check_same_run); sweeps have no single folder.
+    """
+    if any(a in ("-m", "--multirun") for a in argv):
+        return
+    dirs = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
+    if not dirs or not (Path(dirs[-1]) / "config.yaml").is_file():
+        return
+    from robolearn.config.validate import compose_config
+    from robolearn.runs.layout import RunDir
+    from robolearn.runs.trainer import check_same_run
+
+    task = [
+        a
+        for a in argv
+        if "=" in a and not a.startswith("-") and not a.split("=", 1)[0].lstrip("+~").startswith("hydra")
+    ]
+    cfg = compose_config(config_name, task, config_dir)
+    resolved = OmegaConf.to_container(resolve(cfg) if resolve else cfg, resolve=True)
+    assert isinstance(resolved, dict)
+    check_same_run(RunDir(Path(dirs[-1])), resolved)
+
+
 LoopJob = Callable[[DictConfig, Path, str, bool], Any]
 
 
@@ -166,28 +197,6 @@ def loop_verb(
 
     root = config_dir or configs_dir()
 
-    def check_target_dir(argv: list[str]) -> None:
-        # Hydra rewrites <run dir>/.hydra before the job starts, so a run directory holding a different
-        # run must be refused here, before Hydra touches it (as robolearn.train does).
-        if any(a in ("-m", "--multirun") for a in argv):
-            return
-        dirs = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
-        if not dirs or not (Path(dirs[-1]) / "config.yaml").is_file():
-            return
-        from robolearn.config.validate import compose_config
-        from robolearn.runs.layout import RunDir
-        from robolearn.runs.trainer import check_same_run
-
-        task = [
-            a
-            for a in argv
-            if "=" in a and not a.startswith("-") and not a.split("=", 1)[0].lstrip("+~").startswith("hydra")
-        ]
-        cfg = compose_config(config_name, task, config_dir)
-        resolved = OmegaConf.to_container(resolve(cfg) if resolve else cfg, resolve=True)
-        assert isinstance(resolved, dict)
-        check_same_run(RunDir(Path(dirs[-1])), resolved)
-
     @report_user_errors
     def prepare(argv: list[str]) -> tuple[Any, DictConfig] | None:
         if any(a.startswith("resume=") for a in argv):
@@ -195,7 +204,7 @@ def loop_verb(
 
             return resume_config(verb, argv, validate)
         precheck(config_name, argv, validate, config_dir)
-        check_target_dir(argv)
+        check_target_dir(config_name, argv, config_dir, resolve)
         return None
 
     @hydra.main(version_base="1.3", config_path=str(root), config_name=config_name)

@@ -25,9 +25,9 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from robolearn.cli import command_line, precheck, print_help_if_asked, verb_help  # noqa: E402
+from robolearn.cli import check_target_dir, command_line, precheck, print_help_if_asked, verb_help  # noqa: E402
 from robolearn.config.schema import register_schemas  # noqa: E402
-from robolearn.config.validate import compose_config, validate_train_config  # noqa: E402
+from robolearn.config.validate import validate_train_config  # noqa: E402
 from robolearn.errors import report_user_errors  # noqa: E402
 from robolearn.isaac.options import expand_env_shorthand  # noqa: E402
 from robolearn.resources import configs_dir  # noqa: E402
@@ -116,26 +116,12 @@ def _overshoot(cfg: DictConfig, ran: int) -> str:
     return f" (steps={cfg.steps}: {agent.algo} runs {unit}{extra})"
 
 
-def _check_target_dir(argv: list[str]) -> None:
-    # Hydra rewrites <run dir>/.hydra before the job starts, so a run directory that already holds
-    # a different run must be refused here, before Hydra touches it.
-    if any(a in ("-m", "--multirun") for a in argv):
-        return
-    dirs = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
-    if not dirs or not (Path(dirs[-1]) / "config.yaml").is_file():
-        return
-    task = [a for a in argv if "=" in a and not a.startswith("-") and not _key(a).startswith("hydra")]
-    resolved = OmegaConf.to_container(compose_config("train", task), resolve=True)
-    assert isinstance(resolved, dict)
-    check_same_run(RunDir(Path(dirs[-1])), resolved)
-
-
 @report_user_errors
 def _prepare(argv: list[str]) -> tuple[RunDir, DictConfig] | None:
     if any(a.startswith("resume=") for a in argv):
         return resume_config(argv)
     precheck("train", argv, validate_train_config)
-    _check_target_dir(argv)
+    check_target_dir("train", argv)
     return None
 
 
