@@ -109,6 +109,7 @@ class BridgeSettings:
     status_every_s: float = 5.0  # human-readable status line (0 = never)
     duration_s: float | None = None  # stop after this long
     spin_s: float = 0.0
+    rt_priority: int = 0  # SCHED_FIFO for every bridge thread (root or CAP_SYS_NICE); 0 = off
     seed: int = 0
     mode_machine: int | None = None  # unitree_hg LowState.mode_machine to advertise; None: the spec's
     hold_until_command: bool = False  # freeze the pose until the first powered command (a gantry)
@@ -235,6 +236,12 @@ def validate_deploy_config(cfg: DictConfig) -> None:
         raise UserError(
             f"bridge.mode_machine={mode} is out of range; LowState.mode_machine is a byte, 0..255"
         )
+    for name, prio in (
+        ("loop.rt_priority", cfg.loop.rt_priority),
+        ("bridge.rt_priority", cfg.bridge.rt_priority),
+    ):
+        if prio is not None and not 0 <= int(prio) <= 99:
+            raise UserError(f"{name}={prio} is out of range; SCHED_FIFO priorities are 1..99 (0 = off)")
     if not 0.0 <= cfg.bridge.loss <= 1.0:
         raise UserError(f"bridge.loss={cfg.bridge.loss} is out of range; use a probability in [0, 1]")
     if not 0.0 <= cfg.settings.damp_kd_fraction <= 1.0:

@@ -44,7 +44,7 @@ from robolearn.deploy.config import dds_target, validate_deploy_config
 from robolearn.deploy.dds import LOOPBACK, LOWCMD_TOPIC, LOWSTATE_TOPIC, DdsSession
 from robolearn.deploy.messages import BUTTONS, RemoteState, message_family
 from robolearn.deploy.simulation import RobotSimulation
-from robolearn.deploy.timing import DeadlineScheduler
+from robolearn.deploy.timing import DeadlineScheduler, set_process_realtime_priority
 from robolearn.errors import UserError
 from robolearn.robots.registry import get_robot_spec
 from robolearn.robots.spec import SUPPORTED_MODE_MACHINES, RobotSpec
@@ -360,6 +360,11 @@ def run_bridge(cfg: DictConfig) -> dict[str, Any]:
         f" physics {b.physics_hz:g} Hz, pose {pose}; console: press/stick/fault/loss/latency/push/stats/quit",
         flush=True,
     )
+    # The bridge stands in for the robot's firmware, which never stalls because a host is busy: with
+    # bridge.rt_priority every thread (DDS's included, see set_process_realtime_priority) runs SCHED_FIFO.
+    problem = set_process_realtime_priority(int(b.rt_priority))
+    if problem:
+        print("warning: bridge " + problem, flush=True)
     clock = time.monotonic
     sched = DeadlineScheduler(bridge.period, b.spin_s, clock=clock)
     start = clock()
@@ -414,6 +419,10 @@ HELP = verb_help(
         ("bridge.mode_machine", "G1s: LowState.mode_machine to advertise (default: the spec's revision)"),
         ("bridge.telemetry", "print JSON telemetry lines every bridge.telemetry_every_s"),
         ("bridge.duration_s", "stop after this long (default: until quit or Ctrl-C)"),
+        (
+            "bridge.rt_priority",
+            "SCHED_FIFO priority for the bridge's threads (root or CAP_SYS_NICE; default 0: off)",
+        ),
     ],
     [
         "python -m robolearn.deploy.sim_bridge robot=go2 &",

@@ -32,6 +32,11 @@ def test_per_robot_settings_compose_and_gains_are_not_in_configs() -> None:
         ("settings.damp_kd_fraction=1.5", "never exceeds the spec's"),
         ("domain_id=300", "domain_id=300 is out of range"),
         ("bridge.loss=2", r"bridge.loss=2\.0 is out of range"),
+        (
+            "bridge.rt_priority=120",
+            r"bridge.rt_priority=120 is out of range; SCHED_FIFO priorities are 1\.\.99",
+        ),
+        ("loop.rt_priority=-1", r"loop.rt_priority=-1 is out of range"),
         ("loop.scheduler=sleepy", "choose one of deadline, sleep_after_work"),
     ],
 )

@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("cyclonedds")
 pytest.importorskip("unitree_sdk2py")
 pytest.importorskip("onnxruntime")
-from deploy_helpers import DomainPool, Proc, WireSniffer
+from deploy_helpers import DomainPool, Proc, WireSniffer, bridge_args
 from interop_helpers import (
     check_cmd_fields,
     check_state_sample,
@@ -101,16 +101,7 @@ def test_g1_deploy_runtime_and_sim_bridge_over_loopback_dds(
 ) -> None:
     domain = domains.take()
     sniffer = WireSniffer(domain, robot="g1")
-    bridge = procs(
-        [
-            "robolearn.deploy.sim_bridge",
-            "robot=g1",
-            f"domain_id={domain}",
-            "bridge.telemetry=true",
-            "bridge.status_every_s=0",
-        ],
-        "g1-bridge",
-    )
+    bridge = procs(bridge_args(domain, robot="g1"), "g1-bridge")
     bridge.wait_for(r"^telemetry ", 30)
     deploy = procs(
         [
