@@ -105,6 +105,9 @@ CONFIGS: dict[str, dict[str, float]] = {
     "walk_lg_air_0.25": {**WALK, "feet_air_window": 0.0, "feet_air_time@0.25s": 1.0},
     # The continuous window moved to 0.2-0.5 s: only long swings earn.
     "walk_window_0.2-0.5": {**WALK, "feet_air_window": 0.0, "feet_air_window@0.2-0.5s": 1.0},
+    # Both: the window's dense pay for any lifted foot, and the touch-down term charging each swing
+    # shorter than 0.25 s, so a 0.1 s tap nets -0.10 and a 0.3 s swing +0.15 (scale x seconds).
+    "walk_window+air_0.25": {**WALK, "feet_air_time@0.25s": 1.0},
 }
 BEHAVIOURS = ("stand", "trot", "random")
 

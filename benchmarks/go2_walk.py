@@ -48,8 +48,8 @@ from robolearn.utils.sysinfo import cpu_info
 ERROR_BAR = 0.2  # m/s
 YAW_BAR = 0.3  # rad/s
 GOAL_S = 30 * 60
-RECIPES = {"prior": "go2_walk", "scratch": "go2_walk_scratch"}
-DEFAULT_STEPS = {"prior": 3_000_000, "scratch": 200_000_000}
+RECIPES = {"prior": "go2_walk", "scratch": "go2_walk_scratch", "trot": "go2_walk_trot"}
+DEFAULT_STEPS = {"prior": 3_000_000, "scratch": 200_000_000, "trot": 200_000_000}
 GAIT_COMMAND = 0.5  # m/s forward, for the touch-down count
 GAIT_SECONDS = 10.0
 
@@ -415,8 +415,8 @@ def main() -> None:
                 "speed": training_speed(run),
                 "prior_alone": prior_alone(run),
                 "curriculum": curriculum_state(run),
-                "zero_action": zero_action(run) if recipe == "scratch" else None,
-                "gait_check": gait_check(run, seed) if recipe == "scratch" else None,
+                "zero_action": zero_action(run) if recipe != "prior" else None,
+                "gait_check": gait_check(run, seed) if recipe != "prior" else None,
             }
         )
     machine["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
