@@ -26,15 +26,22 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "policies" / "reference" / "go2_stand"
 _LOCK_DIR = Path(tempfile.gettempdir()) / "robolearn-dds-domains"
+TEST_DOMAINS = range(2, 99)  # see DomainPool
 
 
 class DomainPool:
-    """Hands out DDS domain ids 100-229, each held by an exclusive lock file until the test ends."""
+    """Hands out DDS domain ids 2-98, each held by an exclusive lock file until the test ends.
+
+    Below 99 every port of the domain (7400 + 250 x id + offsets) lies under Linux's ephemeral range
+    (32768-60999): a domain in that range can fail to start when another process's random UDP port
+    (a stock SDK participant's, a resolver's) happens to hold its discovery port, as CI once saw with
+    domain 203. 0 and 1 stay free for a user's robot and sim.
+    """
 
     def __init__(self, stack: ExitStack) -> None:
         self._stack = stack
         _LOCK_DIR.mkdir(exist_ok=True)
-        self._candidates = list(range(100, 230))
+        self._candidates = list(TEST_DOMAINS)
         random.Random(os.getpid() ^ time.time_ns()).shuffle(self._candidates)
 
     def take(self) -> int:

@@ -293,7 +293,7 @@ def _take_domain(tmp: Path) -> int:
     # The deploy tests' lock-file convention (tests/deploy/deploy_helpers.py DomainPool), so a
     # concurrent test run never shares this domain.
     tmp.mkdir(exist_ok=True)
-    candidates = list(range(100, 230))
+    candidates = list(range(2, 99))  # deploy_helpers.TEST_DOMAINS: ports below the ephemeral range
     random.shuffle(candidates)
     for domain in candidates:
         fh = open(tmp / f"{domain}.lock", "w")  # noqa: SIM115 - held until the process ends
