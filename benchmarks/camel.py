@@ -460,8 +460,8 @@ def expert_job(env: str, budget: Budget, out: Path, results: Path) -> Job:
 
 def jobs_to_run(jobs: list[Job], experts: dict[str, Job]) -> list[Job]:
     """The queue: each env's expert first when a camel_expert run still needs it (its model is read
-    from the run folder, so a fresh machine trains it again; TD3 on CPU with one thread and the same
-    seed gives the same expert), then the jobs not done yet, in order."""
+    from the run folder, so a fresh machine trains it again, with the same seed and settings), then
+    the jobs not done yet, in order."""
     pending = [j for j in jobs if run_state(j) != "done"]
     needed = [
         experts[env]
@@ -499,6 +499,16 @@ class QueueOutcome:
 
 def _finish(job: Job, outcome: QueueOutcome, code: int | None) -> None:
     if _completed(job.run_dir / "summary.json", job.steps):
+        if job.arm == "expert" and (job.result_dir / "summary.json").is_file():
+            # Retrained on another machine: the same seed need not give a bit-identical expert.
+            old = json.loads((job.result_dir / "summary.json").read_text(encoding="utf-8"))
+            new = json.loads((job.run_dir / "summary.json").read_text(encoding="utf-8"))
+            if old.get(EVAL_RETURN) != new.get(EVAL_RETURN):
+                print(
+                    f"note: {job.label} retrained: final return {new.get(EVAL_RETURN)}, the results held"
+                    f" {old.get(EVAL_RETURN)}; the results now hold the new expert's files",
+                    flush=True,
+                )
         copy_small_files(job.run_dir, job.result_dir)
         outcome.finished.append(job.label)
         print(f"done: {job.label} -> {job.result_dir}", flush=True)
