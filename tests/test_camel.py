@@ -1,21 +1,29 @@
 """CAMEL masking: actions stay in the mask box, eps = 0 is plain TD3 bit for bit, bad priors are
-refused or disabled, and the map is differentiated in the actor loss."""
+refused or disabled, the map is differentiated in the actor loss, and each method.masked_replay mode
+does what it says once eps = 0."""
 
 from __future__ import annotations
 
+import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch as th
 from train_helpers import run_cli, tiny_config
 
+from robolearn.config.validate import validate_train_config
 from robolearn.errors import UserError
 from robolearn.methods.camel import (
     CAMEL_ALGORITHMS,
+    MASKED_REPLAY_MODES,
     CamelReplayBuffer,
+    CamelSAC,
     CamelTD3,
+    MaskedSamples,
     epsilon,
     map_into_box,
     mask_box,
@@ -71,14 +79,36 @@ def test_masked_actions_inside_box_and_bounds(tmp_path: Path, algo: str) -> None
     assert np.all(buffer.next_mask_high[:n, 0][masked] - buffer.next_mask_low[:n, 0][masked] <= 0.6 + 1e-6)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["method"] == "camel" and summary["camel/prior_status"].startswith("ok")
+    assert summary["camel/masked_replay"] == "mapped"
 
 
+@pytest.fixture(scope="module")
+def plain_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[Trainer, dict[str, Any]]]:
+    """The plain agent's tiny run, trained once per algorithm for the bit-for-bit comparisons."""
+    runs: dict[str, tuple[Trainer, dict[str, Any]]] = {}
+
+    def run(algo: str) -> tuple[Trainer, dict[str, Any]]:
+        if algo not in runs:
+            trainer = Trainer(tiny_config(algo, "steps=400"), tmp_path_factory.mktemp("plain") / algo, "test")
+            runs[algo] = trainer, trainer.run_training()
+        return runs[algo]
+
+    return run
+
+
+@pytest.mark.parametrize("mode", MASKED_REPLAY_MODES)
 @pytest.mark.parametrize("algo", ["td3", "sac"])
-def test_eps_zero_is_the_plain_algorithm_bit_for_bit(tmp_path: Path, algo: str) -> None:
-    plain = Trainer(tiny_config(algo), tmp_path / "plain", "test")
-    plain_summary = plain.run_training()
-    camel = Trainer(camel_config("method.eps_fraction=0.0", algo=algo), tmp_path / "camel", "test")
+def test_eps_zero_is_the_plain_algorithm_bit_for_bit(
+    tmp_path: Path, algo: str, mode: str, plain_run: Callable[[str], tuple[Trainer, dict[str, Any]]]
+) -> None:
+    plain, plain_summary = plain_run(algo)
+    camel = Trainer(
+        camel_config("steps=400", "method.eps_fraction=0.0", f"method.masked_replay={mode}", algo=algo),
+        tmp_path / "camel",
+        "test",
+    )
     camel_summary = camel.run_training()
+    assert camel_summary["camel/masked_replay"] == mode
     assert isinstance(camel.model, CAMEL_ALGORITHMS[algo])
     assert not isinstance(plain.model, CAMEL_ALGORITHMS[algo])
     assert camel_summary["eval/returns"] == plain_summary["eval/returns"]
@@ -281,3 +311,173 @@ def test_reconfiguring_without_a_prior_disables_the_mask_instead_of_crashing(tmp
     model.learn(200, reset_num_timesteps=False)
     assert model.camel_prior_disabled  # type: ignore[attr-defined]
     assert not model.replay_buffer.masked[start : start + 200].any()  # type: ignore[attr-defined]
+
+
+# -- method.masked_replay on hand-made replay ---------------------------------------------------------
+# Pendulum (3-d observation, 1-d action); 64 transitions, the even ones masked into the narrow box
+# [0.5, 0.7], far from where an untrained actor acts, so mapping changes every masked action.
+OBS_UNMASKED = np.array([0.6, -0.8, 0.5], dtype=np.float32)
+OBS_MASKED = np.array([-0.9, 0.4, -1.5], dtype=np.float32)
+TOTAL = 1000  # env steps of the hand-made schedule: eps_fraction 0.5, so eps = 0 from step 500
+BEFORE_EPS_ZERO, AFTER_EPS_ZERO = 100, 800
+
+
+class _Instrumented:
+    """Counts the update's calls of the box map and keeps every batch `drop` gives the actor."""
+
+    map_calls: int
+    actor_batches: list[MaskedSamples]
+
+    def _map_batch(self, samples: MaskedSamples, actions: th.Tensor, next_state: bool = False) -> th.Tensor:
+        self.map_calls += 1
+        return super()._map_batch(samples, actions, next_state)  # type: ignore[misc]
+
+    def _unmasked_batch(self, batch: MaskedSamples, batch_size: int) -> MaskedSamples | None:
+        actor_batch = super()._unmasked_batch(batch, batch_size)  # type: ignore[misc]
+        assert actor_batch is not None
+        self.actor_batches.append(actor_batch)
+        return actor_batch
+
+
+class InstrumentedTD3(_Instrumented, CamelTD3):
+    pass
+
+
+class InstrumentedSAC(_Instrumented, CamelSAC):
+    pass
+
+
+INSTRUMENTED = {"td3": InstrumentedTD3, "sac": InstrumentedSAC}
+
+
+def hand_made_agent(algo: str, mode: str, steps_done: int, masked_obs: np.ndarray = OBS_MASKED) -> Any:
+    """A tiny CAMEL agent whose replay holds the hand-made transitions, `steps_done` steps into the
+    schedule. TD3 updates its actor at every gradient step (policy_delay=1)."""
+    from stable_baselines3.common.logger import configure
+
+    extra = {"policy_delay": 1} if algo == "td3" else {}
+    model = INSTRUMENTED[algo](
+        "MlpPolicy",
+        "Pendulum-v1",
+        buffer_size=64,
+        learning_starts=0,
+        batch_size=16,
+        policy_kwargs={"net_arch": [16]},
+        replay_buffer_class=CamelReplayBuffer,
+        seed=0,
+        **extra,
+    )
+    model.map_calls, model.actor_batches = 0, []
+    model.set_logger(configure(None, []))
+    model.configure_camel(
+        lambda obs: np.zeros((len(obs), 1)),
+        radius=0.1,
+        eps_fraction=0.5,
+        eps_mode="episode",
+        total_steps=TOTAL,
+        seed=0,
+        masked_replay=mode,
+    )
+    model.num_timesteps = steps_done
+    buffer = model.replay_buffer
+    masked = (np.arange(64) % 2 == 0)[:, None]
+    rng = np.random.default_rng(0)
+    buffer.observations[:] = np.where(masked[:, :, None], masked_obs, OBS_UNMASKED)
+    buffer.next_observations[:] = buffer.observations
+    buffer.actions[:] = rng.uniform(-1, 1, size=buffer.actions.shape)
+    buffer.rewards[:] = rng.normal(size=buffer.rewards.shape)
+    buffer.dones[:] = 0.0
+    buffer.masked[:] = masked
+    for low, high in ((buffer.mask_low, buffer.mask_high), (buffer.next_mask_low, buffer.next_mask_high)):
+        low[:] = np.where(masked[:, :, None], 0.5, -1.0)
+        high[:] = np.where(masked[:, :, None], 0.7, 1.0)
+    buffer.pos, buffer.full = 0, True
+    return model
+
+
+def train_hand_made(model: Any, gradient_steps: int) -> None:
+    np.random.seed(0)
+    th.manual_seed(0)
+    model.train(gradient_steps=gradient_steps, batch_size=16)
+
+
+def test_masked_replay_mode_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(
+        UserError, match=r"^method\.masked_replay=dorp is not allowed.*choose one of mapped, raw, drop$"
+    ):
+        validate_train_config(camel_config("method.masked_replay=dorp"))
+    with pytest.raises(
+        UserError, match=r"^method\.masked_replay=keep is not allowed; choose one of mapped, raw, drop$"
+    ):
+        hand_made_agent("td3", "keep", AFTER_EPS_ZERO)
+
+
+@pytest.mark.parametrize("algo", ["td3", "sac"])
+def test_masked_replay_modes_update_identically_before_eps_reaches_zero(algo: str) -> None:
+    assert epsilon(BEFORE_EPS_ZERO, TOTAL, 0.5) > 0 and epsilon(AFTER_EPS_ZERO, TOTAL, 0.5) == 0
+    params = {}
+    for mode in MASKED_REPLAY_MODES:
+        model = hand_made_agent(algo, mode, BEFORE_EPS_ZERO)
+        train_hand_made(model, gradient_steps=4)
+        assert model.map_calls > 0 and not model.actor_batches  # every mode maps; drop drops nothing
+        params[mode] = model.policy.state_dict()
+    for mode in ("raw", "drop"):
+        for name, value in params["mapped"].items():
+            assert th.equal(value, params[mode][name]), (mode, name)
+    # The same replay after eps = 0 separates the modes: the comparison above is not vacuous.
+    after = hand_made_agent(algo, "raw", AFTER_EPS_ZERO)
+    train_hand_made(after, gradient_steps=4)
+    assert any(not th.equal(v, after.policy.state_dict()[k]) for k, v in params["raw"].items())
+
+
+@pytest.mark.parametrize("algo", ["td3", "sac"])
+def test_mapped_keeps_mapping_old_masked_transitions_after_eps_reaches_zero(algo: str) -> None:
+    model = hand_made_agent(algo, "mapped", AFTER_EPS_ZERO)
+    train_hand_made(model, gradient_steps=4)
+    assert model.map_calls >= 4 * 2  # target and actor loss, at every gradient step
+    assert model.logger.name_to_value["camel/replay_masked_fraction"] > 0
+
+
+@pytest.mark.parametrize("algo", ["td3", "sac"])
+def test_raw_never_calls_the_map_after_eps_reaches_zero(algo: str) -> None:
+    model = hand_made_agent(algo, "raw", AFTER_EPS_ZERO)
+    train_hand_made(model, gradient_steps=4)
+    assert model.map_calls == 0
+    assert model.logger.name_to_value["camel/replay_masked_fraction"] > 0  # masked rows were sampled
+
+
+def test_raw_actor_loss_is_the_plain_loss_on_the_raw_actions() -> None:
+    # Every transition starts in the same observation, so TD3's actor loss over any batch is
+    # -Q1(o, actor(o)) with the actor before the update and the critic after its step.
+    model = hand_made_agent("td3", "raw", AFTER_EPS_ZERO, masked_obs=OBS_UNMASKED)
+    actor_before = copy.deepcopy(model.actor)
+    train_hand_made(model, gradient_steps=1)
+    obs = th.as_tensor(OBS_UNMASKED)[None]
+    with th.no_grad():
+        expected = -float(model.critic.q1_forward(obs, actor_before(obs)))
+    assert model.logger.name_to_value["train/actor_loss"] == pytest.approx(expected, rel=1e-5)
+    mapped = hand_made_agent("td3", "mapped", AFTER_EPS_ZERO, masked_obs=OBS_UNMASKED)
+    train_hand_made(mapped, gradient_steps=1)
+    assert mapped.logger.name_to_value["train/actor_loss"] != pytest.approx(expected, rel=1e-3)
+
+
+@pytest.mark.parametrize("algo", ["td3", "sac"])
+def test_drop_never_gives_the_actor_a_masked_transition(algo: str) -> None:
+    model = hand_made_agent(algo, "drop", AFTER_EPS_ZERO)
+    train_hand_made(model, gradient_steps=4)
+    assert len(model.actor_batches) == 4  # half of every critic batch is masked: each was refilled
+    for batch in model.actor_batches:
+        assert len(batch.observations) == 16 and not batch.masked.any()
+        assert th.equal(batch.observations, th.as_tensor(OBS_UNMASKED).expand(16, 3))
+    assert model.map_calls == 0  # the critic's targets are raw too
+    assert model.logger.name_to_value["camel/replay_masked_fraction"] > 0  # the critic saw them
+
+
+def test_drop_actor_loss_is_the_loss_on_unmasked_observations_only() -> None:
+    model = hand_made_agent("td3", "drop", AFTER_EPS_ZERO)
+    actor_before = copy.deepcopy(model.actor)
+    train_hand_made(model, gradient_steps=1)
+    obs = th.as_tensor(OBS_UNMASKED)[None]
+    with th.no_grad():
+        expected = -float(model.critic.q1_forward(obs, actor_before(obs)))
+    assert model.logger.name_to_value["train/actor_loss"] == pytest.approx(expected, rel=1e-5)

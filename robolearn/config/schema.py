@@ -160,6 +160,12 @@ class CamelConfig:
     # Also evaluate the deterministic actor through the mask while eps > 0 (eval/masked/*): the agent
     # as it would act with its prior, next to the standalone actor's eval/mean_return.
     eval_mask: bool = False
+    # What the update does with masked transitions still in replay once eps = 0 (before, all map):
+    # mapped (their boxes keep shaping the actor loss and targets) | raw (the raw actor output on every
+    # transition; the map is never called) | drop (the actor learns on unmasked transitions only; the
+    # critic on all, with raw targets). Default mapped until the Hopper ablation in benchmarks/camel.py
+    # decides (docs/camel.md).
+    masked_replay: str = "mapped"
 
 
 @dataclass

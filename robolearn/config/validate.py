@@ -35,6 +35,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "logger.wandb.mode": ("offline", "online", "disabled"),
     "method.name": ("camel", "prior_init"),
     "method.eps_mode": ("episode", "step"),
+    "method.masked_replay": ("mapped", "raw", "drop"),  # robolearn/methods/camel.py MASKED_REPLAY_MODES
     "method.on_bad_prior": ("stop", "unmasked"),
     # agent=rsl_ppo (rsl_rl's names; robolearn/agents/rsl_ppo.py)
     "agent.schedule": ("adaptive", "fixed"),

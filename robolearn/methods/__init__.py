@@ -59,8 +59,14 @@ def configure_method(cfg: DictConfig, model: BaseAlgorithm, venv: VecEnv) -> dic
         total_steps=int(cfg.steps),
         seed=int(cfg.seed),
         eval_mask=bool(method.get("eval_mask", False)),
+        masked_replay=str(method.get("masked_replay", "mapped")),
     )
-    return {"method": "camel", "camel/prior": str(method.prior), "camel/prior_status": status}
+    return {
+        "method": "camel",
+        "camel/prior": str(method.prior),
+        "camel/prior_status": status,
+        "camel/masked_replay": model.camel_masked_replay,  # type: ignore[attr-defined]
+    }
 
 
 def _configure_prior_init(cfg: DictConfig, model: BaseAlgorithm, venv: VecEnv) -> dict[str, Any]:

@@ -16,11 +16,16 @@ The method, top to bottom:
    the mask draws use their own generator and the replay sampling draws the same numbers).
 
 Replay stores the executed (masked) action, whether it was masked, and the boxes at s and s'.
+`masked_replay` says what the update does with masked transitions still in replay once eps = 0
+(before that, every mode maps them): `mapped` keeps mapping the actor's output into their boxes,
+`raw` uses the raw actor output everywhere (the map is never called), `drop` trains the actor on
+unmasked transitions only (the critic still learns on all of them, with raw targets).
 A prior that raises or returns NaN during training is disabled for the rest of the run (logged as
 `camel/prior_disabled`); training continues unmasked.
 
 Logged metrics: `camel/eps` (current mask probability), `camel/masked_fraction` (fraction of env
-steps masked since the last log point), `camel/prior_disabled` (1 once the prior was disabled).
+steps masked since the last log point), `camel/prior_disabled` (1 once the prior was disabled),
+`camel/replay_masked_fraction` (fraction of the last update's sampled transitions that were masked).
 
 Deviations from the paper (whose code is not public): the radius is relative to each dimension's
 half-range rather than absolute; SAC support adds the map's log-determinant to the log-probability
@@ -44,6 +49,11 @@ from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.common.vec_env import VecNormalize
 
 from robolearn.agents.factory import RobolearnSAC, RobolearnTD3
+from robolearn.errors import UserError
+
+MASKED_REPLAY_MODES = ("mapped", "raw", "drop")
+# drop: at most this many extra replay draws to fill the actor's batch with unmasked transitions.
+MAX_ACTOR_REDRAWS = 100
 
 PriorFn = Callable[[np.ndarray], np.ndarray]  # (n_envs, obs_dim) raw obs -> (n_envs, act_dim) env units
 
@@ -80,6 +90,18 @@ def epsilon(step: int, total_steps: int, eps_fraction: float) -> float:
     if horizon <= 0:
         return 0.0
     return float(max(0.0, 1.0 - step / horizon))
+
+
+def _rows(samples: MaskedSamples, rows: th.Tensor) -> MaskedSamples:
+    """The batch's transitions at `rows` (a boolean or index tensor)."""
+    fields: list[Any] = [None if x is None else x[rows] for x in samples]
+    return MaskedSamples(*fields)
+
+
+def _join(parts: list[MaskedSamples], size: int) -> MaskedSamples:
+    """The first `size` transitions of the batches in `parts`, in order."""
+    fields: list[Any] = [None if xs[0] is None else th.cat(xs)[:size] for xs in zip(*parts, strict=True)]
+    return MaskedSamples(*fields)
 
 
 class CamelReplayBuffer(ReplayBuffer):
@@ -156,6 +178,7 @@ class _CamelMixin:
     camel_mask_rng: np.random.Generator
     camel_counts: np.ndarray  # [masked steps, steps] since the last log point
     camel_eval_mask: bool
+    camel_masked_replay: str = "mapped"  # one of MASKED_REPLAY_MODES
     camel_prior_cache: tuple[np.ndarray, np.ndarray] | None = None  # (raw obs, scaled prior actions)
 
     def configure_camel(
@@ -167,8 +190,13 @@ class _CamelMixin:
         total_steps: int,
         seed: int,
         eval_mask: bool = False,
+        masked_replay: str = "mapped",
     ) -> None:
         """Set the prior and the masking schedule (state that is not already restored from a save)."""
+        if masked_replay not in MASKED_REPLAY_MODES:
+            raise UserError(
+                f"method.masked_replay={masked_replay} is not allowed; choose one of {', '.join(MASKED_REPLAY_MODES)}"
+            )
         self.prior_fn = prior_fn
         if not hasattr(self, "camel_mask_rng"):
             n_envs = self.n_envs  # type: ignore[attr-defined]
@@ -187,6 +215,7 @@ class _CamelMixin:
         self.camel_eps_mode = eps_mode
         self.camel_total_steps = total_steps
         self.camel_eval_mask = eval_mask
+        self.camel_masked_replay = masked_replay
         buffer = self.replay_buffer  # type: ignore[attr-defined]
         if isinstance(buffer, CamelReplayBuffer):
             buffer.next_box_fn = self._next_box
@@ -284,6 +313,34 @@ class _CamelMixin:
         super().dump_logs()  # type: ignore[misc]
         self.camel_counts[:] = 0
 
+    # -- learning from replay ------------------------------------------------------------------------
+    def _replay_mode(self) -> str:
+        """How this update treats masked transitions: `mapped` while eps > 0, the configured
+        `masked_replay` once the mask schedule has ended."""
+        eps = epsilon(self.num_timesteps, self.camel_total_steps, self.camel_eps_fraction)  # type: ignore[attr-defined]
+        return "mapped" if eps > 0.0 else self.camel_masked_replay
+
+    def _map_batch(self, samples: Any, actions: th.Tensor, next_state: bool = False) -> th.Tensor:
+        """Actions mapped into the transitions' boxes (at s, or at s' for targets) where masked,
+        untouched elsewhere. Every use of the map in an update goes through here."""
+        low, high = (samples.next_low, samples.next_high) if next_state else (samples.low, samples.high)
+        return th.where(samples.masked > 0, map_into_box(actions, low, high), actions)
+
+    def _unmasked_batch(self, batch: Any, batch_size: int) -> MaskedSamples | None:
+        """`drop`'s batch for the actor: the batch's unmasked transitions, topped up from fresh
+        replay draws (their unmasked transitions only) to `batch_size`; None if replay yields none."""
+        parts = [_rows(batch, batch.masked[:, 0] == 0)]
+        have, draws = len(parts[0].observations), 0
+        while have < batch_size and draws < MAX_ACTOR_REDRAWS:
+            extra = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[attr-defined]
+            parts.append(_rows(extra, extra.masked[:, 0] == 0))
+            have, draws = have + len(parts[-1].observations), draws + 1
+        return _join(parts, batch_size) if have > 0 else None
+
+    def _record_replay(self, masked_fractions: list[float]) -> None:
+        if masked_fractions:
+            self.logger.record("camel/replay_masked_fraction", float(np.mean(masked_fractions)))  # type: ignore[attr-defined]
+
     # -- evaluation ----------------------------------------------------------------------------------
     def eval_variants(self, obs_transform: Callable[[Any], Any] | None) -> dict[str, MaskedActor]:
         """Extra evaluations the trainer runs next to the standalone actor's: with `eval_mask` and
@@ -326,12 +383,6 @@ class MaskedActor:
         return masked.astype(np.asarray(action).dtype), None
 
 
-def _masked(samples: Any, actions: th.Tensor, next_state: bool = False) -> th.Tensor:
-    """Actions mapped into the transitions' boxes where masked, untouched elsewhere."""
-    low, high = (samples.next_low, samples.next_high) if next_state else (samples.low, samples.high)
-    return th.where(samples.masked > 0, map_into_box(actions, low, high), actions)
-
-
 class CamelTD3(_CamelMixin, RobolearnTD3):
     """TD3 whose actor acts, and is trained, through the CAMEL mask."""
 
@@ -339,18 +390,23 @@ class CamelTD3(_CamelMixin, RobolearnTD3):
         """TD3's update (Fujimoto et al.) with the mask map in the target and in the actor loss."""
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
-        actor_losses, critic_losses = [], []
+        mode = self._replay_mode()
+        actor_losses, critic_losses, masked_fractions = [], [], []
         for _ in range(gradient_steps):
             self._n_updates += 1
             batch = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            any_masked = bool(batch.masked.any()) if isinstance(batch, MaskedSamples) else False
+            any_masked = False
+            if isinstance(batch, MaskedSamples):
+                masked_fractions.append(float(batch.masked.mean()))
+                any_masked = masked_fractions[-1] > 0
+            use_map = any_masked and mode == "mapped"
             discounts = batch.discounts if batch.discounts is not None else self.gamma
             with th.no_grad():
                 noise = batch.actions.clone().data.normal_(0, self.target_policy_noise)
                 noise = noise.clamp(-self.target_noise_clip, self.target_noise_clip)
                 next_actions = (self.actor_target(batch.next_observations) + noise).clamp(-1, 1)
-                if any_masked:
-                    next_actions = _masked(batch, next_actions, next_state=True)
+                if use_map:
+                    next_actions = self._map_batch(batch, next_actions, next_state=True)
                 next_q = th.cat(self.critic_target(batch.next_observations, next_actions), dim=1)
                 next_q, _ = th.min(next_q, dim=1, keepdim=True)
                 target_q = batch.rewards + (1 - batch.dones) * discounts * next_q
@@ -363,14 +419,18 @@ class CamelTD3(_CamelMixin, RobolearnTD3):
             self.critic.optimizer.step()
 
             if self._n_updates % self.policy_delay == 0:
-                actions = self.actor(batch.observations)
-                if any_masked:  # masking-aware: the loss sees (and differentiates) the executed action
-                    actions = _masked(batch, actions)
-                actor_loss = -self.critic.q1_forward(batch.observations, actions).mean()
-                actor_losses.append(actor_loss.item())
-                self.actor.optimizer.zero_grad()
-                actor_loss.backward()
-                self.actor.optimizer.step()
+                actor_batch: Any = batch
+                if any_masked and mode == "drop":
+                    actor_batch = self._unmasked_batch(batch, batch_size)
+                if actor_batch is not None:
+                    actions = self.actor(actor_batch.observations)
+                    if use_map:  # masking-aware: the loss sees (and differentiates) the executed action
+                        actions = self._map_batch(actor_batch, actions)
+                    actor_loss = -self.critic.q1_forward(actor_batch.observations, actions).mean()
+                    actor_losses.append(actor_loss.item())
+                    self.actor.optimizer.zero_grad()
+                    actor_loss.backward()
+                    self.actor.optimizer.step()
                 polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
                 polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.tau)
                 polyak_update(self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0)
@@ -380,6 +440,7 @@ class CamelTD3(_CamelMixin, RobolearnTD3):
         if actor_losses:
             self.logger.record("train/actor_loss", np.mean(actor_losses))
         self.logger.record("train/critic_loss", np.mean(critic_losses))
+        self._record_replay(masked_fractions)
 
 
 class CamelSAC(_CamelMixin, RobolearnSAC):
@@ -402,26 +463,37 @@ class CamelSAC(_CamelMixin, RobolearnSAC):
         if self.ent_coef_optimizer is not None:
             optimizers += [self.ent_coef_optimizer]
         self._update_learning_rate(optimizers)
-        ent_coef_losses, ent_coefs, actor_losses, critic_losses = [], [], [], []
+        mode = self._replay_mode()
+        ent_coef_losses, ent_coefs, actor_losses, critic_losses, masked_fractions = [], [], [], [], []
         for gradient_step in range(gradient_steps):
             batch = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            any_masked = bool(batch.masked.any()) if isinstance(batch, MaskedSamples) else False
+            any_masked = False
+            if isinstance(batch, MaskedSamples):
+                masked_fractions.append(float(batch.masked.mean()))
+                any_masked = masked_fractions[-1] > 0
+            use_map = any_masked and mode == "mapped"
+            actor_batch: Any = batch
+            if any_masked and mode == "drop":
+                actor_batch = self._unmasked_batch(batch, batch_size)
             discounts = batch.discounts if batch.discounts is not None else self.gamma
             if self.use_sde:
                 self.actor.reset_noise()
-            actions_pi, log_prob = self.actor.action_log_prob(batch.observations)
-            log_prob = log_prob.reshape(-1, 1)
-            if any_masked:
-                assert isinstance(batch, MaskedSamples)
-                actions_pi = _masked(batch, actions_pi)
-                log_prob = log_prob - self._log_det(batch)
+            pi: tuple[th.Tensor, th.Tensor] | None = None  # (actions, log-probabilities) for the actor loss
+            if actor_batch is not None:
+                actions_pi, log_prob = self.actor.action_log_prob(actor_batch.observations)
+                log_prob = log_prob.reshape(-1, 1)
+                if use_map:
+                    actions_pi = self._map_batch(actor_batch, actions_pi)
+                    log_prob = log_prob - self._log_det(actor_batch)
+                pi = actions_pi, log_prob
 
             ent_coef_loss = None
             if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
                 ent_coef = th.exp(self.log_ent_coef.detach())
                 assert isinstance(self.target_entropy, float)
-                ent_coef_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
-                ent_coef_losses.append(ent_coef_loss.item())
+                if pi is not None:
+                    ent_coef_loss = -(self.log_ent_coef * (pi[1] + self.target_entropy).detach()).mean()
+                    ent_coef_losses.append(ent_coef_loss.item())
             else:
                 ent_coef = self.ent_coef_tensor
             ent_coefs.append(ent_coef.item())
@@ -433,9 +505,9 @@ class CamelSAC(_CamelMixin, RobolearnSAC):
             with th.no_grad():
                 next_actions, next_log_prob = self.actor.action_log_prob(batch.next_observations)
                 next_log_prob = next_log_prob.reshape(-1, 1)
-                if any_masked:
+                if use_map:
                     assert isinstance(batch, MaskedSamples)
-                    next_actions = _masked(batch, next_actions, next_state=True)
+                    next_actions = self._map_batch(batch, next_actions, next_state=True)
                     next_log_prob = next_log_prob - self._log_det(batch, next_state=True)
                 next_q = th.cat(self.critic_target(batch.next_observations, next_actions), dim=1)
                 next_q, _ = th.min(next_q, dim=1, keepdim=True)
@@ -450,13 +522,14 @@ class CamelSAC(_CamelMixin, RobolearnSAC):
             critic_loss.backward()
             self.critic.optimizer.step()
 
-            q_pi = th.cat(self.critic(batch.observations, actions_pi), dim=1)
-            min_q_pi, _ = th.min(q_pi, dim=1, keepdim=True)
-            actor_loss = (ent_coef * log_prob - min_q_pi).mean()
-            actor_losses.append(actor_loss.item())
-            self.actor.optimizer.zero_grad()
-            actor_loss.backward()
-            self.actor.optimizer.step()
+            if pi is not None:
+                q_pi = th.cat(self.critic(actor_batch.observations, pi[0]), dim=1)
+                min_q_pi, _ = th.min(q_pi, dim=1, keepdim=True)
+                actor_loss = (ent_coef * pi[1] - min_q_pi).mean()
+                actor_losses.append(actor_loss.item())
+                self.actor.optimizer.zero_grad()
+                actor_loss.backward()
+                self.actor.optimizer.step()
 
             if gradient_step % self.target_update_interval == 0:
                 polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
@@ -465,10 +538,12 @@ class CamelSAC(_CamelMixin, RobolearnSAC):
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/ent_coef", np.mean(ent_coefs))
-        self.logger.record("train/actor_loss", np.mean(actor_losses))
+        if actor_losses:
+            self.logger.record("train/actor_loss", np.mean(actor_losses))
         self.logger.record("train/critic_loss", np.mean(critic_losses))
         if ent_coef_losses:
             self.logger.record("train/ent_coef_loss", np.mean(ent_coef_losses))
+        self._record_replay(masked_fractions)
 
 
 CAMEL_ALGORITHMS: dict[str, type[CamelTD3] | type[CamelSAC]] = {"td3": CamelTD3, "sac": CamelSAC}
