@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -21,6 +21,9 @@ from robolearn.cli import hydra_verb, verb_help
 from robolearn.config.schema import EnvConfig, register_schemas
 from robolearn.errors import UserError, require_extra
 from robolearn.llm.sandbox import SandboxLimits
+
+if TYPE_CHECKING:
+    from robolearn.llm.screen import ScreenResult
 
 ACTIONS = ("generate", "screen", "list")
 
@@ -145,8 +148,8 @@ def _list(env_id: str | None, cfg: DictConfig) -> int:
 
 
 def _screen(env_id: str | None, cfg: DictConfig) -> int:
-    from robolearn.llm.priors import find_prior, load_prior, update_screening
-    from robolearn.llm.screen import random_policy_returns, screen_sources
+    from robolearn.llm.priors import find_prior, load_prior, prior_code, update_screening, write_prior
+    from robolearn.llm.screen import BASELINE_AGENTS, baseline_rollouts, screen_sources
 
     if not cfg.prior:
         raise UserError("action=screen needs prior=<name or path to a .py file>")
@@ -164,24 +167,47 @@ def _screen(env_id: str | None, cfg: DictConfig) -> int:
     )
     if not result.ok:
         raise UserError(f"prior {prior.path} failed screening: {result.error}")
-    baseline = random_policy_returns(
-        prior.env_id, cfg.screen.episodes, cfg.screen.seed, cfg.screen.max_steps, prior.env_kwargs
-    )
-    mean_random = sum(baseline) / len(baseline)
+    # The baselines play the same reset seeds, so each row differs from the prior's only by the agent.
+    baselines = [
+        baseline_rollouts(
+            prior.env_id, agent, cfg.screen.episodes, cfg.screen.seed, cfg.screen.max_steps, prior.env_kwargs
+        )
+        for agent in BASELINE_AGENTS
+    ]
+    last_seed = cfg.screen.seed + len(result.returns) - 1
     print(
-        f"{prior.env_id} {prior.name}: return {result.mean:.2f} +- {result.std:.2f} over {len(result.returns)} "
-        f"episodes (seeds {cfg.screen.seed}-{cfg.screen.seed + len(result.returns) - 1}); "
-        f"random policy {mean_random:.2f}"
+        f"{prior.env_id} {prior.name}: return {result.mean:.2f} +- {result.std:.2f}, "
+        f"length {result.mean_length:.1f} over {len(result.returns)} episodes (seeds {cfg.screen.seed}-{last_seed})"
     )
+    for baseline in baselines:
+        print(
+            f"  {baseline.name} policy: return {baseline.mean:.2f} +- {baseline.std:.2f}, "
+            f"length {baseline.mean_length:.1f}"
+        )
     if cfg.screen.record and cfg.screen.max_steps is None:
         try:
-            update_screening(prior, list(result.returns), cfg.screen.seed)
+            updated = update_screening(prior, list(result.returns), cfg.screen.seed)
+            write_prior(
+                updated.path, {**updated.header, **_screen_figures(result, baselines)}, prior_code(updated)
+            )
         except UserError as exc:
             raise UserError(f"{exc} (copy the prior into the user folder to re-screen it)") from None
         print(f"recorded in {prior.path}")
     elif cfg.screen.record:
         print("not recorded: screen.max_steps shortens the episodes")
     return 0
+
+
+def _screen_figures(result: ScreenResult, baselines: list[ScreenResult]) -> dict[str, str]:
+    """Header keys for the prior's mean episode length and each baseline's return and length, recorded
+    beside screened_return (extra '# key: value' lines; readers that do not know them skip them)."""
+    figures = {"screened_length": f"{result.mean_length:.1f}"}
+    for baseline in baselines:
+        key = baseline.name.replace("-", "_")
+        figures[f"{key}_return"] = f"{baseline.mean:.2f}"
+        figures[f"{key}_return_std"] = f"{baseline.std:.2f}"
+        figures[f"{key}_length"] = f"{baseline.mean_length:.1f}"
+    return figures
 
 
 def _generate(env_id: str | None, cfg: DictConfig) -> int:

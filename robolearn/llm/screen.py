@@ -52,6 +52,11 @@ class ScreenResult:
         """Standard deviation of the episode returns."""
         return float(np.std(self.returns)) if self.ok else float("nan")
 
+    @property
+    def mean_length(self) -> float:
+        """Mean episode length in steps (nan for a failed candidate)."""
+        return float(np.mean(self.lengths)) if self.ok and self.lengths else float("nan")
+
 
 def make_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> gym.Env[Any, Any]:
     """gymnasium.make (with the run's env kwargs, if any) and a one-line UserError for unknown ids
@@ -152,27 +157,46 @@ def screen_sources(
         return list(pool.map(one, sources))
 
 
-def random_policy_returns(
+BASELINE_AGENTS = ("zero-action", "random")
+
+
+def baseline_rollouts(
     env_id: str,
+    agent: str,
     episodes: int = 10,
     seed: int = 0,
     max_steps: int | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
-) -> list[float]:
-    """Returns of a uniform-random policy over the same seeded episodes, as a screening baseline."""
+) -> ScreenResult:
+    """Returns and lengths of a baseline agent over the screen's seeded episodes (reset seeds ``seed + i``).
+
+    ``zero-action`` sends the zero action (clipped into the action box, in the action space's dtype,
+    float32 for MuJoCo, as the screen's rollouts send a prior's actions); ``random`` samples the action
+    space, seeded once with ``seed``. Runs in-process: neither agent runs untrusted code.
+    """
+    if agent not in BASELINE_AGENTS:
+        raise UserError(f"baseline agent {agent!r} is not one of {', '.join(BASELINE_AGENTS)}")
+    if episodes < 1:
+        raise UserError(f"screen.episodes must be at least 1, got {episodes}")
     env = make_env(env_id, env_kwargs)
-    env.action_space.seed(seed)
     returns: list[float] = []
+    lengths: list[int] = []
     try:
+        low, high = action_bounds(env)
+        zero = np.clip(np.zeros_like(low), low, high).astype(env.action_space.dtype)
+        env.action_space.seed(seed)
         for episode in range(episodes):
             env.reset(seed=seed + episode)
-            total, steps, done = 0.0, 0, False
-            while not done:
-                _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+            total, steps = 0.0, 0
+            while True:
+                action = zero if agent == "zero-action" else env.action_space.sample()
+                _, reward, terminated, truncated, _ = env.step(action)
                 total += float(reward)
                 steps += 1
-                done = terminated or truncated or (max_steps is not None and steps >= max_steps)
+                if terminated or truncated or (max_steps is not None and steps >= max_steps):
+                    break
             returns.append(total)
+            lengths.append(steps)
     finally:
         env.close()
-    return returns
+    return ScreenResult(name=agent, returns=tuple(returns), lengths=tuple(lengths))
