@@ -2,16 +2,17 @@
 earn, and what the three suspicious learned figures actually do.
 
     python benchmarks/baseline_check.py null                      # zero-action and random rows, 4 envs
-    python benchmarks/baseline_check.py figure halfcheetah_ppo --seeds 0 [--work /tmp/h3]
-    python benchmarks/baseline_check.py inspect <run dir> --name <name>   # any finished run
+    python benchmarks/baseline_check.py figure halfcheetah_ppo --seeds 0 [--work outputs/baseline_check]
+    python benchmarks/baseline_check.py inspect <run dir> --name <name> [--model <run>/checkpoints/step_...]
     python benchmarks/baseline_check.py table                     # the markdown from the JSON files
 
 `null` plays 10 episodes per env (reset seeds 0..9; the random agent draws uniform actions from a
 generator seeded with the episode's seed). `figure` trains one seed of a suspicious figure with the
 sweep's own experiment config (configs/experiment/baseline_ppo.yaml or baseline_sac.yaml, one job,
-skipped when the run directory already holds it) and then inspects its final policy. `inspect` plays a
-run's final policy on the seeds its own final evaluation used (so the mean return reproduces the run's
-summary.json) and records per episode: return, length, forward distance (x displacement of the torso),
+skipped when the run directory holds it finished, resumed when it holds it interrupted) and then
+inspects its final policy. `inspect` plays a run's final policy (or, with --model, a checkpoint's) on
+the seeds its own final evaluation used (so the mean return reproduces the run's summary.json) and
+records per episode: return, length, forward distance (x displacement of the torso),
 mean forward velocity, torso height and pitch (share of steps upside down), plus one rendered frame of
 episode 0 (MUJOCO_GL=egl; without an OpenGL context the trace alone is written).
 
