@@ -446,15 +446,21 @@ def test_raw_never_calls_the_map_after_eps_reaches_zero(algo: str) -> None:
     assert model.logger.name_to_value["camel/replay_masked_fraction"] > 0  # masked rows were sampled
 
 
-def test_raw_actor_loss_is_the_plain_loss_on_the_raw_actions() -> None:
-    # Every transition starts in the same observation, so TD3's actor loss over any batch is
-    # -Q1(o, actor(o)) with the actor before the update and the critic after its step.
-    model = hand_made_agent("td3", "raw", AFTER_EPS_ZERO, masked_obs=OBS_UNMASKED)
+def one_step_plain_actor_loss(model: Any) -> float:
+    """One update of `model`; returns -Q1(o, actor(o)) on the unmasked observation, by hand, with
+    the actor before the update and the critic after its step (TD3's actor loss on that o)."""
     actor_before = copy.deepcopy(model.actor)
     train_hand_made(model, gradient_steps=1)
     obs = th.as_tensor(OBS_UNMASKED)[None]
     with th.no_grad():
-        expected = -float(model.critic.q1_forward(obs, actor_before(obs)))
+        return -float(model.critic.q1_forward(obs, actor_before(obs)))
+
+
+def test_raw_actor_loss_is_the_plain_loss_on_the_raw_actions() -> None:
+    # Every transition starts in the same observation, so TD3's actor loss over any batch is
+    # -Q1(o, actor(o)) with the actor before the update and the critic after its step.
+    model = hand_made_agent("td3", "raw", AFTER_EPS_ZERO, masked_obs=OBS_UNMASKED)
+    expected = one_step_plain_actor_loss(model)
     assert model.logger.name_to_value["train/actor_loss"] == pytest.approx(expected, rel=1e-5)
     mapped = hand_made_agent("td3", "mapped", AFTER_EPS_ZERO, masked_obs=OBS_UNMASKED)
     train_hand_made(mapped, gradient_steps=1)
@@ -475,9 +481,5 @@ def test_drop_never_gives_the_actor_a_masked_transition(algo: str) -> None:
 
 def test_drop_actor_loss_is_the_loss_on_unmasked_observations_only() -> None:
     model = hand_made_agent("td3", "drop", AFTER_EPS_ZERO)
-    actor_before = copy.deepcopy(model.actor)
-    train_hand_made(model, gradient_steps=1)
-    obs = th.as_tensor(OBS_UNMASKED)[None]
-    with th.no_grad():
-        expected = -float(model.critic.q1_forward(obs, actor_before(obs)))
+    expected = one_step_plain_actor_loss(model)
     assert model.logger.name_to_value["train/actor_loss"] == pytest.approx(expected, rel=1e-5)
