@@ -215,12 +215,21 @@ class _PriorActor:
         return self.policy(obs), None
 
 
-def _evaluate_like_the_run(cfg: Any, actor: Any) -> dict[str, Any]:
-    """An actor evaluated exactly as the run's evaluations are (same env, episodes and seeds)."""
+def _evaluate_like_the_run(
+    cfg: Any, actor: Any, command_ranges: list[list[float]] | None = None
+) -> dict[str, Any]:
+    """An actor evaluated exactly as the run's evaluations are (same env, episodes and seeds), on the
+    config's command ranges or on `command_ranges` ([[vx lo, hi], [vy lo, hi], [yaw lo, hi]])."""
+    from omegaconf import OmegaConf
+
     from robolearn.envs import make_eval_env
     from robolearn.runs.evaluation import evaluate_policy
 
-    env = make_eval_env(cfg.env)
+    env_cfg = cfg.env
+    if command_ranges is not None:
+        ranges = dict(zip(("lin_vel_x", "lin_vel_y", "ang_vel_z"), command_ranges, strict=True))
+        env_cfg = OmegaConf.merge(cfg.env, {"kwargs": {"command_ranges": ranges}})
+    env = make_eval_env(env_cfg)
     try:
         # evaluate_policy calls predict(obs, deterministic=)
         result = evaluate_policy(
@@ -264,6 +273,25 @@ def zero_action(run: Path) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     return _evaluate_like_the_run(OmegaConf.load(run / "config.yaml"), _ZeroActor())
+
+
+def curriculum_eval(run: Path, curriculum: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The newest checkpoint's actor evaluated as the run's evaluations are, but with commands drawn
+    from the curriculum's current ranges (what it has trained on), beside the full-range figures."""
+    from omegaconf import OmegaConf
+
+    from robolearn.evaluate import load_policy
+    from robolearn.runs.layout import RunDir
+
+    if curriculum is None:
+        return None
+    cfg: Any = OmegaConf.load(run / "config.yaml")
+    model, _ = load_policy(RunDir(run), "latest", cfg)
+    return {
+        "step": curriculum["step"],
+        "ranges": curriculum["ranges"],
+        **_evaluate_like_the_run(cfg, model, curriculum["ranges"]),
+    }
 
 
 def first_meeting_the_bar(rows: list[dict[str, float]]) -> dict[str, float] | None:
@@ -343,6 +371,13 @@ def render(results: list[dict[str, Any]], machine: dict[str, Any], recipe: str) 
             lines.append(
                 f"Command curriculum at step {cur['step']:,}: level {cur['level']}, ranges {cur['ranges']}"
             )
+        ce = res.get("curriculum_eval")
+        if ce is not None:
+            lines.append(
+                f"Evaluated on those ranges (newest checkpoint, the run's eval episodes and seeds): "
+                f"errors {ce['lin_vel_error']:.3f} m/s / {ce['ang_vel_error']:.3f} rad/s, "
+                f"falls {ce['terminated_fraction']:.0%}, return {ce['return']:.1f}"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -414,7 +449,8 @@ def main() -> None:
                 "first_meeting_bar": first_meeting_the_bar(rows),
                 "speed": training_speed(run),
                 "prior_alone": prior_alone(run),
-                "curriculum": curriculum_state(run),
+                "curriculum": (cur := curriculum_state(run)),
+                "curriculum_eval": curriculum_eval(run, cur) if recipe != "prior" else None,
                 "zero_action": zero_action(run) if recipe != "prior" else None,
                 "gait_check": gait_check(run, seed) if recipe != "prior" else None,
             }
