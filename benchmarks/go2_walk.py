@@ -1,6 +1,6 @@
 """Wall clock for PPO to learn flat walking on Go2Velocity: time until the evaluation first meets the bar.
 
-    python benchmarks/go2_walk.py [recipe=prior|scratch] [--seeds 0] [--steps N] [--out DIR]
+    python benchmarks/go2_walk.py [recipe=prior|scratch|trot|trot_full] [--seeds 0] [--steps N] [--out DIR]
                                   [--stop-after-min M] [--results DIR] [-- extra train overrides]
 
 recipe=prior (the default; also --recipe prior): each seed is one `python -m robolearn.train
@@ -10,12 +10,17 @@ benchmark resumes from the run's last checkpoint.
 
 recipe=scratch: `+experiment=go2_walk_scratch` instead (rsl-rl-lib PPO with legged_gym's settings,
 512 envs, the walking reward and forward-first command curriculum of configs/env/Go2VelocityWalk-v1.yaml;
-no prior, no warm start), in <out>/scratch/seed_<N>. `--stop-after-min M` stops the training with
+no prior, no warm start), in <out>/scratch/seed_<N>. recipe=trot: `+experiment=go2_walk_trot` (the
+same PPO with the 128-64-32 network, a gait clock in the observation and a contact-agreement reward in
+place of the air window, configs/env/Go2VelocityTrot-v1.yaml); recipe=trot_full: the same without the
+command curriculum (`+experiment=go2_walk_trot_full`). Each from-scratch recipe runs in
+<out>/<recipe>/seed_<N>. `--stop-after-min M` stops the training with
 SIGINT after M minutes of this call (it checkpoints and exits; the next call resumes it), and
 `--results DIR` copies each seed's small files (metrics.jsonl, config.yaml, the evaluation rows and
 this script's summary.json with the time to the bar) to DIR/<recipe>_seed<N>/ for committing;
 checkpoints stay in the run folder. After training, the gait check runs the newest checkpoint's
-actor for 10 s at vx = 0.5 m/s and counts touch-downs (does it step?). Every evaluation (20 deterministic episodes over the default
+actor for 10 s at vx = 0.5 m/s and counts touch-downs (does it step?), and, with a command curriculum,
+the same checkpoint is evaluated on the curriculum's current ranges. Every evaluation (20 deterministic episodes over the default
 command range, commands resampled every 10 s) logs eval/lin_vel_error, the mean planar velocity
 tracking error in m/s over all steps, and eval/terminated_fraction, the share of episodes that
 ended in a fall. The bar is the issue's: velocity error under 0.2 m/s, yaw-rate error under 0.3 rad/s
@@ -48,8 +53,13 @@ from robolearn.utils.sysinfo import cpu_info
 ERROR_BAR = 0.2  # m/s
 YAW_BAR = 0.3  # rad/s
 GOAL_S = 30 * 60
-RECIPES = {"prior": "go2_walk", "scratch": "go2_walk_scratch", "trot": "go2_walk_trot"}
-DEFAULT_STEPS = {"prior": 3_000_000, "scratch": 200_000_000, "trot": 200_000_000}
+RECIPES = {
+    "prior": "go2_walk",
+    "scratch": "go2_walk_scratch",
+    "trot": "go2_walk_trot",
+    "trot_full": "go2_walk_trot_full",
+}
+DEFAULT_STEPS = {"prior": 3_000_000, "scratch": 200_000_000, "trot": 200_000_000, "trot_full": 200_000_000}
 GAIT_COMMAND = 0.5  # m/s forward, for the touch-down count
 GAIT_SECONDS = 10.0
 
