@@ -142,8 +142,11 @@ def _latest_state(run: Path) -> dict[str, Any] | None:
 
 def curriculum_state(run: Path) -> dict[str, Any] | None:
     """The command curriculum's level and ranges in the newest checkpoint (None without one)."""
+    from omegaconf import OmegaConf
+
+    kwargs = OmegaConf.load(run / "config.yaml").env.get("kwargs") or {}
     saved = _latest_state(run)
-    if saved is None:
+    if saved is None or kwargs.get("command_curriculum") is None:
         return None
     # rsl_trainer's env state: the RslVecEnv's, around the BatchedVecEnv's, around the task's layer state.
     task = saved["state"]["env"]["venv"]["envs"][0]["task"]
