@@ -148,7 +148,7 @@ def _list(env_id: str | None, cfg: DictConfig) -> int:
 
 
 def _screen(env_id: str | None, cfg: DictConfig) -> int:
-    from robolearn.llm.priors import find_prior, load_prior, prior_code, update_screening, write_prior
+    from robolearn.llm.priors import find_prior, load_prior, update_screening
     from robolearn.llm.screen import BASELINE_AGENTS, baseline_rollouts, screen_sources
 
     if not cfg.prior:
@@ -186,9 +186,8 @@ def _screen(env_id: str | None, cfg: DictConfig) -> int:
         )
     if cfg.screen.record and cfg.screen.max_steps is None:
         try:
-            updated = update_screening(prior, list(result.returns), cfg.screen.seed)
-            write_prior(
-                updated.path, {**updated.header, **_screen_figures(result, baselines)}, prior_code(updated)
+            update_screening(
+                prior, list(result.returns), cfg.screen.seed, extra=_screen_figures(result, baselines)
             )
         except UserError as exc:
             raise UserError(f"{exc} (copy the prior into the user folder to re-screen it)") from None

@@ -213,8 +213,11 @@ def prior_code(prior: PriorFile) -> str:
     return code
 
 
-def update_screening(prior: PriorFile, returns: list[float], seed: int) -> PriorFile:
-    """Record new screening figures in a prior's header, keeping everything else, and rewrite it."""
+def update_screening(
+    prior: PriorFile, returns: list[float], seed: int, extra: Mapping[str, str] | None = None
+) -> PriorFile:
+    """Record new screening figures (and any `extra` header keys, e.g. the screen's baselines) in a
+    prior's header, keeping everything else, and rewrite it once."""
     header = dict(prior.header)
     header.update(
         screened_return=f"{float(np.mean(returns)):.2f}",
@@ -223,6 +226,7 @@ def update_screening(prior: PriorFile, returns: list[float], seed: int) -> Prior
         screened_seed=str(seed),
         screened_at=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
     )
+    header.update(extra or {})
     write_prior(prior.path, header, prior_code(prior))
     return read_prior(prior.path, prior.location)
 
