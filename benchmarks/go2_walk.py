@@ -1,6 +1,6 @@
 """Wall clock for PPO to learn flat walking on Go2Velocity: time until the evaluation first meets the bar.
 
-    python benchmarks/go2_walk.py [recipe=prior|scratch|trot|trot_full] [--seeds 0] [--steps N] [--out DIR]
+    python benchmarks/go2_walk.py [recipe=prior|scratch|trot|trot_full|trot_widen] [--seeds 0] [--steps N] [--out DIR]
                                   [--stop-after-min M] [--results DIR] [-- extra train overrides]
 
 recipe=prior (the default; also --recipe prior): each seed is one `python -m robolearn.train
@@ -13,7 +13,8 @@ recipe=scratch: `+experiment=go2_walk_scratch` instead (rsl-rl-lib PPO with legg
 no prior, no warm start), in <out>/scratch/seed_<N>. recipe=trot: `+experiment=go2_walk_trot` (the
 same PPO with the 128-64-32 network, a gait clock in the observation and a contact-agreement reward in
 place of the air window, configs/env/Go2VelocityTrot-v1.yaml); recipe=trot_full: the same without the
-command curriculum (`+experiment=go2_walk_trot_full`). Each from-scratch recipe runs in
+command curriculum (`+experiment=go2_walk_trot_full`); recipe=trot_widen: the trot recipe with the
+curriculum's widening threshold at 0.7 instead of 0.8 (`+experiment=go2_walk_trot_widen`). Each from-scratch recipe runs in
 <out>/<recipe>/seed_<N>. `--stop-after-min M` stops the training with
 SIGINT after M minutes of this call (it checkpoints and exits; the next call resumes it), and
 `--results DIR` copies each seed's small files (metrics.jsonl, config.yaml, the evaluation rows and
@@ -58,8 +59,15 @@ RECIPES = {
     "scratch": "go2_walk_scratch",
     "trot": "go2_walk_trot",
     "trot_full": "go2_walk_trot_full",
+    "trot_widen": "go2_walk_trot_widen",
 }
-DEFAULT_STEPS = {"prior": 3_000_000, "scratch": 200_000_000, "trot": 200_000_000, "trot_full": 200_000_000}
+DEFAULT_STEPS = {
+    "prior": 3_000_000,
+    "scratch": 200_000_000,
+    "trot": 200_000_000,
+    "trot_full": 200_000_000,
+    "trot_widen": 200_000_000,
+}
 GAIT_COMMAND = 0.5  # m/s forward, for the touch-down count
 GAIT_SECONDS = 10.0
 
