@@ -5,14 +5,22 @@ state initialisation); the reference then advances one control period per step, 
 clips. Rewards compare the robot's bodies with the reference's: the anchor (torso) in the world, and
 every tracked body relative to the anchor (the reference moved onto the robot's anchor position and
 heading), in position, orientation and velocity. The episode ends when the anchor drifts more than
-`max_anchor_height_error` in height or `max_anchor_tilt_error` in tilt from the reference.
+`max_anchor_height_error` in height or `max_anchor_tilt_error` in tilt from the reference, or (when
+set) a foot or hand more than `max_end_effector_height_error` in height.
+
+With `adaptive_sampling` (BeyondMimic's adaptive sampling, Liao et al. 2025), a batch of training envs
+starts its episodes where the policy fails: each clip is cut into bins of about `bin_s` seconds, every
+step the bins' failure rates (failures per step, an exponential moving average with weight `alpha`)
+take in the bins the terminated envs failed in, and a start bin is drawn with probability
+`uniform` x today's uniform start + (1 - `uniform`) x the failure rates smoothed by `kernel` (a bin
+also takes the failures of the bins after it, so episodes start a little before a hard segment).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -31,7 +39,7 @@ from robolearn.envs.tasks.rotations import (
     yaw_of,
 )
 from robolearn.envs.tasks.velocity import SOFT_LIMIT_FRACTION, soft_joint_limits
-from robolearn.errors import UserError
+from robolearn.errors import UserError, close_matches
 from robolearn.resources import envs_dir
 from robolearn.robots.observations import ObsTerm
 
@@ -62,7 +70,16 @@ TRACKING_PROPRIO_TERMS = (
     ObsTerm("last_action", scale=1.0),
 )
 
-# BeyondMimic's weights (mjlab tracking config), per second.
+# The end effectors BeyondMimic's `ee_body_pos` termination watches (its wrist yaw links are our hands).
+END_EFFECTORS = (
+    "left_ankle_roll_link",
+    "right_ankle_roll_link",
+    "left_wrist_roll_rubber_hand",
+    "right_wrist_roll_rubber_hand",
+)
+
+# BeyondMimic's weights (mjlab tracking config), per second; the termination penalty is ours (neither
+# BeyondMimic nor mjlab has one: ending early only forfeits the positive tracking terms there).
 DEFAULT_TRACKING_SCALES = {
     "anchor_pos": 0.5,
     "anchor_rot": 0.5,
@@ -95,12 +112,17 @@ class TrackingTask(RobotTask):
         reward_scales: Mapping[str, float] | None = None,
         max_anchor_height_error: float = 0.25,
         max_anchor_tilt_error: float = 0.8,
+        max_end_effector_height_error: float | None = None,
         init_joint_noise: float = 0.05,
         action_clip: float = 5.0,
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
+        adaptive_sampling: Mapping[str, Any] | None = None,
     ) -> None:
         from robolearn.robots.registry import get_robot_spec
+
+        # Parsed first: a bad option fails before the model and the clips load.
+        sampling = AdaptiveSampling.from_kwargs(adaptive_sampling)
 
         spec = get_robot_spec(robot)
         nj = spec.num_joints
@@ -135,12 +157,35 @@ class TrackingTask(RobotTask):
         self.clip_periodic = np.array([r.clip.periodic for r in self.references])
         self.max_anchor_height_error = float(max_anchor_height_error)
         self.max_anchor_tilt_error = float(max_anchor_tilt_error)
+        if max_end_effector_height_error is not None and not float(max_end_effector_height_error) > 0:
+            raise UserError(
+                f"max_end_effector_height_error={max_end_effector_height_error} must be > 0 (m), e.g. 0.25, or null"
+            )
+        self.max_end_effector_height_error = (
+            None if max_end_effector_height_error is None else float(max_end_effector_height_error)
+        )
+        self.end_effectors = np.array([TRACKED_BODIES.index(b) for b in END_EFFECTORS], dtype=np.int64)
         self.init_joint_noise = float(init_joint_noise)
         lower, upper = np.asarray(spec.joint_pos_lower), np.asarray(spec.joint_pos_upper)
         self.joint_lower, self.joint_upper = lower, upper
         self.soft_lower, self.soft_upper = soft_joint_limits(lower, upper, SOFT_LIMIT_FRACTION)
         self.clip_index = np.zeros(self.num_envs, dtype=np.int64)
         self.motion_time = np.zeros(self.num_envs)
+        # Adaptive sampling shapes training batches only: a single env (evaluation, checks) starts
+        # uniformly, as the tracking goal is measured.
+        self.adaptive = sampling if self.num_envs > 1 else None
+        bin_s = AdaptiveSampling().bin_s if sampling is None else sampling.bin_s
+        durations = self.clip_frames / self.clip_fps
+        # Equal bins per clip (as BeyondMimic's), about bin_s long; all clips' bins on one axis.
+        self.clip_bins = np.maximum(np.ceil(durations / bin_s - 1e-9), 1).astype(np.int64)
+        self.clip_first_bin = np.concatenate(([0], np.cumsum(self.clip_bins)[:-1]))
+        self.bin_clip = np.repeat(np.arange(len(self.references)), self.clip_bins)
+        # Today's start distribution over bins: a uniform clip, then a uniform frame in it.
+        self.uniform_start = 1.0 / (len(self.references) * self.clip_bins[self.bin_clip])
+        # Plain arrays, so env snapshots (exact resume) carry the sampler's state.
+        self.bin_failure_rate = np.zeros(len(self.bin_clip))
+        kernel = np.ones(1) if sampling is None else sampling.kernel
+        self.bin_smoothing = _bin_smoothing(self.clip_bins, self.clip_periodic, kernel)
 
     # -- reference lookup ------------------------------------------------------------------------------
     def frame_index(self, ids: np.ndarray | None = None) -> np.ndarray:
@@ -162,13 +207,43 @@ class TrackingTask(RobotTask):
         done = self.motion_time * self.clip_fps[clip] >= self.clip_frames[clip] - 1
         return done & ~self.clip_periodic[clip]
 
+    def current_bin(self, ids: np.ndarray | None = None) -> np.ndarray:
+        """Index (on the all-clips bin axis) of the bin the current reference frame of envs ids lies in."""
+        sel = slice(None) if ids is None else ids
+        clip = self.clip_index[sel]
+        nb = self.clip_bins[clip]
+        local = np.minimum(self.frame_index(ids) * nb // self.clip_frames[clip], nb - 1)
+        return self.clip_first_bin[clip] + local
+
     # -- episode start ---------------------------------------------------------------------------------
+    def start_probabilities(self) -> np.ndarray:
+        """Probability of each bin (all clips' bins on one axis) being an episode's start."""
+        cfg = self.adaptive
+        if cfg is None:
+            return self.uniform_start
+        # Elementwise, not a matrix product: BLAS threads would spin on the batch backend's cores
+        # (see RobotTask.step_envs).
+        failures = (self.bin_smoothing * self.bin_failure_rate).sum(axis=1)
+        total = failures.sum()
+        if total <= 0.0:
+            return self.uniform_start
+        return cfg.uniform * self.uniform_start + (1.0 - cfg.uniform) * failures / total
+
     def initial_state(self, ids: np.ndarray) -> RootJointState:
-        """The reference state at a random frame of a random clip, with a little joint noise."""
+        """The reference state at a random frame of a random clip, with a little joint noise.
+
+        Uniform starts draw a clip then a frame; adaptive sampling draws a bin, then a frame in it."""
         k = len(ids)
-        self.clip_index[ids] = self.rng.integers(0, len(self.references), size=k)
+        if self.adaptive is None:
+            self.clip_index[ids] = self.rng.integers(0, len(self.references), size=k)
+            fraction = self.rng.uniform(size=k)
+        else:
+            bins = self.rng.choice(len(self.bin_clip), size=k, p=self.start_probabilities())
+            clip = self.bin_clip[bins]
+            self.clip_index[ids] = clip
+            fraction = (bins - self.clip_first_bin[clip] + self.rng.uniform(size=k)) / self.clip_bins[clip]
         frames = self.clip_frames[self.clip_index[ids]]
-        start = np.floor(self.rng.uniform(size=k) * frames).astype(np.int64)
+        start = np.minimum(np.floor(fraction * frames).astype(np.int64), frames - 1)
         self.motion_time[ids] = start / self.clip_fps[self.clip_index[ids]]
         ref = {
             f: self.reference(f, ids)
@@ -198,7 +273,7 @@ class TrackingTask(RobotTask):
         return np.concatenate((ref_q, ref_dq, cols), axis=1)
 
     def fallen(self, frame: SimFrame) -> np.ndarray:
-        """Anchor height or tilt too far from the reference's."""
+        """Anchor height or tilt (or, when set, an end effector's height) too far from the reference's."""
         ref_pos = self.reference("body_pos")[:, 0]
         ref_quat = self.reference("body_quat")[:, 0]
         down = np.array([0.0, 0.0, -1.0])
@@ -206,7 +281,13 @@ class TrackingTask(RobotTask):
             quat_rotate_inverse(frame.body_quat[:, 0], down)[:, 2] - quat_rotate_inverse(ref_quat, down)[:, 2]
         )
         height_err = np.abs(frame.body_pos[:, 0, 2] - ref_pos[:, 2])
-        return (height_err > self.max_anchor_height_error) | (tilt_err > self.max_anchor_tilt_error)
+        lost = (height_err > self.max_anchor_height_error) | (tilt_err > self.max_anchor_tilt_error)
+        if self.max_end_effector_height_error is not None:
+            # BeyondMimic compares with the anchored reference, whose heights are the reference's own.
+            ee = self.end_effectors
+            ee_err = np.abs(frame.body_pos[:, ee, 2] - self.reference("body_pos")[:, ee, 2])
+            lost |= np.any(ee_err > self.max_end_effector_height_error, axis=1)
+        return lost
 
     def reward_context(
         self, frame: SimFrame, action: np.ndarray, torque: np.ndarray, terminated: np.ndarray
@@ -263,7 +344,88 @@ class TrackingTask(RobotTask):
         # compare the robot's new state with the frame of the same instant.
         self.motion_time += self.control_dt
         obs, reward, terminated, truncated, terms = super().step_envs(actions)
+        if self.adaptive is not None:
+            self._count_failures(terminated)
         return obs, reward, terminated, truncated | (self.clip_finished() & ~terminated), terms
+
+    def _count_failures(self, terminated: np.ndarray) -> None:
+        """Move each bin's failure rate towards this step's failures in it (BeyondMimic: every step)."""
+        assert self.adaptive is not None
+        failed = np.bincount(self.current_bin(np.flatnonzero(terminated)), minlength=len(self.bin_clip))
+        alpha = self.adaptive.alpha
+        self.bin_failure_rate *= 1.0 - alpha
+        self.bin_failure_rate += alpha * failed
+
+
+class AdaptiveSampling(NamedTuple):
+    """Options of adaptive start sampling; the kernel is normalised to sum to one."""
+
+    bin_s: float = 1.0
+    alpha: float = 0.001
+    uniform: float = 0.1
+    kernel: np.ndarray = np.ones(1)
+
+    @classmethod
+    def from_kwargs(cls, cfg: Mapping[str, Any] | None) -> AdaptiveSampling | None:
+        """Parse adaptive_sampling={bin_s, alpha, uniform, kernel} (None: uniform starts)."""
+        if cfg is None:
+            return None
+        if not isinstance(cfg, Mapping):
+            raise UserError(
+                f"adaptive_sampling={cfg!r} must be a mapping such as {{bin_s: 1.0, alpha: 0.001}} or null"
+            )
+        options = cls._fields
+        for key in cfg:
+            if key not in options:
+                raise UserError(
+                    f"adaptive_sampling.{key} is not an option{close_matches(str(key), options)}; "
+                    f"options: {', '.join(options)}"
+                )
+        default = cls()
+        bin_s = _option_number(cfg, "bin_s", default.bin_s)
+        if not bin_s > 0.0:
+            raise UserError(f"adaptive_sampling.bin_s={bin_s} must be > 0 (seconds), e.g. 1.0")
+        alpha = _option_number(cfg, "alpha", default.alpha)
+        if not 0.0 < alpha <= 1.0:
+            raise UserError(f"adaptive_sampling.alpha={alpha} must be in (0, 1], e.g. 0.001")
+        uniform = _option_number(cfg, "uniform", default.uniform)
+        if not 0.0 <= uniform <= 1.0:
+            raise UserError(f"adaptive_sampling.uniform={uniform} must be in [0, 1], e.g. 0.1")
+        raw = cfg.get("kernel", default.kernel.tolist())
+        try:
+            kernel = np.array([float(w) for w in raw], dtype=np.float64)
+        except (TypeError, ValueError):
+            kernel = np.zeros(0)
+        if len(kernel) == 0 or not np.all(kernel >= 0.0) or not kernel.sum() > 0.0:
+            raise UserError(
+                f"adaptive_sampling.kernel={raw!r} must be a list of weights >= 0 with a positive sum, "
+                "e.g. [1.0, 0.5] (weight of the bin itself, then of the bins after it)"
+            )
+        return cls(bin_s, alpha, uniform, kernel / kernel.sum())
+
+
+def _option_number(cfg: Mapping[str, Any], key: str, default: float) -> float:
+    value = cfg.get(key, default)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"adaptive_sampling.{key}={value!r} must be a number") from None
+
+
+def _bin_smoothing(clip_bins: np.ndarray, periodic: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """(B, B) matrix spreading each bin's failures onto itself and the bins before it, within its clip:
+    row b takes kernel[j] of the bin j after b (wrapping on periodic clips, the last bin repeating on
+    others, as BeyondMimic's replicate padding)."""
+    total = int(clip_bins.sum())
+    matrix = np.zeros((total, total))
+    first = 0
+    for nb, loops in zip(clip_bins.tolist(), periodic.tolist(), strict=True):
+        for b in range(nb):
+            for j, weight in enumerate(kernel):
+                after = (b + j) % nb if loops else min(b + j, nb - 1)
+                matrix[first + b, first + after] += weight
+        first += nb
+    return matrix
 
 
 def _clip_paths(robot: str, clips: Sequence[str] | None) -> list[Path]:
