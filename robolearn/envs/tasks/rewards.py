@@ -154,6 +154,18 @@ def swing_height(c: LocomotionContext) -> np.ndarray:
     return np.sum(err, axis=1)
 
 
+def feet_swing_height(c: LocomotionContext) -> np.ndarray:
+    """Squared error of airborne feet (by contact, not the clock) against the swing height (m², summed)."""
+    err = np.square(c.foot_height - c.swing_height) * ~c.foot_contact
+    return np.sum(err, axis=1)
+
+
+def contact_no_vel(c: LocomotionContext) -> np.ndarray:
+    """Squared 3-D speed of feet in contact (unitree_rl_gym's G1 term: a stance foot should not move)."""
+    speed = np.sum(np.square(c.foot_lin_vel), axis=2)
+    return np.sum(speed * c.foot_contact, axis=1)
+
+
 def feet_slip(c: LocomotionContext) -> np.ndarray:
     """Squared planar speed of feet in contact."""
     speed = np.sum(np.square(c.foot_lin_vel[..., :2]), axis=2)
@@ -191,6 +203,8 @@ LOCOMOTION_REWARDS = {
         foot_clearance,
         gait_contact,
         swing_height,
+        feet_swing_height,
+        contact_no_vel,
         feet_slip,
         alive,
         termination,

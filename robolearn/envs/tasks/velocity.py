@@ -149,6 +149,7 @@ class VelocityTask(RobotTask):
         gait_duty: float = 0.5,
         swing_height: float | None = None,
         air_time_target: float | None = None,
+        base_height_target: float | None = None,
         air_time_window: tuple[float, float] = (0.05, 0.15),
         clearance_speed_gain: float = 2.0,
         max_episode_steps: int | None = None,
@@ -221,7 +222,13 @@ class VelocityTask(RobotTask):
         self.standing_fraction = float(standing_fraction)
         self.tracking_sigma = float(tracking_sigma)
         self.min_base_height = float(defaults["min_base_height"])
-        self.base_height_target = float(defaults["base_height_target"])
+        self.base_height_target = float(
+            defaults["base_height_target"] if base_height_target is None else base_height_target
+        )
+        if not self.base_height_target > 0:
+            raise UserError(
+                f"base_height_target={base_height_target} must be a positive height (m), e.g. 0.78, or null"
+            )
         self.air_time_target = float(
             defaults["air_time_target"] if air_time_target is None else air_time_target
         )
