@@ -274,7 +274,8 @@ class TrackingTask(RobotTask):
 
     def fallen(self, frame: SimFrame) -> np.ndarray:
         """Anchor height or tilt (or, when set, an end effector's height) too far from the reference's."""
-        ref_pos = self.reference("body_pos")[:, 0]
+        ref_body_pos = self.reference("body_pos")
+        ref_pos = ref_body_pos[:, 0]
         ref_quat = self.reference("body_quat")[:, 0]
         down = np.array([0.0, 0.0, -1.0])
         tilt_err = np.abs(
@@ -285,7 +286,7 @@ class TrackingTask(RobotTask):
         if self.max_end_effector_height_error is not None:
             # BeyondMimic compares with the anchored reference, whose heights are the reference's own.
             ee = self.end_effectors
-            ee_err = np.abs(frame.body_pos[:, ee, 2] - self.reference("body_pos")[:, ee, 2])
+            ee_err = np.abs(frame.body_pos[:, ee, 2] - ref_body_pos[:, ee, 2])
             lost |= np.any(ee_err > self.max_end_effector_height_error, axis=1)
         return lost
 
