@@ -18,6 +18,15 @@ CommandLimiter, safety state machine) in lockstep with the in-process MuJoCo rob
     torque_limit_hits times a motor's torque reached its limit in the simulation
     limited_commands command ticks whose request the runtime's CommandLimiter had to change
     safety_faults    the runtime's guard trips; `runtime` holds its own summary (outcome, faults, ...)
+    command_changes  (policy time, command) each time command_schedule switched the operator's command
+
+Errors are against the command in effect at each sample: `command`, or with command_schedule the
+schedule's segment (set through the operator, as a remote's sticks would, so it reaches the policy's
+observation at its next step). Domain randomisation, drawn per episode from the seed: friction_range
+scales every geom's sliding friction, joint_friction_range each joint's frictionloss (per joint), as
+the training task does (robolearn/envs/tasks/base.py); obs_noise adds the contract terms' training
+noise (times obs_noise) to the joint positions and velocities, gyro and base velocity the runtime
+reads (not to projected gravity: the runtime computes it from the quaternion).
 
 An episode: the robot starts at the default pose with the velocity task's reset noise (joint offsets,
 random heading, base velocity; VelocityTask.initial_state) drawn from the episode's seed, the runtime
@@ -33,6 +42,7 @@ import contextlib
 import dataclasses
 import inspect
 import io
+import itertools
 import math
 import platform
 import time
@@ -46,6 +56,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from robolearn.deploy.artifact import PolicyArtifact, load_artifact
+from robolearn.deploy.backends.base import StateSample
 from robolearn.deploy.backends.mujoco_backend import MujocoBackend
 from robolearn.deploy.commands import CommandKind, MotorCommand
 from robolearn.deploy.runtime import Controller
@@ -84,6 +95,12 @@ class Sim2SimConfig:
     # DAMP after the stop (simulated). After a guard trip the fall rule keeps watching this long: a
     # robot the runtime had to damp usually goes down, and that is the policy's fall.
     exit_damp_s: float = 1.0
+    # (start_s, vx, vy, yaw rate) segments in policy time, the first at 0: the operator's command
+    # follows them (then `command` is unused); () holds `command` for the whole episode.
+    command_schedule: tuple[tuple[float, float, float, float], ...] = ()
+    friction_range: tuple[float, float] | None = None  # scale of every geom's sliding friction
+    joint_friction_range: tuple[float, float] | None = None  # scale of each joint's frictionloss
+    obs_noise: float = 0.0  # multiple of the contract terms' noise added to the state read
 
 
 @dataclass(frozen=True)
@@ -134,12 +151,33 @@ def validate_sim2sim(artifact: PolicyArtifact, config: Sim2SimConfig) -> None:
     if len(config.command) != 3:
         raise UserError(f"command={list(config.command)} must have 3 values: [vx, vy, yaw rate]")
     names = ("vx", "vy", "yaw rate")
-    for i, (value, (lo, hi)) in enumerate(zip(config.command, contract.command_ranges, strict=False)):
-        if not (math.isfinite(value) and lo <= value <= hi):
-            raise UserError(
-                f"command[{i}]={value:g} ({names[i]}) is outside the policy's command range [{lo:g}, {hi:g}]"
-                f" (contract.json command.ranges); pick a value inside it"
-            )
+    commands = [("command", tuple(config.command))]
+    commands += [(f"command_schedule[{k}]", tuple(seg[1:])) for k, seg in enumerate(config.command_schedule)]
+    for where, command in commands:
+        for i, (value, (lo, hi)) in enumerate(zip(command, contract.command_ranges, strict=False)):
+            if not (math.isfinite(value) and lo <= value <= hi):
+                raise UserError(
+                    f"{where}[{i}]={value:g} ({names[i]}) is outside the policy's command range [{lo:g}, {hi:g}]"
+                    f" (contract.json command.ranges); pick a value inside it"
+                )
+    starts = [seg[0] for seg in config.command_schedule]
+    if any(len(seg) != 4 for seg in config.command_schedule) or (
+        starts and (starts[0] != 0 or any(b <= a for a, b in itertools.pairwise(starts)))
+    ):
+        raise UserError(
+            f"command_schedule={[list(seg) for seg in config.command_schedule]} must be [start_s, vx, vy, yaw rate]"
+            " segments with increasing starts, the first at 0"
+        )
+    for name, scale in (
+        ("friction_range", config.friction_range),
+        ("joint_friction_range", config.joint_friction_range),
+    ):
+        if scale is not None and not 0 <= scale[0] <= scale[1]:
+            raise UserError(f"{name}={list(scale)} must be [min, max] scales with 0 <= min <= max")
+    if not (math.isfinite(config.obs_noise) and config.obs_noise >= 0):
+        raise UserError(
+            f"obs_noise={config.obs_noise:g} is out of range; use a multiple >= 0 (1 = training's)"
+        )
     for name, value in (("duration", config.duration_s), ("physics_hz", config.physics_hz)):
         if not (math.isfinite(value) and value > 0):
             raise UserError(f"{name}={value:g} is out of range; use a positive number")
@@ -200,27 +238,35 @@ def fall_check(rule: FallRule, t: float, height: float, cos_tilt: float) -> tupl
 
 
 def tracking_figures(
-    rows: list[tuple[float, ...]] | np.ndarray, command: tuple[float, float, float], settle_s: float
+    rows: list[tuple[float, ...]] | np.ndarray,
+    command: tuple[float, float, float] | np.ndarray,
+    settle_s: float,
+    measured: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Tracking error, mean velocities, distance and path from base_row rows (see the module docstring).
 
-    The *_window figures average the velocity over WINDOW_S first: a walking gait swings the base
-    (a G1's pelvis yaws back and forth every step), and the instantaneous RMS counts that swing as
-    error even when the robot goes exactly where it is told.
+    command is one (vx, vy, yaw rate) for every row or one per row (a command schedule); measured, a
+    boolean per row, narrows the error samples further (the benchmark leaves out the second after each
+    command change). The *_window figures average the velocity over WINDOW_S first: a walking gait
+    swings the base (a G1's pelvis yaws back and forth every step), and the instantaneous RMS counts
+    that swing as error even when the robot goes exactly where it is told.
     """
     a = np.asarray(rows, dtype=np.float64).reshape(-1, 8)
-    settled = a[a[:, 0] >= settle_s]
-    cmd = np.asarray(command, dtype=np.float64)
-    lin_err = np.hypot(settled[:, 3] - cmd[0], settled[:, 4] - cmd[1])
-    yaw_err = settled[:, 5] - cmd[2]
+    cmds = np.broadcast_to(np.asarray(command, dtype=np.float64), (len(a), 3))
+    keep = a[:, 0] >= settle_s
+    if measured is not None:
+        keep &= np.asarray(measured, dtype=bool)
+    settled, cmd = a[keep], cmds[keep]
+    lin_err = np.hypot(settled[:, 3] - cmd[:, 0], settled[:, 4] - cmd[:, 1])
+    yaw_err = settled[:, 5] - cmd[:, 2]
     lin_w, yaw_w = np.zeros(0), np.zeros(0)
     if len(a) > 1 and len(settled):
         per = max(1, round(WINDOW_S / (a[1, 0] - a[0, 0])))  # samples per window
         k = len(settled) // per  # whole windows only
         if k:
-            blocks = settled[: k * per].reshape(k, per, 8).mean(axis=1)
-            lin_w = np.hypot(blocks[:, 3] - cmd[0], blocks[:, 4] - cmd[1])
-            yaw_w = blocks[:, 5] - cmd[2]
+            both = np.concatenate((settled, cmd), axis=1)[: k * per].reshape(k, per, 11).mean(axis=1)
+            lin_w = np.hypot(both[:, 3] - both[:, 8], both[:, 4] - both[:, 9])
+            yaw_w = both[:, 5] - both[:, 10]
     xy = a[:, 1:3]
     steps = np.diff(xy, axis=0)
     mean = (lambda col: float(settled[:, col].mean())) if len(settled) else (lambda col: None)
@@ -239,6 +285,25 @@ def tracking_figures(
     }
 
 
+def randomize_dynamics(
+    model: mujoco.MjModel, joint_dofs: np.ndarray, config: Sim2SimConfig, seed: int
+) -> dict[str, Any]:
+    """The task's friction and joint-friction randomisation on a MuJoCo model (RobotTask's reset: one
+    scale for every geom's sliding friction, one frictionloss scale per dof), drawn from the episode
+    seed; returns what was drawn (JSON-ready). The sim bridge's model takes the same draws."""
+    rng = np.random.default_rng([seed, 2])
+    drawn: dict[str, Any] = {}
+    if config.friction_range is not None:
+        scale = float(rng.uniform(*config.friction_range))
+        model.geom_friction[:, 0] *= scale
+        drawn["friction_scale"] = round(scale, 4)
+    if config.joint_friction_range is not None:
+        model.dof_frictionloss[:] *= rng.uniform(*config.joint_friction_range, size=model.nv)
+        dofs = np.asarray(joint_dofs)
+        drawn["joint_frictionloss_nm"] = [round(float(v), 4) for v in model.dof_frictionloss[dofs]]
+    return drawn
+
+
 class Sim2SimBackend(MujocoBackend):
     """The in-process MuJoCo backend, started in the task's reset state, recording ground truth per tick.
 
@@ -255,6 +320,7 @@ class Sim2SimBackend(MujocoBackend):
         rule: FallRule,
         joint_noise: float,
         velocity_noise: float,
+        state_noise: dict[str, float] | None = None,
     ) -> None:
         push = config.push_interval_s if config.push_velocity > 0 else None
         super().__init__(
@@ -270,6 +336,14 @@ class Sim2SimBackend(MujocoBackend):
         self.rule = rule
         self.controller: Controller | None = None
         self._reset_noise(np.random.default_rng([seed, 1]), joint_noise, velocity_noise)
+        self.dynamics = randomize_dynamics(self.sim.model, self.sim.index.qvel_adr, config, seed)
+        # Half-widths (physical units) of the uniform noise on what the runtime reads, by state field.
+        self.state_noise = {k: v for k, v in (state_noise or {}).items() if v > 0}
+        self._noise_rng = np.random.default_rng([seed, 3])
+        self.schedule = config.command_schedule
+        self._segment = -1  # the schedule's segment in effect (-1: none applied yet)
+        self.command_changes: list[tuple[float, tuple[float, ...]]] = []
+        self.row_commands: list[tuple[float, ...]] = []  # the operator's command per row
         idx = self.sim.index
         self._r, self._v, self._q = idx.root_qpos_adr, idx.root_qvel_adr, idx.qpos_adr
         self._lower = np.asarray(spec.joint_pos_lower) + JOINT_LIMIT_MARGIN
@@ -299,6 +373,30 @@ class Sim2SimBackend(MujocoBackend):
         d.qpos[r + 3 : r + 7] = _yaw_quat(float(rng.uniform(-np.pi, np.pi)))
         d.qvel[v : v + 6] = rng.uniform(-1.0, 1.0, size=6) * velocity_noise
         mujoco.mj_forward(self.sim.model, d)
+
+    def poll_state(self, now: float) -> StateSample:
+        """As the MuJoCo backend, plus the training's observation noise on the fields it covers."""
+        sample = super().poll_state(now)
+        if not self.state_noise:
+            return sample
+        rng, changed = self._noise_rng, {}
+        for name, width in self.state_noise.items():
+            value = getattr(sample, name)
+            if value is not None:
+                noisy = value + rng.uniform(-width, width, size=np.shape(value))
+                changed[name] = noisy.astype(np.asarray(value).dtype)
+        return dataclasses.replace(sample, **changed)
+
+    def _follow_schedule(self, t: float) -> None:
+        """Switch the operator's command when policy time t enters the schedule's next segment."""
+        c = self.controller
+        k = self._segment
+        while k + 1 < len(self.schedule) and t >= self.schedule[k + 1][0]:
+            k += 1
+        if k != self._segment and c is not None:
+            self._segment = k
+            c.operator.set_command(self.schedule[k][1:])
+            self.command_changes.append((round(t, 4), tuple(float(v) for v in c.operator.command)))
 
     def send(self, command: MotorCommand) -> None:
         """As the MuJoCo backend; counts the PD commands the limiter changed while the policy drives."""
@@ -335,6 +433,9 @@ class Sim2SimBackend(MujocoBackend):
                 c.request_stop(f"sim2sim: the runtime left POLICY ({c.machine.state.name})")
             return
         self.rows.append(row)
+        self.row_commands.append(tuple(float(v) for v in c.operator.command))
+        if self.schedule:
+            self._follow_schedule(t)  # reaches the policy at its next step
         q = d.qpos[self._q]
         at = (q <= self._lower) | (q >= self._upper)
         self.joint_limit_hits += at & ~self._at_joint_limit  # count arrivals, not ticks spent there
@@ -380,8 +481,32 @@ class Episode:
     backend: Sim2SimBackend
 
 
-def run_episode(artifact: PolicyArtifact, config: Sim2SimConfig, seed: int) -> Episode:
-    """One deploy session in lockstep with the simulated robot; the report of module docstring's figures."""
+# Observation terms whose noise sim2sim can put on the state the runtime reads: term -> StateSample field.
+NOISY_STATE_FIELDS = {
+    "joint_pos_rel": "joint_pos",
+    "joint_vel": "joint_vel",
+    "base_ang_vel": "gyro",
+    "base_lin_vel": "base_lin_vel",
+}
+
+
+def state_noise(artifact: PolicyArtifact, obs_noise: float) -> dict[str, float]:
+    """Noise half-width per StateSample field: the contract terms' (training) noise times obs_noise."""
+    widths: dict[str, float] = {}
+    for term in artifact.contract.terms:
+        field = NOISY_STATE_FIELDS.get(term.name)
+        if field is not None and term.noise > 0 and obs_noise > 0:
+            widths[field] = float(term.noise) * obs_noise
+    return widths
+
+
+def run_episode(
+    artifact: PolicyArtifact, config: Sim2SimConfig, seed: int, record_dir: Path | None = None
+) -> Episode:
+    """One deploy session in lockstep with the simulated robot; the report of module docstring's figures.
+
+    record_dir: also write the runtime's deploy log there (record.dir; robolearn.deploy.recorder).
+    """
     from robolearn.deploy.app import build_session
 
     contract = artifact.contract
@@ -405,9 +530,11 @@ def run_episode(artifact: PolicyArtifact, config: Sim2SimConfig, seed: int) -> E
             f"mujoco.seed={seed}",
             "keyboard=false",
             "status_every_s=0",
+            *([f"record.dir={record_dir}"] if record_dir is not None else []),
         ]
     )
     made: list[Sim2SimBackend] = []
+    noise = state_noise(artifact, config.obs_noise)
 
     def measuring_backend(cfg: DictConfig, spec: RobotSpec) -> Sim2SimBackend:
         # The backend=mujoco backend's class, built for the session's spec (the contract's gains),
@@ -421,6 +548,7 @@ def run_episode(artifact: PolicyArtifact, config: Sim2SimConfig, seed: int) -> E
                 rule,
                 joint_noise if config.init_joint_noise is None else config.init_joint_noise,
                 velocity_noise if config.init_velocity_noise is None else config.init_velocity_noise,
+                noise,
             )
         )
         return made[-1]
@@ -429,7 +557,7 @@ def run_episode(artifact: PolicyArtifact, config: Sim2SimConfig, seed: int) -> E
     backend = made[0]
     c = runtime.controller
     backend.controller = c
-    c.operator.set_command(config.command)
+    c.operator.set_command(config.command_schedule[0][1:] if config.command_schedule else config.command)
     log = io.StringIO()
     wall = time.perf_counter()
     try:
@@ -456,13 +584,15 @@ def _episode_report(
         "completed": backend.completed,
         "time_to_fall_s": None if fall is None else round(fall[0], 4),
         "fall_reason": None if fall is None else fall[1],
-        **tracking_figures(backend.rows, config.command, config.settle_s),
+        **tracking_figures(backend.rows, np.asarray(backend.row_commands).reshape(-1, 3), config.settle_s),
         "joint_limit_hits": int(backend.joint_limit_hits.sum()),
         "joint_limit_hits_by_joint": _by_joint(spec.joint_names, backend.joint_limit_hits),
         "torque_limit_hits": int(backend.torque_limit_hits.sum()),
         "torque_limit_hits_by_joint": _by_joint(spec.joint_names, backend.torque_limit_hits),
         "limited_commands": backend.limited_commands,
         "pushes": int(backend.stats.extra.get("pushes", 0)),
+        "command_changes": [[t, list(cmd)] for t, cmd in backend.command_changes],
+        "dynamics": backend.dynamics,
         "safety_faults": [str(f["reason"]) for f in summary.get("faults", [])],
         "runtime": {
             key: summary.get(key)
