@@ -1,6 +1,6 @@
 """Wall clock for PPO to learn flat walking on Go2Velocity: time until the evaluation first meets the bar.
 
-    python benchmarks/go2_walk.py [recipe=prior|scratch|trot|trot_full|trot_widen] [--seeds 0] [--steps N] [--out DIR]
+    python benchmarks/go2_walk.py [recipe=prior|scratch|trot|trot_full|trot_widen|trot_relative] [--seeds 0] [--steps N] [--out DIR]
                                   [--stop-after-min M] [--results DIR] [-- extra train overrides]
 
 recipe=prior (the default; also --recipe prior): each seed is one `python -m robolearn.train
@@ -14,7 +14,9 @@ no prior, no warm start), in <out>/scratch/seed_<N>. recipe=trot: `+experiment=g
 same PPO with the 128-64-32 network, a gait clock in the observation and a contact-agreement reward in
 place of the air window, configs/env/Go2VelocityTrot-v1.yaml); recipe=trot_full: the same without the
 command curriculum (`+experiment=go2_walk_trot_full`); recipe=trot_widen: the trot recipe with the
-curriculum's widening threshold at 0.7 instead of 0.8 (`+experiment=go2_walk_trot_widen`). Each from-scratch recipe runs in
+curriculum's widening threshold at 0.7 instead of 0.8 (`+experiment=go2_walk_trot_widen`);
+recipe=trot_relative: the trot recipe with the curriculum scored on relative tracking, 1 - error /
+commanded speed, at 0.5 (`+experiment=go2_walk_trot_relative`). Each from-scratch recipe runs in
 <out>/<recipe>/seed_<N>. `--stop-after-min M` stops the training with
 SIGINT after M minutes of this call (it checkpoints and exits; the next call resumes it), and
 `--results DIR` copies each seed's small files (metrics.jsonl, config.yaml, the evaluation rows and
@@ -60,6 +62,7 @@ RECIPES = {
     "trot": "go2_walk_trot",
     "trot_full": "go2_walk_trot_full",
     "trot_widen": "go2_walk_trot_widen",
+    "trot_relative": "go2_walk_trot_relative",
 }
 DEFAULT_STEPS = {
     "prior": 3_000_000,
@@ -67,6 +70,7 @@ DEFAULT_STEPS = {
     "trot": 200_000_000,
     "trot_full": 200_000_000,
     "trot_widen": 200_000_000,
+    "trot_relative": 200_000_000,
 }
 GAIT_COMMAND = 0.5  # m/s forward, for the touch-down count
 GAIT_SECONDS = 10.0

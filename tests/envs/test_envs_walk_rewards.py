@@ -138,6 +138,49 @@ def test_command_curriculum_starts_forward_and_widens_on_tracking_success() -> N
     assert time.perf_counter() - start < 10
 
 
+def test_relative_tracking_score_is_zero_for_standing_still_and_counts_falls_as_not_moving() -> None:
+    """score=relative_tracking: 1 - error / commanded speed, so a policy that stands (or trots on the
+    spot) scores 0 on any command range, unlike the tracking reward, which pays standing more the
+    smaller the commands are; a fall's missing steps count as standing still."""
+    task = VelocityTask(
+        robot="go2",
+        num_envs=4,
+        backend="batch",
+        command_curriculum={**CURRICULUM, "score": "relative_tracking", "threshold": 0.5},
+        standing_fraction=0.0,
+        max_episode_steps=100,
+        init_velocity_noise=0.0,
+        init_joint_noise=0.0,
+    )
+    assert task.curriculum is not None and task.curriculum.score == "relative_tracking"
+    task.seed_rng(0)
+    task.reset_envs(np.arange(4))
+    # The real env, zero action for 10 steps: the robot stands, so the error is the commanded speed.
+    for _ in range(10):
+        task.step_envs(np.zeros((4, 12)))
+    speed = np.linalg.norm(task.command[:, :2], axis=1)
+    np.testing.assert_allclose(task.curriculum_command_sum, 10 * speed, rtol=1e-9)
+    np.testing.assert_allclose(task.curriculum_error_sum, task.curriculum_command_sum, rtol=0.1)
+    task.episode_step[:] = 100  # pretend full episodes: no fall padding
+    task.reset_envs(np.arange(4))
+    assert task.curriculum_level == 0  # score about 0
+    assert task.curriculum_score_sum == 0.0 and task.curriculum_episodes == 0  # the batch was scored
+    assert np.all(task.curriculum_error_sum == 0.0)  # accumulators restart with the episode
+
+    def end(error_share: float, steps: int) -> None:
+        task.episode_step[:] = steps
+        task.curriculum_command_sum[:] = 0.5 * steps
+        task.curriculum_error_sum[:] = error_share * 0.5 * steps
+        task.reset_envs(np.arange(4))
+
+    end(0.6, 100)  # score 0.4 < 0.5
+    assert task.curriculum_level == 0
+    end(0.2, 50)  # 0.8 on the steps it ran, but it fell halfway: (0.2 * 50 + 50) / 100 -> score 0.4
+    assert task.curriculum_level == 0
+    end(0.2, 100)  # score 0.8
+    assert task.curriculum_level == 1
+
+
 def test_curriculum_progress_survives_a_snapshot_and_a_single_env_samples_the_full_ranges() -> None:
     from robolearn.envs.state import layer_state, set_layer_state
 
@@ -161,6 +204,7 @@ def test_curriculum_progress_survives_a_snapshot_and_a_single_env_samples_the_fu
         ({"command_curriculum": {"begin": {}}}, "command_curriculum.begin is not an option"),
         ({"command_curriculum": {"step": {"vx": 0.1}}}, "unknown command_curriculum.step key 'vx'"),
         ({"command_curriculum": {"threshold": 1.5}}, "threshold=1.5 must be in"),
+        ({"command_curriculum": {"score": "relative"}}, "score=relative is not a score \\(did you mean"),
         (
             {"command_curriculum": CURRICULUM, "reward_scales": {"tracking_lin_vel": 0.0}},
             "grows on tracking_lin_vel",

@@ -218,6 +218,11 @@ class VelocityTask(RobotTask):
         self.curriculum_level = 0
         self.curriculum_score_sum = 0.0
         self.curriculum_episodes = 0
+        # score=relative_tracking: each episode's summed planar velocity error and commanded speed.
+        self.curriculum_error_sum = np.zeros(self.num_envs)
+        self.curriculum_command_sum = np.zeros(self.num_envs)
+        self.curriculum_error_total = 0.0  # and their totals over the batch being scored
+        self.curriculum_command_total = 0.0
         self.command_resample_s = float(command_resample_s)
         self.standing_fraction = float(standing_fraction)
         self.tracking_sigma = float(tracking_sigma)
@@ -274,17 +279,41 @@ class VelocityTask(RobotTask):
         super().reset_envs(ids)
 
     def _update_curriculum(self, ended: np.ndarray) -> None:
-        """legged_gym's rule: once a batch of episodes averages more than `threshold` of the
-        tracking_lin_vel scale per second of the full episode, widen every range by its step."""
+        """Once a batch of ended episodes (as many as there are envs) scores more than `threshold`,
+        widen every range by its step. score=tracking_reward is legged_gym's rule: the
+        tracking_lin_vel term per second of the full episode over its scale. score=relative_tracking:
+        1 - (summed planar velocity error) / (summed commanded planar speed), pooled over the batch,
+        a fall's missing steps counted as not moving; 0 for standing still whatever the commands are,
+        1 for perfect tracking."""
         cur = self.curriculum
         assert cur is not None
         if len(ended) == 0:
             return
-        col = self.reward_names.index("tracking_lin_vel")
-        episode_s = (self.max_episode_steps or 1000) * self.control_dt
-        per_second = self.term_sums[ended, col] / (episode_s * self.reward_scales[col])
-        self.curriculum_score_sum += float(per_second.sum())
-        self.curriculum_episodes += len(ended)
+        max_steps = self.max_episode_steps or 1000
+        if cur.score == "relative_tracking":
+            steps = self.episode_step[ended].astype(np.float64)
+            missing = np.maximum(max_steps - steps, 0.0)
+            command = self.curriculum_command_sum[ended]
+            padding = command / np.maximum(steps, 1.0) * missing  # the mean commanded speed, not moved
+            error = self.curriculum_error_sum[ended] + padding
+            command = command + padding
+            # Pooled over the batch (not a mean of per-episode ratios, which episodes of near-zero
+            # commands would dominate); standing commands add their drift to the error only.
+            self.curriculum_error_total += float(error.sum())
+            self.curriculum_command_total += float(command.sum())
+            self.curriculum_episodes += len(ended)
+            if self.curriculum_episodes < self.num_envs:
+                return
+            self.curriculum_score_sum = self.curriculum_episodes * (
+                1.0 - self.curriculum_error_total / max(self.curriculum_command_total, 1e-9)
+            )
+            self.curriculum_error_total = self.curriculum_command_total = 0.0
+        else:
+            col = self.reward_names.index("tracking_lin_vel")
+            episode_s = max_steps * self.control_dt
+            per_second = self.term_sums[ended, col] / (episode_s * self.reward_scales[col])
+            self.curriculum_score_sum += float(per_second.sum())
+            self.curriculum_episodes += len(ended)
         if self.curriculum_episodes < self.num_envs:
             return
         if self.curriculum_score_sum / self.curriculum_episodes > cur.threshold:
@@ -302,6 +331,8 @@ class VelocityTask(RobotTask):
     def on_reset(self, ids: np.ndarray) -> None:
         """New commands, feet on the ground."""
         self._resample_commands(ids)
+        self.curriculum_error_sum[ids] = 0.0
+        self.curriculum_command_sum[ids] = 0.0
         self.foot_air_time[ids] = 0.0
         self.foot_last_contact[ids] = True
 
@@ -369,9 +400,14 @@ class VelocityTask(RobotTask):
         air_time = self.foot_air_time.copy()
         self.foot_air_time *= ~contact_filt
         self.foot_last_contact = contact
+        base_lin_vel = quat_rotate_inverse_rows(quat, frame.root_lin_vel)
+        if self.curriculum is not None and self.curriculum.score == "relative_tracking":
+            planar = self.command[:, :2]
+            self.curriculum_error_sum += np.linalg.norm(planar - base_lin_vel[:, :2], axis=1)
+            self.curriculum_command_sum += np.linalg.norm(planar, axis=1)
         return LocomotionContext(
             command=self.command,
-            base_lin_vel=quat_rotate_inverse_rows(quat, frame.root_lin_vel),
+            base_lin_vel=base_lin_vel,
             base_ang_vel=frame.root_ang_vel,
             projected_gravity=self._gravity(frame),
             base_height=frame.root_pos[:, 2],
@@ -416,24 +452,35 @@ class VelocityTask(RobotTask):
             self._resample_commands(due)
 
 
+CURRICULUM_SCORES = ("tracking_reward", "relative_tracking")
+
+
 class _CommandCurriculum(NamedTuple):
-    """Start ranges (3, 2), the per-key widening step (3,), and the tracking share that earns it."""
+    """Start ranges (3, 2), the per-key widening step (3,), the score that earns it and its threshold."""
 
     start: np.ndarray
     step: np.ndarray
     threshold: float
+    score: str = "tracking_reward"
 
     @classmethod
     def from_kwargs(
         cls, cfg: Mapping[str, Any] | None, full: tuple[tuple[float, float], ...], scales: Mapping[str, float]
     ) -> _CommandCurriculum | None:
-        """Parse command_curriculum={start: {key: [lo, hi]}, step: {key: w}, threshold: f} (None: off)."""
+        """Parse command_curriculum={start: {key: [lo, hi]}, step: {key: w}, threshold: f,
+        score: tracking_reward|relative_tracking} (None: off)."""
         if not cfg:
             return None
-        unknown = sorted(set(cfg) - {"start", "step", "threshold"})
+        unknown = sorted(set(cfg) - {"start", "step", "threshold", "score"})
         if unknown:
             raise UserError(
-                f"command_curriculum.{unknown[0]} is not an option; options: start, step, threshold"
+                f"command_curriculum.{unknown[0]} is not an option; options: start, step, threshold, score"
+            )
+        score = str(cfg.get("score", "tracking_reward"))
+        if score not in CURRICULUM_SCORES:
+            raise UserError(
+                f"command_curriculum.score={score} is not a score{close_matches(score, CURRICULUM_SCORES)}; "
+                f"choose one of: {', '.join(CURRICULUM_SCORES)}"
             )
         if float(scales.get("tracking_lin_vel", 0.0)) <= 0.0:
             raise UserError("command_curriculum grows on tracking_lin_vel: give it a positive reward scale")
@@ -458,7 +505,7 @@ class _CommandCurriculum(NamedTuple):
         threshold = float(cfg.get("threshold", 0.8))
         if not 0.0 < threshold < 1.0:
             raise UserError(f"command_curriculum.threshold={threshold} must be in (0, 1), e.g. 0.8")
-        return cls(start, np.array(list(steps.values())), threshold)
+        return cls(start, np.array(list(steps.values())), threshold, score)
 
 
 def _command_ranges(ranges: Mapping[str, Any] | None) -> tuple[tuple[float, float], ...]:
