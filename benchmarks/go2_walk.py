@@ -16,14 +16,15 @@ place of the air window, configs/env/Go2VelocityTrot-v1.yaml); recipe=trot_full:
 command curriculum (`+experiment=go2_walk_trot_full`); recipe=trot_widen: the trot recipe with the
 curriculum's widening threshold at 0.7 instead of 0.8 (`+experiment=go2_walk_trot_widen`);
 recipe=trot_relative: the trot recipe with the curriculum scored on relative tracking, 1 - error /
-commanded speed, at 0.5 (`+experiment=go2_walk_trot_relative`). Each from-scratch recipe runs in
+commanded speed, at 0.3 (`+experiment=go2_walk_trot_relative`). Each from-scratch recipe runs in
 <out>/<recipe>/seed_<N>. `--stop-after-min M` stops the training with
 SIGINT after M minutes of this call (it checkpoints and exits; the next call resumes it), and
 `--results DIR` copies each seed's small files (metrics.jsonl, config.yaml, the evaluation rows and
 this script's summary.json with the time to the bar) to DIR/<recipe>_seed<N>/ for committing;
 checkpoints stay in the run folder. After training, the gait check runs the newest checkpoint's
 actor for 10 s at vx = 0.5 m/s and counts touch-downs (does it step?), and, with a command curriculum,
-the same checkpoint is evaluated on the curriculum's current ranges. Every evaluation (20 deterministic episodes over the default
+the same checkpoint is evaluated on the curriculum's current ranges and scored as the curriculum scores
+(both scores, on its start, level-1 and full ranges). Every evaluation (20 deterministic episodes over the default
 command range, commands resampled every 10 s) logs eval/lin_vel_error, the mean planar velocity
 tracking error in m/s over all steps, and eval/terminated_fraction, the share of episodes that
 ended in a fall. The bar is the issue's: velocity error under 0.2 m/s, yaw-rate error under 0.3 rad/s
@@ -319,6 +320,71 @@ def curriculum_eval(run: Path, curriculum: dict[str, Any] | None) -> dict[str, A
     }
 
 
+SCORE_EPISODES = 30
+SCORE_RANGES = {  # vx, vy, yaw: the trot recipes' curriculum start, its level 1, the goal's full ranges
+    "start": [[-0.3, 0.7], [-0.1, 0.1], [-0.2, 0.2]],
+    "level_1": [[-0.55, 0.95], [-0.2, 0.2], [-0.4, 0.4]],
+    "full": [[-1.0, 1.0], [-0.5, 0.5], [-1.0, 1.0]],
+}
+
+
+def curriculum_scores(run: Path) -> dict[str, dict[str, float]] | None:
+    """The newest checkpoint's deterministic actor scored as the command curriculum scores a batch,
+    on each of SCORE_RANGES (30 episodes of 20 s, standing commands included as in training, seeds
+    200..229): `tracking_reward`, legged_gym's share (tracking_lin_vel per second of the full episode
+    over its scale, mean over episodes) and `relative_tracking` (1 - summed planar error / summed
+    commanded speed, pooled, a fall's missing steps counted as not moving). Says whether a threshold
+    on each score can tell walking from stepping on the spot."""
+    from omegaconf import OmegaConf
+
+    from robolearn.envs import make_eval_env
+    from robolearn.evaluate import load_policy
+    from robolearn.runs.layout import RunDir
+
+    if not (run / "checkpoints" / "latest.json").is_file():
+        return None
+    cfg: Any = OmegaConf.load(run / "config.yaml")
+    model, _ = load_policy(RunDir(run), "latest", cfg)
+    env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
+    assert isinstance(env_cfg, dict)
+    out: dict[str, dict[str, float]] = {}
+    for name, ranges in SCORE_RANGES.items():
+        kwargs = dict(env_cfg.get("kwargs") or {})
+        kwargs.pop("command_curriculum", None)
+        kwargs["command_ranges"] = dict(zip(("lin_vel_x", "lin_vel_y", "ang_vel_z"), ranges, strict=True))
+        env = make_eval_env({**env_cfg, "kwargs": kwargs})
+        task: Any = env.unwrapped
+        col = task.reward_names.index("tracking_lin_vel")
+        episode_steps = int(task.max_episode_steps or 1000)  # the task's own default, as it scores
+        shares, error_total, command_total = [], 0.0, 0.0
+        try:
+            for episode in range(SCORE_EPISODES):
+                obs, _ = env.reset(seed=200 + episode)
+                error = command = tracking = 0.0
+                steps = 0
+                while True:
+                    action, _ = model.predict(obs, deterministic=True)
+                    commanded = float(np.linalg.norm(task.command[0, :2]))
+                    obs, _, terminated, truncated, info = env.step(action)
+                    steps += 1
+                    error += float(info["metrics"]["lin_vel_error"])
+                    command += commanded
+                    tracking = float(task.term_sums[0, col])
+                    if terminated or truncated or steps >= episode_steps:
+                        break
+                missing = max(episode_steps - steps, 0) * command / steps
+                error_total += error + missing
+                command_total += command + missing
+                shares.append(tracking / (episode_steps * task.control_dt * task.reward_scales[col]))
+        finally:
+            env.close()
+        out[name] = {
+            "tracking_reward": float(np.mean(shares)),
+            "relative_tracking": 1.0 - error_total / max(command_total, 1e-9),
+        }
+    return out
+
+
 def first_meeting_the_bar(rows: list[dict[str, float]]) -> dict[str, float] | None:
     """The first evaluation with both errors under the bars and no falls."""
     for row in rows:
@@ -403,6 +469,16 @@ def render(results: list[dict[str, Any]], machine: dict[str, Any], recipe: str) 
                 f"errors {ce['lin_vel_error']:.3f} m/s / {ce['ang_vel_error']:.3f} rad/s, "
                 f"falls {ce['terminated_fraction']:.0%}, return {ce['return']:.1f}"
             )
+        scores = res.get("curriculum_scores")
+        if scores:
+            lines.append(
+                f"Curriculum scores of the newest checkpoint ({SCORE_EPISODES} deterministic episodes per range; "
+                "tracking_reward / relative_tracking): "
+                + ", ".join(
+                    f"{name} {v['tracking_reward']:.2f} / {v['relative_tracking']:.2f}"
+                    for name, v in scores.items()
+                )
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -478,6 +554,7 @@ def main() -> None:
                 "curriculum_eval": curriculum_eval(run, cur) if recipe != "prior" else None,
                 "zero_action": zero_action(run) if recipe != "prior" else None,
                 "gait_check": gait_check(run, seed) if recipe != "prior" else None,
+                "curriculum_scores": curriculum_scores(run) if cur is not None else None,
             }
         )
     machine["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
