@@ -5,11 +5,10 @@
         [--paths sim2sim dds] [--no-randomization | --no-obs-noise] [--out benchmarks/results/robustness]
 
 1. The artifact: a run directory is exported with the documented command (`python -m robolearn.export
-   run=<run> checkpoint=<--checkpoint> out=<work>/artifact`). Where that command refuses an rsl_ppo
-   run, the reason is recorded and the run's newest actor (robolearn.runs.loop's state.pt, which the
-   exporter does not read) is exported through robolearn.export.export_policy instead, on the contract
-   the task gives; a task observing its base velocity (observe_base_lin_vel, appended after the robot
-   terms, scale 2, clipped with the rest) gets the contract's `base_lin_vel` term at the same place.
+   run=<run> checkpoint=<--checkpoint> out=<work>/artifact`); --checkpoint auto (the default) is final
+   where the run finished, else latest (an rsl_ppo run cut short: its newest checkpoint's actor). A task
+   observing its base velocity (observe_base_lin_vel) gets the contract's `base_lin_vel` term, which
+   sim2sim's in-process MuJoCo fills and DDS deploy refuses at start.
 2. Commands: per seed, a schedule that draws a new (vx, vy, yaw rate) uniformly from --ranges every
    --every seconds of policy time (rng [seed, 4]); `contract` = the contract's command ranges,
    `curriculum` = the run's command-curriculum ranges in its newest checkpoint.
@@ -60,7 +59,7 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
-from robolearn.deploy.artifact import PolicyArtifact, PolicyContract, load_artifact
+from robolearn.deploy.artifact import PolicyArtifact, load_artifact
 from robolearn.deploy.operator import stick_to_command
 from robolearn.deploy.sim2sim import (
     Sim2SimConfig,
@@ -81,6 +80,13 @@ RESULT_FORMAT = 1
 
 
 # -- the artifact --------------------------------------------------------------------------------------
+def export_checkpoint(run: Path, checkpoint: str) -> str:
+    """--checkpoint as export's checkpoint=: auto is final where the run finished, else latest."""
+    if checkpoint != "auto":
+        return checkpoint
+    return "final" if (run / "final").is_dir() else "latest"
+
+
 def prepare_artifact(path: Path, work: Path, checkpoint: str) -> tuple[PolicyArtifact, dict[str, Any]]:
     """(artifact, how it was made): an artifact folder as it is, a run exported (see the module docstring)."""
     if (path / "contract.json").is_file():
@@ -91,79 +97,23 @@ def prepare_artifact(path: Path, work: Path, checkpoint: str) -> tuple[PolicyArt
         "-m",
         "robolearn.export",
         f"run={path}",
-        f"checkpoint={checkpoint}",
+        f"checkpoint={export_checkpoint(path, checkpoint)}",
         f"out={out}",
         "overwrite=true",
     ]
     print("$ " + shlex.join(["python", *cmd[1:]]), flush=True)
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    info: dict[str, Any] = {
+    if done.returncode != 0:
+        error = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
+        raise SystemExit(f"{path}: the export refused it: {error}")
+    print(done.stdout.strip(), flush=True)
+    artifact = load_artifact(out)
+    return artifact, {
         "kind": "run",
         "run": str(path),
         "command": shlex.join(["python", *cmd[1:]]),
-        "returncode": done.returncode,
+        "checkpoint": [c["kind"] for c in artifact.contract.checkpoint],
     }
-    if done.returncode == 0:
-        print(done.stdout.strip(), flush=True)
-        return load_artifact(out), info
-    info["error"] = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1]
-    print(f"  refused: {info['error']}", flush=True)
-    artifact, fallback = export_newest_actor(path, out)
-    info["fallback"] = fallback
-    print(f"  exported the newest actor instead: {fallback['how']}", flush=True)
-    return artifact, info
-
-
-def export_newest_actor(run: Path, out: Path) -> tuple[PolicyArtifact, dict[str, Any]]:
-    """The newest rsl_ppo actor of a run through export_policy, on the task's contract (+ base_lin_vel)."""
-    from robolearn.envs import make_env
-    from robolearn.envs.tasks.velocity import LIN_VEL_OBS_NOISE, LIN_VEL_OBS_SCALE
-    from robolearn.evaluate import load_policy
-    from robolearn.export import export_policy, sb3_actor, task_contract_fields
-    from robolearn.robots.observations import ObsTerm
-    from robolearn.runs.layout import RunDir
-    from robolearn.runs.loop import STATE_FILE
-
-    cfg: Any = OmegaConf.load(run / "config.yaml")
-    if cfg.agent.algo != "rsl_ppo":
-        raise SystemExit(f"{run}: the export refused it and only an rsl_ppo run has a fallback here")
-    model, _ = load_policy(RunDir(run), "latest", cfg)
-    env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
-    assert isinstance(env_cfg, dict)
-    kwargs = dict(env_cfg.get("kwargs") or {})
-    observe_lin_vel = bool(kwargs.get("observe_base_lin_vel", False))
-    env = make_env({**env_cfg, "kwargs": {**kwargs, "observe_base_lin_vel": False}})
-    try:
-        fields = task_contract_fields(env.unwrapped)
-    finally:
-        env.close()
-    if observe_lin_vel:
-        # VelocityTask.extra_observation: body-frame base velocity x 2 after the robot terms, clipped
-        # with them (RobotTask.observe); the deploy runtime's base_lin_vel term at the same place.
-        noise = LIN_VEL_OBS_NOISE * float((kwargs.get("randomization") or {}).get("obs_noise", 0.0))
-        fields["terms"] = (*fields["terms"], ObsTerm("base_lin_vel", scale=LIN_VEL_OBS_SCALE, noise=noise))
-    name = json.loads((run / "checkpoints" / "latest.json").read_text(encoding="utf-8"))["name"]
-    state = run / "checkpoints" / str(name) / STATE_FILE
-    source = {
-        "kind": "run",
-        "run": str(run.resolve()),
-        "checkpoint": f"latest ({name}, robolearn.runs.loop state.pt)",
-        "env_id": str(cfg.env.id),
-        "algo": "rsl_ppo",
-        "command": "benchmarks/locomotion_robustness.py export_newest_actor",
-    }
-    contract = PolicyContract(
-        history_length=1, normalization=None, network={}, checkpoint=(), source=source, **fields
-    )
-    artifact = export_policy(
-        sb3_actor(model),
-        contract,
-        out,
-        {STATE_FILE: (state, "rsl-rl-lib actor in a robolearn.runs.loop checkpoint")},
-        reference=lambda x: np.asarray(model.predict(x, deterministic=True)[0]),
-    )
-    how = f"{name}/{STATE_FILE} via export_policy" + (", + base_lin_vel term" if observe_lin_vel else "")
-    return artifact, {"how": how, "checkpoint": str(state), "base_lin_vel_term": observe_lin_vel}
 
 
 # -- commands and randomisation ------------------------------------------------------------------------
@@ -572,7 +522,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", type=Path, help="a training run directory or an artifact folder")
     parser.add_argument("--name", default=None, help="result name (default: the source folder's names)")
-    parser.add_argument("--checkpoint", default="final", help="export checkpoint= (final | best | latest)")
+    parser.add_argument(
+        "--checkpoint",
+        default="auto",
+        choices=["auto", "final", "best", "latest"],
+        help="export checkpoint= (auto: final where the run finished, else latest)",
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=60.0, help="policy seconds per episode")
     parser.add_argument("--every", type=float, default=10.0, help="seconds between command changes")

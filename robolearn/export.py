@@ -470,6 +470,22 @@ def _takes_deterministic(actor: Any) -> bool:
     return "deterministic" in inspect.signature(actor.forward).parameters
 
 
+def _task_extra_terms(task: Any) -> tuple[ObsTerm, ...]:
+    """Contract terms for the values a task appends after its robot terms (RobotTask.extra_observation),
+    in the same order, scale and noise; () for a task that appends none.
+
+    VelocityTask with observe_base_lin_vel: the base's body-frame velocity x LIN_VEL_OBS_SCALE with
+    U(-LIN_VEL_OBS_NOISE * obs_noise) m/s noise before the scale, clipped with the rest of the vector
+    (OBS_CLIP): the base_lin_vel term, which the simulators' backends fill and DDS deploy refuses.
+    """
+    if not getattr(task, "observe_base_lin_vel", False):
+        return ()
+    from robolearn.envs.tasks.velocity import LIN_VEL_OBS_NOISE, LIN_VEL_OBS_SCALE
+
+    obs_noise = float(getattr(getattr(task, "randomization", None), "obs_noise", 0.0))
+    return (ObsTerm("base_lin_vel", scale=LIN_VEL_OBS_SCALE, noise=LIN_VEL_OBS_NOISE * obs_noise),)
+
+
 def task_contract_fields(task: Any) -> dict[str, Any]:
     """robot, terms, obs_clip, action_clip, command ranges and gait period of a robot task env (its
     unwrapped env)."""
@@ -480,7 +496,7 @@ def task_contract_fields(task: Any) -> dict[str, Any]:
             f"the run's env ({type(task).__name__}) is not a robot task: export needs `robot_spec` and"
             " `proprio_terms` on the unwrapped env (robolearn.envs.tasks.RobotTask has them)"
         )
-    terms = tuple(ObsTerm.from_dict(t.to_dict()) for t in terms)
+    terms = (*(ObsTerm.from_dict(t.to_dict()) for t in terms), *_task_extra_terms(task))
     obs_shape = getattr(getattr(task, "observation_space", None), "shape", None)
     size = observation_size(spec, terms)
     if obs_shape is not None and tuple(obs_shape) != (size,):
@@ -540,8 +556,50 @@ def _env_facts(env: Any) -> tuple[tuple[Any, Any], dict[str, Any] | None]:
         env.close()
 
 
-def _sb3_policy(run: Any, cfg: DictConfig, checkpoint: str) -> RunPolicy:
-    """A robolearn.train run's model (final, best or latest) and its VecNormalize statistics."""
+def _rsl_policy_file(run: Any, checkpoint: str, scratch: Path) -> tuple[Path, str]:
+    """(policy file RslPolicy.load reads, its kind) of an agent=rsl_ppo run.
+
+    final/ and best/ hold model.zip, the actor payload alone (RslTrainer._save_policy). Its periodic
+    checkpoints hold robolearn.runs.loop's state.pt only, the whole training state with that payload
+    under state["policy"]; for checkpoint=latest the payload is written to scratch as a model.zip, so
+    the artifact's checkpoint/ has the same small file whichever checkpoint it came from.
+    """
+    from robolearn.agents.rsl_ppo import POLICY_FORMAT
+    from robolearn.runs.checkpoint import MODEL_FILE
+    from robolearn.runs.loop import STATE_FILE
+
+    if checkpoint not in CHECKPOINTS:
+        raise UserError(f"checkpoint={checkpoint} is not allowed; choose one of {', '.join(CHECKPOINTS)}")
+    pointer = run.checkpoints / "latest.json"
+    if checkpoint != "latest":
+        path = (run.final if checkpoint == "final" else run.best) / MODEL_FILE
+        if path.is_file():
+            return path, "rsl-rl-lib actor (torch.save)"
+        if checkpoint == "final" and pointer.is_file():
+            raise UserError(f"{run.root} did not finish (no final/); use checkpoint=latest or resume it")
+        raise UserError(f"{path} is missing; pick another checkpoint=({', '.join(CHECKPOINTS)})")
+    if not pointer.is_file():
+        raise UserError(f"{run.root} has no checkpoint yet; train longer or pick checkpoint=final|best")
+    torch = _torch()
+    try:
+        name = str(json.loads(pointer.read_text(encoding="utf-8"))["name"])
+        state_path = run.checkpoints / name / STATE_FILE
+        payload = torch.load(state_path, map_location="cpu", weights_only=False)["state"]["policy"]
+        if payload.get("format") != POLICY_FORMAT:
+            raise ValueError(f"format {payload.get('format')!r}")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, EOFError) as exc:
+        raise UserError(
+            f"{pointer.parent}: the newest checkpoint's actor cannot be read ({type(exc).__name__}: {exc});"
+            " pick checkpoint=final|best"
+        ) from None
+    path = scratch / MODEL_FILE
+    torch.save(payload, path)
+    return path, f"rsl-rl-lib actor (torch.save) from {name}/{STATE_FILE}"
+
+
+def _sb3_policy(run: Any, cfg: DictConfig, checkpoint: str, scratch: Path) -> RunPolicy:
+    """A robolearn.train run's model (final, best or latest) and its VecNormalize statistics; scratch
+    is a folder for files the export copies into checkpoint/ (an rsl_ppo actor out of state.pt)."""
     from robolearn.agents.factory import SB3_CLASSES
     from robolearn.envs import make_env
     from robolearn.runs.checkpoint import MODEL_FILE, VECNORM_FILE
@@ -553,17 +611,20 @@ def _sb3_policy(run: Any, cfg: DictConfig, checkpoint: str) -> RunPolicy:
             f"{run.config}: agent.algo={algo or '?'} cannot be exported; known: {', '.join(SB3_CLASSES)}"
             " (and robolearn.offline runs)"
         )
-    folder = _model_folder(run, checkpoint)
+    if algo == "rsl_ppo":
+        model_path, kind = _rsl_policy_file(run, checkpoint, scratch)
+    else:
+        model_path, kind = _model_folder(run, checkpoint) / MODEL_FILE, f"stable-baselines3 {algo}"
+    folder = model_path.parent
     _, fields = _env_facts(make_env(cfg.env))
     try:
-        model = cls.load(folder / MODEL_FILE, device="cpu")
+        model = cls.load(model_path, device="cpu")
     except Exception as exc:  # SB3 raises many kinds for a damaged zip
-        raise UserError(f"{folder / MODEL_FILE} cannot be loaded ({type(exc).__name__}: {exc})") from None
+        raise UserError(f"{model_path} cannot be loaded ({type(exc).__name__}: {exc})") from None
     norm = None
     normalize: Callable[[np.ndarray], np.ndarray] | None = None
-    kind = "rsl-rl-lib actor (torch.save)" if algo == "rsl_ppo" else f"stable-baselines3 {algo}"
-    files: dict[str, tuple[Path, str]] = {MODEL_FILE: (folder / MODEL_FILE, kind)}
-    if (folder / VECNORM_FILE).is_file():
+    files: dict[str, tuple[Path, str]] = {MODEL_FILE: (model_path, kind)}
+    if algo != "rsl_ppo" and (folder / VECNORM_FILE).is_file():
         with open(folder / VECNORM_FILE, "rb") as fh:
             vecnorm = pickle.load(fh)
         if getattr(vecnorm, "norm_obs", False):
@@ -670,9 +731,19 @@ def export_run(
     run = existing_run_dir(run_path)
     cfg = OmegaConf.load(run.config)
     assert isinstance(cfg, DictConfig)
-    loaded = (
-        _offline_policy(run, cfg, checkpoint) if is_offline_run(cfg) else _sb3_policy(run, cfg, checkpoint)
-    )
+    with tempfile.TemporaryDirectory(prefix="robolearn-export-") as scratch:
+        loaded = (
+            _offline_policy(run, cfg, checkpoint)
+            if is_offline_run(cfg)
+            else _sb3_policy(run, cfg, checkpoint, Path(scratch))
+        )
+        return _export_loaded(run, loaded, out, checkpoint, check_samples, seed)
+
+
+def _export_loaded(
+    run: Any, loaded: RunPolicy, out: str | Path | None, checkpoint: str, check_samples: int, seed: int
+) -> PolicyArtifact | OnnxExport:
+    """export_run's second half: the loaded policy to an artifact (robot task) or ONNX + metadata."""
     import robolearn
 
     source = {

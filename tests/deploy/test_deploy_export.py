@@ -196,10 +196,13 @@ def test_export_of_a_damaged_model_is_a_one_line_error(tmp_path: Path) -> None:
     assert not (run / "policy").exists()
 
 
-def test_contract_refuses_a_task_with_privileged_observations(velocity_env_id: str) -> None:
+def test_contract_maps_the_observed_base_velocity_to_its_term(velocity_env_id: str) -> None:
+    """observe_base_lin_vel appends body-frame velocity x 2 after the robot terms: the base_lin_vel
+    term at the same place (which DDS deploy refuses at start and the simulators fill)."""
     from robolearn.export import task_contract_fields
 
-    env = gym.make(velocity_env_id, observe_base_lin_vel=True)
-    with pytest.raises(UserError, match=r"observation has shape \(48,\) but its robot terms make \(45,\)"):
-        task_contract_fields(env.unwrapped)
-    assert task_contract_fields(gym.make(velocity_env_id).unwrapped)["robot"].name == "go2"
+    fields = task_contract_fields(gym.make(velocity_env_id, observe_base_lin_vel=True).unwrapped)
+    assert [t.name for t in fields["terms"]] == [*(t.name for t in LOCOMOTION_TERMS), "base_lin_vel"]
+    assert fields["terms"][-1] == ObsTerm("base_lin_vel", scale=2.0, noise=0.0)
+    plain = task_contract_fields(gym.make(velocity_env_id).unwrapped)["terms"]
+    assert [t.name for t in plain] == [t.name for t in LOCOMOTION_TERMS]
