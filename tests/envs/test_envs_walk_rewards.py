@@ -8,7 +8,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from robolearn.envs.tasks.rewards import LocomotionContext, feet_air_time, feet_air_window, foot_clearance
+from robolearn.envs.tasks.rewards import (
+    LocomotionContext,
+    feet_air_time,
+    feet_air_window,
+    foot_clearance,
+    joint_vel_limits,
+)
 from robolearn.envs.tasks.velocity import VelocityTask
 from robolearn.errors import UserError
 
@@ -95,6 +101,25 @@ def test_foot_clearance_weights_the_height_error_by_foot_speed() -> None:
     ctx = _context(foot_lin_vel=vel, foot_height=height, swing_height=0.08, clearance_speed_gain=2.0)
     expected = (0.03 - 0.08) ** 2 * np.tanh(1.0)
     np.testing.assert_allclose(foot_clearance(ctx), [expected, 0.0], rtol=1e-12)
+
+
+def test_joint_vel_limits_charges_speed_past_the_soft_limit_capped_per_joint() -> None:
+    """legged_gym's dof_vel_limits: |qd| past the soft limit, each joint's excess capped at 1 rad/s."""
+    limits = np.full(12, 10.0)
+    vel = np.zeros((2, 12))
+    vel[0, 0] = 10.5  # 0.5 past
+    vel[0, 1] = -13.0  # 3 past, capped at 1
+    vel[1, :] = 9.9  # under every limit
+    ctx = _context(joint_vel=vel, soft_velocity_limits=limits)
+    np.testing.assert_allclose(joint_vel_limits(ctx), [1.5, 0.0])
+    assert np.all(joint_vel_limits(_context(joint_vel=vel)) == 0.0)  # no limits given: no term
+    # The task hands the robot's limits times soft_velocity_limit to the term (the Go2 calf: 15.70 rad/s).
+    task = VelocityTask(robot="go2", num_envs=2, backend="batch", reward_scales={"joint_vel_limits": -1.0})
+    np.testing.assert_allclose(task.soft_velocity_limits, 0.9 * np.asarray(task.robot_spec.velocity_limits))
+    assert "joint_vel_limits" in task.reward_names
+    with pytest.raises(UserError, match=r"soft_velocity_limit=1\.5 must be in") as info:
+        VelocityTask(robot="go2", num_envs=2, backend="batch", soft_velocity_limit=1.5)
+    assert "\n" not in str(info.value)
 
 
 def _curriculum_task(num_envs: int = 4, **kwargs: Any) -> VelocityTask:

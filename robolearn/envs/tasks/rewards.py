@@ -48,6 +48,8 @@ class LocomotionContext(NamedTuple):
     air_time_window: tuple[float, float] = (0.05, 0.15)
     # foot_clearance: how sharply a foot's planar speed switches its height error on (tanh gain, s/m).
     clearance_speed_gain: float = 2.0
+    # joint_vel_limits: each joint's soft speed limit (rad/s), a fraction of the robot's; None: no term.
+    soft_velocity_limits: np.ndarray | None = None
 
 
 def tracking_lin_vel(c: LocomotionContext) -> np.ndarray:
@@ -107,6 +109,16 @@ def joint_limits(c: LocomotionContext) -> np.ndarray:
     below = np.maximum(c.soft_lower - c.joint_pos, 0.0)
     above = np.maximum(c.joint_pos - c.soft_upper, 0.0)
     return (below + above).sum(axis=1)
+
+
+def joint_vel_limits(c: LocomotionContext) -> np.ndarray:
+    """How far joint speeds are past their soft limits (rad/s, each joint's excess capped at 1, summed):
+    legged_gym's dof_vel_limits. The deploy runtime's joint_velocity guard damps the robot at the hard
+    limit, so a policy trained without this term can learn swings the hardware path refuses."""
+    if c.soft_velocity_limits is None:
+        return np.zeros(len(c.joint_vel))
+    excess = np.abs(c.joint_vel) - c.soft_velocity_limits
+    return np.clip(excess, 0.0, 1.0).sum(axis=1)
 
 
 def hip_deviation(c: LocomotionContext) -> np.ndarray:
@@ -195,6 +207,7 @@ LOCOMOTION_REWARDS = {
         joint_vel,
         joint_acc,
         action_rate,
+        joint_vel_limits,
         joint_limits,
         hip_deviation,
         pose_deviation,

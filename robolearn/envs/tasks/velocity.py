@@ -150,6 +150,7 @@ class VelocityTask(RobotTask):
         swing_height: float | None = None,
         air_time_target: float | None = None,
         base_height_target: float | None = None,
+        soft_velocity_limit: float = 0.9,
         air_time_window: tuple[float, float] = (0.05, 0.15),
         clearance_speed_gain: float = 2.0,
         max_episode_steps: int | None = None,
@@ -249,6 +250,14 @@ class VelocityTask(RobotTask):
         upper = np.asarray(spec.joint_pos_upper)
         self.joint_lower, self.joint_upper = lower, upper
         self.soft_lower, self.soft_upper = soft_joint_limits(lower, upper, SOFT_LIMIT_FRACTION)
+        if not 0.0 < float(soft_velocity_limit) <= 1.0:
+            raise UserError(
+                f"soft_velocity_limit={soft_velocity_limit} must be in (0, 1] (a fraction of each joint's"
+                " speed limit), e.g. 0.9"
+            )
+        self.soft_velocity_limits = float(soft_velocity_limit) * np.asarray(
+            spec.velocity_limits, dtype=np.float64
+        )
         self.standing_foot_height = standing_foot_heights(self.mj_model, spec)
         self.contact_height = self.standing_foot_height + CONTACT_MARGIN
         nf = len(spec.foot_bodies)
@@ -418,6 +427,7 @@ class VelocityTask(RobotTask):
             default_joint_pos=self.robot_spec.default_pos_array,
             soft_lower=self.soft_lower,
             soft_upper=self.soft_upper,
+            soft_velocity_limits=self.soft_velocity_limits,
             torque=torque,
             action=action,
             last_action=self.last_action,
