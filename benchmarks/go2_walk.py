@@ -172,13 +172,10 @@ def curriculum_state(run: Path) -> dict[str, Any] | None:
     }
 
 
-def gait_check(run: Path, seed: int) -> dict[str, float] | None:
-    """The newest checkpoint's actor, deterministic, at vx = 0.5 m/s (no sideways or yaw command) for
-    10 s on the run's env: touch-downs per second, mean forward speed, errors, falls."""
+def _newest_actor(run: Path) -> tuple[Any, dict[str, Any]] | None:
+    """The run's newest checkpoint's actor and its env config as a plain dict (None before any)."""
     from omegaconf import OmegaConf
 
-    from robolearn.envs import make_eval_env
-    from robolearn.envs.tasks.rotations import quat_rotate_inverse_rows
     from robolearn.evaluate import load_policy
     from robolearn.runs.layout import RunDir
 
@@ -188,6 +185,19 @@ def gait_check(run: Path, seed: int) -> dict[str, float] | None:
     model, _ = load_policy(RunDir(run), "latest", cfg)
     env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
     assert isinstance(env_cfg, dict)
+    return model, {str(k): v for k, v in env_cfg.items()}
+
+
+def gait_check(run: Path, seed: int) -> dict[str, float] | None:
+    """The newest checkpoint's actor, deterministic, at vx = 0.5 m/s (no sideways or yaw command) for
+    10 s on the run's env: touch-downs per second, mean forward speed, errors, falls."""
+    from robolearn.envs import make_eval_env
+    from robolearn.envs.tasks.rotations import quat_rotate_inverse_rows
+
+    actor = _newest_actor(run)
+    if actor is None:
+        return None
+    model, env_cfg = actor
     kwargs = dict(env_cfg.get("kwargs") or {})
     kwargs["command_ranges"] = {
         "lin_vel_x": [GAIT_COMMAND] * 2,
@@ -335,18 +345,12 @@ def curriculum_scores(run: Path) -> dict[str, dict[str, float]] | None:
     over its scale, mean over episodes) and `relative_tracking` (1 - summed planar error / summed
     commanded speed, pooled, a fall's missing steps counted as not moving). Says whether a threshold
     on each score can tell walking from stepping on the spot."""
-    from omegaconf import OmegaConf
-
     from robolearn.envs import make_eval_env
-    from robolearn.evaluate import load_policy
-    from robolearn.runs.layout import RunDir
 
-    if not (run / "checkpoints" / "latest.json").is_file():
+    actor = _newest_actor(run)
+    if actor is None:
         return None
-    cfg: Any = OmegaConf.load(run / "config.yaml")
-    model, _ = load_policy(RunDir(run), "latest", cfg)
-    env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
-    assert isinstance(env_cfg, dict)
+    model, env_cfg = actor
     out: dict[str, dict[str, float]] = {}
     for name, ranges in SCORE_RANGES.items():
         kwargs = dict(env_cfg.get("kwargs") or {})

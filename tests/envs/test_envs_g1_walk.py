@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from env_helpers import locomotion_context
 from omegaconf import OmegaConf
 
 from robolearn.envs.tasks.rewards import LocomotionContext, contact_no_vel, feet_swing_height, swing_height
@@ -20,37 +21,16 @@ WALK_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "env" / "G1Veloc
 
 def _context(**fields: Any) -> LocomotionContext:
     """Two envs, two feet (left, right); every field the G1 terms do not read is zeros."""
-    n, nf, nj = 2, 2, 23
-    base: dict[str, Any] = {
-        "command": np.zeros((n, 3)),
-        "base_lin_vel": np.zeros((n, 3)),
-        "base_ang_vel": np.zeros((n, 3)),
-        "projected_gravity": np.tile([0.0, 0.0, -1.0], (n, 1)),
-        "base_height": np.full(n, 0.78),
-        "base_height_target": 0.78,
-        "joint_pos": np.zeros((n, nj)),
-        "joint_vel": np.zeros((n, nj)),
-        "joint_acc": np.zeros((n, nj)),
-        "default_joint_pos": np.zeros(nj),
-        "soft_lower": -np.ones(nj),
-        "soft_upper": np.ones(nj),
-        "torque": np.zeros((n, nj)),
-        "action": np.zeros((n, nj)),
-        "last_action": np.zeros((n, nj)),
-        "hip_joints": np.zeros(0, dtype=np.int64),
-        "foot_contact": np.ones((n, nf), dtype=bool),
-        "foot_first_contact": np.zeros((n, nf), dtype=bool),
-        "foot_air_time": np.zeros((n, nf)),
-        "foot_lin_vel": np.zeros((n, nf, 3)),
-        "air_time_target": 0.4,
-        "tracking_sigma": 0.25,
-        "terminated": np.zeros(n, dtype=bool),
-        "foot_stance_target": np.ones((n, nf), dtype=bool),
-        "foot_height": np.zeros((n, nf)),
-        "swing_height": 0.045,
-    }
-    base.update(fields)
-    return LocomotionContext(**base)
+    return locomotion_context(
+        2,
+        2,
+        23,
+        base_height=np.full(2, 0.78),
+        base_height_target=0.78,
+        air_time_target=0.4,
+        swing_height=0.045,
+        **fields,
+    )
 
 
 def test_contact_no_vel_charges_the_full_speed_of_feet_on_the_ground_only() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from env_helpers import locomotion_context
 
 from robolearn.envs.tasks.rewards import (
     LocomotionContext,
@@ -27,37 +28,7 @@ CURRICULUM = {
 
 def _context(**fields: Any) -> LocomotionContext:
     """Two envs, four feet; every field the two new terms do not read is zeros."""
-    n, nf, nj = 2, 4, 12
-    base: dict[str, Any] = {
-        "command": np.zeros((n, 3)),
-        "base_lin_vel": np.zeros((n, 3)),
-        "base_ang_vel": np.zeros((n, 3)),
-        "projected_gravity": np.tile([0.0, 0.0, -1.0], (n, 1)),
-        "base_height": np.full(n, 0.3),
-        "base_height_target": 0.3,
-        "joint_pos": np.zeros((n, nj)),
-        "joint_vel": np.zeros((n, nj)),
-        "joint_acc": np.zeros((n, nj)),
-        "default_joint_pos": np.zeros(nj),
-        "soft_lower": -np.ones(nj),
-        "soft_upper": np.ones(nj),
-        "torque": np.zeros((n, nj)),
-        "action": np.zeros((n, nj)),
-        "last_action": np.zeros((n, nj)),
-        "hip_joints": np.zeros(0, dtype=np.int64),
-        "foot_contact": np.ones((n, nf), dtype=bool),
-        "foot_first_contact": np.zeros((n, nf), dtype=bool),
-        "foot_air_time": np.zeros((n, nf)),
-        "foot_lin_vel": np.zeros((n, nf, 3)),
-        "air_time_target": 0.5,
-        "tracking_sigma": 0.25,
-        "terminated": np.zeros(n, dtype=bool),
-        "foot_stance_target": np.ones((n, nf), dtype=bool),
-        "foot_height": np.zeros((n, nf)),
-        "swing_height": 0.08,
-    }
-    base.update(fields)
-    return LocomotionContext(**base)
+    return locomotion_context(2, 4, 12, **fields)
 
 
 def test_feet_air_window_counts_airborne_feet_inside_the_window_while_moving() -> None:
