@@ -38,21 +38,25 @@ eval env, episodes and seeds, so the table shows what PPO added to it.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from locomotion_runs import (
+    curriculum_state,
+    evaluation_rows,
+    export_small_files,
+    finish_machine,
+    machine_now,
+    newest_actor,
+    split_key,
+    train,
+    training_speed,
+)
+from locomotion_runs import gait_check as velocity_gait_check
 
-from robolearn.runs.metrics import read_metrics
 from robolearn.utils.io import atomic_write_json, atomic_write_text
-from robolearn.utils.sysinfo import cpu_info
 
 ERROR_BAR = 0.2  # m/s
 YAW_BAR = 0.3  # rad/s
@@ -77,168 +81,14 @@ GAIT_COMMAND = 0.5  # m/s forward, for the touch-down count
 GAIT_SECONDS = 10.0
 
 
-def train(seed: int, steps: int, run: Path, recipe: str, extra: list[str], stop_after_s: float | None) -> int:
-    """Run (or resume, or skip when complete) one seed's training in `run`; stop it with SIGINT
-    (a checkpoint, then exit) after stop_after_s. Returns the train process's exit code."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "robolearn.train",
-        f"+experiment={RECIPES[recipe]}",
-        f"seed={seed}",
-        f"steps={steps}",
-        "logger.progress=lines",
-        f"hydra.run.dir={run}",
-        *extra,
-    ]
-    print("$", " ".join(cmd[1:]), flush=True)
-    proc = subprocess.Popen(cmd)
-    try:
-        code = proc.wait(timeout=stop_after_s)
-    except subprocess.TimeoutExpired:
-        print(
-            f"stopping the run after {(stop_after_s or 0.0) / 60:.1f} min (SIGINT: checkpoint, then exit)",
-            flush=True,
-        )
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait()
-        return code
-    if code != 0:
-        raise SystemExit(f"training exited with {code}; its run folder is {run}")
-    return code
-
-
 def evaluations(run: Path) -> list[dict[str, float]]:
-    """The run's evaluation rows: step, wall clock, return, tracking error, fall share."""
-    return [
-        {
-            "step": int(row["step"]),
-            "wall_time_s": float(row["wall_time_s"]),
-            "return": float(row["eval/mean_return"]),
-            "lin_vel_error": float(row["eval/lin_vel_error"]),
-            "ang_vel_error": float(row["eval/ang_vel_error"]),
-            "terminated_fraction": float(row["eval/terminated_fraction"]),
-        }
-        for row in read_metrics(run / "metrics.jsonl")
-        if "eval/lin_vel_error" in row
-    ]
-
-
-def training_speed(run: Path) -> dict[str, float]:
-    """Median env steps/s over the run's iterations, and the share of an iteration spent updating."""
-    rows = [r for r in read_metrics(run / "metrics.jsonl") if "time/steps_per_s" in r]
-    if not rows:
-        return {}
-    learn = [float(r["time/learn_s"]) for r in rows if "time/learn_s" in r]
-    collect = [float(r["time/collect_s"]) for r in rows if "time/collect_s" in r]
-    return {
-        "steps_per_s": float(np.median([float(r["time/steps_per_s"]) for r in rows])),
-        "update_share": float(np.sum(learn) / max(np.sum(learn) + np.sum(collect), 1e-9)),
-        "iterations": len(rows),
-        "last_action_std": float(rows[-1].get("train/action_std", float("nan"))),
-        "last_learning_rate": float(rows[-1].get("train/learning_rate", float("nan"))),
-    }
-
-
-def _latest_state(run: Path) -> dict[str, Any] | None:
-    import torch
-
-    from robolearn.runs.loop import STATE_FILE
-
-    pointer = run / "checkpoints" / "latest.json"
-    if not pointer.is_file():
-        return None
-    name = json.loads(pointer.read_text(encoding="utf-8"))["name"]
-    saved = torch.load(run / "checkpoints" / str(name) / STATE_FILE, map_location="cpu", weights_only=False)
-    return dict(saved)
-
-
-def curriculum_state(run: Path) -> dict[str, Any] | None:
-    """The command curriculum's level and ranges in the newest checkpoint (None without one)."""
-    from omegaconf import OmegaConf
-
-    kwargs = OmegaConf.load(run / "config.yaml").env.get("kwargs") or {}
-    saved = _latest_state(run)
-    if saved is None or kwargs.get("command_curriculum") is None:
-        return None
-    # rsl_trainer's env state: the RslVecEnv's, around the BatchedVecEnv's, around the task's layer state.
-    task = saved["state"]["env"]["venv"]["envs"][0]["task"]
-    if "curriculum_ranges" not in task:
-        return None
-    return {
-        "step": int(saved.get("step", -1)),
-        "level": int(task["curriculum_level"][1]),
-        "ranges": np.asarray(task["curriculum_ranges"][1]).round(3).tolist(),
-    }
-
-
-def _newest_actor(run: Path) -> tuple[Any, dict[str, Any]] | None:
-    """The run's newest checkpoint's actor and its env config as a plain dict (None before any)."""
-    from omegaconf import OmegaConf
-
-    from robolearn.evaluate import load_policy
-    from robolearn.runs.layout import RunDir
-
-    if not (run / "checkpoints" / "latest.json").is_file():
-        return None
-    cfg: Any = OmegaConf.load(run / "config.yaml")
-    model, _ = load_policy(RunDir(run), "latest", cfg)
-    env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
-    assert isinstance(env_cfg, dict)
-    return model, {str(k): v for k, v in env_cfg.items()}
+    """The run's evaluation rows: step, wall clock, return, tracking errors, fall share."""
+    return evaluation_rows(run, ("lin_vel_error", "ang_vel_error"))
 
 
 def gait_check(run: Path, seed: int) -> dict[str, float] | None:
-    """The newest checkpoint's actor, deterministic, at vx = 0.5 m/s (no sideways or yaw command) for
-    10 s on the run's env: touch-downs per second, mean forward speed, errors, falls."""
-    from robolearn.envs import make_eval_env
-    from robolearn.envs.tasks.rotations import quat_rotate_inverse_rows
-
-    actor = _newest_actor(run)
-    if actor is None:
-        return None
-    model, env_cfg = actor
-    kwargs = dict(env_cfg.get("kwargs") or {})
-    kwargs["command_ranges"] = {
-        "lin_vel_x": [GAIT_COMMAND] * 2,
-        "lin_vel_y": [0.0, 0.0],
-        "ang_vel_z": [0.0, 0.0],
-    }
-    kwargs["standing_fraction"] = 0.0
-    kwargs.pop("command_curriculum", None)
-    env = make_eval_env({**env_cfg, "kwargs": kwargs})
-    task: Any = env.unwrapped
-    try:
-        obs, _ = env.reset(seed=seed)
-        steps = round(GAIT_SECONDS / task.control_dt)
-        touchdowns, vx, lin, yaw, fell = 0, 0.0, 0.0, 0.0, 0
-        in_contact: Any = np.ones(len(task.contact_height), dtype=bool)
-        for _ in range(steps):
-            action, _ = model.predict(obs, deterministic=True)
-            obs, _, terminated, truncated, info = env.step(action)
-            frame = task.backend.frame()
-            # A touch-down: a foot body comes within 1 cm of its standing height after being above it.
-            contact = frame.body_pos[0, :, 2] < task.contact_height
-            touchdowns += int(np.sum(contact & ~in_contact))
-            in_contact = contact
-            vx += float(quat_rotate_inverse_rows(frame.root_quat, frame.root_lin_vel)[0, 0])
-            lin += float(info["metrics"]["lin_vel_error"])
-            yaw += float(info["metrics"]["ang_vel_error"])
-            if terminated or truncated:
-                fell += int(terminated)
-                obs, _ = env.reset()
-                in_contact[:] = True
-    finally:
-        env.close()
-    return {
-        "command_vx": GAIT_COMMAND,
-        "seconds": GAIT_SECONDS,
-        "touchdowns_per_s": touchdowns / GAIT_SECONDS,
-        "mean_vx": vx / steps,
-        "lin_vel_error": lin / steps,
-        "ang_vel_error": yaw / steps,
-        "falls": fell,
-    }
+    """The newest checkpoint's actor, deterministic, at vx = 0.5 m/s for 10 s: does it step?"""
+    return velocity_gait_check(run, seed, GAIT_COMMAND, GAIT_SECONDS)
 
 
 class _PriorActor:
@@ -347,7 +197,7 @@ def curriculum_scores(run: Path) -> dict[str, dict[str, float]] | None:
     on each score can tell walking from stepping on the spot."""
     from robolearn.envs import make_eval_env
 
-    actor = _newest_actor(run)
+    actor = newest_actor(run)
     if actor is None:
         return None
     model, env_cfg = actor
@@ -486,37 +336,9 @@ def render(results: list[dict[str, Any]], machine: dict[str, Any], recipe: str) 
     return "\n".join(lines) + "\n"
 
 
-def _split_recipe(argv: list[str]) -> tuple[str | None, list[str]]:
-    """`recipe=X` may come as a bare key=value, as the issue writes it; the rest goes to argparse."""
-    recipe = None
-    rest = []
-    for arg in argv:
-        if arg.startswith("recipe="):
-            recipe = arg.split("=", 1)[1]
-        else:
-            rest.append(arg)
-    return recipe, rest
-
-
-def export_small_files(res: dict[str, Any], machine: dict[str, Any], recipe: str, results_dir: Path) -> Path:
-    """Copy a seed's small files (no checkpoints) to results_dir/<recipe>_seed<N>/ and write its summary."""
-    run = Path(res["run"])
-    dest = results_dir / f"{recipe}_seed{res['seed']}"
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ("metrics.jsonl", "config.yaml"):
-        if (run / name).is_file():
-            shutil.copyfile(run / name, dest / name)
-    atomic_write_json(dest / "evaluations.json", res["evaluations"])
-    atomic_write_json(
-        dest / "summary.json",
-        {"recipe": recipe, "machine": machine, **{k: v for k, v in res.items() if k != "evaluations"}},
-    )
-    return dest
-
-
 def main() -> None:
     """Train each seed, find its time to the bar, write JSON and a markdown table."""
-    recipe_arg, argv = _split_recipe(sys.argv[1:])
+    recipe_arg, argv = split_key(sys.argv[1:], "recipe")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", choices=list(RECIPES), default=None)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -533,18 +355,13 @@ def main() -> None:
     steps = args.steps if args.steps is not None else DEFAULT_STEPS[recipe]
     out = args.out.resolve()
     runs = out if recipe == "prior" else out / recipe
-    machine: dict[str, Any] = {
-        "cpu": cpu_info().get("model", "?"),
-        "cores": os.cpu_count(),
-        "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-    }
+    machine = machine_now()
     stop_s = None if args.stop_after_min is None else args.stop_after_min * 60.0
     results = []
     for seed in args.seeds:
         run = runs / f"seed_{seed}"
         if not args.no_train:
-            train(seed, steps, run, recipe, args.extra, stop_s)
+            train(RECIPES[recipe], seed, steps, run, args.extra, stop_s)
         rows = evaluations(run)
         results.append(
             {
@@ -561,14 +378,15 @@ def main() -> None:
                 "curriculum_scores": curriculum_scores(run) if cur is not None else None,
             }
         )
-    machine["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    finish_machine(machine)
     table = render(results, machine, recipe)
     name = "go2_walk" if recipe == "prior" else f"go2_walk_{recipe}"
     atomic_write_json(runs / f"{name}.json", {"machine": machine, "results": results})
     atomic_write_text(runs / f"{name}.md", table)
     if args.results is not None:
         for res in results:
-            print("small files:", export_small_files(res, machine, recipe, args.results.resolve()))
+            dest = export_small_files(res, machine, recipe, args.results.resolve(), {"recipe": recipe})
+            print("small files:", dest)
     print(table)
 
 

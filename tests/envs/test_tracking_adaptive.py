@@ -154,3 +154,31 @@ def test_the_optional_end_effector_termination_ends_episodes_on_a_foot_or_hand_h
     with pytest.raises(UserError, match=r"max_end_effector_height_error=0\.0 must be > 0") as info:
         TrackingTask(num_envs=N, backend="batch", max_end_effector_height_error=0.0)
     assert "\n" not in str(info.value)
+
+
+def test_start_first_plays_each_clip_from_its_first_frame() -> None:
+    task = _task(None, start="first")
+    for _ in range(20):
+        state = task.initial_state(np.arange(N))
+        assert np.all(task.motion_time == 0.0)
+        assert np.all(task.frame_index() == 0)
+        # The start pose is the chosen clip's first reference frame (plus the centimetre of lift).
+        ref = task._table.fields["root_pos"][task.clip_index, 0]
+        np.testing.assert_allclose(state.root_pos[:, :2], ref[:, :2])
+    # Every clip gets chosen: the clip stays random, only the frame is fixed.
+    clips = set()
+    for _ in range(30):
+        task.initial_state(np.arange(N))
+        clips.update(task.clip_index.tolist())
+    assert clips == set(range(len(task.references)))
+    # The default (random) starts land on later frames too.
+    random_task = _task(None)
+    random_task.initial_state(np.arange(N))
+    assert np.any(random_task.motion_time > 0.0)
+
+
+def test_a_bad_start_mode_is_one_clear_error() -> None:
+    with pytest.raises(UserError, match=r"start='middle' is not a start mode; use 'random'"):
+        TrackingTask(num_envs=1, start="middle")
+    with pytest.raises(UserError, match="start='first' with adaptive_sampling"):
+        TrackingTask(num_envs=N, backend="batch", start="first", adaptive_sampling={"bin_s": 1.0})

@@ -78,6 +78,10 @@ END_EFFECTORS = (
     "right_wrist_roll_rubber_hand",
 )
 
+# Where an episode starts: a random frame of a random clip (reference state initialisation, training
+# and the default evaluation) or the first frame of a random clip (does the policy play a whole clip?).
+START_MODES = ("random", "first")
+
 # BeyondMimic's weights (mjlab tracking config), per second; the termination penalty is ours (neither
 # BeyondMimic nor mjlab has one: ending early only forfeits the positive tracking terms there).
 DEFAULT_TRACKING_SCALES = {
@@ -118,11 +122,23 @@ class TrackingTask(RobotTask):
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
         adaptive_sampling: Mapping[str, Any] | None = None,
+        start: str = "random",
     ) -> None:
         from robolearn.robots.registry import get_robot_spec
 
         # Parsed first: a bad option fails before the model and the clips load.
         sampling = AdaptiveSampling.from_kwargs(adaptive_sampling)
+        if start not in START_MODES:
+            raise UserError(
+                f"start={start!r} is not a start mode; use 'random' (a random frame, as training) "
+                "or 'first' (each episode plays a clip from its first frame)"
+            )
+        if start == "first" and sampling is not None and num_envs > 1:
+            raise UserError(
+                "start='first' with adaptive_sampling: adaptive sampling picks start frames; "
+                "set adaptive_sampling: null or start: random"
+            )
+        self.start = start
 
         spec = get_robot_spec(robot)
         nj = spec.num_joints
@@ -232,11 +248,12 @@ class TrackingTask(RobotTask):
     def initial_state(self, ids: np.ndarray) -> RootJointState:
         """The reference state at a random frame of a random clip, with a little joint noise.
 
-        Uniform starts draw a clip then a frame; adaptive sampling draws a bin, then a frame in it."""
+        Uniform starts draw a clip then a frame (frame 0 with start='first'); adaptive sampling draws a
+        bin, then a frame in it."""
         k = len(ids)
         if self.adaptive is None:
             self.clip_index[ids] = self.rng.integers(0, len(self.references), size=k)
-            fraction = self.rng.uniform(size=k)
+            fraction = self.rng.uniform(size=k) if self.start == "random" else np.zeros(k)
         else:
             bins = self.rng.choice(len(self.bin_clip), size=k, p=self.start_probabilities())
             clip = self.bin_clip[bins]

@@ -1,0 +1,239 @@
+"""What the locomotion benchmarks (go2_walk.py, g1_locomotion.py) share: a training run that resumes
+and stops on wall clock, its evaluation rows and speed read back from metrics.jsonl, its newest actor,
+the velocity tasks' gait check and curriculum state, and the small files committed per seed.
+
+Not a script: the benchmarks import it from their own folder (`python benchmarks/<name>.py` puts
+benchmarks/ on sys.path).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robolearn.runs.metrics import read_metrics
+from robolearn.utils.io import atomic_write_json
+from robolearn.utils.sysinfo import cpu_info
+
+
+def machine_now() -> dict[str, Any]:
+    """The machine and its load before a benchmark starts (load_after is added at the end)."""
+    return {
+        "cpu": cpu_info().get("model", "?"),
+        "cores": os.cpu_count(),
+        "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def finish_machine(machine: dict[str, Any]) -> None:
+    """Record the load at the end (a busy machine slows every figure)."""
+    machine["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def split_key(argv: Sequence[str], key: str) -> tuple[str | None, list[str]]:
+    """`key=X` may come as a bare key=value, as the issues write it; the rest goes to argparse."""
+    value = None
+    rest = []
+    for arg in argv:
+        if arg.startswith(f"{key}="):
+            value = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+    return value, rest
+
+
+def train(
+    experiment: str, seed: int, steps: int, run: Path, extra: Sequence[str], stop_after_s: float | None
+) -> int:
+    """Run (or resume, or skip when complete) `python -m robolearn.train +experiment=<experiment>` in
+    `run`; stop it with SIGINT (a checkpoint, then exit) after stop_after_s. Returns its exit code."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "robolearn.train",
+        f"+experiment={experiment}",
+        f"seed={seed}",
+        f"steps={steps}",
+        "logger.progress=lines",
+        f"hydra.run.dir={run}",
+        *extra,
+    ]
+    print("$", " ".join(cmd[1:]), flush=True)
+    proc = subprocess.Popen(cmd)
+    try:
+        code = proc.wait(timeout=stop_after_s)
+    except subprocess.TimeoutExpired:
+        print(
+            f"stopping the run after {(stop_after_s or 0.0) / 60:.1f} min (SIGINT: checkpoint, then exit)",
+            flush=True,
+        )
+        proc.send_signal(signal.SIGINT)
+        return proc.wait()
+    if code != 0:
+        raise SystemExit(f"training exited with {code}; its run folder is {run}")
+    return code
+
+
+def evaluation_rows(run: Path, metrics: Sequence[str]) -> list[dict[str, float]]:
+    """The run's evaluation rows (those logging eval/<metrics[0]>): step, wall clock, return, the
+    fall share and each named eval/ metric."""
+    return [
+        {
+            "step": int(row["step"]),
+            "wall_time_s": float(row["wall_time_s"]),
+            "return": float(row["eval/mean_return"]),
+            **{name: float(row[f"eval/{name}"]) for name in metrics if f"eval/{name}" in row},
+            "terminated_fraction": float(row["eval/terminated_fraction"]),
+        }
+        for row in read_metrics(run / "metrics.jsonl")
+        if f"eval/{metrics[0]}" in row
+    ]
+
+
+def training_speed(run: Path) -> dict[str, float]:
+    """Median env steps/s over the run's iterations, and the share of an iteration spent updating."""
+    rows = [r for r in read_metrics(run / "metrics.jsonl") if "time/steps_per_s" in r]
+    if not rows:
+        return {}
+    learn = [float(r["time/learn_s"]) for r in rows if "time/learn_s" in r]
+    collect = [float(r["time/collect_s"]) for r in rows if "time/collect_s" in r]
+    return {
+        "steps_per_s": float(np.median([float(r["time/steps_per_s"]) for r in rows])),
+        "update_share": float(np.sum(learn) / max(np.sum(learn) + np.sum(collect), 1e-9)),
+        "iterations": len(rows),
+        "last_action_std": float(rows[-1].get("train/action_std", float("nan"))),
+        "last_learning_rate": float(rows[-1].get("train/learning_rate", float("nan"))),
+    }
+
+
+def latest_state(run: Path) -> dict[str, Any] | None:
+    """The newest checkpoint's saved training state (None before any checkpoint)."""
+    import torch
+
+    from robolearn.runs.loop import STATE_FILE
+
+    pointer = run / "checkpoints" / "latest.json"
+    if not pointer.is_file():
+        return None
+    name = json.loads(pointer.read_text(encoding="utf-8"))["name"]
+    saved = torch.load(run / "checkpoints" / str(name) / STATE_FILE, map_location="cpu", weights_only=False)
+    return dict(saved)
+
+
+def curriculum_state(run: Path) -> dict[str, Any] | None:
+    """The command curriculum's level and ranges in the newest checkpoint (None without one)."""
+    from omegaconf import OmegaConf
+
+    kwargs = OmegaConf.load(run / "config.yaml").env.get("kwargs") or {}
+    saved = latest_state(run)
+    if saved is None or kwargs.get("command_curriculum") is None:
+        return None
+    # rsl_trainer's env state: the RslVecEnv's, around the BatchedVecEnv's, around the task's layer state.
+    task = saved["state"]["env"]["venv"]["envs"][0]["task"]
+    if "curriculum_ranges" not in task:
+        return None
+    return {
+        "step": int(saved.get("step", -1)),
+        "level": int(task["curriculum_level"][1]),
+        "ranges": np.asarray(task["curriculum_ranges"][1]).round(3).tolist(),
+    }
+
+
+def newest_actor(run: Path) -> tuple[Any, dict[str, Any]] | None:
+    """The run's newest checkpoint's actor and its env config as a plain dict (None before any)."""
+    from omegaconf import OmegaConf
+
+    from robolearn.evaluate import load_policy
+    from robolearn.runs.layout import RunDir
+
+    if not (run / "checkpoints" / "latest.json").is_file():
+        return None
+    cfg: Any = OmegaConf.load(run / "config.yaml")
+    model, _ = load_policy(RunDir(run), "latest", cfg)
+    env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
+    assert isinstance(env_cfg, dict)
+    return model, {str(k): v for k, v in env_cfg.items()}
+
+
+def gait_check(run: Path, seed: int, command_vx: float, seconds: float) -> dict[str, float] | None:
+    """A velocity task's newest checkpoint's actor, deterministic, at vx = command_vx (no sideways or
+    yaw command) for `seconds` on the run's env: touch-downs per second, mean forward speed, errors,
+    falls."""
+    from robolearn.envs import make_eval_env
+    from robolearn.envs.tasks.rotations import quat_rotate_inverse_rows
+
+    actor = newest_actor(run)
+    if actor is None:
+        return None
+    model, env_cfg = actor
+    kwargs = dict(env_cfg.get("kwargs") or {})
+    kwargs["command_ranges"] = {
+        "lin_vel_x": [command_vx] * 2,
+        "lin_vel_y": [0.0, 0.0],
+        "ang_vel_z": [0.0, 0.0],
+    }
+    kwargs["standing_fraction"] = 0.0
+    kwargs.pop("command_curriculum", None)
+    env = make_eval_env({**env_cfg, "kwargs": kwargs})
+    task: Any = env.unwrapped
+    try:
+        obs, _ = env.reset(seed=seed)
+        steps = round(seconds / task.control_dt)
+        touchdowns, vx, lin, yaw, fell = 0, 0.0, 0.0, 0.0, 0
+        in_contact: Any = np.ones(len(task.contact_height), dtype=bool)
+        for _ in range(steps):
+            action, _ = model.predict(obs, deterministic=True)
+            obs, _, terminated, truncated, info = env.step(action)
+            frame = task.backend.frame()
+            # A touch-down: a foot body comes within 1 cm of its standing height after being above it.
+            contact = frame.body_pos[0, :, 2] < task.contact_height
+            touchdowns += int(np.sum(contact & ~in_contact))
+            in_contact = contact
+            vx += float(quat_rotate_inverse_rows(frame.root_quat, frame.root_lin_vel)[0, 0])
+            lin += float(info["metrics"]["lin_vel_error"])
+            yaw += float(info["metrics"]["ang_vel_error"])
+            if terminated or truncated:
+                fell += int(terminated)
+                obs, _ = env.reset()
+                in_contact[:] = True
+    finally:
+        env.close()
+    return {
+        "command_vx": command_vx,
+        "seconds": seconds,
+        "touchdowns_per_s": touchdowns / seconds,
+        "mean_vx": vx / steps,
+        "lin_vel_error": lin / steps,
+        "ang_vel_error": yaw / steps,
+        "falls": fell,
+    }
+
+
+def export_small_files(
+    res: dict[str, Any], machine: dict[str, Any], name: str, results_dir: Path, extra: dict[str, Any]
+) -> Path:
+    """Copy a seed's small files (no checkpoints) to results_dir/<name>_seed<N>/ and write its summary
+    (`extra` first: the benchmark's own keys, e.g. the recipe or the task)."""
+    run = Path(res["run"])
+    dest = results_dir / f"{name}_seed{res['seed']}"
+    dest.mkdir(parents=True, exist_ok=True)
+    for file in ("metrics.jsonl", "config.yaml"):
+        if (run / file).is_file():
+            shutil.copyfile(run / file, dest / file)
+    atomic_write_json(dest / "evaluations.json", res["evaluations"])
+    atomic_write_json(
+        dest / "summary.json",
+        {**extra, "machine": machine, **{k: v for k, v in res.items() if k != "evaluations"}},
+    )
+    return dest
