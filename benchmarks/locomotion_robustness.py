@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import fcntl
 import json
 import math
 import os
@@ -48,7 +47,6 @@ import re
 import shlex
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -73,8 +71,6 @@ from robolearn.deploy.sim2sim import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-DOMAIN_LOCKS = Path(tempfile.gettempdir()) / "robolearn-dds-domains"  # shared with tests/deploy
-DOMAINS = range(2, 99)  # 0 and 1 stay free for a user's robot and sim (tests/deploy/deploy_helpers.py)
 TRANSITION = re.compile(r"^\[\s*[\d.]+ s\] (\w+) -> (\w+)")
 RESULT_FORMAT = 1
 
@@ -218,20 +214,6 @@ def sim2sim_episode(
 
 
 # -- path 2: DDS against the sim bridge ------------------------------------------------------------------
-def take_domain() -> tuple[int, Any]:
-    """A DDS domain id in 2-98 nobody else on this machine holds (the tests' lock files), and its lock."""
-    DOMAIN_LOCKS.mkdir(exist_ok=True)
-    for domain in np.random.default_rng(os.getpid()).permutation(list(DOMAINS)):
-        fh = open(DOMAIN_LOCKS / f"{domain}.lock", "w")  # noqa: SIM115 - held until the episode ends
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.close()
-            continue
-        return int(domain), fh
-    raise SystemExit("no free DDS domain id in 2-98")
-
-
 class Lines:
     """A subprocess's stdout lines, collected by a thread."""
 
@@ -276,7 +258,7 @@ def dds_episode(
     deploy_overrides: more key=value for the deploy process (a test's shorter ramp).
     """
     from robolearn.config.validate import compose_config
-    from robolearn.deploy.dds import DdsSession
+    from robolearn.deploy.dds import DdsSession, claim_local_domain
     from robolearn.deploy.messages import RemoteState
     from robolearn.deploy.recorder import read_log
     from robolearn.deploy.safety import SafetyState
@@ -287,7 +269,7 @@ def dds_episode(
     robot = contract.robot.name
     rule, _, _ = task_defaults(robot)
     ranges = [tuple(r) for r in contract.command_ranges]
-    domain, lock = take_domain()
+    domain, lock = claim_local_domain()
     deploy_cfg = compose_config("deploy", [f"robot={robot}"])
     deadband = float(deploy_cfg.settings.remote.deadband)
     problem = set_process_realtime_priority(rt_priority)  # as bridge.rt_priority=45

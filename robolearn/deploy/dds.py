@@ -17,10 +17,15 @@ explains the choice and how it is tested.
 
 from __future__ import annotations
 
+import fcntl
+import os
+import random
 import socket
+import tempfile
 import threading
 import time
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 from xml.sax.saxutils import quoteattr
 
 from robolearn.errors import UserError, require
@@ -32,8 +37,37 @@ LOWSTATE_TOPIC = "rt/lowstate"
 MAX_DOMAIN_ID = 232
 LOOPBACK = "lo"
 
+# Loopback domains that processes on one machine (tests, benchmarks, a sim bridge beside them) hand out
+# among themselves. Below 99 every port of a domain (7400 + 250 x id + offsets) lies under Linux's
+# ephemeral range (32768-60999): a domain in that range can fail to start when another process's random
+# UDP port (a stock SDK participant's, a resolver's) holds its discovery port, as CI once saw with
+# domain 203. 0 and 1 stay free for a user's robot and sim.
+LOCAL_DOMAINS = range(2, 99)
+DOMAIN_LOCK_DIR = Path(tempfile.gettempdir()) / "robolearn-dds-domains"
+
 _domains: dict[int, tuple[Any, str]] = {}
 _domains_lock = threading.Lock()
+
+
+def claim_local_domain(exclude: set[int] | None = None) -> tuple[int, IO[str]]:
+    """A loopback DDS domain id in LOCAL_DOMAINS that no other process on this machine holds, and its
+    lock file (an exclusive flock in DOMAIN_LOCK_DIR): the domain is the caller's until it closes the
+    file or exits. Domains in `exclude` are skipped. RuntimeError when every one is held."""
+    DOMAIN_LOCK_DIR.mkdir(exist_ok=True)
+    candidates = [d for d in LOCAL_DOMAINS if d not in (exclude or set())]
+    random.Random(os.getpid() ^ time.time_ns()).shuffle(candidates)
+    for domain in candidates:
+        fh = open(DOMAIN_LOCK_DIR / f"{domain}.lock", "w")  # noqa: SIM115 - the caller holds it
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            continue
+        return domain, fh
+    raise RuntimeError(
+        f"no free DDS domain id in {LOCAL_DOMAINS.start}-{LOCAL_DOMAINS.stop - 1}: every lock in "
+        f"{DOMAIN_LOCK_DIR} is held"
+    )
 
 
 def check_domain_id(domain_id: int) -> int:

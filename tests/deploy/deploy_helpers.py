@@ -7,14 +7,11 @@ holds (a lock file per id), so concurrent test runs never hear each other.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import random
 import re
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from contextlib import ExitStack
@@ -23,40 +20,24 @@ from typing import Any
 
 import numpy as np
 
+from robolearn.deploy.dds import claim_local_domain
+
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "policies" / "reference" / "go2_stand"
-_LOCK_DIR = Path(tempfile.gettempdir()) / "robolearn-dds-domains"
-TEST_DOMAINS = range(2, 99)  # see DomainPool
 
 
 class DomainPool:
-    """Hands out DDS domain ids 2-98, each held by an exclusive lock file until the test ends.
-
-    Below 99 every port of the domain (7400 + 250 x id + offsets) lies under Linux's ephemeral range
-    (32768-60999): a domain in that range can fail to start when another process's random UDP port
-    (a stock SDK participant's, a resolver's) happens to hold its discovery port, as CI once saw with
-    domain 203. 0 and 1 stay free for a user's robot and sim.
-    """
+    """Hands out loopback DDS domain ids (robolearn.deploy.dds.claim_local_domain: 2-98, each held by
+    an exclusive lock file), released when the test's ExitStack closes."""
 
     def __init__(self, stack: ExitStack) -> None:
         self._stack = stack
-        _LOCK_DIR.mkdir(exist_ok=True)
-        self._candidates = list(TEST_DOMAINS)
-        random.Random(os.getpid() ^ time.time_ns()).shuffle(self._candidates)
 
     def take(self) -> int:
         """A domain id no other holder has."""
-        while self._candidates:
-            domain = self._candidates.pop()
-            fh = open(_LOCK_DIR / f"{domain}.lock", "w")  # noqa: SIM115 - closed by the ExitStack
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                fh.close()
-                continue
-            self._stack.callback(fh.close)
-            return domain
-        raise RuntimeError("no free DDS domain id")
+        domain, fh = claim_local_domain()
+        self._stack.callback(fh.close)
+        return domain
 
 
 class Proc:

@@ -5,17 +5,14 @@ Every expected number below is transcribed from a primary source named next to i
 
 from __future__ import annotations
 
-import fcntl
 import math
-import random
-import tempfile
 import time
-from pathlib import Path
 
 import mujoco
 import numpy as np
 import pytest
 
+from robolearn.deploy.dds import claim_local_domain
 from robolearn.errors import UserError
 from robolearn.robots import G1_SPEC, RobotSpec, RobotState, build_observation, observation_size
 from robolearn.robots.actuators import ACTION_TORQUE_FRACTION, DAMPING_RATIO, NATURAL_FREQUENCY_HZ, pd_gains
@@ -289,22 +286,12 @@ def test_deploy_runtime_runs_it_on_mujoco_without_a_policy() -> None:
     assert all(f["reason"].startswith("base_tilt") for f in summary["faults"])
 
 
-def _take_domain(tmp: Path) -> int:
-    # The deploy tests' lock-file convention (tests/deploy/deploy_helpers.py DomainPool), so a
-    # concurrent test run never shares this domain.
-    tmp.mkdir(exist_ok=True)
-    candidates = list(range(2, 99))  # deploy_helpers.TEST_DOMAINS: ports below the ephemeral range
-    random.shuffle(candidates)
-    for domain in candidates:
-        fh = open(tmp / f"{domain}.lock", "w")  # noqa: SIM115 - held until the process ends
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.close()
-            continue
-        _HELD.append(fh)
-        return domain
-    raise RuntimeError("no free DDS domain id")
+def _take_domain() -> int:
+    # The deploy tests' lock-file convention (robolearn.deploy.dds.claim_local_domain), so a
+    # concurrent test run never shares this domain; the lock is held until the process ends.
+    domain, fh = claim_local_domain()
+    _HELD.append(fh)
+    return domain
 
 
 _HELD: list[object] = []
@@ -317,7 +304,7 @@ def test_lowstate_and_lowcmd_use_slots_0_to_28_over_loopback_dds() -> None:
     from robolearn.deploy.commands import CommandLimiter
     from robolearn.deploy.dds import LOWSTATE_TOPIC, DdsSession
 
-    domain = _take_domain(Path(tempfile.gettempdir()) / "robolearn-dds-domains")
+    domain = _take_domain()
     session = DdsSession(domain, "lo")
     backend = DdsBackend(SPEC, session, dry_run=True)
     family = backend.family
