@@ -1,6 +1,6 @@
 """Wall clock for PPO to learn flat walking on Go2Velocity: time until the evaluation first meets the bar.
 
-    python benchmarks/go2_walk.py [recipe=prior|scratch|trot|trot_full|trot_widen|trot_relative] [--seeds 0] [--steps N] [--out DIR]
+    python benchmarks/go2_walk.py [recipe=prior|scratch|trot|trot_full|trot_widen|trot_relative|trot_deploy] [--seeds 0] [--steps N] [--out DIR]
                                   [--stop-after-min M] [--results DIR] [-- extra train overrides]
 
 recipe=prior (the default; also --recipe prior): each seed is one `python -m robolearn.train
@@ -16,7 +16,9 @@ place of the air window, configs/env/Go2VelocityTrot-v1.yaml); recipe=trot_full:
 command curriculum (`+experiment=go2_walk_trot_full`); recipe=trot_widen: the trot recipe with the
 curriculum's widening threshold at 0.7 instead of 0.8 (`+experiment=go2_walk_trot_widen`);
 recipe=trot_relative: the trot recipe with the curriculum scored on relative tracking, 1 - error /
-commanded speed, at 0.3 (`+experiment=go2_walk_trot_relative`). Each from-scratch recipe runs in
+commanded speed, at 0.3 (`+experiment=go2_walk_trot_relative`); recipe=trot_deploy: trot_relative
+with an actor that does not observe the base velocity (the critic does) and joint_vel_limits on, so
+the policy deploys over DDS (`+experiment=go2_walk_trot_deploy`). Each from-scratch recipe runs in
 <out>/<recipe>/seed_<N>. `--stop-after-min M` stops the training with
 SIGINT after M minutes of this call (it checkpoints and exits; the next call resumes it), and
 `--results DIR` copies each seed's small files (metrics.jsonl, config.yaml, the evaluation rows and
@@ -68,6 +70,7 @@ RECIPES = {
     "trot_full": "go2_walk_trot_full",
     "trot_widen": "go2_walk_trot_widen",
     "trot_relative": "go2_walk_trot_relative",
+    "trot_deploy": "go2_walk_trot_deploy",
 }
 DEFAULT_STEPS = {
     "prior": 3_000_000,
@@ -76,6 +79,7 @@ DEFAULT_STEPS = {
     "trot_full": 200_000_000,
     "trot_widen": 200_000_000,
     "trot_relative": 200_000_000,
+    "trot_deploy": 200_000_000,
 }
 GAIT_COMMAND = 0.5  # m/s forward, for the touch-down count
 GAIT_SECONDS = 10.0

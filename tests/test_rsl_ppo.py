@@ -268,3 +268,59 @@ def test_the_batched_go2_task_trains_an_iteration(tmp_path: Path) -> None:
     artifact = export_run(tmp_path / "run", tmp_path / "artifact", check_samples=16)
     assert isinstance(artifact, PolicyArtifact) and (artifact.root / "contract.json").is_file()
     assert artifact.contract.normalization is None and artifact.contract.source["algo"] == "rsl_ppo"
+
+
+def test_the_velocity_task_gives_only_the_critic_the_base_velocity(tmp_path: Path) -> None:
+    """critic_observes_base_lin_vel: the batched VecEnv carries the body-frame base velocity x 2 in
+    step with the observations (a reset env's row is its new episode's), the adapter hands it over as
+    the "critic" group, the critic's input is the actor's plus 3, and the exported actor reads the
+    actor's observation alone."""
+    from robolearn.envs.tasks.rotations import quat_rotate_inverse_rows
+
+    base = ["env=Go2Velocity-v1", *TINY_NETS, "env.kwargs.backend=batch", "env.max_episode_steps=6"]
+    cfg = _config("+env.kwargs.critic_observes_base_lin_vel=true", "agent.n_envs=3", base=base)
+    env = RslVecEnv(make_vec_env(cfg.env, n_envs=3, seed=0))
+    obs = env.reset()
+    assert list(obs.keys()) == ["policy", "critic"]
+    width = obs["policy"].shape[1]
+    assert width == 45  # the actor's observation has no base velocity in it
+    task: Any = env.venv.task  # type: ignore[attr-defined]
+    resets = 0
+    for _ in range(14):
+        obs, _, dones, _ = env.step(torch.zeros(3, 12))
+        frame = task.backend.frame()
+        expected = quat_rotate_inverse_rows(frame.root_quat, frame.root_lin_vel) * 2.0
+        np.testing.assert_allclose(obs["critic"].numpy(), expected, rtol=1e-5, atol=1e-6)
+        resets += int(dones.sum())
+    assert resets >= 3  # reset rows were checked too (6-step episodes)
+    env.close()
+
+    summary = _train(
+        tmp_path / "run",
+        "+env.kwargs.critic_observes_base_lin_vel=true",
+        "agent.obs_groups.critic=[policy,critic]",
+        "agent.n_envs=4",
+        "agent.num_steps_per_env=8",
+        "steps=32",
+        "eval.episodes=1",
+        base=base,
+    )
+    assert summary["steps"] == 32
+    state = torch.load(tmp_path / "run" / "final" / "model.zip", weights_only=False)
+    assert state["obs_shapes"] == {"policy": width, "critic": 3}
+    assert state["obs_groups"] == {"actor": ["policy"], "critic": ["policy", "critic"]}
+    policy = RslPolicy.load(tmp_path / "run" / "final" / "model.zip")
+    action, _ = policy.predict(np.zeros(width, dtype=np.float32))
+    assert action.shape == (12,)
+    from robolearn.export import export_run
+
+    artifact = export_run(tmp_path / "run", tmp_path / "artifact", check_samples=16)
+    contract = artifact.contract
+    assert "base_lin_vel" not in [t.name for t in contract.terms] and contract.input_size == width
+
+
+def test_the_actor_and_the_critic_cannot_both_be_given_the_base_velocity() -> None:
+    from robolearn.envs.tasks.velocity import VelocityTask
+
+    with pytest.raises(UserError, match="critic_observes_base_lin_vel=true with observe_base_lin_vel=true"):
+        VelocityTask(observe_base_lin_vel=True, critic_observes_base_lin_vel=True)

@@ -7,6 +7,8 @@ the same step as SB3's VecEnvs do, as rsl_rl's loop expects. Group names follow 
 convention (rsl_rl/env/vec_env.py, rsl_rl/utils/utils.py:resolve_obs_groups): a plain Box
 observation is the group "policy"; a Dict observation space gives one group per key, so a task that
 exposes privileged observations (e.g. {"policy": ..., "critic": ...}) can feed an asymmetric critic.
+A batched robot task's privileged observations (RobotTask.privileged_observation, e.g. the velocity
+task's critic_observes_base_lin_vel) come as the group "critic"; agent.obs_groups.critic names it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from robolearn.envs.state import get_vec_env_state, set_vec_env_state
 
 POLICY_GROUP = "policy"
+CRITIC_GROUP = "critic"  # a batched task's privileged observations (critic only), when it has any
 
 
 class RslVecEnv:
@@ -82,7 +85,10 @@ class RslVecEnv:
     def _to_groups(self, obs: Any) -> Any:
         from tensordict import TensorDict  # rsl-rl-lib's dependency; present wherever rsl_rl is
 
-        items = obs.items() if isinstance(obs, dict) else [(POLICY_GROUP, obs)]
+        items = list(obs.items()) if isinstance(obs, dict) else [(POLICY_GROUP, obs)]
+        privileged = getattr(self.venv, "privileged_observations", None)
+        if privileged is not None:
+            items.append((CRITIC_GROUP, privileged))
         # One copy into torch-owned memory: the VecEnv may reuse its arrays in the next step, while
         # rsl_rl keeps this step's observations until then (PPO.act stores them before env.step).
         groups = {

@@ -59,6 +59,8 @@ class _Runner:
         self.episode_return = np.zeros(n)
         self.episode_length = np.zeros(n, dtype=np.int64)
         self.t_start = time.time()
+        # The task's critic-only values, in step with the observations (None without any).
+        self.privileged: np.ndarray | None = None
 
     def reset(self, seed: int | None) -> np.ndarray:
         if seed is not None:
@@ -67,7 +69,13 @@ class _Runner:
         self.task.reset_envs(ids)
         self.episode_return[:] = 0.0
         self.episode_length[:] = 0
-        return self.task.observe(self.task.backend.frame())
+        frame = self.task.backend.frame()
+        self.privileged = self._privileged(frame, ids)
+        return self.task.observe(frame)
+
+    def _privileged(self, frame: Any, ids: np.ndarray) -> np.ndarray | None:
+        values = self.task.privileged_observation(frame, ids)
+        return None if values is None else np.asarray(values, dtype=np.float32)
 
     def step(
         self, actions: np.ndarray
@@ -75,6 +83,8 @@ class _Runner:
         """obs (reset ones replaced), reward, terminated, truncated, done ids, their final obs, their episode infos."""
         task = self.task
         obs, reward, terminated, truncated, _ = task.step_envs(actions)
+        if task.privileged_size:
+            self.privileged = self._privileged(task.backend.frame(), np.arange(task.num_envs))
         self.episode_return += reward
         self.episode_length += 1
         done = np.flatnonzero(terminated | truncated)
@@ -94,7 +104,10 @@ class _Runner:
                     }
                 )
             task.reset_envs(done)
-            obs[done] = task.observe(task.backend.frame(), done)
+            frame = task.backend.frame()
+            obs[done] = task.observe(frame, done)
+            if self.privileged is not None:
+                self.privileged[done] = self._privileged(frame, done)
             self.episode_return[done] = 0.0
             self.episode_length[done] = 0
         return obs, reward, terminated, truncated, done, final_obs, episodes
@@ -105,6 +118,7 @@ class _Runner:
             "physics": self.task.backend.get_physics_state(),
             "episode_return": self.episode_return.copy(),
             "episode_length": self.episode_length.copy(),
+            "privileged": None if self.privileged is None else self.privileged.copy(),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -112,6 +126,8 @@ class _Runner:
         self.task.backend.set_physics_state(state["physics"])
         self.episode_return = state["episode_return"].copy()
         self.episode_length = state["episode_length"].copy()
+        privileged = state.get("privileged")  # .get: snapshots from before privileged observations
+        self.privileged = None if privileged is None else privileged.copy()
 
 
 class BatchedVecEnv(VecEnv):
@@ -134,6 +150,12 @@ class BatchedVecEnv(VecEnv):
         self._reset_seeds()
         self.reset_infos = [{} for _ in range(self.num_envs)]
         return obs
+
+    @property
+    def privileged_observations(self) -> np.ndarray | None:
+        """(N, k) critic-only values of the current step (the task's privileged_observation: after a
+        reset, the new episode's), or None when the task has none; rsl_ppo's "critic" group."""
+        return self.runner.privileged
 
     def step_async(self, actions: np.ndarray) -> None:
         """Store the actions for step_wait."""

@@ -103,6 +103,8 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
 
     # Subclasses: the reward functions by name, and the bodies whose poses the task reads.
     reward_functions: ClassVar[Mapping[str, RewardFunction]] = {}
+    # Width of privileged_observation's rows (0: none); subclasses set it per instance.
+    privileged_size: int = 0
 
     def __init__(
         self,
@@ -203,6 +205,11 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
 
     def extra_observation(self, frame: SimFrame, ids: np.ndarray) -> np.ndarray | None:
         """Task-specific observation values appended after the proprioceptive terms, (k, extra)."""
+        return None
+
+    def privileged_observation(self, frame: SimFrame, ids: np.ndarray) -> np.ndarray | None:
+        """(k, privileged_size) values only a critic sees (rsl_ppo's "critic" group: the batched
+        VecEnv carries them beside the observations), or None when the task has none."""
         return None
 
     def gait_phase(self) -> np.ndarray | None:

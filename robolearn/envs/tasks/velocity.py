@@ -145,6 +145,7 @@ class VelocityTask(RobotTask):
         action_clip: float = 5.0,
         only_positive_rewards: bool = True,
         observe_base_lin_vel: bool = False,
+        critic_observes_base_lin_vel: bool = False,
         gait_period_s: float | None = None,
         gait_duty: float = 0.5,
         swing_height: float | None = None,
@@ -175,6 +176,11 @@ class VelocityTask(RobotTask):
             )
         if not 0.0 < gait_duty < 1.0:
             raise UserError(f"gait_duty={gait_duty} must be in (0, 1): the stance share of a gait cycle")
+        if critic_observes_base_lin_vel and observe_base_lin_vel:
+            raise UserError(
+                "critic_observes_base_lin_vel=true with observe_base_lin_vel=true: the actor already "
+                "observes the base velocity (and so does the critic); set critic_observes_base_lin_vel=false"
+            )
         terms = LOCOMOTION_TERMS if gait_period_s is None else (*LOCOMOTION_TERMS, ObsTerm("gait_clock"))
         super().__init__(
             robot=robot,
@@ -196,6 +202,7 @@ class VelocityTask(RobotTask):
         )
         spec = self.robot_spec
         self.observe_base_lin_vel = bool(observe_base_lin_vel)
+        self.privileged_size = 3 if critic_observes_base_lin_vel else 0
         self.gait_period_s = None if gait_period_s is None else float(gait_period_s)
         self.gait_duty = float(gait_duty)
         self.gait_offsets = np.asarray(defaults["gait_offsets"], dtype=np.float64)
@@ -381,6 +388,14 @@ class VelocityTask(RobotTask):
             noise = LIN_VEL_OBS_NOISE * self.randomization.obs_noise * LIN_VEL_OBS_SCALE
             vel = vel + self.rng.uniform(-noise, noise, size=vel.shape)
         return vel
+
+    def privileged_observation(self, frame: SimFrame, ids: np.ndarray) -> np.ndarray | None:
+        """With critic_observes_base_lin_vel: the base's linear velocity in its own frame, scaled by 2
+        and without noise, for the critic only (an asymmetric actor-critic: the actor stays deployable
+        on a robot whose IMU does not measure it)."""
+        if not self.privileged_size:
+            return None
+        return quat_rotate_inverse_rows(frame.root_quat[ids], frame.root_lin_vel[ids]) * LIN_VEL_OBS_SCALE
 
     # -- step ----------------------------------------------------------------------------------------
     def _gravity(self, frame: SimFrame) -> np.ndarray:
