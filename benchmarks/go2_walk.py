@@ -50,6 +50,7 @@ from locomotion_runs import (
     evaluation_rows,
     export_small_files,
     finish_machine,
+    grid_check,
     machine_now,
     newest_actor,
     split_key,
@@ -81,6 +82,8 @@ DEFAULT_STEPS = {
     "trot_relative": 200_000_000,
     "trot_deploy": 200_000_000,
 }
+GOAL_RANGES = [[-1.0, 1.0], [-0.5, 0.5], [-1.0, 1.0]]  # the goal's vx, vy, yaw ranges (every recipe's config)
+GRID_SEED = 400  # the grid check's resets: seeds 400.. (none shared with evaluations or scores)
 GAIT_COMMAND = 0.5  # m/s forward, for the touch-down count
 GAIT_SECONDS = 10.0
 
@@ -243,14 +246,15 @@ def curriculum_scores(run: Path) -> dict[str, dict[str, float]] | None:
     return out
 
 
+def meets_the_bar(lin_vel_error: float, ang_vel_error: float, falls: float) -> bool:
+    """Both errors under the bars and no falls."""
+    return lin_vel_error < ERROR_BAR and ang_vel_error < YAW_BAR and falls == 0
+
+
 def first_meeting_the_bar(rows: list[dict[str, float]]) -> dict[str, float] | None:
     """The first evaluation with both errors under the bars and no falls."""
     for row in rows:
-        if (
-            row["lin_vel_error"] < ERROR_BAR
-            and row["ang_vel_error"] < YAW_BAR
-            and row["terminated_fraction"] == 0.0
-        ):
+        if meets_the_bar(row["lin_vel_error"], row["ang_vel_error"], row["terminated_fraction"]):
             return row
     return None
 
@@ -261,26 +265,41 @@ def render(results: list[dict[str, Any]], machine: dict[str, Any], recipe: str) 
         f"Go2Velocity PPO, recipe={recipe}, machine: {machine['cpu']}, {machine['cores']} cores, "
         f"{machine['date']}, load {machine['load_before']} -> {machine['load_after']}",
         "",
-        "| seed | met the bar (vel. < 0.2 m/s, yaw < 0.3 rad/s, no falls) | wall clock | env steps | "
-        "goal (< 30 min) | env steps/s |",
-        "|---|---|---|---|---|---|",
+        "| seed | a training evaluation met the bar (vel. < 0.2 m/s, yaw < 0.3 rad/s, no falls) | wall clock | "
+        "env steps | grid check of the newest checkpoint: vel. / yaw / falls (forward / backward vel.) | "
+        "bar over the ranges | goal (< 30 min) | env steps/s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for res in results:
         hit = res["first_meeting_bar"]
         speed = res.get("speed", {}).get("steps_per_s")
         sps = "—" if speed is None else f"{speed:,.0f}"
+        grid = res.get("grid_check")
+        held = grid is not None and meets_the_bar(grid["lin_vel_error"], grid["ang_vel_error"], grid["falls"])
+        if grid is None:
+            grid_cell = "—"
+        else:
+            grid_cell = (
+                f"{grid['lin_vel_error']:.3f} / {grid['ang_vel_error']:.3f} / {grid['falls']} of {grid['commands']} "
+                f"({grid['forward']['lin_vel_error']:.3f} / {grid['backward']['lin_vel_error']:.3f})"
+            )
+        rows = res["evaluations"]
+        within = bool(rows) and rows[-1]["wall_time_s"] < GOAL_S
+        goal = "met" if held and within else "**lost**"
         if hit is None:
-            last = res["evaluations"][-1] if res["evaluations"] else None
+            last = rows[-1] if rows else None
             reached = (
                 "never"
                 if last is None
                 else f"not yet (last: {last['lin_vel_error']:.3f} m/s, {last['ang_vel_error']:.3f} rad/s)"
             )
-            lines.append(f"| {res['seed']} | {reached} | — | — | **lost** | {sps} |")
-        else:
-            verdict = "met" if hit["wall_time_s"] < GOAL_S else "**lost**"
             lines.append(
-                f"| {res['seed']} | yes | {hit['wall_time_s'] / 60:.1f} min | {hit['step']:,} | {verdict} | {sps} |"
+                f"| {res['seed']} | {reached} | — | — | {grid_cell} | {'yes' if held else '**no**'} | {goal} | {sps} |"
+            )
+        else:
+            lines.append(
+                f"| {res['seed']} | yes | {hit['wall_time_s'] / 60:.1f} min | {hit['step']:,} | {grid_cell} | "
+                f"{'yes' if held else '**no**'} | {goal} | {sps} |"
             )
     for res in results:
         lines += [
@@ -326,6 +345,18 @@ def render(results: list[dict[str, Any]], machine: dict[str, Any], recipe: str) 
                 f"Evaluated on those ranges (newest checkpoint, the run's eval episodes and seeds): "
                 f"errors {ce['lin_vel_error']:.3f} m/s / {ce['ang_vel_error']:.3f} rad/s, "
                 f"falls {ce['terminated_fraction']:.0%}, return {ce['return']:.1f}"
+            )
+        grid = res.get("grid_check")
+        if grid is not None:
+            lines.append(
+                f"Grid check (newest checkpoint, {grid['commands']} commands at the cell centres of a "
+                f"{'x'.join(str(n) for n in grid['cells'])} grid over the goal's ranges, each {grid['seconds']:g} s "
+                f"from a reset, errors after the first {grid['settle_s']:g} s): {grid['lin_vel_error']:.3f} m/s, "
+                f"{grid['ang_vel_error']:.3f} rad/s, {grid['falls']} falls; forward (vx > 0) "
+                f"{grid['forward']['lin_vel_error']:.3f}, backward {grid['backward']['lin_vel_error']:.3f}, "
+                f"widest sideways {grid['sideways']['lin_vel_error']:.3f}, fastest turns "
+                f"{grid['turning']['lin_vel_error']:.3f} m/s; worst ({grid['worst']['vx']:.1f}, "
+                f"{grid['worst']['vy']:.1f}, {grid['worst']['yaw']:.1f}): {grid['worst']['lin_vel_error']:.3f} m/s"
             )
         scores = res.get("curriculum_scores")
         if scores:
@@ -380,6 +411,7 @@ def main() -> None:
                 "zero_action": zero_action(run) if recipe != "prior" else None,
                 "gait_check": gait_check(run, seed) if recipe != "prior" else None,
                 "curriculum_scores": curriculum_scores(run) if cur is not None else None,
+                "grid_check": grid_check(run, GOAL_RANGES, seed=GRID_SEED),
             }
         )
     finish_machine(machine)

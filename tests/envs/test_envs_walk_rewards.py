@@ -16,7 +16,7 @@ from robolearn.envs.tasks.rewards import (
     foot_clearance,
     joint_vel_limits,
 )
-from robolearn.envs.tasks.velocity import VelocityTask
+from robolearn.envs.tasks.velocity import VelocityTask, command_direction
 from robolearn.errors import UserError
 
 CURRICULUM = {
@@ -175,6 +175,77 @@ def test_relative_tracking_score_is_zero_for_standing_still_and_counts_falls_as_
     assert task.curriculum_level == 0
     end(0.2, 100)  # score 0.8
     assert task.curriculum_level == 1
+
+
+def test_command_direction_sectors() -> None:
+    planar = np.array(
+        [[1.0, 0.0], [0.5, 0.49], [0.3, 0.6], [-1.0, 0.1], [-0.2, -0.9], [0.0, -0.4], [-0.5, 0.5]]
+    )
+    # forward, forward (under 45 degrees), left, backward, right, right, backward (135 degrees exactly)
+    np.testing.assert_array_equal(command_direction(planar), [0, 0, 1, 2, 3, 3, 2])
+
+
+def test_directional_tracking_scores_the_worst_direction_so_forward_only_walking_does_not_widen() -> None:
+    """score=directional_tracking: relative tracking per command direction, the worst decides; a
+    policy that walks forwards but stands on backward commands scores 0 and keeps its ranges, while
+    pooled relative tracking would have widened them. Slow commands and directions with hardly any
+    commanded distance are left out; a fall pads its direction as not moving."""
+    task = VelocityTask(
+        robot="go2",
+        num_envs=4,
+        backend="batch",
+        command_curriculum={
+            "start": {"lin_vel_x": [-0.3, 0.7]},
+            "step": {"lin_vel_x": 0.25},
+            "score": "directional_tracking",
+            "threshold": 0.3,
+        },
+        standing_fraction=0.0,
+        max_episode_steps=100,
+        init_velocity_noise=0.0,
+        init_joint_noise=0.0,
+    )
+    task.seed_rng(0)
+    task.reset_envs(np.arange(4))
+    # The real env: commands 0.6, 0.1 (too slow to count), -0.3 and 0.5 m/s forward; zero action stands.
+    task.command[:] = [[0.6, 0.0, 0.0], [0.1, 0.0, 0.0], [-0.3, 0.0, 0.0], [0.5, 0.0, 0.0]]
+    for _ in range(10):
+        task.step_envs(np.zeros((4, 12)))
+    np.testing.assert_allclose(task.curriculum_sector_command[:, 0], [6.0, 0.0, 0.0, 5.0], atol=1e-9)
+    np.testing.assert_allclose(task.curriculum_sector_command[:, 2], [0.0, 0.0, 3.0, 0.0], atol=1e-9)
+    assert np.all(task.curriculum_sector_command[:, [1, 3]] == 0.0)
+    np.testing.assert_allclose(
+        task.curriculum_sector_error, task.curriculum_sector_command, rtol=0.1, atol=0.02
+    )
+
+    def end(forward_error: float, backward_error: float, backward_steps: int = 100) -> None:
+        """Full episodes: env 0 forward 0.6 m/s, env 2 backward 0.3 m/s, with these error shares."""
+        task.episode_step[:] = 100
+        task.episode_step[2] = backward_steps
+        task.curriculum_sector_command[:] = 0.0
+        task.curriculum_sector_error[:] = 0.0
+        task.curriculum_sector_command[0, 0] = 0.6 * 100
+        task.curriculum_sector_error[0, 0] = forward_error * 0.6 * 100
+        task.curriculum_sector_command[2, 2] = 0.3 * backward_steps
+        task.curriculum_sector_error[2, 2] = backward_error * 0.3 * backward_steps
+        task.reset_envs(np.arange(4))
+
+    # Forward 0.8, backward 0 (stands): pooled relative tracking, 1 - 42 / 90 = 0.53, would widen at
+    # 0.3; the worst direction scores 0.
+    end(forward_error=0.2, backward_error=1.0)
+    assert task.curriculum_level == 0
+    # Both 0.8 on the steps run, but the backward episode fell halfway: padded, 1 - 18 / 30 = 0.4.
+    end(forward_error=0.2, backward_error=0.2, backward_steps=50)
+    assert task.curriculum_level == 1  # min(0.8, 0.4) > 0.3
+    np.testing.assert_allclose(task.curriculum_ranges[0], [-0.55, 0.95])
+    # A direction with under 5 % of the commanded distance is not scored: backward 1 of 61 m.
+    task.episode_step[:] = 100
+    task.curriculum_sector_command[:] = 0.0
+    task.curriculum_sector_error[:] = 0.0
+    task.curriculum_sector_command[0, 0], task.curriculum_sector_error[0, 0] = 60.0, 6.0
+    task.curriculum_sector_command[2, 2], task.curriculum_sector_error[2, 2] = 1.0, 1.0
+    task.reset_envs(np.arange(4))
+    assert task.curriculum_level == 2
 
 
 def test_curriculum_progress_survives_a_snapshot_and_a_single_env_samples_the_full_ranges() -> None:

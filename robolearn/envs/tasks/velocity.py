@@ -231,6 +231,11 @@ class VelocityTask(RobotTask):
         self.curriculum_command_sum = np.zeros(self.num_envs)
         self.curriculum_error_total = 0.0  # and their totals over the batch being scored
         self.curriculum_command_total = 0.0
+        # score=directional_tracking: the same per direction of the command (DIRECTIONS).
+        self.curriculum_sector_error = np.zeros((self.num_envs, len(DIRECTIONS)))
+        self.curriculum_sector_command = np.zeros((self.num_envs, len(DIRECTIONS)))
+        self.curriculum_sector_error_total = np.zeros(len(DIRECTIONS))
+        self.curriculum_sector_command_total = np.zeros(len(DIRECTIONS))
         self.command_resample_s = float(command_resample_s)
         self.standing_fraction = float(standing_fraction)
         self.tracking_sigma = float(tracking_sigma)
@@ -300,7 +305,9 @@ class VelocityTask(RobotTask):
         tracking_lin_vel term per second of the full episode over its scale. score=relative_tracking:
         1 - (summed planar velocity error) / (summed commanded planar speed), pooled over the batch,
         a fall's missing steps counted as not moving; 0 for standing still whatever the commands are,
-        1 for perfect tracking."""
+        1 for perfect tracking. score=directional_tracking: the same per direction of the command
+        (forward, left, backward, right; commands under DIRECTION_MIN_SPEED left out), and the worst
+        direction's score decides."""
         cur = self.curriculum
         assert cur is not None
         if len(ended) == 0:
@@ -324,6 +331,23 @@ class VelocityTask(RobotTask):
                 1.0 - self.curriculum_error_total / max(self.curriculum_command_total, 1e-9)
             )
             self.curriculum_error_total = self.curriculum_command_total = 0.0
+        elif cur.score == "directional_tracking":
+            steps = self.episode_step[ended].astype(np.float64)
+            missing = np.maximum(max_steps - steps, 0.0)[:, None]
+            command = self.curriculum_sector_command[ended]
+            padding = command / np.maximum(steps, 1.0)[:, None] * missing
+            self.curriculum_sector_error_total += (self.curriculum_sector_error[ended] + padding).sum(axis=0)
+            self.curriculum_sector_command_total += (command + padding).sum(axis=0)
+            self.curriculum_episodes += len(ended)
+            if self.curriculum_episodes < self.num_envs:
+                return
+            scores = self.direction_scores()
+            # No direction with enough commanded distance (all commands slow): nothing to widen on.
+            self.curriculum_score_sum = self.curriculum_episodes * (
+                float(scores.min()) if scores.size else 0.0
+            )
+            self.curriculum_sector_error_total[:] = 0.0
+            self.curriculum_sector_command_total[:] = 0.0
         else:
             col = self.reward_names.index("tracking_lin_vel")
             episode_s = max_steps * self.control_dt
@@ -344,11 +368,21 @@ class VelocityTask(RobotTask):
             self.curriculum_level += 1
         self.curriculum_score_sum, self.curriculum_episodes = 0.0, 0
 
+    def direction_scores(self) -> np.ndarray:
+        """Relative tracking, 1 - summed error / summed commanded speed, of each direction in the batch
+        being scored that holds at least DIRECTION_MIN_SHARE of the commanded distance (the others are
+        left out: at the start a curriculum may command hardly any sideways motion)."""
+        command = self.curriculum_sector_command_total
+        scored = command >= DIRECTION_MIN_SHARE * max(float(command.sum()), 1e-9)
+        return 1.0 - self.curriculum_sector_error_total[scored] / command[scored]
+
     def on_reset(self, ids: np.ndarray) -> None:
         """New commands, feet on the ground."""
         self._resample_commands(ids)
         self.curriculum_error_sum[ids] = 0.0
         self.curriculum_command_sum[ids] = 0.0
+        self.curriculum_sector_error[ids] = 0.0
+        self.curriculum_sector_command[ids] = 0.0
         self.foot_air_time[ids] = 0.0
         self.foot_last_contact[ids] = True
 
@@ -429,6 +463,15 @@ class VelocityTask(RobotTask):
             planar = self.command[:, :2]
             self.curriculum_error_sum += np.linalg.norm(planar - base_lin_vel[:, :2], axis=1)
             self.curriculum_command_sum += np.linalg.norm(planar, axis=1)
+        elif self.curriculum is not None and self.curriculum.score == "directional_tracking":
+            planar = self.command[:, :2]
+            speed = np.linalg.norm(planar, axis=1)
+            error = np.linalg.norm(planar - base_lin_vel[:, :2], axis=1)
+            moving = speed >= DIRECTION_MIN_SPEED
+            rows = np.flatnonzero(moving)
+            sector = command_direction(planar[rows])
+            np.add.at(self.curriculum_sector_error, (rows, sector), error[rows])
+            np.add.at(self.curriculum_sector_command, (rows, sector), speed[rows])
         return LocomotionContext(
             command=self.command,
             base_lin_vel=base_lin_vel,
@@ -477,7 +520,24 @@ class VelocityTask(RobotTask):
             self._resample_commands(due)
 
 
-CURRICULUM_SCORES = ("tracking_reward", "relative_tracking")
+CURRICULUM_SCORES = ("tracking_reward", "relative_tracking", "directional_tracking")
+# score=directional_tracking scores relative tracking per direction of the planar command and takes
+# the worst: a policy that only walks forwards does not widen the ranges it cannot walk backwards in.
+DIRECTIONS = ("forward", "left", "backward", "right")
+DIRECTION_MIN_SPEED = 0.2  # m/s: slower commands are mostly sway and drift, not a direction
+DIRECTION_MIN_SHARE = 0.05  # a direction is scored once it has this share of the commanded distance
+
+
+def command_direction(planar: np.ndarray) -> np.ndarray:
+    """(k,) index into DIRECTIONS of each (vx, vy) command: the 90-degree sector its heading lies in
+    (forward: within 45 degrees of +x; boundaries go to forward/backward)."""
+    angle = np.arctan2(planar[:, 1], planar[:, 0])
+    quarter = np.pi / 4
+    out = np.full(len(planar), 1, dtype=np.int64)  # left: 45..135 degrees
+    out[np.abs(angle) <= quarter] = 0
+    out[np.abs(angle) >= 3 * quarter] = 2
+    out[(angle < -quarter) & (angle > -3 * quarter)] = 3
+    return out
 
 
 class _CommandCurriculum(NamedTuple):
@@ -493,7 +553,7 @@ class _CommandCurriculum(NamedTuple):
         cls, cfg: Mapping[str, Any] | None, full: tuple[tuple[float, float], ...], scales: Mapping[str, float]
     ) -> _CommandCurriculum | None:
         """Parse command_curriculum={start: {key: [lo, hi]}, step: {key: w}, threshold: f,
-        score: tracking_reward|relative_tracking} (None: off)."""
+        score: tracking_reward|relative_tracking|directional_tracking} (None: off)."""
         if not cfg:
             return None
         unknown = sorted(set(cfg) - {"start", "step", "threshold", "score"})
