@@ -10,7 +10,8 @@ log eval/lin_vel_error (m/s), eval/ang_vel_error (rad/s) and eval/terminated_fra
 issue's: velocity error under 0.25 m/s over 20 s episodes without a fall. After training, the newest
 checkpoint walks 20 s at vx = 0.5 m/s (the gait check: touch-downs, mean speed, errors, falls) beside
 unitree_rl_gym's pretrained G1 leg policy on the same command, as benchmarks/legged_gym_import.py
-measured it (benchmarks/results/legged_gym_import/legged_gym_import.json, when present).
+measured it (benchmarks/results/legged_gym_import/legged_gym_import.json, when present), and the grid
+check runs it on 125 commands over the goal's ranges (benchmarks/locomotion_runs.py grid_check).
 
 task=tracking: `+experiment=g1_tracking` (BeyondMimic's PPO settings and adaptive start sampling, 512
 batch envs) in <out>/tracking/seed_<N>; its evaluations (8 deterministic episodes from random frames)
@@ -43,6 +44,7 @@ from locomotion_runs import (
     export_small_files,
     finish_machine,
     gait_check,
+    grid_check,
     machine_now,
     newest_actor,
     split_key,
@@ -59,6 +61,7 @@ WALK_BAR = 0.25  # m/s, over 20 s episodes without a fall
 COMPLETE_BAR = 0.9  # share of a clip's episodes played to the end without a fall
 GAIT_COMMAND = 0.5  # m/s forward: the command unitree_rl_gym's policy was measured on
 GAIT_SECONDS = 20.0
+GRID_SEED = 400  # the grid check's resets (as benchmarks/go2_walk.py)
 CLIP_EPISODES = 20
 CLIP_SEED = 300
 EVAL_METRICS = {
@@ -111,6 +114,14 @@ def clip_check(run: Path) -> dict[str, dict[str, float]] | None:
     return out
 
 
+def goal_ranges(run: Path) -> list[list[float]]:
+    """The run's config's full command ranges (vx, vy, yaw), which the goal is measured over."""
+    from omegaconf import OmegaConf
+
+    ranges = OmegaConf.load(run / "config.yaml").env.kwargs.command_ranges
+    return [[float(v) for v in ranges[key]] for key in ("lin_vel_x", "lin_vel_y", "ang_vel_z")]
+
+
 def reference_walk() -> dict[str, Any] | None:
     """unitree_rl_gym's G1 policy in its MuJoCo deploy setup, as legged_gym_import.py measured it."""
     if not REFERENCE.is_file():
@@ -138,8 +149,9 @@ def render(task: str, results: list[dict[str, Any]], machine: dict[str, Any]) ->
     lines = [head, ""]
     if task == "walk":
         lines += [
-            f"| seed | walks (vel. error < {WALK_BAR} m/s, no falls in 20 s episodes) | wall clock | env steps | "
-            "last evaluation | env steps/s |",
+            f"| seed | first training evaluation under {WALK_BAR} m/s, no falls (wall clock, env steps) | "
+            f"last evaluation | gait check: {GAIT_COMMAND} m/s for {GAIT_SECONDS:g} s | walks (gait check "
+            f"under {WALK_BAR} m/s, no fall) | env steps/s |",
             "|---|---|---|---|---|---|",
         ]
     else:
@@ -162,13 +174,21 @@ def render(task: str, results: list[dict[str, Any]], machine: dict[str, Any]) ->
                 if last is None
                 else f"{last['lin_vel_error']:.3f} m/s, {last['ang_vel_error']:.3f} rad/s, falls {last['terminated_fraction']:.0%}"
             )
-            if hit is None:
-                lines.append(f"| {res['seed']} | **not yet** | {where} | {steps} | {lastf} | {sps} |")
-            else:
-                lines.append(
-                    f"| {res['seed']} | yes, at {hit['wall_time_s'] / 60:.1f} min | {hit['wall_time_s'] / 60:.1f} min | "
-                    f"{hit['step']:,} | {lastf} | {sps} |"
-                )
+            first = (
+                f"not yet ({where}, {steps} steps trained)"
+                if hit is None
+                else f"{hit['wall_time_s'] / 60:.1f} min, {hit['step']:,}"
+            )
+            gait = res.get("gait_check")
+            gaitf = (
+                "—"
+                if gait is None
+                else f"{gait['lin_vel_error']:.3f} m/s, mean vx {gait['mean_vx']:.2f}, falls {gait['falls']}"
+            )
+            walks = gait is not None and gait["lin_vel_error"] < WALK_BAR and gait["falls"] == 0
+            lines.append(
+                f"| {res['seed']} | {first} | {lastf} | {gaitf} | {'yes' if walks else '**no**'} | {sps} |"
+            )
         else:
             clips = res.get("clip_check") or {}
             if clips:
@@ -209,6 +229,15 @@ def render(task: str, results: list[dict[str, Any]], machine: dict[str, Any]) ->
             lines.append(
                 f"unitree_rl_gym's pretrained G1 policy on the same command ({ref['source']}, "
                 f"{ref['seconds']:g} s): mean vx {ref['mean_vx']:.2f} m/s, {fell}"
+            )
+        grid = res.get("grid_check")
+        if grid is not None:
+            lines.append(
+                f"Grid check (newest checkpoint, {grid['commands']} commands at the cell centres of a "
+                f"{'x'.join(str(n) for n in grid['cells'])} grid over the goal's ranges, each {grid['seconds']:g} s "
+                f"from a reset, errors after the first {grid['settle_s']:g} s): {grid['lin_vel_error']:.3f} m/s, "
+                f"{grid['ang_vel_error']:.3f} rad/s, {grid['falls']} falls; forward {grid['forward']['lin_vel_error']:.3f}, "
+                f"backward {grid['backward']['lin_vel_error']:.3f} m/s"
             )
         cur = res.get("curriculum")
         if cur is not None:
@@ -268,6 +297,7 @@ def main() -> None:
             res["curriculum"] = curriculum_state(run)
             res["gait_check"] = gait_check(run, seed, GAIT_COMMAND, GAIT_SECONDS)
             res["reference"] = reference_walk()
+            res["grid_check"] = grid_check(run, goal_ranges(run), seed=GRID_SEED)
         else:
             res["clip_check"] = clip_check(run)
         results.append(res)
