@@ -31,7 +31,6 @@ committing, and `--no-train` only reports the existing runs. Wall clocks are the
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -39,9 +38,9 @@ from typing import Any
 
 import numpy as np
 from locomotion_runs import (
+    benchmark_parser,
     curriculum_state,
     evaluation_rows,
-    export_small_files,
     finish_machine,
     gait_check,
     grid_check,
@@ -50,9 +49,9 @@ from locomotion_runs import (
     split_key,
     train,
     training_speed,
+    velocity_check_lines,
+    write_outputs,
 )
-
-from robolearn.utils.io import atomic_write_json, atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS = {"walk": "g1_walk", "tracking": "g1_tracking"}
@@ -215,34 +214,13 @@ def render(task: str, results: list[dict[str, Any]], machine: dict[str, Any]) ->
                 f"| {row['step']:,} | {row['wall_time_s'] / 60:.1f} min | {row['return']:.1f} | {values} | "
                 f"{row['terminated_fraction']:.0%} |"
             )
-        gait = res.get("gait_check")
-        if gait is not None:
-            lines += [
-                "",
-                f"Gait check (newest checkpoint, vx = {gait['command_vx']} m/s for {gait['seconds']:g} s): "
-                f"{gait['touchdowns_per_s']:.1f} touch-downs/s, mean vx {gait['mean_vx']:.2f} m/s, "
-                f"errors {gait['lin_vel_error']:.3f} m/s / {gait['ang_vel_error']:.3f} rad/s, falls {gait['falls']}",
-            ]
+        lines += velocity_check_lines(res)
         ref = res.get("reference")
         if ref is not None:
             fell = "no fall" if ref["fell_at_s"] is None else f"fell at {ref['fell_at_s']:.1f} s"
             lines.append(
                 f"unitree_rl_gym's pretrained G1 policy on the same command ({ref['source']}, "
                 f"{ref['seconds']:g} s): mean vx {ref['mean_vx']:.2f} m/s, {fell}"
-            )
-        grid = res.get("grid_check")
-        if grid is not None:
-            lines.append(
-                f"Grid check (newest checkpoint, {grid['commands']} commands at the cell centres of a "
-                f"{'x'.join(str(n) for n in grid['cells'])} grid over the goal's ranges, each {grid['seconds']:g} s "
-                f"from a reset, errors after the first {grid['settle_s']:g} s): {grid['lin_vel_error']:.3f} m/s, "
-                f"{grid['ang_vel_error']:.3f} rad/s, {grid['falls']} falls; forward {grid['forward']['lin_vel_error']:.3f}, "
-                f"backward {grid['backward']['lin_vel_error']:.3f} m/s"
-            )
-        cur = res.get("curriculum")
-        if cur is not None:
-            lines.append(
-                f"Command curriculum at step {cur['step']:,}: level {cur['level']}, ranges {cur['ranges']}"
             )
         clips = res.get("clip_check")
         if clips:
@@ -264,15 +242,7 @@ def render(task: str, results: list[dict[str, Any]], machine: dict[str, Any]) ->
 def main() -> None:
     """Train (or resume) each seed, check it, write JSON and a markdown table."""
     task_arg, argv = split_key(sys.argv[1:], "task")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", choices=list(TASKS), default=None)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--steps", type=int, default=STEPS, help="env steps per seed (a ceiling)")
-    parser.add_argument("--out", type=Path, default=Path("outputs/benchmarks/g1_locomotion"))
-    parser.add_argument("--stop-after-min", type=float, default=None)
-    parser.add_argument("--results", type=Path, default=None, help="copy each seed's small files here")
-    parser.add_argument("--no-train", action="store_true", help="only report the existing runs")
-    parser.add_argument("extra", nargs="*", help="train overrides after --")
+    parser = benchmark_parser(__doc__.splitlines()[0], "task", TASKS, "outputs/benchmarks/g1_locomotion")
     args = parser.parse_args(argv)
     task = args.task or task_arg
     if task not in TASKS:
@@ -284,7 +254,7 @@ def main() -> None:
     for seed in args.seeds:
         run = runs / f"seed_{seed}"
         if not args.no_train:
-            train(TASKS[task], seed, args.steps, run, args.extra, stop_s)
+            train(TASKS[task], seed, args.steps or STEPS, run, args.extra, stop_s)
         rows = evaluation_rows(run, EVAL_METRICS[task])
         res: dict[str, Any] = {
             "seed": seed,
@@ -303,13 +273,7 @@ def main() -> None:
         results.append(res)
     finish_machine(machine)
     table = render(task, results, machine)
-    atomic_write_json(runs / f"g1_{task}.json", {"machine": machine, "results": results})
-    atomic_write_text(runs / f"g1_{task}.md", table)
-    if args.results is not None:
-        for res in results:
-            dest = export_small_files(res, machine, task, args.results.resolve(), {"task": task})
-            print("small files:", dest)
-    print(table)
+    write_outputs(runs, f"g1_{task}", machine, results, table, args.results, {"task": task})
 
 
 if __name__ == "__main__":

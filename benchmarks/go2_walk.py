@@ -39,16 +39,15 @@ eval env, episodes and seeds, so the table shows what PPO added to it.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from locomotion_runs import (
+    benchmark_parser,
     curriculum_state,
     evaluation_rows,
-    export_small_files,
     finish_machine,
     grid_check,
     machine_now,
@@ -56,10 +55,10 @@ from locomotion_runs import (
     split_key,
     train,
     training_speed,
+    velocity_check_lines,
+    write_outputs,
 )
 from locomotion_runs import gait_check as velocity_gait_check
-
-from robolearn.utils.io import atomic_write_json, atomic_write_text
 
 ERROR_BAR = 0.2  # m/s
 YAW_BAR = 0.3  # rad/s
@@ -326,37 +325,13 @@ def render(results: list[dict[str, Any]], machine: dict[str, Any], recipe: str) 
                 f"| {row['step']:,} | {row['wall_time_s'] / 60:.1f} min | {row['return']:.1f} | "
                 f"{row['lin_vel_error']:.3f} | {row['ang_vel_error']:.3f} | {row['terminated_fraction']:.0%} |"
             )
-        gait = res.get("gait_check")
-        if gait is not None:
-            lines += [
-                "",
-                f"Gait check (newest checkpoint, vx = {gait['command_vx']} m/s for {gait['seconds']:g} s): "
-                f"{gait['touchdowns_per_s']:.1f} touch-downs/s, mean vx {gait['mean_vx']:.2f} m/s, "
-                f"errors {gait['lin_vel_error']:.3f} m/s / {gait['ang_vel_error']:.3f} rad/s, falls {gait['falls']}",
-            ]
-        cur = res.get("curriculum")
-        if cur is not None:
-            lines.append(
-                f"Command curriculum at step {cur['step']:,}: level {cur['level']}, ranges {cur['ranges']}"
-            )
+        lines += velocity_check_lines(res)
         ce = res.get("curriculum_eval")
         if ce is not None:
             lines.append(
                 f"Evaluated on those ranges (newest checkpoint, the run's eval episodes and seeds): "
                 f"errors {ce['lin_vel_error']:.3f} m/s / {ce['ang_vel_error']:.3f} rad/s, "
                 f"falls {ce['terminated_fraction']:.0%}, return {ce['return']:.1f}"
-            )
-        grid = res.get("grid_check")
-        if grid is not None:
-            lines.append(
-                f"Grid check (newest checkpoint, {grid['commands']} commands at the cell centres of a "
-                f"{'x'.join(str(n) for n in grid['cells'])} grid over the goal's ranges, each {grid['seconds']:g} s "
-                f"from a reset, errors after the first {grid['settle_s']:g} s): {grid['lin_vel_error']:.3f} m/s, "
-                f"{grid['ang_vel_error']:.3f} rad/s, {grid['falls']} falls; forward (vx > 0) "
-                f"{grid['forward']['lin_vel_error']:.3f}, backward {grid['backward']['lin_vel_error']:.3f}, "
-                f"widest sideways {grid['sideways']['lin_vel_error']:.3f}, fastest turns "
-                f"{grid['turning']['lin_vel_error']:.3f} m/s; worst ({grid['worst']['vx']:.1f}, "
-                f"{grid['worst']['vy']:.1f}, {grid['worst']['yaw']:.1f}): {grid['worst']['lin_vel_error']:.3f} m/s"
             )
         scores = res.get("curriculum_scores")
         if scores:
@@ -374,15 +349,7 @@ def render(results: list[dict[str, Any]], machine: dict[str, Any], recipe: str) 
 def main() -> None:
     """Train each seed, find its time to the bar, write JSON and a markdown table."""
     recipe_arg, argv = split_key(sys.argv[1:], "recipe")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", choices=list(RECIPES), default=None)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--steps", type=int, default=None, help="env steps per seed (default per recipe)")
-    parser.add_argument("--out", type=Path, default=Path("outputs/benchmarks/go2_walk"))
-    parser.add_argument("--stop-after-min", type=float, default=None)
-    parser.add_argument("--results", type=Path, default=None, help="copy each seed's small files here")
-    parser.add_argument("--no-train", action="store_true", help="only report the existing runs")
-    parser.add_argument("extra", nargs="*", help="train overrides after --")
+    parser = benchmark_parser(__doc__.splitlines()[0], "recipe", RECIPES, "outputs/benchmarks/go2_walk")
     args = parser.parse_args(argv)
     recipe = args.recipe or recipe_arg or "prior"
     if recipe not in RECIPES:
@@ -417,13 +384,7 @@ def main() -> None:
     finish_machine(machine)
     table = render(results, machine, recipe)
     name = "go2_walk" if recipe == "prior" else f"go2_walk_{recipe}"
-    atomic_write_json(runs / f"{name}.json", {"machine": machine, "results": results})
-    atomic_write_text(runs / f"{name}.md", table)
-    if args.results is not None:
-        for res in results:
-            dest = export_small_files(res, machine, recipe, args.results.resolve(), {"recipe": recipe})
-            print("small files:", dest)
-    print(table)
+    write_outputs(runs, name, machine, results, table, args.results, {"recipe": recipe})
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ benchmarks/ on sys.path).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from robolearn.runs.metrics import read_metrics
-from robolearn.utils.io import atomic_write_json
+from robolearn.utils.io import atomic_write_json, atomic_write_text
 from robolearn.utils.sysinfo import cpu_info
 
 SIGINT_EXIT = 130  # robolearn.train stopped by SIGINT after saving a checkpoint (resumable)
@@ -324,6 +325,53 @@ def grid_check(
     }
 
 
+def velocity_check_lines(res: dict[str, Any]) -> list[str]:
+    """Markdown lines for a velocity run's gait check, grid check and curriculum state (when present)."""
+    lines: list[str] = []
+    gait = res.get("gait_check")
+    if gait is not None:
+        lines += [
+            "",
+            f"Gait check (newest checkpoint, vx = {gait['command_vx']} m/s for {gait['seconds']:g} s): "
+            f"{gait['touchdowns_per_s']:.1f} touch-downs/s, mean vx {gait['mean_vx']:.2f} m/s, "
+            f"errors {gait['lin_vel_error']:.3f} m/s / {gait['ang_vel_error']:.3f} rad/s, falls {gait['falls']}",
+        ]
+    grid = res.get("grid_check")
+    if grid is not None:
+        lines.append(
+            f"Grid check (newest checkpoint, {grid['commands']} commands at the cell centres of a "
+            f"{'x'.join(str(n) for n in grid['cells'])} grid over the goal's ranges, each {grid['seconds']:g} s "
+            f"from a reset, errors after the first {grid['settle_s']:g} s): {grid['lin_vel_error']:.3f} m/s, "
+            f"{grid['ang_vel_error']:.3f} rad/s, {grid['falls']} falls; forward (vx > 0) "
+            f"{grid['forward']['lin_vel_error']:.3f}, backward {grid['backward']['lin_vel_error']:.3f}, "
+            f"widest sideways {grid['sideways']['lin_vel_error']:.3f}, fastest turns "
+            f"{grid['turning']['lin_vel_error']:.3f} m/s; worst ({grid['worst']['vx']:.1f}, "
+            f"{grid['worst']['vy']:.1f}, {grid['worst']['yaw']:.1f}): {grid['worst']['lin_vel_error']:.3f} m/s"
+        )
+    cur = res.get("curriculum")
+    if cur is not None:
+        lines.append(
+            f"Command curriculum at step {cur['step']:,}: level {cur['level']}, ranges {cur['ranges']}"
+        )
+    return lines
+
+
+def benchmark_parser(description: str, key: str, choices: Sequence[str], out: str) -> argparse.ArgumentParser:
+    """The locomotion benchmarks' shared options; `--<key>` (or a bare key=value) picks the variant."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(f"--{key}", choices=list(choices), default=None)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument(
+        "--steps", type=int, default=None, help="env steps per seed (a ceiling; default per variant)"
+    )
+    parser.add_argument("--out", type=Path, default=Path(out))
+    parser.add_argument("--stop-after-min", type=float, default=None)
+    parser.add_argument("--results", type=Path, default=None, help="copy each seed's small files here")
+    parser.add_argument("--no-train", action="store_true", help="only report the existing runs")
+    parser.add_argument("extra", nargs="*", help="train overrides after --")
+    return parser
+
+
 def export_small_files(
     res: dict[str, Any], machine: dict[str, Any], name: str, results_dir: Path, extra: dict[str, Any]
 ) -> Path:
@@ -341,3 +389,23 @@ def export_small_files(
         {**extra, "machine": machine, **{k: v for k, v in res.items() if k != "evaluations"}},
     )
     return dest
+
+
+def write_outputs(
+    runs: Path,
+    name: str,
+    machine: dict[str, Any],
+    results: list[dict[str, Any]],
+    table: str,
+    results_dir: Path | None,
+    variant: dict[str, Any],
+) -> None:
+    """The benchmark's JSON and markdown beside its runs, each seed's small files in results_dir
+    (when given, `variant` naming the recipe or task), and the table on stdout."""
+    atomic_write_json(runs / f"{name}.json", {"machine": machine, "results": results})
+    atomic_write_text(runs / f"{name}.md", table)
+    if results_dir is not None:
+        for res in results:
+            label = str(next(iter(variant.values())))
+            print("small files:", export_small_files(res, machine, label, results_dir.resolve(), variant))
+    print(table)
