@@ -21,14 +21,11 @@ to its end (and the largest excursion). Writes <out>/deploy_loop.json, <out>/dep
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import platform
-import random
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -63,22 +60,6 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     return args
 
 
-def take_domain() -> tuple[int, Any]:
-    """A loopback DDS domain id nobody else on this machine holds (lock file), and its lock handle."""
-    folder = Path(tempfile.gettempdir()) / "robolearn-dds-domains"
-    folder.mkdir(exist_ok=True)
-    ids = list(range(100, 230))
-    random.shuffle(ids)
-    for domain in ids:
-        fh = open(folder / f"{domain}.lock", "w")  # noqa: SIM115 - held for the run
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return domain, fh
-        except OSError:
-            fh.close()
-    raise SystemExit("no free DDS domain id")
-
-
 def rss_mb(pid: int) -> float | None:
     """Resident set size of a process in MB (Linux /proc)."""
     try:
@@ -98,7 +79,9 @@ def cpu_steal_ms() -> float:
 
 def run_loop(name: str, policy_s: float, args: dict[str, Any], out: Path) -> dict[str, Any]:
     """One deploy session against a fresh bridge; returns its figures."""
-    domain, lock = take_domain()
+    from robolearn.deploy.dds import claim_local_domain
+
+    domain, lock = claim_local_domain()
     log_dir = out / f"log_{name}_{int(policy_s)}s"
     if log_dir.exists():
         import shutil

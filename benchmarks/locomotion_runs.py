@@ -173,10 +173,12 @@ def newest_actor(run: Path) -> tuple[Any, dict[str, Any]] | None:
     return model, {str(k): v for k, v in env_cfg.items()}
 
 
-def gait_check(run: Path, seed: int, command_vx: float, seconds: float) -> dict[str, float] | None:
+def gait_check(
+    run: Path, seed: int, command_vx: float, seconds: float, nominal: bool = False
+) -> dict[str, float] | None:
     """A velocity task's newest checkpoint's actor, deterministic, at vx = command_vx (no sideways or
-    yaw command) for `seconds` on the run's env: touch-downs per second, mean forward speed, errors,
-    falls."""
+    yaw command) for `seconds` on the run's env (`nominal`: without its randomisation, pushes and
+    observation noise): touch-downs per second, mean forward speed, errors, falls."""
     from robolearn.envs import make_eval_env
     from robolearn.envs.tasks.rotations import quat_rotate_inverse_rows
 
@@ -192,6 +194,8 @@ def gait_check(run: Path, seed: int, command_vx: float, seconds: float) -> dict[
     }
     kwargs["standing_fraction"] = 0.0
     kwargs.pop("command_curriculum", None)
+    if nominal:
+        kwargs["randomization"] = None
     env = make_eval_env({**env_cfg, "kwargs": kwargs})
     task: Any = env.unwrapped
     try:
@@ -219,12 +223,23 @@ def gait_check(run: Path, seed: int, command_vx: float, seconds: float) -> dict[
     return {
         "command_vx": command_vx,
         "seconds": seconds,
+        "nominal": nominal,
         "touchdowns_per_s": touchdowns / seconds,
         "mean_vx": vx / steps,
         "lin_vel_error": lin / steps,
         "ang_vel_error": yaw / steps,
         "falls": fell,
     }
+
+
+def checkpoint_wall_time(run: Path) -> float | None:
+    """The run's wall clock (metrics.jsonl, summed over resumes) at its newest checkpoint's step."""
+    saved = latest_state(run)
+    if saved is None:
+        return None
+    step = int(saved.get("step", -1))
+    times = [float(r["wall_time_s"]) for r in read_metrics(run / "metrics.jsonl") if int(r["step"]) <= step]
+    return max(times) if times else None
 
 
 def command_grid(ranges: Sequence[Sequence[float]], cells: Sequence[int]) -> np.ndarray:
@@ -247,7 +262,8 @@ def grid_check(
     seed: int = 0,
 ) -> dict[str, Any] | None:
     """A velocity task's newest checkpoint's actor, deterministic, on every command of command_grid
-    (held for `seconds` from a reset, errors averaged after the first settle_s): the mean velocity
+    (held for `seconds` from a reset on the run's env as configured, its randomisation included as in
+    the training evaluations; errors averaged after the first settle_s): the mean velocity
     and yaw-rate errors over the box, its falls, and the means by the command's direction (forward:
     vx > 0, backward: vx < 0, by |vy| and by |yaw|), so a policy that only walks forwards shows it.
 
@@ -287,10 +303,10 @@ def grid_check(
         finally:
             env.close()
         # A fall counts its missing steps as not moving: error = the commanded speed (and yaw rate).
-        missing = steps - settle - counted
+        missing = steps - settle - counted if fell else 0
         lin += missing * float(np.hypot(vx, vy))
         yaw += missing * abs(float(wz))
-        n = max(steps - settle, 1)
+        n = max(counted + missing, 1)
         rows.append([float(vx), float(vy), float(wz), lin / n, yaw / n, float(fell)])
     table = np.asarray(rows)
 
@@ -332,7 +348,8 @@ def velocity_check_lines(res: dict[str, Any]) -> list[str]:
     if gait is not None:
         lines += [
             "",
-            f"Gait check (newest checkpoint, vx = {gait['command_vx']} m/s for {gait['seconds']:g} s): "
+            f"Gait check (newest checkpoint, vx = {gait['command_vx']} m/s for {gait['seconds']:g} s"
+            f"{', nominal simulation' if gait.get('nominal') else ''}): "
             f"{gait['touchdowns_per_s']:.1f} touch-downs/s, mean vx {gait['mean_vx']:.2f} m/s, "
             f"errors {gait['lin_vel_error']:.3f} m/s / {gait['ang_vel_error']:.3f} rad/s, falls {gait['falls']}",
         ]

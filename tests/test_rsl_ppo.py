@@ -278,21 +278,41 @@ def test_the_velocity_task_gives_only_the_critic_the_base_velocity(tmp_path: Pat
     from robolearn.envs.tasks.rotations import quat_rotate_inverse_rows
 
     base = ["env=Go2Velocity-v1", *TINY_NETS, "env.kwargs.backend=batch", "env.max_episode_steps=6"]
-    cfg = _config("+env.kwargs.critic_observes_base_lin_vel=true", "agent.n_envs=3", base=base)
+    # A push every step: the critic's row must be the velocity of the frame the actor observed, before
+    # the push's kick (as the observation), not after it.
+    pushes = [
+        "+env.kwargs.randomization.push_interval_s=[0.01,0.01]",
+        "+env.kwargs.randomization.push_velocity=0.5",
+    ]
+    cfg = _config("+env.kwargs.critic_observes_base_lin_vel=true", "agent.n_envs=3", *pushes, base=base)
     env = RslVecEnv(make_vec_env(cfg.env, n_envs=3, seed=0))
     obs = env.reset()
     assert list(obs.keys()) == ["policy", "critic"]
     width = obs["policy"].shape[1]
     assert width == 45  # the actor's observation has no base velocity in it
     task: Any = env.venv.task  # type: ignore[attr-defined]
-    resets = 0
+    observed: list[Any] = []
+    push = task._push
+
+    def push_after_recording() -> None:
+        observed.append(task.backend.frame())  # the frame step_envs observes
+        push()
+
+    task._push = push_after_recording
+    resets = kicks = 0
     for _ in range(14):
         obs, _, dones, _ = env.step(torch.zeros(3, 12))
-        frame = task.backend.frame()
-        expected = quat_rotate_inverse_rows(frame.root_quat, frame.root_lin_vel) * 2.0
+        before, after = observed[-1], task.backend.frame()
+        expected = quat_rotate_inverse_rows(before.root_quat, before.root_lin_vel) * 2.0
+        # Envs reset in this step observe their new episode's first frame, and so does the critic.
+        reset = dones.numpy()
+        expected[reset] = quat_rotate_inverse_rows(after.root_quat, after.root_lin_vel)[reset] * 2.0
         np.testing.assert_allclose(obs["critic"].numpy(), expected, rtol=1e-5, atol=1e-6)
+        kicked = quat_rotate_inverse_rows(after.root_quat, after.root_lin_vel)[~reset] * 2.0
+        kicks += int(np.sum(np.abs(kicked - expected[~reset]).max(axis=1, initial=0.0) > 1e-3))
         resets += int(dones.sum())
     assert resets >= 3  # reset rows were checked too (6-step episodes)
+    assert kicks >= 20  # and the pushes moved the base after the observed frame
     env.close()
 
     summary = _train(
@@ -324,3 +344,34 @@ def test_the_actor_and_the_critic_cannot_both_be_given_the_base_velocity() -> No
 
     with pytest.raises(UserError, match="critic_observes_base_lin_vel=true with observe_base_lin_vel=true"):
         VelocityTask(observe_base_lin_vel=True, critic_observes_base_lin_vel=True)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        (["agent=sac"], "feeds rsl_rl's critic group, which agent=sac does not read"),
+        (
+            ["agent=rsl_ppo", "env.kwargs.backend=mujoco"],
+            "env.kwargs.backend=mujoco has none: set env.kwargs.backend=batch",
+        ),
+    ],
+)
+def test_a_critic_only_velocity_nobody_reads_is_one_line(overrides: list[str], needle: str) -> None:
+    cfg = compose_config(
+        "train", ["env=Go2Velocity-v1", "+env.kwargs.critic_observes_base_lin_vel=true", *overrides]
+    )
+    with pytest.raises(UserError) as info:
+        validate_train_config(cfg)
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_privileged_values_the_critic_leaves_out_are_one_line(tmp_path: Path) -> None:
+    base = ["env=Go2Velocity-v1", *TINY_NETS, "env.kwargs.backend=batch", "env.max_episode_steps=6"]
+    with pytest.raises(UserError, match=r"leaves them out; set agent.obs_groups.critic=\[policy,critic\]"):
+        _train(
+            tmp_path / "run",
+            "+env.kwargs.critic_observes_base_lin_vel=true",
+            "agent.n_envs=2",
+            "steps=48",
+            base=base,
+        )

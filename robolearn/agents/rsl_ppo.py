@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from robolearn.agents.rsl_vec_env import POLICY_GROUP, RslVecEnv
+from robolearn.agents.rsl_vec_env import CRITIC_GROUP, POLICY_GROUP, RslVecEnv
 from robolearn.errors import UserError
 
 MISSING_RSL = 'agent=rsl_ppo needs rsl-rl-lib: pip install "robolearn[rsl]"'
@@ -48,11 +48,23 @@ def obs_groups(agent: Any, available: list[str]) -> dict[str, list[str]]:
         chosen = [str(g) for g in groups.get(role) or [POLICY_GROUP]]
         for group in chosen:
             if group not in available:
+                hint = (
+                    " (the critic group comes from a batched task's privileged values: "
+                    "env.kwargs.critic_observes_base_lin_vel=true with env.kwargs.backend=batch or warp)"
+                    if group == CRITIC_GROUP
+                    else ""
+                )
                 raise UserError(
                     f"agent.obs_groups.{role} names {group}, which the env does not provide; "
-                    f"its observation groups: {', '.join(available)}"
+                    f"its observation groups: {', '.join(available)}{hint}"
                 )
         out[role] = chosen
+    if CRITIC_GROUP in available and CRITIC_GROUP not in out["critic"]:
+        raise UserError(
+            f"the env provides privileged values for the critic, but agent.obs_groups.critic="
+            f"[{', '.join(out['critic'])}] leaves them out; set agent.obs_groups.critic=[policy,critic] "
+            "or env.kwargs.critic_observes_base_lin_vel=false"
+        )
     return out
 
 

@@ -148,6 +148,11 @@ def validate_train_config(cfg: DictConfig) -> None:
         raise UserError(f"method=prior_init needs agent=ppo, not agent={cfg.agent.algo}")
     if cfg.agent.algo == "rsl_ppo":
         _check_rsl_ppo(cfg)
+    elif OmegaConf.select(cfg, "env.kwargs.critic_observes_base_lin_vel", default=False):
+        raise UserError(
+            f"env.kwargs.critic_observes_base_lin_vel=true feeds rsl_rl's critic group, which "
+            f"agent={cfg.agent.algo} does not read; use agent=rsl_ppo or set it to false"
+        )
 
 
 # SB3-only agent fields that agent=rsl_ppo inherits from AgentConfig but does not use, and the way to
@@ -168,6 +173,15 @@ def _check_rsl_ppo(cfg: DictConfig) -> None:
     if method := cfg.get("method"):
         raise UserError(
             f"method={method.name} does not work with agent=rsl_ppo; drop method= or use agent=ppo"
+        )
+    backend = OmegaConf.select(cfg, "env.kwargs.backend", default=None)
+    if OmegaConf.select(cfg, "env.kwargs.critic_observes_base_lin_vel", default=False) and backend not in (
+        "batch",
+        "warp",
+    ):
+        raise UserError(
+            f"env.kwargs.critic_observes_base_lin_vel=true needs a batched task to carry it; "
+            f"env.kwargs.backend={backend} has none: set env.kwargs.backend=batch"
         )
     samples = int(agent.n_envs) * int(agent.num_steps_per_env)
     if agent.num_mini_batches > samples:

@@ -83,8 +83,8 @@ class _Runner:
         """obs (reset ones replaced), reward, terminated, truncated, done ids, their final obs, their episode infos."""
         task = self.task
         obs, reward, terminated, truncated, _ = task.step_envs(actions)
-        if task.privileged_size:
-            self.privileged = self._privileged(task.backend.frame(), np.arange(task.num_envs))
+        if task.last_privileged is not None:
+            self.privileged = np.asarray(task.last_privileged, dtype=np.float32)
         self.episode_return += reward
         self.episode_length += 1
         done = np.flatnonzero(terminated | truncated)

@@ -103,8 +103,10 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
 
     # Subclasses: the reward functions by name, and the bodies whose poses the task reads.
     reward_functions: ClassVar[Mapping[str, RewardFunction]] = {}
-    # Width of privileged_observation's rows (0: none); subclasses set it per instance.
+    # Width of privileged_observation's rows (0: none); subclasses set it per instance. step_envs
+    # leaves the step's rows (of the frame it observed) in last_privileged.
     privileged_size: int = 0
+    last_privileged: np.ndarray | None = None
 
     def __init__(
         self,
@@ -410,6 +412,10 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         self.after_step(frame)
         self._push()
         obs = self.observe(frame)
+        # Critic-only values of the same frame as obs (before the push's velocity kick, as obs).
+        self.last_privileged = (
+            self.privileged_observation(frame, self._all_ids) if self.privileged_size else None
+        )
         return obs, reward, terminated, truncated, terms
 
     def _weighted_terms(self, terms: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -218,6 +218,11 @@ class DeviceVelocityEnv:
                     f"{key}={task_kwargs[key]!r} is not on the device task yet; "
                     f"set {key}=null or use backend=warp without the device task"
                 )
+        if task_kwargs.get("critic_observes_base_lin_vel"):
+            raise UserError(
+                "critic_observes_base_lin_vel=true is not on the device task yet; set "
+                "agent.env_on_device=false (backend=warp or batch) or critic_observes_base_lin_vel=false"
+            )
         if max_episode_steps is None or int(max_episode_steps) < 1:
             raise UserError(
                 f"max_episode_steps={max_episode_steps!r}: the device task needs a positive time limit"
