@@ -487,8 +487,8 @@ def _task_extra_terms(task: Any) -> tuple[ObsTerm, ...]:
 
 
 def task_contract_fields(task: Any) -> dict[str, Any]:
-    """robot, terms, obs_clip, action_clip, command ranges and gait period of a robot task env (its
-    unwrapped env)."""
+    """robot, terms, obs_clip, history length, action_clip, command ranges and gait period of a robot
+    task env (its unwrapped env)."""
     spec = getattr(task, "robot_spec", None)
     terms = getattr(task, "proprio_terms", None)
     if not isinstance(spec, RobotSpec) or terms is None:
@@ -498,11 +498,13 @@ def task_contract_fields(task: Any) -> dict[str, Any]:
         )
     terms = (*(ObsTerm.from_dict(t.to_dict()) for t in terms), *_task_extra_terms(task))
     obs_shape = getattr(getattr(task, "observation_space", None), "shape", None)
-    size = observation_size(spec, terms)
+    history = int(getattr(task, "observation_history", 1))
+    size = observation_size(spec, terms) * history
     if obs_shape is not None and tuple(obs_shape) != (size,):
         raise UserError(
-            f"the env's observation has shape {tuple(obs_shape)} but its robot terms make ({size},): task-specific"
-            " observation values cannot be rebuilt on the robot from the contract"
+            f"the env's observation has shape {tuple(obs_shape)} but its robot terms make ({size},)"
+            f" ({history} frame(s)): task-specific observation values cannot be rebuilt on the robot from"
+            " the contract"
         )
     from robolearn.envs.tasks.base import OBS_CLIP
 
@@ -513,6 +515,7 @@ def task_contract_fields(task: Any) -> dict[str, Any]:
         "robot": spec,
         "terms": terms,
         "obs_clip": float(OBS_CLIP),
+        "history_length": history,
         "action_clip": None if action_clip is None else float(action_clip),
         "command_ranges": tuple((float(lo), float(hi)) for lo, hi in ranges),
         "gait_period_s": None if gait is None else float(gait),
@@ -776,7 +779,6 @@ def _export_loaded(
             seed,
         )
     contract = PolicyContract(
-        history_length=1,
         normalization=loaded.norm,
         network={},
         checkpoint=(),

@@ -339,6 +339,35 @@ def test_the_velocity_task_gives_only_the_critic_the_base_velocity(tmp_path: Pat
     assert "base_lin_vel" not in [t.name for t in contract.terms] and contract.input_size == width
 
 
+def test_a_stacked_history_trains_and_exports_with_its_length(tmp_path: Path) -> None:
+    """observation_history=3 with a blind actor: the actor reads 3 frames of 45, the critic those and
+    the base velocity, and the export's contract says history 3 so the deploy runtime stacks the same
+    (tests/deploy/test_deploy_golden.py checks that stacking against the env's)."""
+    from robolearn.export import export_run
+
+    base = ["env=Go2Velocity-v1", *TINY_NETS, "env.kwargs.backend=batch", "env.max_episode_steps=6"]
+    summary = _train(
+        tmp_path / "run",
+        "+env.kwargs.observation_history=3",
+        "+env.kwargs.critic_observes_base_lin_vel=true",
+        "agent.obs_groups.critic=[policy,critic]",
+        "agent.n_envs=4",
+        "agent.num_steps_per_env=8",
+        "steps=32",
+        "eval.episodes=1",
+        base=base,
+    )
+    assert summary["steps"] == 32
+    state = torch.load(tmp_path / "run" / "final" / "model.zip", weights_only=False)
+    assert state["obs_shapes"] == {"policy": 3 * 45, "critic": 3}
+    contract = export_run(tmp_path / "run", tmp_path / "artifact", check_samples=16).contract
+    assert (contract.history_length, contract.frame_size, contract.input_size) == (3, 45, 135)
+    import onnxruntime as ort
+
+    graph = ort.InferenceSession(str(tmp_path / "artifact" / "policy.onnx"))
+    assert graph.get_inputs()[0].shape[-1] == 135
+
+
 def test_the_actor_and_the_critic_cannot_both_be_given_the_base_velocity() -> None:
     from robolearn.envs.tasks.velocity import VelocityTask
 

@@ -40,14 +40,14 @@ MIN_POLICY_STEPS = {"go2": 80, "g1": 30}
 
 @pytest.fixture(
     scope="module",
-    params=[("go2", None), ("go2", 0.5), ("g1", None), ("g1", 0.6)],
-    ids=["go2-no_clock", "go2-gait_clock", "g1-no_clock", "g1-gait_clock"],
+    params=[("go2", None, 1), ("go2", 0.5, 1), ("g1", None, 1), ("g1", 0.6, 1), ("go2", 0.5, 4)],
+    ids=["go2-no_clock", "go2-gait_clock", "g1-no_clock", "g1-gait_clock", "go2-history_4"],
 )
 def task(request: pytest.FixtureRequest) -> Any:
     from robolearn.envs.tasks.velocity import VelocityTask
 
-    robot, gait_period_s = request.param
-    env = VelocityTask(robot=robot, gait_period_s=gait_period_s)
+    robot, gait_period_s, history = request.param
+    env = VelocityTask(robot=robot, gait_period_s=gait_period_s, observation_history=history)
     yield env
     env.close()
 
@@ -124,6 +124,8 @@ def test_training_and_deploy_observations_are_identical(task: Any, recorded: tup
     assert np.abs(steps["last_action"]).max() > 0.01  # a policy that moves
     contract = load_artifact(artifact_dir).contract  # read back from contract.json
     assert contract.gait_period_s == task.gait_period_s
+    assert contract.history_length == task.observation_history
+    frame_size = contract.frame_size
     pipeline = ObservationPipeline(contract)
     for i, rec in enumerate(steps):
         task.command = np.asarray(rec["command"], dtype=np.float64)[None]
@@ -140,8 +142,17 @@ def test_training_and_deploy_observations_are_identical(task: Any, recorded: tup
             last_action=rec["last_action"],
             gait_phase=contract.gait_phase(i),
         )
-        np.testing.assert_array_equal(training, rec["obs"])  # what the runtime fed the network
-        np.testing.assert_array_equal(training, pipeline.frame(state))  # the deploy path, again
+        # The env's input is its history, oldest first; its newest frame is what the runtime recorded.
+        assert training.shape == (contract.input_size,)
+        np.testing.assert_array_equal(training[-frame_size:], rec["obs"])
+        np.testing.assert_array_equal(training[-frame_size:], pipeline.frame(state))  # the deploy path
+        # The deploy path's network input (normalisation off) is the env's stacked history, the first
+        # frame repeated at the segment's start as at an episode's.
+        np.testing.assert_array_equal(training, pipeline(state)[1][0])
+        if i == 0:
+            np.testing.assert_array_equal(training, np.tile(rec["obs"], contract.history_length))
+        elif contract.history_length > 1:
+            np.testing.assert_array_equal(training[-2 * frame_size : -frame_size], steps["obs"][i - 1])
     # The command reached the observation with the commands term's scales (2, 2, 0.25).
     np.testing.assert_allclose(steps["obs"][-1][6:9], [0.8, -0.3, 0.075], rtol=1e-6)
     assert (

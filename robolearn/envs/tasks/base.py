@@ -126,7 +126,14 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         render_mode: str | None = None,
         extra_obs_size: int = 0,
         robot_options: Mapping[str, Any] | None = None,
+        observation_history: int = 1,
     ) -> None:
+        history = observation_history
+        if isinstance(history, bool) or not isinstance(history, int | np.integer) or not 1 <= history <= 100:
+            raise UserError(
+                f"observation_history={history!r} must be a whole number of frames from 1 (no history) to"
+                " 100, e.g. 5"
+            )
         self.robot_spec: RobotSpec = robot_spec_with_options(robot, robot_options)
         spec = self.robot_spec
         self.num_envs = int(num_envs)
@@ -172,7 +179,12 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         self._termination_col = int(termination_cols[0]) if len(termination_cols) == 1 else None
 
         nj = spec.num_joints
-        obs_size = sum(t.size(spec) for t in self.proprio_terms) + extra_obs_size
+        self.frame_size = sum(t.size(spec) for t in self.proprio_terms) + extra_obs_size
+        # The actor's input is the last `observation_history` frames, oldest first, a new episode
+        # starting with its first frame repeated: the deploy runtime's stacking (contract.json
+        # observation.history, robolearn.deploy.policy.ObservationPipeline).
+        self.observation_history = int(history)
+        obs_size = self.frame_size * self.observation_history
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(obs_size,), dtype=np.float32)
         self.action_space = gym.spaces.Box(-self.action_clip, self.action_clip, shape=(nj,), dtype=np.float32)
 
@@ -196,6 +208,11 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         self._metrics = _StepMetrics(wanted=self.num_envs == 1)
         self._all_ids = np.arange(n)
         self._renderer: Any = None
+        if self.observation_history > 1:
+            self.obs_frames = np.zeros((n, self.observation_history, self.frame_size), dtype=np.float32)
+            # The episode step each env's newest frame was observed at: re-observing the same step
+            # replaces that frame instead of shifting the history.
+            self.obs_frames_step = np.full(n, -1, dtype=np.int64)
 
     # -- subclass hooks -------------------------------------------------------------------------------
     @abstractmethod
@@ -352,7 +369,27 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         extra = self.extra_observation(frame, self._all_ids if ids is None else ids)
         if extra is not None:
             obs = np.concatenate((obs, np.clip(extra, -OBS_CLIP, OBS_CLIP).astype(np.float32)), axis=-1)
+        if self.observation_history > 1:
+            return self._stack_frames(obs, ids)
         return obs
+
+    def _stack_frames(self, obs: np.ndarray, ids: np.ndarray | None) -> np.ndarray:
+        """(k, history x frame) of envs ids: this frame appended to each env's history (oldest first);
+        an env at its episode's first step has its history filled with this frame."""
+        rows = self._all_ids if ids is None else np.asarray(ids, dtype=np.int64)
+        step = self.episode_step[rows]
+        frames = self.obs_frames if ids is None else self.obs_frames[rows]
+        fresh = step == 0
+        shift = (self.obs_frames_step[rows] != step) & ~fresh
+        if shift.any():
+            frames[shift, :-1] = frames[shift, 1:]
+        frames[:, -1] = obs
+        if fresh.any():
+            frames[fresh] = obs[fresh, None, :]
+        if ids is not None:
+            self.obs_frames[rows] = frames
+        self.obs_frames_step[rows] = step
+        return frames.reshape(len(rows), -1).copy()
 
     def step_envs(
         self, actions: np.ndarray

@@ -146,6 +146,7 @@ class VelocityTask(RobotTask):
         only_positive_rewards: bool = True,
         observe_base_lin_vel: bool = False,
         critic_observes_base_lin_vel: bool = False,
+        observation_history: int = 1,
         gait_period_s: float | None = None,
         gait_duty: float = 0.5,
         swing_height: float | None = None,
@@ -199,6 +200,7 @@ class VelocityTask(RobotTask):
             max_episode_steps=max_episode_steps,
             render_mode=render_mode,
             extra_obs_size=3 if observe_base_lin_vel else 0,
+            observation_history=observation_history,
         )
         spec = self.robot_spec
         self.observe_base_lin_vel = bool(observe_base_lin_vel)

@@ -218,6 +218,11 @@ class DeviceVelocityEnv:
                     f"{key}={task_kwargs[key]!r} is not on the device task yet; "
                     f"set {key}=null or use backend=warp without the device task"
                 )
+        if task_kwargs.get("observation_history", 1) not in (1, None):
+            raise UserError(
+                f"observation_history={task_kwargs['observation_history']} is not on the device task yet;"
+                " set agent.env_on_device=false (backend=warp or batch) or observation_history=1"
+            )
         if task_kwargs.get("critic_observes_base_lin_vel"):
             raise UserError(
                 "critic_observes_base_lin_vel=true is not on the device task yet; set "
