@@ -92,6 +92,7 @@ def make_backend(cfg: DictConfig, spec: RobotSpec) -> Backend:
     """The backend the config names (dds opens the participant on the configured interface and domain)."""
     if cfg.backend == "mujoco":
         from robolearn.deploy.backends.mujoco_backend import MujocoBackend
+        from robolearn.deploy.mismatch import target_from_config
 
         interval = cfg.mujoco.push_interval_s
         return MujocoBackend(
@@ -102,6 +103,7 @@ def make_backend(cfg: DictConfig, spec: RobotSpec) -> Backend:
             push_interval_s=None if interval is None else (float(interval[0]), float(interval[1])),
             push_velocity=cfg.mujoco.push_velocity,
             seed=cfg.mujoco.seed,
+            mismatch=target_from_config(cfg, spec),
         )
     from robolearn.deploy.backends.dds_backend import DdsBackend
     from robolearn.deploy.dds import DdsSession

@@ -116,6 +116,15 @@ class BridgeSettings:
 
 
 @dataclass
+class MismatchNode:
+    """configs/mismatch/<name>.yaml: the simulated target's physics edits (robolearn.deploy.mismatch)."""
+
+    name: str = "none"
+    description: str = ""
+    edits: list[Any] = field(default_factory=list)  # robolearn.envs.edits items: {kind: ..., ...}
+
+
+@dataclass
 class DeployConfig:
     """Schema of configs/deploy.yaml (the deploy verb and the sim bridge)."""
 
@@ -136,6 +145,8 @@ class DeployConfig:
     record: RecordSettings = field(default_factory=RecordSettings)
     mujoco: MujocoSettings = field(default_factory=MujocoSettings)
     bridge: BridgeSettings = field(default_factory=BridgeSettings)
+    # The simulated robot's physics mismatch (backend=mujoco and the sim bridge); none on hardware.
+    mismatch: MismatchNode = field(default_factory=MismatchNode)
 
 
 @dataclass
@@ -251,8 +262,12 @@ def validate_deploy_config(cfg: DictConfig) -> None:
     from robolearn.deploy.dds import check_domain_id
     from robolearn.robots.registry import get_robot_spec
 
-    get_robot_spec(str(cfg.robot.name))
+    spec = get_robot_spec(str(cfg.robot.name))
     check_domain_id(dds_target(cfg)[1])
+    if cfg.get("mismatch") is not None and cfg.mismatch.edits:
+        from robolearn.deploy.mismatch import target_from_config
+
+        target_from_config(cfg, spec)  # every edit checked against the robot's model before any work
     if cfg.mujoco.push_interval_s is not None and (
         len(cfg.mujoco.push_interval_s) != 2 or min(cfg.mujoco.push_interval_s) <= 0
     ):

@@ -43,6 +43,7 @@ from robolearn.cli import hydra_verb, verb_help
 from robolearn.deploy.config import dds_target, validate_deploy_config
 from robolearn.deploy.dds import LOOPBACK, LOWCMD_TOPIC, LOWSTATE_TOPIC, DdsSession
 from robolearn.deploy.messages import BUTTONS, RemoteState, message_family
+from robolearn.deploy.mismatch import TargetPhysics, target_from_config
 from robolearn.deploy.simulation import RobotSimulation
 from robolearn.deploy.timing import DeadlineScheduler, set_process_realtime_priority
 from robolearn.errors import UserError
@@ -98,6 +99,7 @@ class SimBridge:
         seed: int = 0,
         mode_machine: int | None = None,
         hold_until_command: bool = False,
+        mismatch: TargetPhysics | None = None,
     ) -> None:
         substeps = physics_hz / state_hz
         if abs(substeps - round(substeps)) > 1e-9 or substeps < 1:
@@ -111,7 +113,9 @@ class SimBridge:
         cmd_type, state_type = self.family.sdk_types()
         self.reader = session.reader(LOWCMD_TOPIC, cmd_type, depth=64, reliable=True)
         self.writer = session.writer(LOWSTATE_TOPIC, state_type, depth=1)
-        self.sim = RobotSimulation(spec, model_path, physics_dt=1.0 / physics_hz, seed=seed)
+        self.sim = RobotSimulation(
+            spec, model_path, physics_dt=1.0 / physics_hz, seed=seed, mismatch=mismatch
+        )
         self.sim.reset(initial_pose)
         if initial_pose == "crouch":
             self.sim.settle(1.0)  # come to rest on the floor, unpowered, before anyone connects
@@ -353,11 +357,13 @@ def run_bridge(cfg: DictConfig) -> dict[str, Any]:
         seed=b.seed,
         mode_machine=b.mode_machine,
         hold_until_command=b.hold_until_command,
+        mismatch=target_from_config(cfg, spec),
     )
     threading.Thread(target=_stdin_reader, args=(bridge.console,), name="console", daemon=True).start()
     print(
         f"sim bridge: {spec.name} ({spec.message_family}) on {interface}, domain {domain}; state {b.state_hz:g} Hz,"
-        f" physics {b.physics_hz:g} Hz, pose {pose}; console: press/stick/fault/loss/latency/push/stats/quit",
+        f" physics {b.physics_hz:g} Hz, pose {pose}; {bridge.sim.mismatch.describe()}; console:"
+        " press/stick/fault/loss/latency/push/stats/quit",
         flush=True,
     )
     # The bridge stands in for the robot's firmware, which never stalls because a host is busy: with

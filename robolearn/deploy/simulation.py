@@ -10,15 +10,18 @@ does), else from the free joint.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 import mujoco
 import numpy as np
 
+from robolearn.deploy.mismatch import TargetPhysics, target_physics
 from robolearn.errors import UserError
 from robolearn.robots.actuators import pd_actuator_params
 from robolearn.robots.model import (
+    default_model_path,
     geom_lowest_point,
     joint_index_map,
     load_model,
@@ -63,12 +66,20 @@ class RobotSimulation:
     """One robot in MuJoCo with hardware-like motor commands; joints in the spec's motor order."""
 
     def __init__(
-        self, spec: RobotSpec, model_path: str | Path | None = None, physics_dt: float = 0.001, seed: int = 0
+        self,
+        spec: RobotSpec,
+        model_path: str | Path | None = None,
+        physics_dt: float = 0.001,
+        seed: int = 0,
+        mismatch: TargetPhysics | None = None,
     ) -> None:
         if not 0 < physics_dt <= spec.physics_dt:
             raise UserError(f"physics_dt={physics_dt} must be in (0, {spec.physics_dt}] for {spec.name}")
         self.spec = spec
-        motor_model = load_model(spec, model_path)
+        # The target's physics (robolearn.deploy.mismatch): model edits, motor gains and limits, delay.
+        self.mismatch = mismatch if mismatch is not None else target_physics(spec, (), model_path, "none")
+        source = default_model_path(spec) if model_path is None else Path(model_path).expanduser()
+        motor_model = load_model(spec, self.mismatch.model_file(source) if source.is_file() else source)
         self.index = joint_index_map(motor_model, spec)
         self.model = pd_actuator_model(motor_model, spec)
         self.model.opt.timestep = float(physics_dt)
@@ -83,6 +94,9 @@ class RobotSimulation:
         self.cmd_tau = np.zeros(n)
         self.torque = np.zeros(n)
         self._imu = self._imu_sensors()
+        # The command the motors apply now, and (with a delay) the ones on their way: (due time, command).
+        self._applied: tuple[np.ndarray, ...] = self._command_now()
+        self._pending: deque[tuple[float, tuple[np.ndarray, ...]]] = deque()
 
     def _imu_sensors(self) -> tuple[int, int, int] | None:
         site = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_SITE, self.spec.imu_site)
@@ -119,6 +133,8 @@ class RobotSimulation:
         self.set_command(
             self.spec.default_pos_array, np.zeros(self.spec.num_joints), np.zeros(self.spec.num_joints)
         )
+        self._pending.clear()  # a reset robot starts unpowered, with nothing on its way
+        self._applied = self._command_now()
 
     def _lowest_robot_point(self) -> float:
         lowest = np.inf
@@ -144,21 +160,51 @@ class RobotSimulation:
         dq: np.ndarray | None = None,
         tau: np.ndarray | None = None,
     ) -> None:
-        """The motor command applied from the next step on (arrays in motor order)."""
+        """The motor command received now (arrays in motor order), applied from the next step on, or
+        the mismatch's delay later."""
         self.cmd_q = np.asarray(q, dtype=np.float64)
         self.cmd_kp = np.asarray(kp, dtype=np.float64)
         self.cmd_kd = np.asarray(kd, dtype=np.float64)
         self.cmd_dq = np.zeros_like(self.cmd_q) if dq is None else np.asarray(dq, dtype=np.float64)
         self.cmd_tau = np.zeros_like(self.cmd_q) if tau is None else np.asarray(tau, dtype=np.float64)
+        if self.mismatch.delay_s > 0:
+            self._pending.append((self.data.time + self.mismatch.delay_s, self._command_now()))
+        else:
+            self._applied = self._command_now()
+
+    def _command_now(self) -> tuple[np.ndarray, ...]:
+        return (self.cmd_q, self.cmd_kp, self.cmd_kd, self.cmd_dq, self.cmd_tau)
+
+    @property
+    def applied_command(self) -> tuple[np.ndarray, ...]:
+        """(q, kp, kd, dq, tau) the motors act on now: the received command after the delay, before
+        the mismatch's gain scales and torque limits."""
+        return self._applied
 
     def step(self, n: int = 1) -> None:
-        """Advance n physics steps; MuJoCo's actuators run the motor PD law of the command at each."""
-        if n <= 0:
-            return
-        m, d, acts = self.model, self.data, self.index.actuator_ids
+        """Advance n physics steps; MuJoCo's actuators run the motor PD law of the command at each
+        (a delayed command takes over at the first physics step at or after its due time)."""
+        while n > 0:
+            self._take_due_commands()
+            chunk = n
+            if self._pending:
+                to_due = int(np.ceil((self._pending[0][0] - self.data.time) / self.physics_dt - 0.5))
+                chunk = max(1, min(n, to_due))
+            self._physics(chunk)
+            n -= chunk
+        self._take_due_commands()  # applied_command is the one that governs from now on
+
+    def _take_due_commands(self) -> None:
+        half_dt = 0.5 * self.physics_dt
+        while self._pending and self._pending[0][0] <= self.data.time + half_dt:
+            self._applied = self._pending.popleft()[1]
+
+    def _physics(self, n: int) -> None:
+        m, d, acts, target = self.model, self.data, self.index.actuator_ids, self.mismatch
+        q, kp, kd, dq, tau = self._applied
         # Written every call (a reset clears ctrl): a few dozen numbers against n physics steps.
         params = pd_actuator_params(
-            self.cmd_q, self.cmd_kp, self.cmd_kd, self.spec.torque_limit_array, self.cmd_dq, self.cmd_tau
+            q, kp * target.kp_scale, kd * target.kd_scale, target.torque_limit, dq, tau
         )
         write_pd_params(m.actuator_gainprm, m.actuator_biasprm, m.actuator_forcerange, acts, params)
         d.ctrl[acts] = params.ctrl

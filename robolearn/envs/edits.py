@@ -29,6 +29,11 @@ Kinds and the field that names their target (a YAML item is `{kind: ..., <field>
 | payload        | body (parent)| mass (kg), pos (3, parent frame; default 0), size (sphere radius,  |
 |                |              | default 0.05), name (default payload_<n>); a non-colliding sphere  |
 | action_delay   | -            | steps (int >= 0): a wrapper, not a model edit                      |
+| motor_kp       | joint or *   | scale of the proportional gain the joint's motor applies against   |
+|                |              | the commanded kp (a weaker motor: 0.65); the deploy simulator's    |
+|                |              | motor law, not a model edit (robolearn.deploy.mismatch)            |
+| motor_kd       | joint or *   | scale of the applied damping gain against the commanded kd, as     |
+|                |              | motor_kp                                                           |
 
 Order: size edits (body_size, geom_size) apply first, with the model's own compiler settings (so a
 bigger geom is heavier when the model takes its inertia from geoms, as the official HyperCRL
@@ -79,8 +84,12 @@ TARGET_FIELD: dict[str, str | None] = {
     "gravity": None,
     "payload": "body",
     "action_delay": None,
+    "motor_kp": "joint",
+    "motor_kd": "joint",
 }
 KINDS = tuple(TARGET_FIELD)
+# Kinds the deploy simulator's motor PD law applies (robolearn.deploy.mismatch), not the model.
+MOTOR_KINDS = ("motor_kp", "motor_kd")
 
 # kind -> (required parameter groups: one of each tuple, allowed parameters)
 _PARAMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -98,6 +107,8 @@ _PARAMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "gravity": (("scale", "value"), ("scale", "value")),
     "payload": (("mass",), ("mass", "pos", "size", "name")),
     "action_delay": (("steps",), ("steps",)),
+    "motor_kp": (("scale",), ("scale",)),
+    "motor_kd": (("scale",), ("scale",)),
 }
 # Allowed lengths of vector parameters per kind (scalars are length 1).
 _LENGTHS: dict[tuple[str, str], tuple[int, ...]] = {
@@ -118,6 +129,8 @@ _WILDCARD_KINDS = {
     "actuator_gear",
     "actuator_gain",
     "geom_friction",
+    "motor_kp",
+    "motor_kd",
 }
 _SIZE_KINDS = ("body_size", "geom_size")
 _NONNEGATIVE_VALUE_KINDS = ("body_mass", "joint_damping", "joint_friction", "joint_armature", "geom_friction")
@@ -456,7 +469,7 @@ def apply_edits(spec: mujoco.MjSpec, edits: Sequence[Edit]) -> mujoco.MjSpec:
         _freeze_inertia(spec)
     for index, edit in enumerate(edits):
         kind = edit.kind
-        if kind in _SIZE_KINDS or kind == "action_delay":
+        if kind in _SIZE_KINDS or kind == "action_delay" or kind in MOTOR_KINDS:
             continue
         if kind == "body_mass":
             for body in _elements(spec, "body", edit.target):
@@ -699,6 +712,13 @@ def validate_env_edits(
         validate_pendulum_edits(edits, where=where)
         return
     validate_edits(base_model(env_id, **dict(gym_kwargs or {})), edits, where=where, model_name=env_id)
+    for i, edit in enumerate(edits):
+        if edit.kind in MOTOR_KINDS:
+            raise UserError(
+                f"{where}[{i}].kind = '{edit.kind}' acts in the deploy simulator's motors (a target's "
+                f"mismatch: robolearn.deploy.mismatch), not in {env_id}; a training task randomises its "
+                "gains with randomization.kp_scale / kd_scale"
+            )
     if robolearn_model_file(env_id, gym_kwargs) is not None:
         for i, edit in enumerate(edits):
             if edit.kind in ("actuator_gain", "actuator_gear"):

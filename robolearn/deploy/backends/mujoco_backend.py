@@ -14,6 +14,7 @@ import numpy as np
 
 from robolearn.deploy.backends.base import Backend, StateSample
 from robolearn.deploy.commands import MotorCommand
+from robolearn.deploy.mismatch import TargetPhysics
 from robolearn.deploy.simulation import RobotSimulation
 from robolearn.robots.observations import quat_rotate_inverse
 from robolearn.robots.spec import RobotSpec, supported_mode_machines
@@ -38,9 +39,12 @@ class MujocoBackend(Backend):
         push_interval_s: tuple[float, float] | None = None,
         push_velocity: float = 0.0,
         seed: int = 0,
+        mismatch: TargetPhysics | None = None,
     ) -> None:
         super().__init__()
-        self.sim = RobotSimulation(spec, model_path, physics_dt=1.0 / physics_hz, seed=seed)
+        self.sim = RobotSimulation(
+            spec, model_path, physics_dt=1.0 / physics_hz, seed=seed, mismatch=mismatch
+        )
         self.sim.reset(initial_pose)
         if initial_pose == "crouch":
             self.sim.settle(1.0)  # let the folded robot come to rest on the floor, unpowered
