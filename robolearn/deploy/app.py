@@ -104,6 +104,8 @@ def make_backend(cfg: DictConfig, spec: RobotSpec) -> Backend:
             push_velocity=cfg.mujoco.push_velocity,
             seed=cfg.mujoco.seed,
             mismatch=target_from_config(cfg, spec),
+            # Beside the deploy log, the simulator's true state (what motion capture gives a robot).
+            truth_dir=None if cfg.record.dir is None else Path(str(cfg.record.dir)).expanduser() / "truth",
         )
     from robolearn.deploy.backends.dds_backend import DdsBackend
     from robolearn.deploy.dds import DdsSession

@@ -20,7 +20,7 @@ CONTROL: t (command send time, monotonic s), t_state (arrival of the state used)
 safety (SafetyState code), kind (CommandKind), limited (joints the limiter changed), lateness and
 period_error (s), joint_pos, joint_vel, base_quat (w x y z), gyro, command (vx, vy, yaw rate), cmd_q,
 cmd_kp, cmd_kd (what was sent), policy_step (the action in use, -1 none).
-POLICY: t (inference start), step, safety, period_error, inference_s, the RobotState the observation
+POLICY: t (inference start), step, tick (of the state observed; version 2 on), safety, period_error, inference_s, the RobotState the observation
 was built from (joint_pos, joint_vel, base_quat, gyro, command, last_action), obs (the frame),
 policy_input (after history and normalisation), action_raw (network output in robot order: a
 policy_joints policy's values scattered, 0 on the other joints), action (after the contract's clip).
@@ -41,7 +41,8 @@ from robolearn.errors import UserError
 from robolearn.utils.io import atomic_write_json
 
 LOG_FORMAT = "robolearn-deploy-log"
-LOG_VERSION = 1
+LOG_VERSION = 2  # 2: POLICY records carry the tick of the state they observed
+READABLE_VERSIONS = (1, 2)
 META_FILE = "meta.json"
 EVENTS_FILE = "events.jsonl"
 
@@ -78,6 +79,7 @@ def policy_dtype(num_joints: int, frame_size: int, input_size: int) -> np.dtype:
         [
             ("t", "<f8"),
             ("step", "<i4"),
+            ("tick", "<u4"),
             ("safety", "u1"),
             ("period_error", "<f4"),
             ("inference_s", "<f4"),
@@ -246,9 +248,10 @@ def read_log(folder: str | Path) -> DeployLog:
     if not meta_path.is_file():
         raise UserError(f"{folder} is not a deploy log (no {META_FILE}); record one with record.dir=<folder>")
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    if meta.get("format") != LOG_FORMAT or meta.get("version") != LOG_VERSION:
+    if meta.get("format") != LOG_FORMAT or meta.get("version") not in READABLE_VERSIONS:
         raise UserError(
-            f"{meta_path}: format {meta.get('format')} v{meta.get('version')} is not {LOG_FORMAT} v{LOG_VERSION}"
+            f"{meta_path}: format {meta.get('format')} v{meta.get('version')} is not {LOG_FORMAT}"
+            f" v{' or v'.join(str(v) for v in READABLE_VERSIONS)}"
         )
     streams = {}
     for name, info in meta["streams"].items():

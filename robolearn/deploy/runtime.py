@@ -499,6 +499,7 @@ class Controller:
             if rec is not None:
                 rec["t"] = now
                 rec["step"] = self._step
+                rec["tick"] = sample.tick & 0xFFFFFFFF
                 rec["safety"] = self.machine.state.value
                 rec["period_error"] = period_error
                 rec["inference_s"] = inference

@@ -46,6 +46,7 @@ from robolearn.deploy.messages import BUTTONS, RemoteState, message_family
 from robolearn.deploy.mismatch import TargetPhysics, target_from_config
 from robolearn.deploy.simulation import RobotSimulation
 from robolearn.deploy.timing import DeadlineScheduler, set_process_realtime_priority
+from robolearn.deploy.truth import TruthRecorder
 from robolearn.errors import UserError
 from robolearn.robots.registry import get_robot_spec
 from robolearn.robots.spec import SUPPORTED_MODE_MACHINES, RobotSpec
@@ -100,6 +101,7 @@ class SimBridge:
         mode_machine: int | None = None,
         hold_until_command: bool = False,
         mismatch: TargetPhysics | None = None,
+        truth_dir: str | None = None,
     ) -> None:
         substeps = physics_hz / state_hz
         if abs(substeps - round(substeps)) > 1e-9 or substeps < 1:
@@ -120,6 +122,8 @@ class SimBridge:
         if initial_pose == "crouch":
             self.sim.settle(1.0)  # come to rest on the floor, unpowered, before anyone connects
         self.slots = np.asarray(spec.motor_indices, dtype=np.intp)
+        # The simulator's true state at every LowState it publishes (robolearn.deploy.truth).
+        self.truth = None if truth_dir is None else TruthRecorder(truth_dir, self.sim, "bridge")
         self.impair = impairments or Impairments()
         self.check_crc = check_crc
         self.rng = np.random.default_rng(seed)
@@ -267,6 +271,8 @@ class SimBridge:
     def publish(self, now: float) -> None:
         """Build this tick's LowState, apply faults and impairments, and send what is due."""
         r = self.sim.read()
+        if self.truth is not None:
+            self.truth.record()
         s = self._state
         motors = s["motor_state"]
         motors["q"][self.slots] = r.joint_pos
@@ -358,6 +364,7 @@ def run_bridge(cfg: DictConfig) -> dict[str, Any]:
         mode_machine=b.mode_machine,
         hold_until_command=b.hold_until_command,
         mismatch=target_from_config(cfg, spec),
+        truth_dir=b.record_truth,
     )
     threading.Thread(target=_stdin_reader, args=(bridge.console,), name="console", daemon=True).start()
     print(
@@ -402,6 +409,8 @@ def run_bridge(cfg: DictConfig) -> dict[str, Any]:
     except KeyboardInterrupt:
         pass
     final = bridge.telemetry(clock())
+    if bridge.truth is not None:
+        bridge.truth.close()
     print("bridge-summary " + json.dumps(final), flush=True)
     return final
 
@@ -425,6 +434,7 @@ HELP = verb_help(
         ("bridge.mode_machine", "G1s: LowState.mode_machine to advertise (default: the spec's revision)"),
         ("bridge.telemetry", "print JSON telemetry lines every bridge.telemetry_every_s"),
         ("bridge.duration_s", "stop after this long (default: until quit or Ctrl-C)"),
+        ("bridge.record_truth", "log the simulator's true state at every LowState to this folder"),
         (
             "bridge.rt_priority",
             "SCHED_FIFO priority for the bridge's threads (root or CAP_SYS_NICE; default 0: off)",

@@ -16,6 +16,7 @@ from robolearn.deploy.backends.base import Backend, StateSample
 from robolearn.deploy.commands import MotorCommand
 from robolearn.deploy.mismatch import TargetPhysics
 from robolearn.deploy.simulation import RobotSimulation
+from robolearn.deploy.truth import TruthRecorder
 from robolearn.robots.observations import quat_rotate_inverse
 from robolearn.robots.spec import RobotSpec, supported_mode_machines
 
@@ -40,11 +41,14 @@ class MujocoBackend(Backend):
         push_velocity: float = 0.0,
         seed: int = 0,
         mismatch: TargetPhysics | None = None,
+        truth_dir: str | Path | None = None,
     ) -> None:
         super().__init__()
         self.sim = RobotSimulation(
             spec, model_path, physics_dt=1.0 / physics_hz, seed=seed, mismatch=mismatch
         )
+        # The simulator's true state at every polled state (robolearn.deploy.truth), when recording.
+        self.truth = None if truth_dir is None else TruthRecorder(truth_dir, self.sim, "mujoco")
         self.sim.reset(initial_pose)
         if initial_pose == "crouch":
             self.sim.settle(1.0)  # let the folded robot come to rest on the floor, unpowered
@@ -67,6 +71,8 @@ class MujocoBackend(Backend):
         """The simulated sensors now (always fresh)."""
         r = self.sim.read()
         self.stats.states += 1
+        if self.truth is not None:
+            self.truth.record()
         return StateSample(
             joint_pos=_as_float32(r.joint_pos),
             joint_vel=_as_float32(r.joint_vel),
@@ -105,3 +111,9 @@ class MujocoBackend(Backend):
     def base_height(self) -> float:
         """Base height above the floor origin (telemetry)."""
         return float(self.sim.read().base_pos[2])
+
+    def close(self) -> None:
+        """Finish the truth log (when recording)."""
+        if self.truth is not None:
+            self.truth.close()
+            self.truth = None
