@@ -3,6 +3,7 @@ publishes, and a deploy log's policy steps join it by tick, in process and over 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from robolearn.config.validate import compose_config
 from robolearn.deploy.recorder import read_log
+from robolearn.deploy.safety import SafetyState
 from robolearn.deploy.truth import TRUTH_VERSION, read_truth
 from robolearn.errors import UserError
 from robolearn.robots.registry import get_robot_spec
@@ -39,9 +41,12 @@ def _check_states_agree(policy: np.ndarray, at: np.ndarray, layout: dict[str, li
     np.testing.assert_array_equal(policy["joint_vel"], dq)
 
 
-def test_in_process_sessions_log_the_truth_beside_the_deploy_log(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def in_process(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1 s standing session on the in-process backend with mismatch=kp065, recorded (log/ and log/truth/)."""
     from robolearn.deploy.app import build_session
 
+    root = tmp_path_factory.mktemp("truth")
     cfg = compose_config(
         "deploy",
         [
@@ -54,7 +59,7 @@ def test_in_process_sessions_log_the_truth_beside_the_deploy_log(tmp_path: Path)
             "autopolicy_s=0.1",
             "duration_s=1.0",
             "exit_damp_s=0.1",
-            f"record.dir={tmp_path / 'log'}",
+            f"record.dir={root / 'log'}",
             "keyboard=false",
             "status_every_s=0",
         ],
@@ -64,20 +69,51 @@ def test_in_process_sessions_log_the_truth_beside_the_deploy_log(tmp_path: Path)
     runtime.backend.close()
     assert recorder is not None
     recorder.close(summary)
-    truth = read_truth(tmp_path / "log" / "truth")
+    return root / "log"
+
+
+def test_in_process_sessions_log_the_truth_beside_the_deploy_log(in_process: Path) -> None:
+    truth = read_truth(in_process / "truth")
     assert truth.meta["version"] == TRUTH_VERSION and truth.meta["source"] == "mujoco"
     assert truth.meta["mismatch"] == {
         "name": "kp065",
         "edits": [{"kind": "motor_kp", "joint": "*", "scale": 0.65}],
     }
     assert truth.meta["summary"]["records"] == len(truth.records) and truth.meta["summary"]["dropped"] == 0
-    policy, at = _joined(tmp_path / "log", tmp_path / "log" / "truth")
+    policy, at = _joined(in_process, in_process / "truth")
     _check_states_agree(policy, at, truth.meta["layout"])
     # In POLICY the motors act on the commanded gains (the mismatch scales them inside the motor).
     np.testing.assert_array_equal(at["applied_kp"][-1], SPEC.kp_array.astype(np.float32))
     # The base's height and velocity, which no LowState carries, are there: the Go2 stands.
     root = truth.meta["layout"]["root_qpos_adr"]
     assert 0.2 < at["qpos"][-1, root + 2] < 0.4
+
+
+def test_the_delta_dataset_holds_true_states_and_sent_actions(in_process: Path, tmp_path: Path) -> None:
+    from robolearn.sim2real.recordings import load_delta_dataset, write_delta_dataset
+
+    data = write_delta_dataset(in_process, in_process / "truth", tmp_path / "delta")
+    segments, prov = load_delta_dataset(data, "go2")
+    policy, at = _joined(in_process, in_process / "truth")
+    inside = policy["safety"] == SafetyState.POLICY.value
+    (seg,) = segments  # one POLICY stretch
+    assert seg.steps == int(inside.sum()) - 1 and not seg.terminated
+    np.testing.assert_array_equal(seg.qpos, at["qpos"][inside])
+    np.testing.assert_array_equal(seg.qvel, at["qvel"][inside])
+    np.testing.assert_array_equal(seg.actions, policy["action"][inside][:-1])
+    np.testing.assert_array_equal(seg.tick, policy["tick"][inside])
+    assert prov["mismatch"]["name"] == "kp065" and prov["control_dt"] == pytest.approx(SPEC.control_dt)
+    np.testing.assert_allclose(prov["action_scale"], SPEC.action_scale)
+    # Another robot, or another schema version, is refused in one line.
+    with pytest.raises(UserError, match="was recorded on the go2, not the g1"):
+        load_delta_dataset(data, "g1")
+    meta_file = data / "metadata.json"
+    meta = json.loads(meta_file.read_text())
+    text = json.dumps(meta).replace('"version": 1}', '"version": 7}', 1)
+    assert text != json.dumps(meta)
+    meta_file.write_text(text)
+    with pytest.raises(UserError, match="v7 is not robolearn-asap-delta v1"):
+        load_delta_dataset(data, "go2")
 
 
 def test_a_truth_log_of_another_format_is_one_line(tmp_path: Path) -> None:
