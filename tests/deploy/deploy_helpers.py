@@ -195,3 +195,34 @@ def run_module(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[s
     return subprocess.run(
         [sys.executable, "-m", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env
     )
+
+
+def record_in_process(log_dir: Path, *overrides: str, policy: Path = REFERENCE) -> Path:
+    """A short Go2 session on the in-process backend (standing from the default pose, then POLICY),
+    recorded to log_dir with the simulator's truth in log_dir/truth; returns log_dir."""
+    from robolearn.config.validate import compose_config
+    from robolearn.deploy.app import build_session
+
+    cfg = compose_config(
+        "deploy",
+        [
+            "robot=go2",
+            f"policy={policy}",
+            "backend=mujoco",
+            "settings.sim_pose=default",
+            "settings.ramp_s=0.2",
+            "autopolicy_s=0.1",
+            "duration_s=1.0",
+            "exit_damp_s=0.1",
+            f"record.dir={log_dir}",
+            "keyboard=false",
+            "status_every_s=0",
+            *overrides,
+        ],
+    )
+    runtime, _, recorder = build_session(cfg)
+    summary = runtime.run()
+    runtime.backend.close()
+    assert recorder is not None
+    recorder.close(summary)
+    return log_dir

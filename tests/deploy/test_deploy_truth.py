@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from robolearn.config.validate import compose_config
 from robolearn.deploy.recorder import read_log
 from robolearn.deploy.safety import SafetyState
 from robolearn.deploy.truth import TRUTH_VERSION, read_truth
@@ -17,7 +16,7 @@ from robolearn.errors import UserError
 from robolearn.robots.registry import get_robot_spec
 
 pytest.importorskip("onnxruntime")
-from deploy_helpers import REFERENCE, bridge_args, deploy_args
+from deploy_helpers import bridge_args, deploy_args, record_in_process
 
 SPEC = get_robot_spec("go2")
 
@@ -44,32 +43,7 @@ def _check_states_agree(policy: np.ndarray, at: np.ndarray, layout: dict[str, li
 @pytest.fixture(scope="module")
 def in_process(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 1 s standing session on the in-process backend with mismatch=kp065, recorded (log/ and log/truth/)."""
-    from robolearn.deploy.app import build_session
-
-    root = tmp_path_factory.mktemp("truth")
-    cfg = compose_config(
-        "deploy",
-        [
-            "robot=go2",
-            f"policy={REFERENCE}",
-            "backend=mujoco",
-            "mismatch=kp065",
-            "settings.sim_pose=default",
-            "settings.ramp_s=0.2",
-            "autopolicy_s=0.1",
-            "duration_s=1.0",
-            "exit_damp_s=0.1",
-            f"record.dir={root / 'log'}",
-            "keyboard=false",
-            "status_every_s=0",
-        ],
-    )
-    runtime, _, recorder = build_session(cfg)
-    summary = runtime.run()
-    runtime.backend.close()
-    assert recorder is not None
-    recorder.close(summary)
-    return root / "log"
+    return record_in_process(tmp_path_factory.mktemp("truth") / "log", "mismatch=kp065")
 
 
 def test_in_process_sessions_log_the_truth_beside_the_deploy_log(in_process: Path) -> None:

@@ -231,6 +231,11 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         VecEnv carries them beside the observations), or None when the task has none."""
         return None
 
+    def robot_action(self, action: np.ndarray) -> np.ndarray:
+        """The robot's action (joint targets = default pose + action_scale x it) for the agent's clipped
+        action; the agent's own by default. ASAP's delta-action task adds it to a recorded action."""
+        return action
+
     def gait_phase(self) -> np.ndarray | None:
         """(N,) each env's gait-clock phase in [0, 1) for the gait_clock term; None without a clock."""
         return None
@@ -404,13 +409,14 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         action = np.asarray(actions, dtype=np.float64).reshape(self.num_envs, -1)
         # Always a new array: it becomes last_action, which must not alias the caller's buffer.
         action = np.clip(action, -self.action_clip, self.action_clip)
+        sent = self.robot_action(action)
         if self.action_history.shape[1] > 1:
             length = self.action_history.shape[1]
             self.history_head = (self.history_head + 1) % length
-            self.action_history[:, self.history_head] = action
+            self.action_history[:, self.history_head] = sent
             applied = self.action_history[self._all_ids, (self.history_head - self.action_delay) % length]
         else:
-            applied = action
+            applied = sent
         targets = action_to_joint_targets(applied, self.robot_spec)
         torque = self.backend.step(targets, self.kp, self.kd, self.torque_limit)
         frame = self.backend.frame()

@@ -1,0 +1,129 @@
+"""ASAP's delta-action task (robolearn.sim2real.delta_task) on a recording from a weaker-motor target.
+
+With the target "the nominal robot with 0.65 x Kp", the delta that makes the nominal simulator's PD law
+apply the target's torque is known: kp (q0 + s a' - q) = 0.65 kp (q0 + s a - q) gives
+a' - a = -0.35 (a - (q - q0) / s). Replaying the recording with it must land nearer the recorded next
+states than replaying the bare actions; the reward must say so; and the task's robot action is the one
+shared definition of the delta (robolearn.sim2real.delta.apply_delta).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from deploy_helpers import record_in_process
+
+from robolearn.envs.vector import BatchedVecEnv
+from robolearn.errors import UserError
+from robolearn.robots.registry import get_robot_spec
+from robolearn.sim2real.delta import apply_delta, joint_mask
+from robolearn.sim2real.delta_task import DeltaActionTask
+from robolearn.sim2real.recordings import write_delta_dataset
+
+SPEC = get_robot_spec("go2")
+SCALE = 0.5
+N = 16
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A delta dataset from 1.5 s of the standing policy on the kp065 target (pushed, so it moves)."""
+    root = tmp_path_factory.mktemp("asap")
+    log = record_in_process(
+        root / "log",
+        "mismatch=kp065",
+        "duration_s=1.5",
+        "mujoco.push_interval_s=[0.2,0.4]",
+        "mujoco.push_velocity=0.4",
+    )
+    return write_delta_dataset(log, log / "truth", root / "delta")
+
+
+def _analytic_delta(task: DeltaActionTask) -> np.ndarray:
+    """The agent output that turns the nominal PD law into the 0.65 x Kp target's, per env."""
+    q = task.backend.frame().joint_pos
+    a = task.recorded_action
+    offset = (q - SPEC.default_pos_array) / SPEC.action_scale_array
+    return np.clip(-0.35 * (a - offset) / SCALE, -1.0, 1.0)
+
+
+def _replay(dataset: Path, analytic: bool) -> tuple[float, float]:
+    """(mean joint position error in rad, mean reward per step) over 3 episodes of every env."""
+    task = DeltaActionTask(str(dataset), num_envs=N, backend="batch", horizon=4, delta_scale=SCALE)
+    venv = BatchedVecEnv(task)
+    venv.seed(0)
+    venv.reset()
+    errors, rewards = [], []
+    try:
+        for _ in range(12):
+            delta = _analytic_delta(task) if analytic else np.zeros((N, SPEC.num_joints))
+            _, reward, _, _ = venv.step(delta.astype(np.float32))
+            errors.append(task.last_metrics["joint_pos_error"].mean())
+            rewards.append(reward.mean())
+    finally:
+        venv.close()
+    return float(np.mean(errors)), float(np.mean(rewards))
+
+
+def test_the_analytic_delta_reproduces_the_weaker_motors_transitions(dataset: Path) -> None:
+    bare_error, bare_reward = _replay(dataset, analytic=False)
+    fixed_error, fixed_reward = _replay(dataset, analytic=True)
+    assert fixed_error < 0.5 * bare_error, (fixed_error, bare_error)
+    assert fixed_reward > bare_reward
+
+
+def test_the_robot_action_is_the_one_delta_definition(dataset: Path) -> None:
+    mask_joints = ["FR_calf_joint", "RL_thigh_joint"]
+    task = DeltaActionTask(str(dataset), num_envs=2, horizon=3, delta_scale=0.25, delta_joints=mask_joints)
+    try:
+        task.reset_envs(np.arange(2))
+        d = np.linspace(-2.0, 2.0, 24).reshape(2, 12)
+        got = task.robot_action(np.clip(d, -1, 1))
+        np.testing.assert_array_equal(
+            got, apply_delta(task.recorded_action, d, 0.25, joint_mask(SPEC, mask_joints))
+        )
+        moved = np.flatnonzero(np.any(got != task.recorded_action, axis=0))
+        assert [SPEC.joint_names[j] for j in moved] == sorted(mask_joints, key=SPEC.joint_names.index)
+        assert np.abs(got - task.recorded_action).max() == pytest.approx(0.25)  # clip(d) x scale
+    finally:
+        task.close()
+
+
+def test_episodes_start_on_recorded_states_and_last_the_horizon(dataset: Path) -> None:
+    task = DeltaActionTask(str(dataset), num_envs=4, backend="batch", horizon=3)
+    venv = BatchedVecEnv(task)
+    venv.seed(1)
+    venv.reset()
+    try:
+        frame = task.backend.frame()
+        qpos, _ = task._recorded(np.arange(4), np.zeros(4, dtype=np.int64))
+        np.testing.assert_allclose(frame.joint_pos, qpos[:, task._joint_q])
+        np.testing.assert_allclose(frame.root_pos, qpos[:, :3])
+        lengths = []
+        for _ in range(6):
+            _, _, done, infos = venv.step(np.zeros((4, 12), dtype=np.float32))
+            lengths += [info["episode"]["l"] for info in infos if "episode" in info]
+        assert lengths and set(lengths) == {3}
+    finally:
+        venv.close()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"dataset": None}, "needs env.kwargs.dataset="),
+        ({"horizon": 0}, "horizon=0 must be a whole number"),
+        ({"horizon": 10_000}, "no recorded stretch has 10000 steps"),
+        ({"delta_scale": 0.0}, "delta scale=0.0 must be > 0"),
+        ({"delta_joints": ["FR_calf"]}, "delta joint 'FR_calf' is not a joint of the go2"),
+        ({"robot": "g1"}, "was recorded on the go2, not the g1"),
+        ({"reward_widths": {"joint_pos": -1.0}}, "must be positive widths of"),
+    ],
+)
+def test_bad_delta_options_are_one_line(dataset: Path, kwargs: dict[str, object], needle: str) -> None:
+    args = {"dataset": str(dataset), **kwargs}
+    with pytest.raises(UserError) as info:
+        DeltaActionTask(**args)  # type: ignore[arg-type]
+    assert needle in str(info.value) and "\n" not in str(info.value)
