@@ -103,7 +103,7 @@ def test_episodes_start_on_recorded_states_and_last_the_horizon(dataset: Path) -
         np.testing.assert_allclose(frame.root_pos, qpos[:, :3])
         lengths = []
         for _ in range(6):
-            _, _, done, infos = venv.step(np.zeros((4, 12), dtype=np.float32))
+            _, _, _, infos = venv.step(np.zeros((4, 12), dtype=np.float32))
             lengths += [info["episode"]["l"] for info in infos if "episode" in info]
         assert lengths and set(lengths) == {3}
     finally:
