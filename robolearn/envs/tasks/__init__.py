@@ -15,11 +15,13 @@ import gymnasium as gym
 
 @dataclass(frozen=True)
 class TaskEntry:
-    """A registered id: the task class (module:Class), its fixed kwargs, and its time limit."""
+    """A registered id: the task class (module:Class), its fixed kwargs, its time limit, and the
+    kwargs a user must give (a task over recorded data cannot be built without its data)."""
 
     entry_point: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     max_episode_steps: int = 1000
+    required: tuple[str, ...] = ()
 
 
 TASKS: dict[str, TaskEntry] = {
@@ -33,7 +35,17 @@ TASKS: dict[str, TaskEntry] = {
     ),
     # 10 s: two to five loops of the shipped clips.
     "robolearn/G1Tracking-v1": TaskEntry("robolearn.envs.tasks.tracking:TrackingTask", {"robot": "g1"}, 500),
+    # ASAP's delta-action task over a target's recording (robolearn.sim2real.delta_task); its own
+    # `horizon` ends episodes.
+    "robolearn/Go2DeltaAction-v0": TaskEntry(
+        "robolearn.sim2real.delta_task:DeltaActionTask", {"robot": "go2"}, 1000, ("dataset",)
+    ),
+    "robolearn/G1DeltaAction-v0": TaskEntry(
+        "robolearn.sim2real.delta_task:DeltaActionTask", {"robot": "g1"}, 1000, ("dataset",)
+    ),
 }
+# The ids a default construction builds (tests and listings that make every task use these).
+BUILDABLE = tuple(sorted(k for k, e in TASKS.items() if not e.required))
 
 
 def register_envs() -> None:
@@ -49,4 +61,4 @@ def register_envs() -> None:
         )
 
 
-__all__ = ["TASKS", "TaskEntry", "register_envs"]
+__all__ = ["BUILDABLE", "TASKS", "TaskEntry", "register_envs"]
