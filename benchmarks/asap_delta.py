@@ -1,0 +1,203 @@
+"""Does train_delta learn the delta a mismatch needs? ASAP's delta-action task on a known mismatch.
+
+    python benchmarks/asap_delta.py [--mismatch kp065] [--seconds 20] [--steps 200000] [--seed 0]
+                                    [--policy policies/reference/go2_stand] [--out outputs/benchmarks/asap_delta]
+                                    [--results benchmarks/results/asap_delta]
+
+1. Record: `python -m robolearn.deploy backend=mujoco mismatch=<m>` runs the policy artifact (the
+   shipped standing policy by default) on the Go2 target for --seconds with pushes every 0.5-1.5 s
+   (up to 0.3 m/s), recording the deploy log and the target's truth; joined into the delta dataset
+   (robolearn.sim2real.recordings).
+2. Train: `python -m robolearn.train env=Go2DeltaAction-v0 agent=rsl_ppo` on it for --steps.
+3. Evaluate on every recorded start (horizon 4, deterministic): the replay's RMS joint position error
+   and base position error in the nominal simulator with no delta, with the trained delta and, for
+   mismatch kp065 (where it is known), with the analytic delta -0.35 (a - (q - q0) / s); and the
+   trained delta's mean absolute distance to the analytic one against the zero delta's.
+The figures go to <out>/summary.json and a table on stdout; --results copies the small files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+HORIZON = 4
+DELTA_SCALE = 0.5
+
+
+def record(out: Path, mismatch: str, seconds: float, policy: Path, seed: int) -> Path:
+    log = out / "log"
+    if not (log / "meta.json").is_file():
+        cmd = [
+            sys.executable,
+            "-m",
+            "robolearn.deploy",
+            "robot=go2",
+            f"policy={policy}",
+            "backend=mujoco",
+            f"mismatch={mismatch}",
+            "settings.sim_pose=default",
+            "autopolicy_s=0.5",
+            f"duration_s={seconds}",
+            "mujoco.push_interval_s=[0.5,1.5]",
+            "mujoco.push_velocity=0.3",
+            f"mujoco.seed={seed}",
+            f"record.dir={log}",
+            "keyboard=false",
+            "status_every_s=0",
+        ]
+        subprocess.run(cmd, check=True, cwd=REPO)
+    from robolearn.sim2real.recordings import write_delta_dataset
+
+    return write_delta_dataset(log, log / "truth", out / "delta", overwrite=True)
+
+
+def train(out: Path, data: Path, steps: int, seed: int) -> Path:
+    run = out / "delta_run"
+    if not (run / "final").is_dir():
+        cmd = [
+            sys.executable,
+            "-m",
+            "robolearn.train",
+            "env=Go2DeltaAction-v0",
+            f"env.kwargs.dataset={data}",
+            f"env.kwargs.horizon={HORIZON}",
+            f"env.kwargs.delta_scale={DELTA_SCALE}",
+            "agent=rsl_ppo",
+            "agent.n_envs=256",
+            "agent.num_steps_per_env=16",
+            "agent.init_noise_std=0.3",  # a delta starts near zero: exploration of 0.3 of its range
+            f"steps={steps}",
+            f"seed={seed}",
+            "torch_threads=2",
+            "eval.episodes=20",
+            "logger.progress=lines",
+            f"hydra.run.dir={run}",
+        ]
+        subprocess.run(cmd, check=True, cwd=REPO)
+    return run
+
+
+def evaluate(data: Path, run: Path | None, mismatch: str) -> dict[str, Any]:
+    """Replay every recorded start for HORIZON steps with each delta; errors and delta distances."""
+    from robolearn.agents.rsl_ppo import RslPolicy
+    from robolearn.envs.vector import BatchedVecEnv
+    from robolearn.sim2real.delta_task import DeltaActionTask
+
+    probe = DeltaActionTask(str(data), horizon=HORIZON, delta_scale=DELTA_SCALE)
+    starts = probe.starts.copy()
+    spec = probe.robot_spec
+    probe.close()
+    n = len(starts)
+    policy = None if run is None else RslPolicy.load(run / "final" / "model.zip")
+    rows: dict[str, Any] = {"starts": n}
+    for name in ("zero", "trained", "analytic"):
+        if name == "trained" and policy is None:
+            continue
+        if name == "analytic" and mismatch != "kp065":
+            continue
+        task = DeltaActionTask(
+            str(data), num_envs=n, backend="batch", horizon=HORIZON, delta_scale=DELTA_SCALE
+        )
+        venv = BatchedVecEnv(task)
+        venv.seed(0)
+        venv.reset()
+        task.reset_to(np.arange(n), starts)  # every env replays its own recorded start
+        obs = task.observe(task.backend.frame())
+        joint, base, dist_trained, dist_zero = [], [], [], []
+        for _ in range(HORIZON):
+            q = task.backend.frame().joint_pos
+            analytic = np.clip(
+                -0.35
+                * (task.recorded_action - (q - spec.default_pos_array) / spec.action_scale_array)
+                / DELTA_SCALE,
+                -1.0,
+                1.0,
+            )
+            if name == "zero":
+                delta = np.zeros((n, spec.num_joints))
+            elif name == "trained":
+                assert policy is not None
+                delta = np.clip(np.asarray(policy.predict(obs, deterministic=True)[0]).reshape(n, -1), -1, 1)
+                dist_trained.append(np.abs(delta - analytic).mean())
+                dist_zero.append(np.abs(analytic).mean())
+            else:
+                delta = analytic
+            obs, _, _, _ = venv.step(delta.astype(np.float32))
+            metrics = task.last_metrics
+            joint.append(metrics["joint_pos_error"].mean())
+            base.append(metrics["base_pos_error"].mean())
+        venv.close()
+        rows[name] = {"joint_pos_rms_rad": float(np.mean(joint)), "base_pos_m": float(np.mean(base))}
+        if dist_trained:
+            rows[name]["mean_abs_distance_to_analytic"] = float(np.mean(dist_trained))
+            rows["zero"]["mean_abs_distance_to_analytic"] = float(np.mean(dist_zero))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mismatch", default="kp065")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--steps", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--policy", type=Path, default=REPO / "policies" / "reference" / "go2_stand")
+    parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks" / "asap_delta")
+    parser.add_argument("--results", type=Path, default=None)
+    args = parser.parse_args()
+    out = args.out / f"{args.mismatch}_seed{args.seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    data = record(out, args.mismatch, args.seconds, args.policy, args.seed)
+    t1 = time.time()
+    run = train(out, data, args.steps, args.seed) if args.steps > 0 else None
+    t2 = time.time()
+    rows = evaluate(data, run, args.mismatch)
+    summary = {
+        "mismatch": args.mismatch,
+        "seconds": args.seconds,
+        "steps": args.steps,
+        "seed": args.seed,
+        "policy": str(args.policy),
+        "horizon": HORIZON,
+        "delta_scale": DELTA_SCALE,
+        "record_s": round(t1 - t0, 1),
+        "train_s": round(t2 - t1, 1),
+        "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
+        "results": rows,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(
+        f"ASAP delta on mismatch {args.mismatch}, seed {args.seed}: {rows['starts']} recorded starts, horizon {HORIZON}"
+    )
+    print("| delta | joint position RMS (rad) | base position (m) | distance to analytic |")
+    print("|---|---|---|---|")
+    for name in ("zero", "trained", "analytic"):
+        if name in rows:
+            r = rows[name]
+            dist = r.get("mean_abs_distance_to_analytic")
+            print(
+                f"| {name} | {r['joint_pos_rms_rad']:.4f} | {r['base_pos_m']:.4f} | {'' if dist is None else f'{dist:.3f}'} |"
+            )
+    if args.results is not None:
+        dest = args.results / f"{args.mismatch}_seed{args.seed}"
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy(out / "summary.json", dest / "summary.json")
+        if run is not None:
+            for name in ("metrics.jsonl", "config.yaml"):
+                if (run / name).is_file():
+                    shutil.copy(run / name, dest / name)
+
+
+if __name__ == "__main__":
+    main()
