@@ -25,10 +25,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from robolearn.envs.backends.base import RootJointState, SimFrame
-from robolearn.envs.tasks.base import RobotTask
+from robolearn.envs.tasks.base import OBS_CLIP, RobotTask
 from robolearn.envs.tasks.rotations import quat_angle_between, quat_rotate_inverse_rows
 from robolearn.errors import UserError
-from robolearn.robots.observations import ObsTerm
+from robolearn.robots.observations import ObsTerm, build_observation
+from robolearn.robots.spec import RobotSpec
+from robolearn.robots.state import RobotState
 from robolearn.sim2real.delta import DELTA_CLIP, apply_delta, joint_mask
 from robolearn.sim2real.recordings import DeltaSegment, load_delta_dataset
 
@@ -59,6 +61,27 @@ DEFAULT_TOLERANCES = {
     "base_lin_vel": 0.05,  # m/s
     "base_ang_vel": 0.1,  # rad/s
 }
+
+
+def delta_observation(
+    spec: RobotSpec, frame: SimFrame, rows: np.ndarray, last_delta: np.ndarray, action: np.ndarray
+) -> np.ndarray:
+    """(k, obs) float32 input of a delta-action model for envs `rows` of a frame: DELTA_TERMS of the
+    simulated state (its last delta as last_action), the base's body-frame linear velocity x 2, then
+    the action to correct. The one construction train_delta (DeltaActionTask) and finetune
+    (RobotTask's delta_action) use; the simulator's state without noise."""
+    state = RobotState(
+        joint_pos=frame.joint_pos[rows],
+        joint_vel=frame.joint_vel[rows],
+        base_quat=frame.root_quat[rows],
+        gyro=frame.root_ang_vel[rows],
+        command=np.zeros((len(rows), 3)),
+        last_action=last_delta,
+    )
+    obs = build_observation(state, spec, DELTA_TERMS, rng=None, clip=OBS_CLIP)
+    lin = quat_rotate_inverse_rows(frame.root_quat[rows], frame.root_lin_vel[rows]) * 2.0
+    extra = np.clip(np.concatenate([lin, action], axis=1), -OBS_CLIP, OBS_CLIP).astype(np.float32)
+    return np.concatenate([obs, extra], axis=1)
 
 
 class DeltaContext(NamedTuple):
@@ -247,10 +270,12 @@ class DeltaActionTask(RobotTask):
         """The recorded action plus the scaled delta (robolearn.sim2real.delta.apply_delta)."""
         return apply_delta(self.recorded_action, action, self.delta_scale, self.delta_mask)
 
-    def extra_observation(self, frame: SimFrame, ids: np.ndarray) -> np.ndarray:
-        """The base's body-frame linear velocity x 2, then the recorded action to correct."""
-        lin = quat_rotate_inverse_rows(frame.root_quat[ids], frame.root_lin_vel[ids]) * 2.0
-        return np.concatenate([lin, self.recorded_action[ids]], axis=1)
+    def observe(self, frame: SimFrame, ids: np.ndarray | None = None) -> np.ndarray:
+        """robolearn.sim2real.delta_task.delta_observation of envs ids (all by default)."""
+        rows = self._all_ids if ids is None else np.asarray(ids, dtype=np.int64)
+        return delta_observation(
+            self.robot_spec, frame, rows, self.last_action[rows], self.recorded_action[rows]
+        )
 
     def reward_context(
         self, frame: SimFrame, action: np.ndarray, torque: np.ndarray, terminated: np.ndarray

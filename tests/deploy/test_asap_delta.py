@@ -81,14 +81,13 @@ def test_the_analytic_delta_reproduces_the_weaker_motors_transitions(dataset: Pa
     assert fixed_reward > bare_reward
 
 
-def test_a_trained_delta_replays_the_weaker_motors_better_than_none(dataset: Path, tmp_path: Path) -> None:
-    """train_delta is an ordinary rsl_ppo run on the task: 49k steps (about 15 s here) cut the bare
-    replay's joint error from 0.0134 to 0.0084 rad on this 1.2 s recording (benchmarks/asap_delta.py
-    trains longer on a longer one and compares with the analytic delta)."""
-    from robolearn.agents.rsl_ppo import RslPolicy
+@pytest.fixture(scope="module")
+def delta_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """train_delta as an ordinary rsl_ppo run on the task: 49k steps (about 15 s here)."""
     from robolearn.config.validate import compose_config, validate_train_config
     from robolearn.runs.rsl_trainer import train_rsl_ppo
 
+    run = tmp_path_factory.mktemp("delta") / "run"
     cfg = compose_config(
         "train",
         [
@@ -108,11 +107,73 @@ def test_a_trained_delta_replays_the_weaker_motors_better_than_none(dataset: Pat
         ],
     )
     validate_train_config(cfg)
-    train_rsl_ppo(cfg, tmp_path / "run", "test")
-    policy = RslPolicy.load(tmp_path / "run" / "final" / "model.zip")
+    train_rsl_ppo(cfg, run, "test")
+    return run
+
+
+def test_a_trained_delta_replays_the_weaker_motors_better_than_none(dataset: Path, delta_run: Path) -> None:
+    """The trained delta cuts the bare replay's joint error from 0.0134 to 0.0084 rad on this 1.2 s
+    recording (benchmarks/asap_delta.py trains longer on a longer one and compares with the analytic
+    delta)."""
+    from robolearn.agents.rsl_ppo import RslPolicy
+
+    policy = RslPolicy.load(delta_run / "final" / "model.zip")
     bare_error, _ = _replay(dataset, analytic=False)
     trained_error, _ = _replay(dataset, analytic=False, policy=policy)
     assert trained_error < 0.75 * bare_error, (trained_error, bare_error)
+
+
+def test_finetune_adds_the_frozen_delta_with_the_scale_it_was_trained_with(delta_run: Path) -> None:
+    """delta_action on the velocity task: each robot action is a + 0.5 x d(s, a), d the delta run's
+    actor on delta_observation (the train_delta input), its own last output fed back; the policy's
+    observation is unchanged (it deploys without the delta)."""
+    from robolearn.agents.rsl_ppo import RslPolicy
+    from robolearn.envs.tasks.velocity import VelocityTask
+    from robolearn.sim2real.delta_task import delta_observation
+
+    policy = RslPolicy.load(delta_run / "final" / "model.zip")
+    plain = VelocityTask(num_envs=3, backend="batch")
+    task = VelocityTask(num_envs=3, backend="batch", delta_action={"run": str(delta_run)})
+    try:
+        assert task.observation_space.shape == plain.observation_space.shape == (45,)
+        assert task.frozen_delta.scale == SCALE
+        task.reset_envs(np.arange(3))
+        rng = np.random.default_rng(0)
+        for _ in range(3):
+            action = rng.uniform(-1.0, 1.0, size=(3, 12))
+            frame = task.backend.frame()
+            obs = delta_observation(SPEC, frame, np.arange(3), task.last_delta.copy(), action)
+            d = np.clip(policy.predict(obs, deterministic=True)[0], -1.0, 1.0)
+            expected = apply_delta(action, d, SCALE, np.ones(12))
+            before = task.last_delta.copy()
+            np.testing.assert_allclose(task.robot_action(action), expected, rtol=1e-6)
+            task.last_delta = before  # the step below makes the same call
+            task.step_envs(action)
+            np.testing.assert_allclose(task.last_delta, d, rtol=1e-6)
+            np.testing.assert_array_equal(task.last_action, np.clip(action, -5, 5))  # the policy's own
+        assert np.abs(task.last_delta).max() > 0.01  # the delta does act
+    finally:
+        task.close()
+        plain.close()
+
+
+@pytest.mark.parametrize(
+    ("options", "robot", "needle"),
+    [
+        ({"run": "/nonexistent"}, "go2", "is not a finished train_delta run"),
+        ({"checkpoint": "final"}, "go2", "delta_action.run is missing"),
+        ({"run": "RUN", "checkpoint": "latest"}, "go2", "delta_action.checkpoint=latest is not allowed"),
+        ({"run": "RUN", "lr": 1}, "go2", "delta_action.lr is not an option"),
+        ({"run": "RUN"}, "g1", "is a delta for the go2, not the g1"),
+    ],
+)
+def test_a_wrong_delta_is_one_line(delta_run: Path, options: dict[str, Any], robot: str, needle: str) -> None:
+    from robolearn.envs.tasks.velocity import VelocityTask
+
+    given = {k: (str(delta_run) if v == "RUN" else v) for k, v in options.items()}
+    with pytest.raises(UserError) as info:
+        VelocityTask(robot=robot, delta_action=given)
+    assert needle in str(info.value) and "\n" not in str(info.value)
 
 
 def test_the_robot_action_is_the_one_delta_definition(dataset: Path) -> None:

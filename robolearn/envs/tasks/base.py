@@ -127,6 +127,7 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         extra_obs_size: int = 0,
         robot_options: Mapping[str, Any] | None = None,
         observation_history: int = 1,
+        delta_action: Mapping[str, Any] | None = None,
     ) -> None:
         history = observation_history
         if isinstance(history, bool) or not isinstance(history, int | np.integer) or not 1 <= history <= 100:
@@ -208,6 +209,13 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         self._metrics = _StepMetrics(wanted=self.num_envs == 1)
         self._all_ids = np.arange(n)
         self._renderer: Any = None
+        # ASAP's finetune stage: a frozen delta-action model added to every action (robolearn.sim2real).
+        self.frozen_delta: Any = None
+        if delta_action:
+            from robolearn.sim2real.delta_model import FrozenDelta
+
+            self.frozen_delta = FrozenDelta.from_kwargs(delta_action, spec)
+            self.last_delta = np.zeros((n, nj))  # the delta model's own last output (its input)
         if self.observation_history > 1:
             self.obs_frames = np.zeros((n, self.observation_history, self.frame_size), dtype=np.float32)
             # The episode step each env's newest frame was observed at: re-observing the same step
@@ -233,8 +241,14 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
 
     def robot_action(self, action: np.ndarray) -> np.ndarray:
         """The robot's action (joint targets = default pose + action_scale x it) for the agent's clipped
-        action; the agent's own by default. ASAP's delta-action task adds it to a recorded action."""
-        return action
+        action: the agent's own, or with delta_action that plus the frozen delta model's correction
+        on the current state. ASAP's delta-action task adds it to a recorded action instead."""
+        if self.frozen_delta is None:
+            return action
+        sent, self.last_delta = self.frozen_delta(
+            self.robot_spec, self.backend.frame(), action, self.last_delta
+        )
+        return sent
 
     def gait_phase(self) -> np.ndarray | None:
         """(N,) each env's gait-clock phase in [0, 1) for the gait_clock term; None without a clock."""
@@ -336,6 +350,8 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         self.backend.reset_envs(ids, self.initial_state(ids))
         self.episode_step[ids] = 0
         self.last_action[ids] = 0.0
+        if self.frozen_delta is not None:
+            self.last_delta[ids] = 0.0
         self.last_joint_vel[ids] = 0.0
         self.action_history[ids] = 0.0
         self.term_sums[ids] = 0.0

@@ -147,6 +147,7 @@ class VelocityTask(RobotTask):
         observe_base_lin_vel: bool = False,
         critic_observes_base_lin_vel: bool = False,
         observation_history: int = 1,
+        delta_action: Mapping[str, Any] | None = None,
         gait_period_s: float | None = None,
         gait_duty: float = 0.5,
         swing_height: float | None = None,
@@ -201,6 +202,7 @@ class VelocityTask(RobotTask):
             render_mode=render_mode,
             extra_obs_size=3 if observe_base_lin_vel else 0,
             observation_history=observation_history,
+            delta_action=delta_action,
         )
         spec = self.robot_spec
         self.observe_base_lin_vel = bool(observe_base_lin_vel)

@@ -1,0 +1,88 @@
+"""A trained delta-action model, frozen, added to a task's actions (ASAP's finetune stage).
+
+`env.kwargs.delta_action: {run: <train_delta run dir>, checkpoint: final}` on a robot task makes every
+step's robot action a' = a + scale x mask x d(s, a) (robolearn.sim2real.delta.apply_delta), with d the
+delta run's deterministic actor on delta_observation(s, a) (robolearn.sim2real.delta_task). The scale
+and joint mask are read from the delta run's own config, so finetune cannot use another scale than the
+one train_delta learnt with. The policy being fine-tuned still observes its own action as last_action;
+the deployed policy runs without the delta.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from robolearn.envs.backends.base import SimFrame
+from robolearn.errors import UserError
+from robolearn.robots.spec import RobotSpec
+from robolearn.sim2real.delta import DELTA_CLIP, apply_delta, joint_mask
+from robolearn.sim2real.delta_task import delta_observation
+
+CHECKPOINTS = ("final", "best")
+
+
+class FrozenDelta:
+    """A delta run's actor with the scale and mask it was trained with."""
+
+    def __init__(self, run: Path, policy: Any, robot: str, scale: float, mask: np.ndarray) -> None:
+        self.run = run
+        self.policy = policy
+        self.robot = robot
+        self.scale = scale
+        self.mask = mask
+
+    @classmethod
+    def from_kwargs(cls, options: Mapping[str, Any], spec: RobotSpec) -> FrozenDelta:
+        """Load {run, checkpoint} for a task on `spec`; one-line errors for a wrong run or robot."""
+        unknown = sorted(set(options) - {"run", "checkpoint"})
+        if unknown:
+            raise UserError(f"delta_action.{unknown[0]} is not an option; options: run, checkpoint")
+        if not options.get("run"):
+            raise UserError("delta_action.run is missing: give the train_delta run directory")
+        run = Path(str(options["run"])).expanduser()
+        which = str(options.get("checkpoint") or "final")
+        if which not in CHECKPOINTS:
+            raise UserError(
+                f"delta_action.checkpoint={which} is not allowed; choose one of {', '.join(CHECKPOINTS)}"
+            )
+        config = run / "config.yaml"
+        model = run / which / "model.zip"
+        if not config.is_file() or not model.is_file():
+            raise UserError(
+                f"delta_action.run={run} is not a finished train_delta run (no config.yaml or {which}/model.zip)"
+            )
+        cfg = OmegaConf.load(config)
+        env_id = str(OmegaConf.select(cfg, "env.id", default=""))
+        if "DeltaAction" not in env_id:
+            raise UserError(f"delta_action.run={run} trained {env_id or 'no env'}, not a delta-action task")
+        from robolearn.envs.tasks import TASKS
+
+        robot = str(TASKS[env_id].kwargs["robot"]) if env_id in TASKS else ""
+        if robot != spec.name:
+            raise UserError(
+                f"delta_action.run={run} is a delta for the {robot}, not the {spec.name}; train one on its recordings"
+            )
+        if str(OmegaConf.select(cfg, "agent.algo", default="rsl_ppo")) != "rsl_ppo":
+            raise UserError(f"delta_action.run={run}: only agent=rsl_ppo delta runs load here")
+        from robolearn.agents.rsl_ppo import RslPolicy
+
+        kwargs = OmegaConf.to_container(OmegaConf.select(cfg, "env.kwargs", default={}), resolve=True) or {}
+        assert isinstance(kwargs, dict)
+        scale = float(kwargs.get("delta_scale", 0.5))
+        mask = joint_mask(spec, kwargs.get("delta_joints"))
+        return cls(run, RslPolicy.load(model), spec.name, scale, mask)
+
+    def __call__(
+        self, spec: RobotSpec, frame: SimFrame, action: np.ndarray, last_delta: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(the robot action a + scale x mask x d, the delta d) for every env of the frame."""
+        rows = np.arange(len(action))
+        obs = delta_observation(spec, frame, rows, last_delta, action)
+        delta = np.clip(np.asarray(self.policy.predict(obs, deterministic=True)[0]), -DELTA_CLIP, DELTA_CLIP)
+        delta = delta.reshape(len(action), -1)
+        return apply_delta(action, delta, self.scale, self.mask), delta
