@@ -368,6 +368,40 @@ def test_a_stacked_history_trains_and_exports_with_its_length(tmp_path: Path) ->
     assert graph.get_inputs()[0].shape[-1] == 135
 
 
+def test_init_from_starts_from_another_runs_networks(tmp_path: Path) -> None:
+    """agent.init_from (fine-tuning): the new run's networks and normaliser start as the source's
+    newest checkpoint left them; a source whose networks do not fit is a one-line error."""
+    source = tmp_path / "source"
+    _train(source, f"steps={3 * PER_ITERATION}", f"checkpoint.every={PER_ITERATION}")
+    tuned = tmp_path / "tuned"
+    # A rate of ~0 and a fixed schedule: one iteration leaves the started-from weights in place.
+    _train(
+        tuned,
+        f"agent.init_from={source}",
+        "agent.learning_rate=1e-12",
+        "agent.schedule=fixed",
+        f"steps={PER_ITERATION}",
+    )
+    fresh = tmp_path / "fresh"
+    _train(fresh, "agent.learning_rate=1e-12", "agent.schedule=fixed", f"steps={PER_ITERATION}")
+    load = lambda run: torch.load(run / "final" / "model.zip", weights_only=False)["actor_state_dict"]  # noqa: E731
+    src, got, new = load(source), load(tuned), load(fresh)
+    weights = [k for k in src if k.endswith("weight")]
+    assert weights
+    for key in weights:
+        torch.testing.assert_close(got[key], src[key], atol=1e-6, rtol=0)
+    assert any(not torch.allclose(new[k], src[k]) for k in weights)  # a fresh run starts elsewhere
+    with pytest.raises(UserError, match=r"agent.init_from=.*: its networks do not fit this run's"):
+        _train(
+            tmp_path / "bigger",
+            f"agent.init_from={source}",
+            "agent.actor_hidden_dims=[32]",
+            f"steps={PER_ITERATION}",
+        )
+    with pytest.raises(UserError, match="has no checkpoint"):
+        _train(tmp_path / "none", f"agent.init_from={tmp_path / 'missing'}", f"steps={PER_ITERATION}")
+
+
 def test_the_actor_and_the_critic_cannot_both_be_given_the_base_velocity() -> None:
     from robolearn.envs.tasks.velocity import VelocityTask
 

@@ -102,6 +102,9 @@ class RslPPOConfig(AgentConfig):
     # With env.kwargs.backend=warp: the velocity task's observations, rewards and resets run on the
     # device too (robolearn/envs/tasks/velocity_device.py), with no host round trip per step.
     env_on_device: bool = False
+    # Start from another agent=rsl_ppo run's newest checkpoint (actor, critic, normaliser and
+    # optimiser; the learning rate is this config's): fine-tuning, e.g. ASAP's finetune stage.
+    init_from: str | None = None
 
 
 @dataclass

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from robolearn.agents.rsl_ppo import RslPolicy, build_rsl_ppo, import_rsl, policy_payload
 from robolearn.agents.rsl_vec_env import RslVecEnv
 from robolearn.envs import make_eval_env, make_vec_env
+from robolearn.errors import UserError
 from robolearn.runs.checkpoint import MODEL_FILE
 from robolearn.runs.evaluation import EvalResult, evaluate_policy
 from robolearn.runs.loop import LoopRun
@@ -113,6 +114,40 @@ class RslTrainer:
         self.best_step = state["best_step"]
         self.last_eval_step = state["last_eval_step"]
         self.last_episode_return = state["last_episode_return"]
+
+    def _init_from(self, source: Path) -> None:
+        """agent.init_from: the networks, normaliser and optimiser of another rsl_ppo run's newest
+        checkpoint (this run's own learning rate, iterations and env from the start)."""
+        import json
+
+        from robolearn.runs.loop import STATE_FILE
+
+        pointer = source / "checkpoints" / "latest.json"
+        if not pointer.is_file():
+            raise UserError(
+                f"agent.init_from={source} has no checkpoint (checkpoints/latest.json) to start from"
+            )
+        algo = OmegaConf.select(OmegaConf.load(source / "config.yaml"), "agent.algo", default=None)
+        if algo != "rsl_ppo":
+            raise UserError(
+                f"agent.init_from={source} is an agent={algo} run; rsl_ppo starts only from rsl_ppo"
+            )
+        name = json.loads(pointer.read_text(encoding="utf-8"))["name"]
+        saved = torch.load(
+            source / "checkpoints" / str(name) / STATE_FILE, map_location="cpu", weights_only=False
+        )
+        try:
+            self.alg.load(saved["state"]["alg"], None, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise UserError(
+                f"agent.init_from={source}: its networks do not fit this run's (same env observation and"
+                f" agent sizes needed): {first}"
+            ) from None
+        self.alg.learning_rate = float(self.cfg.agent.learning_rate)
+        for group in self.alg.optimizer.param_groups:
+            group["lr"] = self.alg.learning_rate
+        print(f"starting from {source} ({name})", flush=True)
 
     def policy(self) -> RslPolicy:
         """The current actor as evaluation sees it (shares the live weights)."""
@@ -228,6 +263,8 @@ class RslTrainer:
         if state is not None:
             self._restore(state)
             print(f"resuming {self.run_dir} from step {run.step}", flush=True)
+        elif cfg.agent.get("init_from"):
+            self._init_from(Path(str(cfg.agent.init_from)).expanduser())
         step = run.step
         resumed_at_end = state is not None and step >= int(cfg.steps)
         while step < int(cfg.steps):
