@@ -59,6 +59,7 @@ from robolearn.deploy.artifact import PolicyArtifact, load_artifact
 from robolearn.deploy.backends.base import StateSample
 from robolearn.deploy.backends.mujoco_backend import MujocoBackend
 from robolearn.deploy.commands import CommandKind, MotorCommand
+from robolearn.deploy.mismatch import target_physics
 from robolearn.deploy.runtime import Controller
 from robolearn.deploy.safety import SafetyState
 from robolearn.errors import UserError
@@ -101,6 +102,9 @@ class Sim2SimConfig:
     friction_range: tuple[float, float] | None = None  # scale of every geom's sliding friction
     joint_friction_range: tuple[float, float] | None = None  # scale of each joint's frictionloss
     obs_noise: float = 0.0  # multiple of the contract terms' noise added to the state read
+    # The simulated robot's physics mismatch: robolearn.envs.edits items ({kind: motor_kp, ...}),
+    # resolved by robolearn.deploy.mismatch; () is the nominal robot.
+    mismatch: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -331,6 +335,7 @@ class Sim2SimBackend(MujocoBackend):
             push_interval_s=push,
             push_velocity=config.push_velocity,
             seed=seed,
+            mismatch=target_physics(spec, list(config.mismatch), model_path, "sim2sim"),
         )
         self.config = config
         self.rule = rule
