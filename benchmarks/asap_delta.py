@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from locomotion_runs import machine_now
 
 REPO = Path(__file__).resolve().parents[1]
 HORIZON = 4
@@ -173,7 +174,7 @@ def main() -> None:
         "delta_scale": DELTA_SCALE,
         "record_s": round(t1 - t0, 1),
         "train_s": round(t2 - t1, 1),
-        "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
+        "machine": {**machine_now(), "python": platform.python_version()},
         "results": rows,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -28,11 +28,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
@@ -47,8 +49,7 @@ DELTA_ENVS = {"go2": "Go2DeltaAction-v0", "g1": "G1DeltaAction-v0"}
 
 @dataclass
 class PretrainSettings:
-    run: str | None = None  # an agent=rsl_ppo velocity run directory
-    checkpoint: str = "latest"  # latest | final | best
+    run: str | None = None  # an agent=rsl_ppo velocity run directory (its newest checkpoint is used)
     check_s: float = 10.0  # policy time per nominal-simulation episode
     check_episodes: int = 3
     command: list[Any] = field(default_factory=lambda: [0.5, 0.0, 0.0])  # vx, vy, yaw rate
@@ -152,8 +153,11 @@ def _edits(cfg: DictConfig) -> list[Any]:
 
 
 def _mismatch_name(cfg: DictConfig) -> str:
+    """The mismatch's file name, or custom-<digest> when inline edits replaced the file's."""
+    from robolearn.deploy.mismatch import mismatch_label
+
     node = cfg.get("mismatch")
-    return str(node.name) if node is not None and node.get("name") else "none"
+    return mismatch_label(str(node.name) if node is not None and node.get("name") else "none", _edits(cfg))
 
 
 def _hydra_value(value: Any) -> str:
@@ -174,6 +178,18 @@ def _mismatch_overrides(cfg: DictConfig) -> list[str]:
     return [f"mismatch.name={_mismatch_name(cfg)}", f"mismatch.edits={_hydra_value(_edits(cfg))}"]
 
 
+def _echo_until_policy(deploy: subprocess.Popen[str], in_policy: threading.Event) -> None:
+    """Print the deploy's output and set in_policy at its HOLD -> POLICY transition."""
+    assert deploy.stdout is not None
+    import re
+
+    transition = re.compile(r"^\[\s*[\d.]+ s\] HOLD -> POLICY")  # not the help line that names it
+    for line in deploy.stdout:
+        print(line, end="", flush=True)
+        if transition.match(line):
+            in_policy.set()
+
+
 def _run(cmd: list[str], what: str) -> None:
     print("$ " + " ".join(cmd[1:]), flush=True)
     code = subprocess.run(cmd, check=False).returncode
@@ -190,6 +206,30 @@ class Pipeline:
         self.out = Path(cfg.out or f"outputs/asap/{cfg.robot.name}_{name}").expanduser().resolve()
         self.out.mkdir(parents=True, exist_ok=True)
         self.pretrain_run = Path(cfg.pretrain.run).expanduser().resolve() if cfg.pretrain.run else None
+        self._check_manifest()
+
+    def _check_manifest(self) -> None:
+        """The settings every stage's output depends on; a folder made for others is refused, so a
+        finished stage is never reused for other physics or another policy."""
+        mine: dict[str, Any] = {
+            "robot": str(self.cfg.robot.name),
+            "mismatch": _mismatch_name(self.cfg),
+            "edits": _edits(self.cfg),
+            "pretrain_run": None if self.pretrain_run is None else str(self.pretrain_run),
+            "seed": int(self.cfg.seed),
+        }
+        path = self.out / "manifest.json"
+        if path.is_file():
+            theirs = json.loads(path.read_text())
+            if mine["pretrain_run"] is None:
+                mine["pretrain_run"] = theirs.get("pretrain_run")  # a later stage that does not need it
+            for key, value in mine.items():
+                if theirs.get(key, value) != value:
+                    raise UserError(
+                        f"out={self.out} holds an ASAP pipeline for {key}={theirs.get(key)!r}, not"
+                        f" {value!r}; choose another out= or delete that folder"
+                    )
+        atomic_write_json(path, mine)
 
     # -- paths -----------------------------------------------------------------------------------
     @property
@@ -224,7 +264,8 @@ class Pipeline:
             raise UserError("pretrain.run is missing: give an agent=rsl_ppo velocity run directory")
         c = self.cfg.pretrain
         if not (self.artifact / "contract.json").is_file():
-            export_run(self.pretrain_run, self.artifact, checkpoint=str(c.checkpoint), check_samples=64)
+            # The newest checkpoint: the one finetune's agent.init_from starts from too.
+            export_run(self.pretrain_run, self.artifact, checkpoint="latest", check_samples=64)
         result = run_sim2sim(
             self.artifact,
             Sim2SimConfig(
@@ -285,6 +326,7 @@ class Pipeline:
             stdin=subprocess.PIPE,
             text=True,
         )
+        deploy: subprocess.Popen[str] | None = None
         try:
             deploy = subprocess.Popen(
                 [
@@ -305,12 +347,25 @@ class Pipeline:
                     "status_every_s=0",
                     f"loop.rt_priority={prio + 5 if prio else 0}",
                 ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
             )
-            self._drive_sticks(bridge, deploy, [list(map(float, row)) for row in c.schedule])
+            in_policy = threading.Event()
+            echo = threading.Thread(target=_echo_until_policy, args=(deploy, in_policy), daemon=True)
+            echo.start()
+            self._drive_sticks(bridge, deploy, in_policy, [list(map(float, row)) for row in c.schedule])
             code = deploy.wait(timeout=float(c.seconds) + 120)
+            echo.join(5)
             if code != 0:
                 raise UserError(f"asap collect: the deploy exited with code {code}; its output is above")
         finally:
+            if deploy is not None and deploy.poll() is None:
+                deploy.terminate()  # SIGTERM: the runtime damps and exits
+                try:
+                    deploy.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    deploy.kill()
             if bridge.poll() is None and bridge.stdin is not None:
                 bridge.stdin.write("quit\n")
                 bridge.stdin.flush()
@@ -324,15 +379,23 @@ class Pipeline:
         )
 
     def _drive_sticks(
-        self, bridge: subprocess.Popen[str], deploy: subprocess.Popen[Any], schedule: list[list[float]]
+        self,
+        bridge: subprocess.Popen[str],
+        deploy: subprocess.Popen[str],
+        in_policy: threading.Event,
+        schedule: list[list[float]],
     ) -> None:
-        """Step the bridge's virtual remote through the schedule (wall clock from the deploy's start,
-        after its ramp and autopolicy); sticks map to the contract's command ranges."""
+        """Step the bridge's virtual remote through the schedule, timed from the deploy's HOLD ->
+        POLICY transition; sticks map to the contract's command ranges (the operator's inverse)."""
         from robolearn.deploy.artifact import load_artifact
 
         ranges = load_artifact(self.artifact).contract.command_ranges
-        start = time.monotonic() + 1.5 + 1.0  # the deploy's start-up, ramp and autopolicy
+        deadband = 0.05  # settings.remote.deadband's default: smaller sticks read as 0
         assert bridge.stdin is not None
+        while not in_policy.wait(0.05):
+            if deploy.poll() is not None:
+                return
+        start = time.monotonic()
         for t, vx, vy, wz in sorted(schedule):
             while time.monotonic() < start + t:
                 if deploy.poll() is not None:
@@ -344,7 +407,15 @@ class Pipeline:
                 ("rx", wz, ranges[2], -1.0),
             ):
                 scale = hi if value >= 0 else -lo
-                bridge.stdin.write(f"stick {stick} {sign * value / scale if scale else 0.0:.4f}\n")
+                level = value / scale if scale else 0.0
+                if value != 0 and not deadband <= abs(level) <= 1.0:
+                    print(
+                        f"warning: collect.schedule value {value} is outside the stick's reach ({lo}..{hi},"
+                        f" deadband {deadband} of it); the robot is commanded"
+                        f" {float(np.clip(level, -1, 1)) * scale if abs(level) >= deadband else 0.0}",
+                        flush=True,
+                    )
+                bridge.stdin.write(f"stick {stick} {sign * level:.4f}\n")
             bridge.stdin.flush()
 
     def train_delta(self) -> Path:

@@ -136,6 +136,28 @@ def target_physics(
     )
 
 
+def mismatch_label(name: str, edits: Sequence[Mapping[str, Any]]) -> str:
+    """`name` when the edits are configs/mismatch/<name>.yaml's, else custom-<digest of the edits>:
+    an inline `mismatch.edits=[...]` must not pass for the named mismatch it overrode."""
+    import hashlib
+    import json
+
+    from omegaconf import OmegaConf
+
+    from robolearn.resources import configs_dir
+
+    path = configs_dir() / "mismatch" / f"{name}.yaml"
+    given = [dict(e) for e in edits]
+    if path.is_file():
+        stored = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        if isinstance(stored, dict) and [dict(e) for e in stored.get("edits") or []] == given:
+            return name
+    if not given:
+        return "none"
+    digest = hashlib.sha256(json.dumps(given, sort_keys=True).encode()).hexdigest()[:8]
+    return f"custom-{digest}"
+
+
 def target_from_config(cfg: Any, spec: RobotSpec) -> TargetPhysics:
     """The deploy config's `mismatch` node ({name, edits}) resolved for `spec`."""
     node = cfg.get("mismatch") if hasattr(cfg, "get") else None
@@ -148,6 +170,7 @@ def target_from_config(cfg: Any, spec: RobotSpec) -> TargetPhysics:
         raise UserError(
             f"mismatch = {raw!r} is not a mapping; pick one with mismatch=<name> (configs/mismatch/)"
         )
+    edits = list(raw.get("edits") or ())
     return target_physics(
-        spec, raw.get("edits") or (), cfg.robot.model, name=str(raw.get("name") or "custom")
+        spec, edits, cfg.robot.model, name=mismatch_label(str(raw.get("name") or "none"), edits)
     )

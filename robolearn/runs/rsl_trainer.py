@@ -127,6 +127,8 @@ class RslTrainer:
             raise UserError(
                 f"agent.init_from={source} has no checkpoint (checkpoints/latest.json) to start from"
             )
+        if not (source / "config.yaml").is_file():
+            raise UserError(f"agent.init_from={source} is not a run directory (no config.yaml)")
         algo = OmegaConf.select(OmegaConf.load(source / "config.yaml"), "agent.algo", default=None)
         if algo != "rsl_ppo":
             raise UserError(

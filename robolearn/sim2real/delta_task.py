@@ -196,6 +196,15 @@ class DeltaActionTask(RobotTask):
                 f"{dataset} was recorded at control_dt={provenance['control_dt']} s but the {robot}'s is"
                 f" {spec.control_dt} s"
             )
+        for key, ours in (
+            ("action_scale", spec.action_scale_array),
+            ("default_pose", spec.default_pos_array),
+        ):
+            if not np.allclose(np.asarray(provenance[key], dtype=np.float64), ours):
+                raise UserError(
+                    f"{dataset} was recorded with another {key} than the {robot}'s model here"
+                    f" ({list(provenance[key])} against {ours.tolist()}); record it again on this robot"
+                )
         self.segments: list[DeltaSegment] = segments
         self._index_recording()
         self.provenance = provenance

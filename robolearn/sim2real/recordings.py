@@ -41,6 +41,9 @@ from robolearn.errors import UserError
 
 DELTA_SCHEMA = "robolearn-asap-delta"
 DELTA_VERSION = 1
+# How far (ms) a policy step's state tick may lie from one control period after the previous step's:
+# one LowState period at 500 Hz, the jitter of a policy loop reading the newest state.
+TICK_TOLERANCE_MS = 2
 
 
 @dataclass(frozen=True)
@@ -84,13 +87,20 @@ def delta_segments(log_dir: str | Path, truth_dir: str | Path) -> tuple[list[Del
     keep = p[p["safety"] == SafetyState.POLICY.value]
     fault_times = [float(e["t"]) for e in log.events if e.get("type") == "fault"]
     segments: list[DeltaSegment] = []
-    breaks = np.flatnonzero(np.diff(keep["step"]) != 1) + 1 if len(keep) else np.array([], dtype=np.int64)
+    # A transition is one control period of the robot's clock: a step whose state is further than
+    # TICK_TOLERANCE_MS from one period after the last one's (lost or repeated LowStates, a late policy
+    # step) splits the stretch there, since the delta task simulates exactly one period per step.
+    period_ms = round(float(contract.get("control_dt") or contract["robot"]["control_dt"]) * 1000)
+    ticks = keep["tick"].astype(np.int64)
+    irregular = (np.diff(keep["step"]) != 1) | (np.abs(np.diff(ticks) - period_ms) > TICK_TOLERANCE_MS)
+    breaks = np.flatnonzero(irregular) + 1 if len(keep) else np.array([], dtype=np.int64)
+    dropped = int((truth.meta.get("summary") or {}).get("dropped", 0))
     for part in np.split(keep, breaks) if len(keep) else []:
         missing = [int(t) for t in part["tick"] if int(t) not in where]
         if missing:
             raise UserError(
-                f"{truth_dir} has no state at tick {missing[0]} of {log_dir}'s policy steps: the truth log"
-                " belongs to another session"
+                f"{truth_dir} has no state at tick {missing[0]} of {log_dir}'s policy steps ({dropped} truth"
+                " records were dropped while writing): is it this session's truth log?"
             )
         if len(part) < 2:
             continue
@@ -110,6 +120,9 @@ def delta_segments(log_dir: str | Path, truth_dir: str | Path) -> tuple[list[Del
         )
     provenance = {
         "schema": {"name": DELTA_SCHEMA, "version": DELTA_VERSION},
+        "irregular_steps_split": int(np.count_nonzero(np.abs(np.diff(ticks) - period_ms) > TICK_TOLERANCE_MS))
+        if len(keep)
+        else 0,
         "robot": robot,
         "control_dt": float(contract.get("control_dt") or contract["robot"]["control_dt"]),
         "action_scale": contract["robot"]["action_scale"],

@@ -137,7 +137,9 @@ def test_finetune_adds_the_frozen_delta_with_the_scale_it_was_trained_with(delta
     try:
         assert task.observation_space.shape == plain.observation_space.shape == (45,)
         assert task.frozen_delta.scale == SCALE
-        task.reset_envs(np.arange(3))
+        for t in (task, plain):  # the same reset draws: both start from the same state
+            t.seed_rng(0)
+            t.reset_envs(np.arange(3))
         rng = np.random.default_rng(0)
         for _ in range(3):
             action = rng.uniform(-1.0, 1.0, size=(3, 12))
@@ -150,6 +152,11 @@ def test_finetune_adds_the_frozen_delta_with_the_scale_it_was_trained_with(delta
             task.last_delta = before  # the step below makes the same call
             task.step_envs(action)
             np.testing.assert_allclose(task.last_delta, d, rtol=1e-6)
+            # The delta reaches the physics: the plain task, sent a + delta itself, lands alike.
+            plain.step_envs(expected)
+            np.testing.assert_allclose(
+                task.backend.frame().joint_pos, plain.backend.frame().joint_pos, atol=1e-9
+            )
             np.testing.assert_array_equal(task.last_action, np.clip(action, -5, 5))  # the policy's own
         assert np.abs(task.last_delta).max() > 0.01  # the delta does act
     finally:

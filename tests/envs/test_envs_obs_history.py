@@ -52,6 +52,17 @@ def test_history_shifts_on_steps_and_refills_on_auto_reset() -> None:
                 else:
                     np.testing.assert_array_equal(obs[i][:-frame], prev[i][frame:])
         assert resets >= N  # every env went through at least one time-limit reset
+        # A reset of one env alone refills its history only; re-observing the same step replaces
+        # the newest frame of the others instead of shifting their histories.
+        task = stacked.task
+        task.reset_envs(np.array([1]))
+        now = task.backend.frame()
+        alone = task.observe(now, np.array([1]))[0]
+        np.testing.assert_array_equal(alone, np.tile(alone[-frame:], H))
+        again = task.observe(now)
+        np.testing.assert_array_equal(again[1], np.tile(again[1][-frame:], H))  # still a new episode
+        for i in (0, 2, 3):
+            np.testing.assert_array_equal(again[i][:-frame], obs[i][:-frame])
     finally:
         stacked.close()
         single.close()
