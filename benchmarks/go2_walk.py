@@ -22,8 +22,7 @@ the policy deploys over DDS (`+experiment=go2_walk_trot_deploy`); recipe=trot_di
 trot_relative with the curriculum scored per command direction, the worst deciding
 (`+experiment=go2_walk_trot_directional`); recipe=trot_symmetric: trot_directional from a symmetric
 forward-speed start range, vx in [-0.5, 0.5] (`+experiment=go2_walk_trot_symmetric`);
-recipe=trot_history: trot_deploy with 5 observation frames and trot_symmetric's start range
-(`+experiment=go2_walk_trot_history`). Each from-scratch recipe runs in
+recipe=trot_history: trot_deploy with 5 observation frames (`+experiment=go2_walk_trot_history`). Each from-scratch recipe runs in
 <out>/<recipe>/seed_<N>. `--stop-after-min M` stops the training with
 SIGINT after M minutes of this call (it checkpoints and exits; the next call resumes it), and
 `--results DIR` copies each seed's small files (metrics.jsonl, config.yaml, the evaluation rows and
