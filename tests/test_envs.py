@@ -17,7 +17,18 @@ from robolearn.config.validate import compose_config, group_options
 from robolearn.envs import EnvSnapshotWrapper, make_env, make_vec_env
 from robolearn.envs.state import get_vec_env_state, set_vec_env_state
 
-ENVS = [e for e in group_options("env") if not e.endswith("_schema")]
+
+def _needs_data(name: str) -> bool:
+    """An env config whose task cannot be built without the data a user gives (TaskEntry.required);
+    tests/deploy/test_asap_delta.py checks the delta-action task on a recording."""
+    from robolearn.envs.tasks import TASKS
+
+    cfg = compose_config("train", [f"env={name}"]).env
+    entry = TASKS.get(str(cfg.id))
+    return entry is not None and any(cfg.kwargs.get(key) is None for key in entry.required)
+
+
+ENVS = [e for e in group_options("env") if not e.endswith("_schema") and not _needs_data(e)]
 
 
 def _env_cfg(name: str) -> object:

@@ -183,6 +183,30 @@ def test_a_wrong_delta_is_one_line(delta_run: Path, options: dict[str, Any], rob
     assert needle in str(info.value) and "\n" not in str(info.value)
 
 
+def test_the_delta_task_passes_the_env_checkers(dataset: Path) -> None:
+    import warnings
+
+    from gymnasium.utils.env_checker import check_env as gym_check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    from robolearn.config.validate import compose_config
+    from robolearn.envs import make_env
+
+    cfg = compose_config("train", ["env=Go2DeltaAction-v0", f"env.kwargs.dataset={dataset}"]).env
+    env = make_env(cfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gym_check_env(env.unwrapped, skip_render_check=True)
+        sb3_check_env(make_env(cfg), warn=False)
+    env.reset(seed=0)
+    for _ in range(6):
+        obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        assert np.all(np.isfinite(obs)) and np.isfinite(reward)
+        if terminated or truncated:
+            env.reset()
+    env.close()
+
+
 def test_the_robot_action_is_the_one_delta_definition(dataset: Path) -> None:
     mask_joints = ["FR_calf_joint", "RL_thigh_joint"]
     task = DeltaActionTask(str(dataset), num_envs=2, horizon=3, delta_scale=0.25, delta_joints=mask_joints)
