@@ -92,7 +92,8 @@ def delta_segments(log_dir: str | Path, truth_dir: str | Path) -> tuple[list[Del
     # step) splits the stretch there, since the delta task simulates exactly one period per step.
     period_ms = round(float(contract.get("control_dt") or contract["robot"]["control_dt"]) * 1000)
     ticks = keep["tick"].astype(np.int64)
-    irregular = (np.diff(keep["step"]) != 1) | (np.abs(np.diff(ticks) - period_ms) > TICK_TOLERANCE_MS)
+    off_period = np.abs(np.diff(ticks) - period_ms) > TICK_TOLERANCE_MS
+    irregular = (np.diff(keep["step"]) != 1) | off_period
     breaks = np.flatnonzero(irregular) + 1 if len(keep) else np.array([], dtype=np.int64)
     dropped = int((truth.meta.get("summary") or {}).get("dropped", 0))
     for part in np.split(keep, breaks) if len(keep) else []:
@@ -120,9 +121,7 @@ def delta_segments(log_dir: str | Path, truth_dir: str | Path) -> tuple[list[Del
         )
     provenance = {
         "schema": {"name": DELTA_SCHEMA, "version": DELTA_VERSION},
-        "irregular_steps_split": int(np.count_nonzero(np.abs(np.diff(ticks) - period_ms) > TICK_TOLERANCE_MS))
-        if len(keep)
-        else 0,
+        "irregular_steps_split": int(np.count_nonzero(off_period)) if len(keep) else 0,
         "robot": robot,
         "control_dt": float(contract.get("control_dt") or contract["robot"]["control_dt"]),
         "action_scale": contract["robot"]["action_scale"],
