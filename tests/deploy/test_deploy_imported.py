@@ -574,6 +574,9 @@ def test_a_recurrent_subset_policy_runs_over_dds_against_the_sim_bridge(
             "autopolicy_s=0.1",
             "duration_s=2.5",
             "exit_damp_s=0.1",
+            # As on a robot, and as deploy_helpers.deploy_args: SCHED_FIFO where permitted (root, CI), so
+            # the other test worker loading both cores cannot start five command ticks in a row late.
+            "loop.rt_priority=50",
         ],
         "deploy",
     )
