@@ -1,7 +1,7 @@
 """ASAP (He et al. 2025): align a policy with a target robot's physics through a delta-action model.
 
-    python -m robolearn.asap stage=<pretrain|collect|train_delta|finetune|evaluate|all> robot=go2 \\
-        mismatch=<name> pretrain.run=<velocity run dir> [out=<folder>] [key=value ...]
+    python -m robolearn.asap stage=<pretrain|collect|train_delta|sysid|finetune|evaluate|all> robot=go2 \\
+        mismatch=<name> pretrain.run=<velocity run dir> [methods=[asap,nominal,dr,sysid,oracle]] [out=<folder>]
 
 Each stage writes under `out` (default outputs/asap/<robot>_<mismatch>) and is skipped when its
 result is there, so `stage=all` resumes after a kill; the training stages resume their own runs.
@@ -14,13 +14,17 @@ result is there, so `stage=all` resumes after a kill; the training stages resume
   drives it over loopback DDS through robolearn.deploy, recording, while the bridge's virtual remote
   steps through collect.schedule; the two logs join into the delta-action dataset
   (robolearn.sim2real.recordings; fields in docs/asap.md).
-- train_delta: `robolearn.train env=<Robot>DeltaAction-v0 agent=rsl_ppo` on that dataset
-  (robolearn.sim2real.delta_task).
-- finetune: the pretrain run's own training config, started from its networks (agent.init_from) with
-  the frozen delta on every action (env.kwargs.delta_action; robolearn.sim2real.delta_model), then
-  exported: the fine-tuned policy deploys without the delta.
-- evaluate: the pretrained and the fine-tuned policy on the target (sim2sim with the mismatch), same
-  commands and seeds: velocity and yaw-rate tracking errors, falls.
+- train_delta (method asap): `robolearn.train env=<Robot>DeltaAction-v0 agent=rsl_ppo` on that
+  dataset (robolearn.sim2real.delta_task).
+- sysid (method sysid): fit global physical parameters (gains, torque limit, base mass, friction,
+  joint friction, delay) to the same dataset by replaying it (robolearn.sim2real.physics.fit_sysid).
+- finetune: for each of `methods`, the pretrain run's own training config, started from its networks
+  (agent.init_from) with what the method adds (METHOD_HELP: the frozen delta on every action, wider
+  randomisation, the fitted or the true physics, or nothing), then exported: every fine-tuned
+  policy deploys as it is.
+- evaluate: the pretrained ("vanilla") and every fine-tuned policy on the target (sim2sim with the
+  mismatch), same commands and seeds: velocity and yaw-rate tracking errors, falls; and open loop,
+  each method's simulator replaying the recording: joint and base position errors.
 """
 
 from __future__ import annotations
@@ -39,11 +43,21 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from robolearn.cli import hydra_verb, verb_help
+from robolearn.config.validate import hydra_value
 from robolearn.deploy.config import RobotNode
 from robolearn.errors import UserError
 from robolearn.utils.io import atomic_write_json
 
-STAGES = ("pretrain", "collect", "train_delta", "finetune", "evaluate")
+STAGES = ("pretrain", "collect", "train_delta", "sysid", "finetune", "evaluate")
+# How each fine-tuning arm aligns the policy with the target (vanilla: the pretrained policy as is).
+METHODS = ("asap", "nominal", "dr", "sysid", "oracle")
+METHOD_HELP = {
+    "asap": "the frozen delta-action model on every action (train_delta)",
+    "nominal": "more training in the nominal simulator (the control: the same budget, no alignment)",
+    "dr": "wider domain randomisation (dr.randomization merged over the recipe's)",
+    "sysid": "the recipe centred on physics fitted to the recordings (stage sysid)",
+    "oracle": "the recipe centred on the target's true physics",
+}
 DELTA_ENVS = {"go2": "Go2DeltaAction-v0", "g1": "G1DeltaAction-v0"}
 
 
@@ -87,11 +101,40 @@ class FinetuneSettings:
 
 
 @dataclass
+class SysidSettings:
+    horizon: int = 4  # policy steps replayed from each recorded start
+    starts: int = 384  # recorded starts replayed per candidate (drawn evenly)
+    max_evals: int = 80  # Nelder-Mead replays per delay
+    delays: list[int] = field(default_factory=lambda: [0, 1, 2])  # control periods tried
+
+
+@dataclass
+class DrSettings:
+    # Merged over the recipe's randomization: ranges that cover the shipped mismatches without
+    # knowing which one the target has.
+    randomization: dict[str, Any] = field(
+        default_factory=lambda: {
+            "kp_scale": [0.5, 1.2],
+            "kd_scale": [0.6, 1.4],
+            "motor_strength": [0.75, 1.1],
+            "added_base_mass": [-1.0, 3.0],
+            "friction": [0.3, 1.25],
+            "joint_friction": [0.5, 2.5],
+            "action_delay": [0, 2],
+        }
+    )
+
+
+@dataclass
 class EvaluateSettings:
     seconds: float = 10.0
-    episodes: int = 3
-    command: list[Any] = field(default_factory=lambda: [0.5, 0.0, 0.0])
+    episodes: int = 2  # per command
+    # vx, vy, yaw rate: forward, backward, sideways and turning, each held for a whole episode
+    commands: list[Any] = field(
+        default_factory=lambda: [[0.5, 0.0, 0.0], [-0.5, 0.0, 0.0], [0.0, 0.3, 0.0], [0.0, 0.0, 0.8]]
+    )
     seed: int = 100
+    replay_horizon: int = 4  # open loop: policy steps replayed from each recorded start
 
 
 @dataclass
@@ -103,10 +146,13 @@ class AsapConfig:
     out: str | None = None  # default outputs/asap/<robot>_<mismatch name>
     seed: int = 0
     mismatch: Any = None  # configs/mismatch/<name>.yaml: {name, description, edits}
+    methods: list[str] = field(default_factory=lambda: ["asap"])  # fine-tuning arms, see METHODS
     pretrain: PretrainSettings = field(default_factory=PretrainSettings)
     collect: CollectSettings = field(default_factory=CollectSettings)
     train_delta: TrainDeltaSettings = field(default_factory=TrainDeltaSettings)
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
+    sysid: SysidSettings = field(default_factory=SysidSettings)
+    dr: DrSettings = field(default_factory=DrSettings)
     evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
 
 
@@ -131,12 +177,26 @@ def validate_asap_config(cfg: DictConfig) -> None:
         )
     if cfg.pretrain.run and not (Path(cfg.pretrain.run).expanduser() / "config.yaml").is_file():
         raise UserError(f"pretrain.run={cfg.pretrain.run} is not a run directory (no config.yaml)")
-    for key in ("pretrain.command", "evaluate.command"):
-        value = OmegaConf.select(cfg, key)
+    commands = [("pretrain.command", cfg.pretrain.command)]
+    commands += [(f"evaluate.commands[{i}]", c) for i, c in enumerate(cfg.evaluate.commands)]
+    for key, value in commands:
         if len(value) != 3 or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
             raise UserError(
                 f"{key}={list(value)} must be three numbers: vx (m/s), vy (m/s), yaw rate (rad/s)"
             )
+    if not cfg.evaluate.commands:
+        raise UserError("evaluate.commands is empty: give at least one [vx, vy, yaw rate]")
+    for method in cfg.methods:
+        if method not in METHODS:
+            raise UserError(f"methods has '{method}', not a method; choose from: {', '.join(METHODS)}")
+    if len(set(cfg.methods)) != len(cfg.methods):
+        raise UserError(f"methods={list(cfg.methods)} names a method twice")
+    from robolearn.envs.tasks.randomization import Randomization
+
+    try:
+        Randomization.from_kwargs(OmegaConf.to_container(cfg.dr.randomization, resolve=True))  # type: ignore[arg-type]
+    except UserError as err:
+        raise UserError(f"dr: {err}") from None
     for row in cfg.collect.schedule:
         if len(row) != 4 or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in row):
             raise UserError(
@@ -160,22 +220,9 @@ def _mismatch_name(cfg: DictConfig) -> str:
     return mismatch_label(str(node.name) if node is not None and node.get("name") else "none", _edits(cfg))
 
 
-def _hydra_value(value: Any) -> str:
-    """A value in Hydra's override grammar ([{kind:motor_kp,joint:'*',scale:0.65}])."""
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{k}:{_hydra_value(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_hydra_value(v) for v in value) + "]"
-    if isinstance(value, str):
-        return "'" + value.replace("'", "\\'") + "'"
-    if value is None:
-        return "null"
-    return json.dumps(value)
-
-
 def _mismatch_overrides(cfg: DictConfig) -> list[str]:
     """The deploy/bridge overrides that give a subprocess this config's mismatch."""
-    return [f"mismatch.name={_mismatch_name(cfg)}", f"mismatch.edits={_hydra_value(_edits(cfg))}"]
+    return [f"mismatch.name={_mismatch_name(cfg)}", f"mismatch.edits={hydra_value(_edits(cfg))}"]
 
 
 def _echo_until_policy(deploy: subprocess.Popen[str], in_policy: threading.Event) -> None:
@@ -245,12 +292,46 @@ class Pipeline:
         return self.out / "train_delta"
 
     @property
-    def finetune_run(self) -> Path:
-        return self.out / "finetune" / "run"
+    def sysid_file(self) -> Path:
+        return self.out / "sysid" / "fit.json"
 
-    @property
-    def finetuned_artifact(self) -> Path:
-        return self.out / "finetune" / "artifact"
+    def finetune_run(self, method: str) -> Path:
+        return self.out / "finetune" / method / "run"
+
+    def finetuned_artifact(self, method: str) -> Path:
+        return self.out / "finetune" / method / "artifact"
+
+    def recipe_randomization(self) -> dict[str, Any]:
+        """The pretrain run's domain randomisation (env.kwargs.randomization of its config.yaml)."""
+        assert self.pretrain_run is not None
+        node = OmegaConf.select(OmegaConf.load(self.pretrain_run / "config.yaml"), "env.kwargs.randomization")
+        return dict(OmegaConf.to_container(node, resolve=True) or {}) if node is not None else {}  # type: ignore[arg-type]
+
+    def method_overrides(self, method: str) -> list[str]:
+        """What fine-tuning arm `method` adds to the pretrain run's training command."""
+        from robolearn.sim2real.physics import TrainingPhysics, oracle_physics, params_from_dict
+
+        if method == "asap":
+            if not (self.delta_run / "final" / "model.zip").is_file():
+                raise UserError(f"{self.delta_run} has no final model: run stage=train_delta first")
+            return [f"+env.kwargs.delta_action.run={self.delta_run}"]
+        if method == "nominal":
+            return []
+        recipe = self.recipe_randomization()
+        if method == "dr":
+            wide = OmegaConf.to_container(self.cfg.dr.randomization, resolve=True)
+            return [f"++env.kwargs.randomization={hydra_value({**recipe, **wide})}"]  # type: ignore[dict-item]
+        if method == "sysid":
+            if not self.sysid_file.is_file():
+                raise UserError(f"{self.sysid_file} is missing: run stage=sysid first")
+            fitted = params_from_dict(json.loads(self.sysid_file.read_text())["params"])
+            return TrainingPhysics(fitted).overrides(recipe)
+        if method == "oracle":
+            truth = oracle_physics(
+                str(self.cfg.robot.name), _edits(self.cfg), self.out / "oracle", self.cfg.robot.model or None
+            )
+            return truth.overrides(recipe)
+        raise UserError(f"method {method} is not one of {', '.join(METHODS)}")
 
     # -- stages ----------------------------------------------------------------------------------
     def pretrain(self) -> dict[str, Any]:
@@ -445,11 +526,40 @@ class Pipeline:
         )
         return self.delta_run
 
-    def finetune(self) -> Path:
+    def sysid(self) -> dict[str, Any]:
+        """Fit PhysicsParams to the collected dataset (robolearn.sim2real.physics.fit_sysid)."""
+        from robolearn.sim2real.physics import fit_sysid
+
+        if self.sysid_file.is_file():
+            return dict(json.loads(self.sysid_file.read_text()))
+        if not (self.dataset / "metadata.json").is_file():
+            raise UserError(f"{self.dataset} is missing: run stage=collect first")
+        c = self.cfg.sysid
+        t0 = time.time()
+        params, report = fit_sysid(
+            self.dataset,
+            horizon=int(c.horizon),
+            starts=int(c.starts),
+            max_evals=int(c.max_evals),
+            delays=[int(d) for d in c.delays],
+            seed=int(self.cfg.seed),
+            robot=str(self.cfg.robot.name),
+            log=lambda line: print(line, flush=True),
+        )
+        report["seconds"] = round(time.time() - t0, 1)
+        atomic_write_json(self.sysid_file, report)
+        print(f"sysid: fitted {params.as_dict()} in {report['seconds']} s", flush=True)
+        return report
+
+    def finetune(self) -> list[Path]:
+        return [self.finetune_method(m) for m in self.cfg.methods]
+
+    def finetune_method(self, method: str) -> Path:
         from robolearn.export import export_run
 
-        if (self.finetuned_artifact / "contract.json").is_file():
-            return self.finetuned_artifact
+        artifact, run = self.finetuned_artifact(method), self.finetune_run(method)
+        if (artifact / "contract.json").is_file():
+            return artifact
         assert self.pretrain_run is not None
         given = self.pretrain_run / ".hydra" / "overrides.yaml"
         if not given.is_file():
@@ -468,58 +578,132 @@ class Pipeline:
                 "-m",
                 "robolearn.train",
                 *keep,
-                f"+env.kwargs.delta_action.run={self.delta_run}",
+                *self.method_overrides(method),
                 f"agent.init_from={self.pretrain_run}",
                 f"steps={int(f.steps)}",
                 f"seed={int(self.cfg.seed)}",
                 "logger.progress=lines",
-                f"hydra.run.dir={self.finetune_run}",
+                f"hydra.run.dir={run}",
                 *list(f.overrides),
             ],
-            "finetune",
+            f"finetune ({method})",
         )
-        export_run(self.finetune_run, self.finetuned_artifact, checkpoint="final", check_samples=64)
-        return self.finetuned_artifact
+        export_run(run, artifact, checkpoint="final", check_samples=64)
+        return artifact
 
     def evaluate(self) -> dict[str, Any]:
+        """Closed loop on the target (sim2sim with the mismatch) for the pretrained policy and every
+        fine-tuned one; open loop, each simulator's replay error on the collected recording."""
         from robolearn.deploy.sim2sim import Sim2SimConfig, run_sim2sim
 
         e = self.cfg.evaluate
-        config = Sim2SimConfig(
-            command=tuple(float(v) for v in e.command),  # type: ignore[arg-type]
-            duration_s=float(e.seconds),
-            episodes=int(e.episodes),
-            seed=int(e.seed),
-            settle_s=min(2.0, float(e.seconds) / 2),
-            mismatch=tuple(_edits(self.cfg)),
-        )
+        policies = {"vanilla": self.artifact}
+        policies.update({m: self.finetuned_artifact(m) for m in METHODS})
         rows: dict[str, Any] = {}
-        for name, artifact in (("vanilla", self.artifact), ("asap", self.finetuned_artifact)):
-            if (artifact / "contract.json").is_file():
-                rows[name] = run_sim2sim(artifact, config)["summary"]
+        for name, artifact in policies.items():
+            if not (artifact / "contract.json").is_file():
+                continue
+            per_command = []
+            for command in e.commands:
+                config = Sim2SimConfig(
+                    command=tuple(float(v) for v in command),  # type: ignore[arg-type]
+                    duration_s=float(e.seconds),
+                    episodes=int(e.episodes),
+                    seed=int(e.seed),
+                    settle_s=min(2.0, float(e.seconds) / 2),
+                    mismatch=tuple(_edits(self.cfg)),
+                )
+                s = run_sim2sim(artifact, config)["summary"]
+                per_command.append({"command": list(command), **{k: s[k] for k in _CLOSED_KEYS}})
+            rows[name] = {
+                "lin_vel_rms": _mean_or_none([c["lin_vel_rms"] for c in per_command]),
+                "yaw_rate_rms": _mean_or_none([c["yaw_rate_rms"] for c in per_command]),
+                "falls": sum(int(c["falls"]) for c in per_command),
+                "episodes": sum(int(c["episodes"]) for c in per_command),
+                "commands": per_command,
+            }
         result = {
             "mismatch": _mismatch_name(self.cfg),
             "edits": _edits(self.cfg),
-            "command": list(e.command),
-            "rows": rows,
+            "seed": int(self.cfg.seed),
+            "closed_loop": rows,
+            "open_loop": self.open_loop(),
         }
         atomic_write_json(self.out / "evaluate" / "results.json", result)
-        lines = ["| policy | lin vel RMS (m/s) | yaw rate RMS (rad/s) | falls |", "|---|---|---|---|"]
-        for name, s in rows.items():
-            lin, yaw = s["lin_vel_rms"], s["yaw_rate_rms"]
-            lines.append(
-                f"| {name} | {'-' if lin is None else f'{lin:.3f}'} | {'-' if yaw is None else f'{yaw:.3f}'} |"
-                f" {s['falls']}/{s['episodes']} |"
-            )
-        print(f"ASAP on the target (mismatch {_mismatch_name(self.cfg)}):\n" + "\n".join(lines), flush=True)
+        print(
+            f"ASAP on the target (mismatch {_mismatch_name(self.cfg)}):\n" + results_table(result), flush=True
+        )
         return result
+
+    def open_loop(self) -> dict[str, Any]:
+        """Replay error of each simulator on the collected recording: nominal (vanilla, nominal, dr),
+        nominal + delta model (asap), the fit (sysid) and the target's physics (oracle)."""
+        from robolearn.sim2real.physics import (
+            TrainingPhysics,
+            oracle_physics,
+            params_from_dict,
+            replay_errors,
+            replay_starts,
+        )
+
+        if not (self.dataset / "metadata.json").is_file():
+            return {}
+        h = int(self.cfg.evaluate.replay_horizon)
+        robot = str(self.cfg.robot.name)
+        starts = replay_starts(self.dataset, h)
+        sims: dict[str, Any] = {"nominal": {}}
+        if (self.delta_run / "final" / "model.zip").is_file():
+            scale = float(OmegaConf.load(self.delta_run / "config.yaml").env.kwargs.delta_scale)
+            sims["asap"] = {"delta_run": self.delta_run, "delta_scale": scale}
+        if self.sysid_file.is_file():
+            fitted = params_from_dict(json.loads(self.sysid_file.read_text())["params"])
+            sims["sysid"] = {"physics": TrainingPhysics(fitted)}
+        sims["oracle"] = {
+            "physics": oracle_physics(
+                robot, _edits(self.cfg), self.out / "oracle", self.cfg.robot.model or None
+            )
+        }
+        out: dict[str, Any] = {}
+        for name, kwargs in sims.items():
+            err = replay_errors(self.dataset, starts, horizon=h, robot=robot, **kwargs)
+            out[name] = {"joint_pos_rms": err.joint_pos_rms, "base_pos": err.base_pos, "starts": err.starts}
+        return out
+
+
+_CLOSED_KEYS = ("lin_vel_rms", "yaw_rate_rms", "falls", "episodes")
+
+
+def _mean_or_none(values: list[Any]) -> float | None:
+    kept = [float(v) for v in values if v is not None]
+    return float(np.mean(kept)) if kept else None
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def results_table(result: dict[str, Any]) -> str:
+    """Markdown: closed loop per policy (mean over the commands) and open-loop replay per simulator."""
+    lines = ["| policy | lin vel RMS (m/s) | yaw rate RMS (rad/s) | falls |", "|---|---|---|---|"]
+    for name, r in result["closed_loop"].items():
+        lines.append(
+            f"| {name} | {_fmt(r['lin_vel_rms'])} | {_fmt(r['yaw_rate_rms'])} | {r['falls']}/{r['episodes']} |"
+        )
+    if result.get("open_loop"):
+        lines += ["", "| simulator | replay joint RMS (rad) | replay base (m) |", "|---|---|---|"]
+        for name, r in result["open_loop"].items():
+            lines.append(f"| {name} | {_fmt(r['joint_pos_rms'], 4)} | {_fmt(r['base_pos'], 4)} |")
+    return "\n".join(lines)
 
 
 def run_asap(cfg: DictConfig) -> None:
     """Run the configured stage (or all, skipping finished ones)."""
     validate_asap_config(cfg)
     pipeline = Pipeline(cfg)
-    stages = STAGES if cfg.stage == "all" else (str(cfg.stage),)
+    stages: tuple[str, ...] = (str(cfg.stage),)
+    if cfg.stage == "all":
+        needed = {"train_delta": "asap", "sysid": "sysid"}  # stages only one method needs
+        stages = tuple(s for s in STAGES if s not in needed or needed[s] in cfg.methods)
     for stage in stages:
         print(f"asap: stage {stage} -> {pipeline.out}", flush=True)
         getattr(pipeline, stage)()
@@ -527,12 +711,13 @@ def run_asap(cfg: DictConfig) -> None:
 
 HELP = verb_help(
     "asap",
-    "stage=<pretrain|collect|train_delta|finetune|evaluate|all> robot=<go2|g1> mismatch=<name> pretrain.run=<dir>",
+    "stage=<pretrain|collect|train_delta|sysid|finetune|evaluate|all> robot=<go2|g1> mismatch=<name> pretrain.run=<dir> methods=[asap,...]",
     "ASAP's delta-action pipeline, rehearsed sim-to-sim over the deploy path: a target with a physics\n"
     "mismatch (configs/mismatch/), recordings over DDS, a delta-action model, fine-tuning with it,\n"
     "and tracking on the target before and after. Each stage skips what it finished (docs/asap.md).",
     [
-        ("stage", "pretrain | collect | train_delta | finetune | evaluate | all (default: all)"),
+        ("stage", "pretrain | collect | train_delta | sysid | finetune | evaluate | all (default: all)"),
+        ("methods", "fine-tuning arms: asap, nominal, dr, sysid, oracle (default: [asap])"),
         ("robot", "go2 | g1 (default: go2)"),
         ("mismatch", "a configs/mismatch/ name (default: kp065); mismatch.edits=[...] states one inline"),
         ("pretrain.run", "the agent=rsl_ppo velocity run to align"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -329,3 +330,16 @@ def precheck_overrides(
         _refuse_sweep_without_multirun(overrides)
     for variant in _sweep_variants(overrides):
         validate(compose_config(config_name, variant, config_dir))
+
+
+def hydra_value(value: Any) -> str:
+    """A value in Hydra's override grammar ([{kind:motor_kp,joint:'*',scale:0.65}])."""
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{hydra_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(hydra_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "\\'") + "'"
+    if value is None:
+        return "null"
+    return json.dumps(value)

@@ -272,8 +272,15 @@ class DeltaActionTask(RobotTask):
         )
 
     def on_reset(self, ids: np.ndarray) -> None:
-        """The recorded action of each new episode's first step."""
+        """The recorded action of each new episode's first step; with an action delay (a SysID
+        candidate's or the oracle's randomization.action_delay), the actions recorded before the start
+        fill the delay line, so the first steps replay what the target's motors were executing, not
+        zeros (the stretch's first action stands in before its start)."""
         self._load_actions(ids)
+        length = self.action_history.shape[1]
+        for back in range(1, length):
+            rows = self._action_row[self.segment[ids]] + np.maximum(self.origin[ids] - back, 0)
+            self.action_history[ids, (self.history_head + 1 - back) % length] = self._actions_all[rows]
 
     def robot_action(self, action: np.ndarray) -> np.ndarray:
         """The recorded action plus the scaled delta (robolearn.sim2real.delta.apply_delta)."""

@@ -30,7 +30,10 @@ SPEC = get_robot_spec("go2")
         (["stage=all"], "pretrain.run is missing"),
         (["stage=collect", "pretrain.run=/nonexistent"], "is not a run directory"),
         (["stage=collect", "collect.schedule=[[0,0.5]]"], "must be [start s, vx, vy, yaw rate]"),
-        (["stage=evaluate", "evaluate.command=[0.5]"], "evaluate.command=[0.5] must be three numbers"),
+        (["stage=evaluate", "evaluate.commands=[[0.5]]"], "evaluate.commands[0]=[0.5] must be three numbers"),
+        (["stage=evaluate", "methods=[asap,sim2real]"], "methods has 'sim2real', not a method"),
+        (["stage=evaluate", "methods=[dr,dr]"], "names a method twice"),
+        (["stage=evaluate", "dr.randomization.kp_scale=[1.2,0.5]"], "dr: randomization.kp_scale=[1.2, 0.5]"),
         (
             ["stage=collect", "mismatch.edits=[{kind: motor_kp, joint: hip, scale: 0.5}]"],
             "'hip' is not a joint",
