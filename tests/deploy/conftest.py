@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +12,7 @@ pytest.importorskip("cyclonedds")
 pytest.importorskip("unitree_sdk2py")
 pytest.importorskip("onnxruntime")
 
-from deploy_helpers import DomainPool, Proc
+from deploy_helpers import DomainPool, Proc, record_in_process
 
 
 @pytest.fixture
@@ -34,3 +35,20 @@ def procs() -> Iterator[Callable[[list[str], str], Proc]]:
     yield start
     for p in started:
         p.stop()
+
+
+@pytest.fixture(scope="session")
+def kp065_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ASAP's delta dataset from 1.5 s of the standing policy on the 0.65 x Kp target (the in-process
+    backend, pushed so the joints move); shared by the delta-task and the SysID/oracle tests."""
+    from robolearn.sim2real.recordings import write_delta_dataset
+
+    root = tmp_path_factory.mktemp("kp065")
+    log = record_in_process(
+        root / "log",
+        "mismatch=kp065",
+        "duration_s=1.5",
+        "mujoco.push_interval_s=[0.2,0.4]",
+        "mujoco.push_velocity=0.4",
+    )
+    return write_delta_dataset(log, log / "truth", root / "delta")

@@ -14,14 +14,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from deploy_helpers import record_in_process
 
 from robolearn.envs.vector import BatchedVecEnv
 from robolearn.errors import UserError
 from robolearn.robots.registry import get_robot_spec
 from robolearn.sim2real.delta import apply_delta, joint_mask
 from robolearn.sim2real.delta_task import DeltaActionTask
-from robolearn.sim2real.recordings import write_delta_dataset
 
 SPEC = get_robot_spec("go2")
 SCALE = 0.5
@@ -29,17 +27,9 @@ N = 16
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A delta dataset from 1.5 s of the standing policy on the kp065 target (pushed, so it moves)."""
-    root = tmp_path_factory.mktemp("asap")
-    log = record_in_process(
-        root / "log",
-        "mismatch=kp065",
-        "duration_s=1.5",
-        "mujoco.push_interval_s=[0.2,0.4]",
-        "mujoco.push_velocity=0.4",
-    )
-    return write_delta_dataset(log, log / "truth", root / "delta")
+def dataset(kp065_dataset: Path) -> Path:
+    """conftest's recording of the standing policy on the kp065 target."""
+    return kp065_dataset
 
 
 def _analytic_delta(task: DeltaActionTask) -> np.ndarray:

@@ -13,7 +13,6 @@ import mujoco
 import numpy as np
 import pytest
 import yaml
-from deploy_helpers import record_in_process
 from omegaconf import OmegaConf
 
 from robolearn.config.validate import compose_config
@@ -31,7 +30,6 @@ from robolearn.sim2real.physics import (
     replay_errors,
     replay_starts,
 )
-from robolearn.sim2real.recordings import write_delta_dataset
 
 SPEC = get_robot_spec("go2")
 REPO = Path(__file__).resolve().parents[2]
@@ -39,20 +37,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _mismatch(name: str) -> list[dict]:
     return list(yaml.safe_load((REPO / "configs" / "mismatch" / f"{name}.yaml").read_text())["edits"])
-
-
-@pytest.fixture(scope="module")
-def kp065_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """1.5 s of the standing policy on the 0.65 x Kp target, pushed so the joints move."""
-    root = tmp_path_factory.mktemp("physics")
-    log = record_in_process(
-        root / "log",
-        "mismatch=kp065",
-        "duration_s=1.5",
-        "mujoco.push_interval_s=[0.2,0.4]",
-        "mujoco.push_velocity=0.4",
-    )
-    return write_delta_dataset(log, log / "truth", root / "delta")
 
 
 @pytest.mark.parametrize("mismatch", ["gains_strength", "friction_mass_delay", "kp065"])

@@ -1,0 +1,185 @@
+"""ASAP against its baselines on the Go2: the paper's claim, rehearsed sim-to-sim (issue 22).
+
+    python benchmarks/asap.py [--mismatches gains_strength friction_mass_delay] [--seeds 0 1 2]
+                              [--methods asap nominal dr sysid oracle] [--finetune-steps 2000000]
+                              [--delta-steps 200000] [--pretrain outputs/benchmarks/go2_walk/trot_history/seed_0]
+                              [--out outputs/benchmarks/asap] [--results benchmarks/results/asap]
+
+For each mismatch and seed, one `python -m robolearn.asap stage=all` pipeline (robolearn/asap.py)
+on the same pretrained walker: collect 20 s over loopback DDS against the sim bridge playing the
+target, train the delta-action model, fit SysID, fine-tune every method for the same number of steps
+from the same checkpoint, and evaluate all of them on the target (closed loop: velocity and yaw-rate
+tracking over four commands, falls; open loop: each method's simulator replaying the recording).
+Arms: vanilla (the pretrained policy), nominal (the same fine-tuning budget with no alignment: the
+control for "more training"), dr (wider randomisation), sysid, asap, oracle (the target's physics).
+
+A finished (mismatch, seed) is skipped, so the sweep resumes after a kill, on a fresh machine too
+once --results holds its small files (evaluate/results.json, the SysID fit, every run's
+metrics.jsonl and config.yaml). The pretrained walker is not committed: rebuild it with
+`python benchmarks/go2_walk.py recipe=trot_history --seeds 0 --stop-after-min 27` (issue 16, run 10).
+
+The seed is the pipeline's (the recording's pushes, the delta model's and every fine-tuning run's
+seed); the pretrained policy is the same for every seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from locomotion_runs import finish_machine, machine_now
+
+REPO = Path(__file__).resolve().parents[1]
+ARMS = ("vanilla", "nominal", "dr", "sysid", "asap", "oracle")
+
+
+def run_pipeline(args: argparse.Namespace, mismatch: str, seed: int, out: Path) -> dict[str, Any]:
+    results = out / "evaluate" / "results.json"
+    if results.is_file():
+        return dict(json.loads(results.read_text()))
+    cmd = [
+        sys.executable,
+        "-m",
+        "robolearn.asap",
+        "stage=all",
+        "robot=go2",
+        f"mismatch={mismatch}",
+        f"seed={seed}",
+        f"methods=[{','.join(args.methods)}]",
+        f"pretrain.run={args.pretrain.resolve()}",
+        f"out={out}",
+        f"finetune.steps={args.finetune_steps}",
+        f"train_delta.steps={args.delta_steps}",
+        "collect.rt_priority=40",  # SCHED_FIFO where permitted (root): the recording's timing as a robot's
+    ]
+    print("$ " + " ".join(cmd[1:]), flush=True)
+    t0 = time.time()
+    subprocess.run(cmd, check=True, cwd=REPO)
+    result = dict(json.loads(results.read_text()))
+    result["wall_s"] = round(time.time() - t0, 1)
+    (out / "evaluate" / "wall.json").write_text(json.dumps({"wall_s": result["wall_s"]}))
+    return result
+
+
+def copy_small_files(out: Path, dest: Path) -> None:
+    """The files a later session needs to rebuild the tables, never checkpoints or recordings."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for rel in (
+        "evaluate/results.json",
+        "evaluate/wall.json",
+        "sysid/fit.json",
+        "pretrain/check.json",
+        "manifest.json",
+    ):
+        if (out / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(out / rel, dest / rel)
+    runs = {"train_delta": out / "train_delta"}
+    runs.update({f"finetune/{p.name}": p / "run" for p in sorted((out / "finetune").glob("*")) if p.is_dir()})
+    for name, run in runs.items():
+        for rel in ("metrics.jsonl", "config.yaml", "summary.json"):
+            if (run / rel).is_file():
+                (dest / name).mkdir(parents=True, exist_ok=True)
+                shutil.copy(run / rel, dest / name / rel)
+    meta = out / "collect" / "delta" / "data" / "metadata.json"
+    if meta.is_file():
+        (dest / "collect").mkdir(parents=True, exist_ok=True)
+        shutil.copy(meta, dest / "collect" / "metadata.json")
+
+
+def table(results: dict[str, list[dict[str, Any]]]) -> str:
+    """Per mismatch: each arm's closed-loop errors (mean over seeds, with the per-seed values) and its
+    simulator's open-loop replay error."""
+    lines: list[str] = []
+    for mismatch, runs in results.items():
+        seeds = [r["seed"] for r in runs]
+        lines += [
+            f"mismatch {mismatch}, seeds {seeds}",
+            "",
+            "| arm | lin vel RMS (m/s), mean [per seed] | yaw rate RMS (rad/s) | falls | replay joint RMS (rad) |",
+            "|---|---|---|---|---|",
+        ]
+        for arm in ARMS:
+            rows = [r["closed_loop"][arm] for r in runs if arm in r["closed_loop"]]
+            if not rows:
+                continue
+            lin = [row["lin_vel_rms"] for row in rows]
+            yaw = [row["yaw_rate_rms"] for row in rows]
+            falls = sum(row["falls"] for row in rows)
+            episodes = sum(row["episodes"] for row in rows)
+            sim = "nominal" if arm in ("vanilla", "nominal", "dr") else arm
+            replay = [r["open_loop"][sim]["joint_pos_rms"] for r in runs if sim in r.get("open_loop", {})]
+            replay_text = f"{np.mean(replay):.4f}" if replay else "-"
+            lines.append(
+                f"| {arm} | {np.mean(lin):.3f} [{', '.join(f'{v:.3f}' for v in lin)}] | {np.mean(yaw):.3f} |"
+                f" {falls}/{episodes} | {replay_text} |"
+            )
+        claim = [
+            all(
+                r["closed_loop"]["asap"]["lin_vel_rms"] < r["closed_loop"][arm]["lin_vel_rms"]
+                for arm in ARMS
+                if arm not in ("asap", "oracle") and arm in r["closed_loop"]
+            )
+            for r in runs
+            if "asap" in r["closed_loop"]
+        ]
+        lines += [
+            "",
+            f"ASAP below every non-oracle arm in velocity error: {sum(claim)} of {len(claim)} seeds",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mismatches", nargs="+", default=["gains_strength", "friction_mass_delay"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="+", default=["nominal", "dr", "sysid", "asap", "oracle"])
+    parser.add_argument("--finetune-steps", type=int, default=2_000_000)
+    parser.add_argument("--delta-steps", type=int, default=200_000)
+    parser.add_argument(
+        "--pretrain",
+        type=Path,
+        default=REPO / "outputs" / "benchmarks" / "go2_walk" / "trot_history" / "seed_0",
+    )
+    parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks" / "asap")
+    parser.add_argument("--results", type=Path, default=None)
+    args = parser.parse_args()
+    machine = machine_now()
+    results: dict[str, list[dict[str, Any]]] = {}
+    for mismatch in args.mismatches:
+        for seed in args.seeds:
+            name = f"{mismatch}_seed{seed}"
+            committed = None if args.results is None else args.results / name / "evaluate" / "results.json"
+            if committed is not None and committed.is_file() and not (args.out / name).is_dir():
+                result = dict(json.loads(committed.read_text()))  # finished in an earlier session
+            else:
+                if not (args.pretrain / "config.yaml").is_file():
+                    sys.exit(
+                        f"{args.pretrain} is not a run directory: train the walker first with"
+                        " python benchmarks/go2_walk.py recipe=trot_history --seeds 0 --stop-after-min 27"
+                    )
+                result = run_pipeline(args, mismatch, seed, (args.out / name).resolve())
+                if args.results is not None:
+                    copy_small_files(args.out / name, args.results / name)
+            results.setdefault(mismatch, []).append(result)
+            print(f"{name}: done", flush=True)
+    finish_machine(machine)
+    text = table(results)
+    print(text)
+    summary = {"machine": machine, "finetune_steps": args.finetune_steps, "delta_steps": args.delta_steps}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "table.md").write_text(text + "\n")
+    (args.out / "summary.json").write_text(json.dumps({**summary, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
