@@ -1,7 +1,7 @@
 """ASAP against its baselines on the Go2: the paper's claim, rehearsed sim-to-sim (issue 22).
 
     python benchmarks/asap.py [--mismatches gains_strength friction_mass_delay] [--seeds 0 1 2]
-                              [--methods asap nominal dr sysid oracle] [--finetune-steps 2000000]
+                              [--methods nominal dr sysid delta_dynamics asap oracle] [--finetune-steps 2000000]
                               [--delta-steps 200000] [--pretrain outputs/benchmarks/go2_walk/trot_history/seed_0]
                               [--out outputs/benchmarks/asap] [--results benchmarks/results/asap]
 
@@ -11,7 +11,8 @@ target, train the delta-action model, fit SysID, fine-tune every method for the 
 from the same checkpoint, and evaluate all of them on the target (closed loop: velocity and yaw-rate
 tracking over four commands, falls; open loop: each method's simulator replaying the recording).
 Arms: vanilla (the pretrained policy), nominal (the same fine-tuning budget with no alignment: the
-control for "more training"), dr (wider randomisation), sysid, asap, oracle (the target's physics).
+control for "more training"), dr (wider randomisation), sysid, delta_dynamics (a learnt residual of
+the next velocities), asap, oracle (the target's physics).
 
 A finished (mismatch, seed) is skipped, so the sweep resumes after a kill, on a fresh machine too
 once --results holds its small files (evaluate/results.json, the SysID fit, every run's
@@ -37,7 +38,7 @@ import numpy as np
 from locomotion_runs import finish_machine, machine_now
 
 REPO = Path(__file__).resolve().parents[1]
-ARMS = ("vanilla", "nominal", "dr", "sysid", "asap", "oracle")
+ARMS = ("vanilla", "nominal", "dr", "sysid", "delta_dynamics", "asap", "oracle")
 
 
 def run_pipeline(args: argparse.Namespace, mismatch: str, seed: int, out: Path) -> dict[str, Any]:
@@ -75,6 +76,7 @@ def copy_small_files(out: Path, dest: Path) -> None:
         "evaluate/results.json",
         "evaluate/wall.json",
         "sysid/fit.json",
+        "train_dynamics/report.json",
         "pretrain/check.json",
         "manifest.json",
     ):
@@ -142,7 +144,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mismatches", nargs="+", default=["gains_strength", "friction_mass_delay"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--methods", nargs="+", default=["nominal", "dr", "sysid", "asap", "oracle"])
+    parser.add_argument(
+        "--methods", nargs="+", default=["nominal", "dr", "sysid", "delta_dynamics", "asap", "oracle"]
+    )
     parser.add_argument("--finetune-steps", type=int, default=2_000_000)
     parser.add_argument("--delta-steps", type=int, default=200_000)
     parser.add_argument(

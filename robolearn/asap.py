@@ -1,7 +1,7 @@
 """ASAP (He et al. 2025): align a policy with a target robot's physics through a delta-action model.
 
-    python -m robolearn.asap stage=<pretrain|collect|train_delta|sysid|finetune|evaluate|all> robot=go2 \\
-        mismatch=<name> pretrain.run=<velocity run dir> [methods=[asap,nominal,dr,sysid,oracle]] [out=<folder>]
+    python -m robolearn.asap stage=<pretrain|collect|train_delta|train_dynamics|sysid|finetune|evaluate|all> \\
+        robot=go2 mismatch=<name> pretrain.run=<velocity run dir> [methods=[asap,nominal,dr,sysid,delta_dynamics,oracle]]
 
 Each stage writes under `out` (default outputs/asap/<robot>_<mismatch>) and is skipped when its
 result is there, so `stage=all` resumes after a kill; the training stages resume their own runs.
@@ -16,6 +16,8 @@ result is there, so `stage=all` resumes after a kill; the training stages resume
   (robolearn.sim2real.recordings; fields in docs/asap.md).
 - train_delta (method asap): `robolearn.train env=<Robot>DeltaAction-v0 agent=rsl_ppo` on that
   dataset (robolearn.sim2real.delta_task).
+- train_dynamics (method delta_dynamics): regress the next velocities' residual on the same dataset
+  (robolearn.sim2real.residual_dynamics).
 - sysid (method sysid): fit global physical parameters (gains, torque limit, base mass, friction,
   joint friction, delay) to the same dataset by replaying it (robolearn.sim2real.physics.fit_sysid).
 - finetune: for each of `methods`, the pretrain run's own training config, started from its networks
@@ -48,14 +50,15 @@ from robolearn.deploy.config import RobotNode
 from robolearn.errors import UserError
 from robolearn.utils.io import atomic_write_json
 
-STAGES = ("pretrain", "collect", "train_delta", "sysid", "finetune", "evaluate")
+STAGES = ("pretrain", "collect", "train_delta", "train_dynamics", "sysid", "finetune", "evaluate")
 # How each fine-tuning arm aligns the policy with the target (vanilla: the pretrained policy as is).
-METHODS = ("asap", "nominal", "dr", "sysid", "oracle")
+METHODS = ("asap", "nominal", "dr", "sysid", "delta_dynamics", "oracle")
 METHOD_HELP = {
     "asap": "the frozen delta-action model on every action (train_delta)",
     "nominal": "more training in the nominal simulator (the control: the same budget, no alignment)",
     "dr": "wider domain randomisation (dr.randomization merged over the recipe's)",
     "sysid": "the recipe centred on physics fitted to the recordings (stage sysid)",
+    "delta_dynamics": "a residual of the next velocities learnt from the recordings (stage train_dynamics)",
     "oracle": "the recipe centred on the target's true physics",
 }
 DELTA_ENVS = {"go2": "Go2DeltaAction-v0", "g1": "G1DeltaAction-v0"}
@@ -98,6 +101,12 @@ class TrainDeltaSettings:
 class FinetuneSettings:
     steps: int = 2_000_000  # env steps of fine-tuning (added to nothing: a new run)
     overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TrainDynamicsSettings:
+    epochs: int = 300  # robolearn.sim2real.residual_dynamics.fit_residual
+    holdout: float = 0.2  # the recording's last share, for validation and the epoch kept
 
 
 @dataclass
@@ -151,6 +160,7 @@ class AsapConfig:
     collect: CollectSettings = field(default_factory=CollectSettings)
     train_delta: TrainDeltaSettings = field(default_factory=TrainDeltaSettings)
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
+    train_dynamics: TrainDynamicsSettings = field(default_factory=TrainDynamicsSettings)
     sysid: SysidSettings = field(default_factory=SysidSettings)
     dr: DrSettings = field(default_factory=DrSettings)
     evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
@@ -292,6 +302,10 @@ class Pipeline:
         return self.out / "train_delta"
 
     @property
+    def dynamics_model(self) -> Path:
+        return self.out / "train_dynamics" / "model.pt"
+
+    @property
     def sysid_file(self) -> Path:
         return self.out / "sysid" / "fit.json"
 
@@ -317,6 +331,10 @@ class Pipeline:
             return [f"+env.kwargs.delta_action.run={self.delta_run}"]
         if method == "nominal":
             return []
+        if method == "delta_dynamics":
+            if not self.dynamics_model.is_file():
+                raise UserError(f"{self.dynamics_model} is missing: run stage=train_dynamics first")
+            return [f"+env.kwargs.residual_dynamics.model={self.dynamics_model}"]
         recipe = self.recipe_randomization()
         if method == "dr":
             wide = OmegaConf.to_container(self.cfg.dr.randomization, resolve=True)
@@ -526,6 +544,30 @@ class Pipeline:
         )
         return self.delta_run
 
+    def train_dynamics(self) -> Path:
+        """Fit the delta-dynamics baseline's residual model (robolearn.sim2real.residual_dynamics)."""
+        from robolearn.sim2real.residual_dynamics import fit_residual
+
+        if self.dynamics_model.is_file():
+            return self.dynamics_model
+        if not (self.dataset / "metadata.json").is_file():
+            raise UserError(f"{self.dataset} is missing: run stage=collect first")
+        c = self.cfg.train_dynamics
+        t0 = time.time()
+        fit = fit_residual(
+            self.dataset,
+            self.dynamics_model,
+            robot=str(self.cfg.robot.name),
+            epochs=int(c.epochs),
+            seed=int(self.cfg.seed),
+            holdout=float(c.holdout),
+        )
+        report = {**fit.report, "seconds": round(time.time() - t0, 1)}
+        atomic_write_json(self.dynamics_model.with_name("report.json"), report)
+        explained = ", ".join(f"{k} {v:.2f}" for k, v in report["variance_explained_held_out"].items())
+        print(f"train_dynamics: held-out variance explained: {explained}", flush=True)
+        return self.dynamics_model
+
     def sysid(self) -> dict[str, Any]:
         """Fit PhysicsParams to the collected dataset (robolearn.sim2real.physics.fit_sysid)."""
         from robolearn.sim2real.physics import fit_sysid
@@ -658,6 +700,8 @@ class Pipeline:
         if self.sysid_file.is_file():
             fitted = params_from_dict(json.loads(self.sysid_file.read_text())["params"])
             sims["sysid"] = {"physics": TrainingPhysics(fitted)}
+        if self.dynamics_model.is_file():
+            sims["delta_dynamics"] = {"residual": self.dynamics_model}
         sims["oracle"] = {
             "physics": oracle_physics(
                 robot, _edits(self.cfg), self.out / "oracle", self.cfg.robot.model or None
@@ -702,7 +746,11 @@ def run_asap(cfg: DictConfig) -> None:
     pipeline = Pipeline(cfg)
     stages: tuple[str, ...] = (str(cfg.stage),)
     if cfg.stage == "all":
-        needed = {"train_delta": "asap", "sysid": "sysid"}  # stages only one method needs
+        needed = {
+            "train_delta": "asap",
+            "sysid": "sysid",
+            "train_dynamics": "delta_dynamics",
+        }  # one method's stages
         stages = tuple(s for s in STAGES if s not in needed or needed[s] in cfg.methods)
     for stage in stages:
         print(f"asap: stage {stage} -> {pipeline.out}", flush=True)
@@ -711,13 +759,13 @@ def run_asap(cfg: DictConfig) -> None:
 
 HELP = verb_help(
     "asap",
-    "stage=<pretrain|collect|train_delta|sysid|finetune|evaluate|all> robot=<go2|g1> mismatch=<name> pretrain.run=<dir> methods=[asap,...]",
+    "stage=<pretrain|collect|train_delta|train_dynamics|sysid|finetune|evaluate|all> robot=<go2|g1> mismatch=<name> pretrain.run=<dir> methods=[asap,...]",
     "ASAP's delta-action pipeline, rehearsed sim-to-sim over the deploy path: a target with a physics\n"
     "mismatch (configs/mismatch/), recordings over DDS, a delta-action model, fine-tuning with it,\n"
     "and tracking on the target before and after. Each stage skips what it finished (docs/asap.md).",
     [
-        ("stage", "pretrain | collect | train_delta | sysid | finetune | evaluate | all (default: all)"),
-        ("methods", "fine-tuning arms: asap, nominal, dr, sysid, oracle (default: [asap])"),
+        ("stage", "pretrain | collect | train_delta | train_dynamics | sysid | finetune | evaluate | all"),
+        ("methods", "fine-tuning arms: asap, nominal, dr, sysid, delta_dynamics, oracle (default: [asap])"),
         ("robot", "go2 | g1 (default: go2)"),
         ("mismatch", "a configs/mismatch/ name (default: kp065); mismatch.edits=[...] states one inline"),
         ("pretrain.run", "the agent=rsl_ppo velocity run to align"),

@@ -148,6 +148,7 @@ class DeltaActionTask(RobotTask):
         randomization: Mapping[str, Any] | None = None,
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
+        residual_dynamics: Mapping[str, Any] | None = None,
     ) -> None:
         if dataset is None:
             raise UserError(
@@ -189,6 +190,7 @@ class DeltaActionTask(RobotTask):
             max_episode_steps=horizon if max_episode_steps is None else min(horizon, max_episode_steps),
             render_mode=render_mode,
             extra_obs_size=3 + len(get_spec_joints(robot)),
+            residual_dynamics=residual_dynamics,
         )
         spec = self.robot_spec
         if abs(float(provenance["control_dt"]) - spec.control_dt) > 1e-9:
@@ -277,6 +279,9 @@ class DeltaActionTask(RobotTask):
         fill the delay line, so the first steps replay what the target's motors were executing, not
         zeros (the stretch's first action stands in before its start)."""
         self._load_actions(ids)
+        if self.frozen_residual is not None:  # the residual model's input: the action before the start
+            rows = self._action_row[self.segment[ids]] + np.maximum(self.origin[ids] - 1, 0)
+            self.previous_sent[ids] = self._actions_all[rows]
         length = self.action_history.shape[1]
         for back in range(1, length):
             rows = self._action_row[self.segment[ids]] + np.maximum(self.origin[ids] - back, 0)

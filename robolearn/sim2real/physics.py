@@ -174,10 +174,12 @@ def replay_errors(
     physics: TrainingPhysics | None = None,
     delta_run: Path | None = None,
     delta_scale: float = 0.5,
+    residual: Path | None = None,
     robot: str = "go2",
 ) -> ReplayError:
     """Replay each start's recorded actions for `horizon` steps in the given physics (None: nominal),
-    plus the delta model of `delta_run` (ASAP's aligned simulator) when given."""
+    plus the delta model of `delta_run` (ASAP's aligned simulator) or the residual-dynamics model
+    `residual` (the delta-dynamics baseline's) when given."""
     from robolearn.envs.vector import BatchedVecEnv
     from robolearn.sim2real.delta_task import DeltaActionTask
 
@@ -192,6 +194,7 @@ def replay_errors(
         delta_scale=delta_scale,
         model_path=None if physics is None or physics.model_path is None else str(physics.model_path),
         randomization=params.randomization() or None,
+        residual_dynamics=None if residual is None else {"model": str(residual)},
     )
     policy = None
     if delta_run is not None:

@@ -224,6 +224,15 @@ class SimBackend(ABC):
     def add_root_velocity(self, ids: np.ndarray, lin_vel: np.ndarray) -> None:
         """Add (k, 3) world-frame linear velocity to the root of envs ids (a push)."""
 
+    def add_velocity(self, lin_vel: np.ndarray, ang_vel: np.ndarray, joint_vel: np.ndarray) -> None:
+        """Add to every env's root linear (world) and angular (body frame) velocity and its joint
+        velocities, (N, 3), (N, 3), (N, nj): a residual-dynamics correction (robolearn.sim2real)."""
+        from robolearn.errors import UserError
+
+        raise UserError(
+            f"the {type(self).__name__} cannot take residual_dynamics; use backend=batch or backend=mujoco"
+        )
+
     @abstractmethod
     def set_dynamics(self, ids: np.ndarray, params: DynamicsParams) -> None:
         """Give envs ids these physical parameters (relative to the nominal model)."""

@@ -124,6 +124,13 @@ class BatchBackend(SimBackend):
         v = self.layout.index.root_qvel_adr
         self._qvel[np.asarray(ids, dtype=np.int64), v : v + 3] += lin_vel
 
+    def add_velocity(self, lin_vel: np.ndarray, ang_vel: np.ndarray, joint_vel: np.ndarray) -> None:
+        """Add to every env's root and joint velocities in the state rows."""
+        v = self.layout.index.root_qvel_adr
+        self._qvel[:, v : v + 3] += lin_vel
+        self._qvel[:, v + 3 : v + 6] += ang_vel
+        self._qvel[:, self.layout.index.qvel_adr] += joint_vel
+
     def set_dynamics(self, ids: np.ndarray, params: DynamicsParams) -> None:
         """Expand the model fields per simulation (once) and write the envs' rows."""
         if self._dynamics is None:

@@ -110,6 +110,14 @@ class MujocoBackend(SimBackend):
         for row, i in enumerate(ids):
             self.datas[i].qvel[v : v + 3] += lin_vel[row]
 
+    def add_velocity(self, lin_vel: np.ndarray, ang_vel: np.ndarray, joint_vel: np.ndarray) -> None:
+        """Add to each env's free-joint and joint velocities."""
+        v = self.layout.index.root_qvel_adr
+        for i, data in enumerate(self.datas):
+            data.qvel[v : v + 3] += lin_vel[i]
+            data.qvel[v + 3 : v + 6] += ang_vel[i]
+            data.qvel[self.layout.index.qvel_adr] += joint_vel[i]
+
     def set_dynamics(self, ids: np.ndarray, params: DynamicsParams) -> None:
         """Write friction, masses, inertias and the base centre of mass into each env's model copy."""
         fields = dynamics_fields(self.model, self.layout.base_body_id, params)

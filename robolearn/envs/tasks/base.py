@@ -128,6 +128,7 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         robot_options: Mapping[str, Any] | None = None,
         observation_history: int = 1,
         delta_action: Mapping[str, Any] | None = None,
+        residual_dynamics: Mapping[str, Any] | None = None,
     ) -> None:
         history = observation_history
         if isinstance(history, bool) or not isinstance(history, int | np.integer) or not 1 <= history <= 100:
@@ -216,6 +217,13 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
 
             self.frozen_delta = FrozenDelta.from_kwargs(delta_action, spec)
             self.last_delta = np.zeros((n, nj))  # the delta model's own last output (its input)
+        # ASAP's delta-dynamics baseline: a frozen residual added to the velocities after each step.
+        self.frozen_residual: Any = None
+        if residual_dynamics:
+            from robolearn.sim2real.residual_dynamics import FrozenResidual
+
+            self.frozen_residual = FrozenResidual.from_kwargs(residual_dynamics, spec)
+            self.previous_sent = np.zeros((n, nj))  # the robot action of the step before (its input)
         if self.observation_history > 1:
             self.obs_frames = np.zeros((n, self.observation_history, self.frame_size), dtype=np.float32)
             # The episode step each env's newest frame was observed at: re-observing the same step
@@ -352,6 +360,8 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         self.last_action[ids] = 0.0
         if self.frozen_delta is not None:
             self.last_delta[ids] = 0.0
+        if self.frozen_residual is not None:
+            self.previous_sent[ids] = 0.0
         self.last_joint_vel[ids] = 0.0
         self.action_history[ids] = 0.0
         self.term_sums[ids] = 0.0
@@ -434,7 +444,15 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         else:
             applied = sent
         targets = action_to_joint_targets(applied, self.robot_spec)
+        residual = None
+        if self.frozen_residual is not None:
+            residual = self.frozen_residual(self.robot_spec, self.backend.frame(), self.previous_sent, sent)
+            self.previous_sent = np.array(sent, dtype=np.float64)
         torque = self.backend.step(targets, self.kp, self.kd, self.torque_limit)
+        if residual is not None:
+            from robolearn.sim2real.residual_dynamics import split_residual
+
+            self.backend.add_velocity(*split_residual(residual))
         frame = self.backend.frame()
         self.episode_step += 1
 

@@ -148,6 +148,7 @@ class VelocityTask(RobotTask):
         critic_observes_base_lin_vel: bool = False,
         observation_history: int = 1,
         delta_action: Mapping[str, Any] | None = None,
+        residual_dynamics: Mapping[str, Any] | None = None,
         gait_period_s: float | None = None,
         gait_duty: float = 0.5,
         swing_height: float | None = None,
@@ -203,6 +204,7 @@ class VelocityTask(RobotTask):
             extra_obs_size=3 if observe_base_lin_vel else 0,
             observation_history=observation_history,
             delta_action=delta_action,
+            residual_dynamics=residual_dynamics,
         )
         spec = self.robot_spec
         self.observe_base_lin_vel = bool(observe_base_lin_vel)

@@ -218,6 +218,11 @@ class DeviceVelocityEnv:
                     f"{key}={task_kwargs[key]!r} is not on the device task yet; "
                     f"set {key}=null or use backend=warp without the device task"
                 )
+        if task_kwargs.get("residual_dynamics"):
+            raise UserError(
+                "residual_dynamics is not on the device task yet (its step never adds the residual); set "
+                "agent.env_on_device=false (backend=warp or batch) for ASAP's delta-dynamics baseline"
+            )
         if task_kwargs.get("delta_action"):
             raise UserError(
                 "delta_action is not on the device task yet (its step never adds the delta); set "
