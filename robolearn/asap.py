@@ -86,6 +86,7 @@ class CollectSettings:
         ]
     )
     rt_priority: int = 0  # SCHED_FIFO for the bridge and deploy (root); 0 = off
+    attempts: int = 3  # a recording a guard ended (a fault: exit code 3) is recorded again, this often
 
 
 @dataclass
@@ -212,6 +213,8 @@ def validate_asap_config(cfg: DictConfig) -> None:
             raise UserError(
                 f"collect.schedule row {list(row)} must be [start s, vx, vy, yaw rate], e.g. [5.0, 0.5, 0.0, 0.0]"
             )
+    if int(cfg.collect.attempts) < 1:
+        raise UserError(f"collect.attempts={cfg.collect.attempts} must be at least 1")
     if not 0.0 <= cfg.pretrain.max_fall_rate <= 1.0:
         raise UserError(f"pretrain.max_fall_rate={cfg.pretrain.max_fall_rate} must be a share in [0, 1]")
 
@@ -391,7 +394,6 @@ class Pipeline:
         return report
 
     def collect(self) -> Path:
-        from robolearn.deploy.dds import claim_local_domain
         from robolearn.sim2real.recordings import write_delta_dataset
 
         if (self.dataset / "metadata.json").is_file():
@@ -400,11 +402,33 @@ class Pipeline:
             raise UserError(f"{self.artifact} is missing: run stage=pretrain first")
         folder = self.out / "collect"
         log, truth = folder / "log", folder / "truth"
-        for stale in (log, truth):
-            if stale.exists():
-                import shutil
+        attempts = int(self.cfg.collect.attempts)
+        for attempt in range(1, attempts + 1):
+            for stale in (log, truth):
+                if stale.exists():
+                    import shutil
 
-                shutil.rmtree(stale)  # a half-finished recording is recorded again
+                    shutil.rmtree(stale)  # a half-finished recording is recorded again
+            code = self._record(log, truth)
+            if code == 0:
+                break
+            # Exit code 3: a guard tripped (on a busy host, most often a late state: stale_state).
+            if code != 3 or attempt == attempts:
+                raise UserError(
+                    f"asap collect: the deploy exited with code {code} (attempt {attempt} of {attempts});"
+                    " its output is above"
+                )
+            print(
+                f"collect: the deploy faulted (exit code 3); recording again, attempt {attempt + 1} of {attempts}"
+            )
+        return write_delta_dataset(
+            log, truth, folder / "delta", dataset_id=f"robolearn/asap-{self.cfg.robot.name}-v0"
+        )
+
+    def _record(self, log: Path, truth: Path) -> int:
+        """One recording: the bridge playing the target, the deploy driving it; the deploy's exit code."""
+        from robolearn.deploy.dds import claim_local_domain
+
         c = self.cfg.collect
         domain, lock = claim_local_domain()
         prio = int(c.rt_priority)
@@ -456,8 +480,6 @@ class Pipeline:
             self._drive_sticks(bridge, deploy, in_policy, [list(map(float, row)) for row in c.schedule])
             code = deploy.wait(timeout=float(c.seconds) + 120)
             echo.join(5)
-            if code != 0:
-                raise UserError(f"asap collect: the deploy exited with code {code}; its output is above")
         finally:
             if deploy is not None and deploy.poll() is None:
                 deploy.terminate()  # SIGTERM: the runtime damps and exits
@@ -473,9 +495,7 @@ class Pipeline:
             except subprocess.TimeoutExpired:
                 bridge.kill()
             lock.close()
-        return write_delta_dataset(
-            log, truth, folder / "delta", dataset_id=f"robolearn/asap-{self.cfg.robot.name}-v0"
-        )
+        return int(code)
 
     def _drive_sticks(
         self,

@@ -33,6 +33,7 @@ SPEC = get_robot_spec("go2")
         (["stage=evaluate", "evaluate.commands=[[0.5]]"], "evaluate.commands[0]=[0.5] must be three numbers"),
         (["stage=evaluate", "methods=[asap,sim2real]"], "methods has 'sim2real', not a method"),
         (["stage=evaluate", "methods=[dr,dr]"], "names a method twice"),
+        (["stage=collect", "collect.attempts=0"], "collect.attempts=0 must be at least 1"),
         (["stage=evaluate", "dr.randomization.kp_scale=[1.2,0.5]"], "dr: randomization.kp_scale=[1.2, 0.5]"),
         (
             ["stage=collect", "mismatch.edits=[{kind: motor_kp, joint: hip, scale: 0.5}]"],
