@@ -318,10 +318,28 @@ class Pipeline:
     def finetuned_artifact(self, method: str) -> Path:
         return self.out / "finetune" / method / "artifact"
 
-    def recipe_randomization(self) -> dict[str, Any]:
-        """The pretrain run's domain randomisation (env.kwargs.randomization of its config.yaml)."""
+    def pretrain_overrides(self) -> list[str]:
+        """The pretrain run's own training overrides (its .hydra/overrides.yaml) less run bookkeeping."""
         assert self.pretrain_run is not None
-        node = OmegaConf.select(OmegaConf.load(self.pretrain_run / "config.yaml"), "env.kwargs.randomization")
+        given = self.pretrain_run / ".hydra" / "overrides.yaml"
+        if not given.is_file():
+            raise UserError(
+                f"{self.pretrain_run} has no .hydra/overrides.yaml to rebuild its training config from"
+            )
+        return [
+            str(o)
+            for o in OmegaConf.load(given)
+            if not str(o).startswith(("hydra.", "steps=", "seed=", "logger."))
+        ]
+
+    def recipe_randomization(self) -> dict[str, Any]:
+        """The domain randomisation of the training config fine-tuning composes (the pretrain run's
+        overrides on today's configs), which the dr, sysid and oracle arms extend."""
+        from robolearn.config.validate import compose_config
+
+        node = OmegaConf.select(
+            compose_config("train", self.pretrain_overrides()), "env.kwargs.randomization"
+        )
         return dict(OmegaConf.to_container(node, resolve=True) or {}) if node is not None else {}  # type: ignore[arg-type]
 
     def method_overrides(self, method: str) -> list[str]:
@@ -622,17 +640,7 @@ class Pipeline:
         artifact, run = self.finetuned_artifact(method), self.finetune_run(method)
         if (artifact / "contract.json").is_file():
             return artifact
-        assert self.pretrain_run is not None
-        given = self.pretrain_run / ".hydra" / "overrides.yaml"
-        if not given.is_file():
-            raise UserError(
-                f"{self.pretrain_run} has no .hydra/overrides.yaml to rebuild its training config from"
-            )
-        keep = [
-            str(o)
-            for o in OmegaConf.load(given)
-            if not str(o).startswith(("hydra.", "steps=", "seed=", "logger."))
-        ]
+        keep = self.pretrain_overrides()
         f = self.cfg.finetune
         _run(
             [
@@ -684,13 +692,15 @@ class Pipeline:
                 "episodes": sum(int(c["episodes"]) for c in per_command),
                 "commands": per_command,
             }
-        result = {
+        result: dict[str, Any] = {
             "mismatch": _mismatch_name(self.cfg),
             "edits": _edits(self.cfg),
             "seed": int(self.cfg.seed),
             "closed_loop": rows,
-            "open_loop": self.open_loop(),
+            "open_loop": {},
         }
+        atomic_write_json(self.out / "evaluate" / "results.json", result)  # kept if the replay fails
+        result["open_loop"] = self.open_loop()
         atomic_write_json(self.out / "evaluate" / "results.json", result)
         print(
             f"ASAP on the target (mismatch {_mismatch_name(self.cfg)}):\n" + results_table(result), flush=True
@@ -715,18 +725,24 @@ class Pipeline:
         starts = replay_starts(self.dataset, h)
         sims: dict[str, Any] = {"nominal": {}}
         if (self.delta_run / "final" / "model.zip").is_file():
-            scale = float(OmegaConf.load(self.delta_run / "config.yaml").env.kwargs.delta_scale)
-            sims["asap"] = {"delta_run": self.delta_run, "delta_scale": scale}
+            kwargs = OmegaConf.load(self.delta_run / "config.yaml").env.kwargs
+            joints = kwargs.get("delta_joints")
+            sims["asap"] = {
+                "delta_run": self.delta_run,
+                "delta_scale": float(kwargs.delta_scale),
+                "delta_joints": None if joints is None else [str(j) for j in joints],
+            }
         if self.sysid_file.is_file():
             fitted = params_from_dict(json.loads(self.sysid_file.read_text())["params"])
             sims["sysid"] = {"physics": TrainingPhysics(fitted)}
         if self.dynamics_model.is_file():
             sims["delta_dynamics"] = {"residual": self.dynamics_model}
-        sims["oracle"] = {
-            "physics": oracle_physics(
-                robot, _edits(self.cfg), self.out / "oracle", self.cfg.robot.model or None
-            )
-        }
+        if "oracle" in self.cfg.methods:
+            sims["oracle"] = {
+                "physics": oracle_physics(
+                    robot, _edits(self.cfg), self.out / "oracle", self.cfg.robot.model or None
+                )
+            }
         out: dict[str, Any] = {}
         for name, kwargs in sims.items():
             err = replay_errors(self.dataset, starts, horizon=h, robot=robot, **kwargs)

@@ -2,7 +2,8 @@
 
 ASAP's baselines fine-tune the pretrained policy in a simulator that knows more about the target:
 - the oracle trains on the target's true physics (`oracle_physics`: the mismatch's model edits into an
-  edited MJCF, its motor gains, torque limits and delay into the task's randomization fields, fixed);
+  edited MJCF, its motor gains, torque limits and delay into the task's randomization fields: fixed
+  values, or the recipe's ranges centred on them);
 - SysID fits a small family of global physical parameters (`PhysicsParams`: applied Kp and Kd scales,
   torque-limit scale, added base mass, ground friction, joint friction, command delay) to recordings
   of the target by replaying the recorded actions from the recorded states (`replay_errors`) and
@@ -117,10 +118,15 @@ def oracle_physics(
         ("torque_scale", target.torque_limit / spec.torque_limit_array),
     ):
         if not np.allclose(array, array[0]):
-            worst = spec.joint_names[int(np.argmax(np.abs(array - array[0])))]
+            idx = int(np.argmax(np.abs(array - array[0])))
+            hint = (
+                "give joint_torque_limit as a scale (a value in N m differs from the spec's per-joint limits)"
+                if name == "torque_scale"
+                else "state the mismatch's motor edits with joint: '*'"
+            )
             raise UserError(
-                f"the oracle needs one {name} for every joint, but {worst} has {float(array.max()):.3g} and"
-                f" {spec.joint_names[0]} {float(array[0]):.3g}; state the mismatch's motor edits with joint: '*'"
+                f"the oracle needs one {name} for every joint, but {spec.joint_names[idx]} has"
+                f" {float(array[idx]):.3g} and {spec.joint_names[0]} {float(array[0]):.3g}; {hint}"
             )
         values[name] = float(array[0])
     delay = target.delay_s / spec.control_dt
@@ -174,6 +180,7 @@ def replay_errors(
     physics: TrainingPhysics | None = None,
     delta_run: Path | None = None,
     delta_scale: float = 0.5,
+    delta_joints: list[str] | None = None,
     residual: Path | None = None,
     robot: str = "go2",
 ) -> ReplayError:
@@ -192,6 +199,9 @@ def replay_errors(
         backend="batch",
         horizon=horizon,
         delta_scale=delta_scale,
+        delta_joints=delta_joints,
+        # No replay ends early: a candidate far from the target drifts, and that is its error.
+        max_base_error=float("inf"),
         model_path=None if physics is None or physics.model_path is None else str(physics.model_path),
         randomization=params.randomization() or None,
         residual_dynamics=None if residual is None else {"model": str(residual)},
@@ -214,7 +224,7 @@ def replay_errors(
             else:
                 delta = np.clip(np.asarray(policy.predict(obs, deterministic=True)[0]).reshape(n, -1), -1, 1)
             venv.step(delta.astype(np.float32))
-            obs = task.observe(task.backend.frame())  # no env ends before `horizon`: no auto-reset
+            obs = task.observe(task.backend.frame())  # no env ends before `horizon` (no drift limit)
             joint.append(task.last_metrics["joint_pos_error"].mean())
             base.append(task.last_metrics["base_pos_error"].mean())
     finally:

@@ -219,7 +219,7 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
             self.last_delta = np.zeros((n, nj))  # the delta model's own last output (its input)
         # ASAP's delta-dynamics baseline: a frozen residual added to the velocities after each step.
         self.frozen_residual: Any = None
-        if residual_dynamics:
+        if residual_dynamics is not None:  # {} too: from_kwargs says what is missing
             from robolearn.sim2real.residual_dynamics import FrozenResidual
 
             self.frozen_residual = FrozenResidual.from_kwargs(residual_dynamics, spec)
@@ -452,6 +452,8 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         if residual is not None:
             from robolearn.sim2real.residual_dynamics import split_residual
 
+            # Root and joint velocities; body velocities in the frame (cvel) are recomputed at the next
+            # physics step, as after a push.
             self.backend.add_velocity(*split_residual(residual))
         frame = self.backend.frame()
         self.episode_step += 1
