@@ -179,3 +179,22 @@ def test_each_arm_composes_into_a_training_config_with_the_recipes_randomisation
     assert seen["oracle"]["kp_scale"][0] * 0.8 == pytest.approx(0.65)
     assert seen["sysid"]["action_delay"] == [1, 1] and seen["sysid"]["added_base_mass"] == [0.5, 0.5]
     assert seen["sysid"]["motor_strength"] == [0.9, 0.9]
+
+
+def test_the_open_loop_replays_only_the_simulators_of_the_arms(kp065_dataset: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from robolearn.asap import Pipeline
+
+    one_joint = "mismatch.edits=[{kind: motor_kp, joint: FR_calf_joint, scale: 0.5}]"
+    for methods in ("[nominal]", "[oracle]"):
+        out = tmp_path / methods.strip("[]")
+        cfg = compose_config("asap", [one_joint, f"methods={methods}", f"out={out}"])
+        pipeline = Pipeline(cfg)
+        shutil.copytree(kp065_dataset, pipeline.dataset)
+        if methods == "[nominal]":
+            replay = pipeline.open_loop()  # no oracle asked for: its refusal cannot stop the evaluation
+            assert set(replay) == {"nominal"} and replay["nominal"]["joint_pos_rms"] > 0
+        else:
+            with pytest.raises(UserError, match=r"FR_calf_joint has 0\.5"):
+                pipeline.open_loop()
