@@ -1,6 +1,7 @@
 """Does train_delta learn the delta a mismatch needs? ASAP's delta-action task on a known mismatch.
 
     python benchmarks/asap_delta.py [--mismatch kp065] [--seconds 20] [--steps 200000] [--seed 0]
+                                    [--data <delta dataset>] [--run <train_delta run>]
                                     [--policy policies/reference/go2_stand] [--out outputs/benchmarks/asap_delta]
                                     [--results benchmarks/results/asap_delta]
 
@@ -11,8 +12,12 @@
 2. Train: `python -m robolearn.train env=Go2DeltaAction-v0 agent=rsl_ppo` on it for --steps.
 3. Evaluate on every recorded start (horizon 4, deterministic): the replay's RMS joint position error
    and base position error in the nominal simulator with no delta, with the trained delta and, for
-   mismatch kp065 (where it is known), with the analytic delta -0.35 (a - (q - q0) / s); and the
-   trained delta's mean absolute distance to the analytic one against the zero delta's.
+   mismatches of the motor gains only (kp065, gains_strength: where it is known), with the analytic
+   delta (k_p - 1) (a - (q - q0) / s) + (1 - k_d) (kd / kp) qd / s, the action change that makes the
+   nominal PD law give the target's torque (torque limits aside; -0.35 (a - (q - q0) / s) for kp065);
+   and the trained delta's mean absolute distance to the analytic one against the zero delta's.
+--data replays an existing delta dataset (e.g. an ASAP pipeline's collect/delta/data) instead of
+recording; --run evaluates an existing train_delta run instead of training.
 The figures go to <out>/summary.json and a table on stdout; --results copies the small files.
 """
 
@@ -89,6 +94,21 @@ def train(out: Path, data: Path, steps: int, seed: int) -> Path:
     return run
 
 
+def analytic_gains(mismatch: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(kp scale, kd scale) per joint of a mismatch whose edits are motor gains (and torque limits,
+    which the analytic delta ignores); None for any other."""
+    import yaml
+
+    from robolearn.deploy.mismatch import target_physics
+    from robolearn.robots.registry import get_robot_spec
+
+    edits = yaml.safe_load((REPO / "configs" / "mismatch" / f"{mismatch}.yaml").read_text())["edits"] or []
+    if not edits or any(e["kind"] not in ("motor_kp", "motor_kd", "joint_torque_limit") for e in edits):
+        return None
+    target = target_physics(get_robot_spec("go2"), edits, name=mismatch)
+    return target.kp_scale, target.kd_scale
+
+
 def evaluate(data: Path, run: Path | None, mismatch: str) -> dict[str, Any]:
     """Replay every recorded start for HORIZON steps with each delta; errors and delta distances."""
     from robolearn.agents.rsl_ppo import RslPolicy
@@ -105,10 +125,16 @@ def evaluate(data: Path, run: Path | None, mismatch: str) -> dict[str, Any]:
     for name in ("zero", "trained", "analytic"):
         if name == "trained" and policy is None:
             continue
-        if name == "analytic" and mismatch != "kp065":
+        gains = analytic_gains(mismatch)
+        if name == "analytic" and gains is None:
             continue
         task = DeltaActionTask(
-            str(data), num_envs=n, backend="batch", horizon=HORIZON, delta_scale=DELTA_SCALE
+            str(data),
+            num_envs=n,
+            backend="batch",
+            horizon=HORIZON,
+            delta_scale=DELTA_SCALE,
+            max_base_error=float("inf"),  # every replay runs its whole horizon
         )
         venv = BatchedVecEnv(task)
         venv.seed(0)
@@ -118,13 +144,13 @@ def evaluate(data: Path, run: Path | None, mismatch: str) -> dict[str, Any]:
         joint, base, dist_trained, dist_zero = [], [], [], []
         for _ in range(HORIZON):
             q = task.backend.frame().joint_pos
-            analytic = np.clip(
-                -0.35
-                * (task.recorded_action - (q - spec.default_pos_array) / spec.action_scale_array)
-                / DELTA_SCALE,
-                -1.0,
-                1.0,
-            )
+            analytic = np.zeros_like(task.recorded_action)
+            if gains is not None:
+                kp_s, kd_s = gains
+                s = spec.action_scale_array
+                change = (kp_s - 1.0) * (task.recorded_action - (q - spec.default_pos_array) / s)
+                change += (1.0 - kd_s) * spec.kd_array * task.backend.frame().joint_vel / (spec.kp_array * s)
+                analytic = np.clip(change / DELTA_SCALE, -1.0, 1.0)
             if name == "zero":
                 delta = np.zeros((n, spec.num_joints))
             elif name == "trained":
@@ -155,13 +181,21 @@ def main() -> None:
     parser.add_argument("--policy", type=Path, default=REPO / "policies" / "reference" / "go2_stand")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks" / "asap_delta")
     parser.add_argument("--results", type=Path, default=None)
+    parser.add_argument("--data", type=Path, default=None, help="an existing delta dataset: no recording")
+    parser.add_argument("--run", type=Path, default=None, help="an existing train_delta run: no training")
+    parser.add_argument("--name", default=None, help="folder name under --out / --results")
     args = parser.parse_args()
-    out = args.out / f"{args.mismatch}_seed{args.seed}"
+    out = args.out / (args.name or f"{args.mismatch}_seed{args.seed}")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    data = record(out, args.mismatch, args.seconds, args.policy, args.seed)
+    data = (
+        args.data.resolve() if args.data else record(out, args.mismatch, args.seconds, args.policy, args.seed)
+    )
     t1 = time.time()
-    run = train(out, data, args.steps, args.seed) if args.steps > 0 else None
+    if args.run is not None:
+        run: Path | None = args.run.resolve()
+    else:
+        run = train(out, data, args.steps, args.seed) if args.steps > 0 else None
     t2 = time.time()
     rows = evaluate(data, run, args.mismatch)
     summary = {
@@ -191,7 +225,7 @@ def main() -> None:
                 f"| {name} | {r['joint_pos_rms_rad']:.4f} | {r['base_pos_m']:.4f} | {'' if dist is None else f'{dist:.3f}'} |"
             )
     if args.results is not None:
-        dest = args.results / f"{args.mismatch}_seed{args.seed}"
+        dest = args.results / (args.name or f"{args.mismatch}_seed{args.seed}")
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copy(out / "summary.json", dest / "summary.json")
         if run is not None:
