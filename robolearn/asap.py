@@ -333,13 +333,11 @@ class Pipeline:
         ]
 
     def recipe_randomization(self) -> dict[str, Any]:
-        """The domain randomisation of the training config fine-tuning composes (the pretrain run's
-        overrides on today's configs), which the dr, sysid and oracle arms extend."""
-        from robolearn.config.validate import compose_config
-
-        node = OmegaConf.select(
-            compose_config("train", self.pretrain_overrides()), "env.kwargs.randomization"
-        )
+        """The pretrain run's domain randomisation (env.kwargs.randomization of its config.yaml), which
+        the dr, sysid and oracle arms extend. Read from the run, not composed again: this verb runs
+        inside Hydra, which cannot compose another config while it is initialised."""
+        assert self.pretrain_run is not None
+        node = OmegaConf.select(OmegaConf.load(self.pretrain_run / "config.yaml"), "env.kwargs.randomization")
         return dict(OmegaConf.to_container(node, resolve=True) or {}) if node is not None else {}  # type: ignore[arg-type]
 
     def method_overrides(self, method: str) -> list[str]:
