@@ -250,6 +250,11 @@ class DeltaActionTask(RobotTask):
         rows = self._state_row[self.segment[ids]] + self.origin[ids] + offset
         return self._qpos_all[rows], self._qvel_all[rows]
 
+    def action_before_start(self, ids: np.ndarray, back: int = 1) -> np.ndarray:
+        """The action recorded `back` steps before each env's start (the stretch's first action
+        stands in before the stretch began)."""
+        return self._actions_all[self._action_row[self.segment[ids]] + np.maximum(self.origin[ids] - back, 0)]
+
     def _load_actions(self, ids: np.ndarray) -> None:
         rows = self._action_row[self.segment[ids]] + self.origin[ids] + self.episode_step[ids]
         self.recorded_action[ids] = self._actions_all[rows]
@@ -280,12 +285,12 @@ class DeltaActionTask(RobotTask):
         zeros (the stretch's first action stands in before its start)."""
         self._load_actions(ids)
         if self.frozen_residual is not None:  # the residual model's input: the action before the start
-            rows = self._action_row[self.segment[ids]] + np.maximum(self.origin[ids] - 1, 0)
-            self.previous_sent[ids] = self._actions_all[rows]
+            self.previous_sent[ids] = self.action_before_start(ids)
         length = self.action_history.shape[1]
         for back in range(1, length):
-            rows = self._action_row[self.segment[ids]] + np.maximum(self.origin[ids] - back, 0)
-            self.action_history[ids, (self.history_head + 1 - back) % length] = self._actions_all[rows]
+            self.action_history[ids, (self.history_head + 1 - back) % length] = self.action_before_start(
+                ids, back
+            )
 
     def robot_action(self, action: np.ndarray) -> np.ndarray:
         """The recorded action plus the scaled delta (robolearn.sim2real.delta.apply_delta)."""

@@ -80,8 +80,7 @@ def residual_samples(dataset: Path | str, robot: str = "go2") -> tuple[np.ndarra
         task.reset_to(ids, starts)
         spec = task.robot_spec
         before = task.backend.frame()
-        prev_rows = task._action_row[task.segment] + np.maximum(task.origin - 1, 0)
-        x = residual_features(spec, before, ids, task._actions_all[prev_rows], task.recorded_action.copy())
+        x = residual_features(spec, before, ids, task.action_before_start(ids), task.recorded_action.copy())
         venv.step(np.zeros((n, spec.num_joints), dtype=np.float32))
         after = task.backend.frame()
         _qpos, qvel = task._recorded(ids, np.ones(n, dtype=np.int64))

@@ -57,7 +57,7 @@ def test_a_task_adds_exactly_the_models_residual_after_each_step(
         task.reset_to(np.arange(3), task.starts[[0, 7, 20]])
         before = task.backend.frame()
         sent = task.recorded_action.copy()
-        previous = task._actions_all[task._action_row[task.segment] + np.maximum(task.origin - 1, 0)]
+        previous = task.action_before_start(np.arange(3))
         venv.step(np.zeros((3, SPEC.num_joints), dtype=np.float32))
         frames.append(task.backend.frame())
         venv.close()
