@@ -3,7 +3,7 @@
     python benchmarks/asap_delta.py [--mismatch kp065] [--seconds 20] [--steps 200000] [--seed 0]
                                     [--data <delta dataset>] [--run <train_delta run>]
                                     [--policy policies/reference/go2_stand] [--out outputs/benchmarks/asap_delta]
-                                    [--results benchmarks/results/asap_delta]
+                                    [--results benchmarks/results/asap_delta] [-- train overrides]
 
 1. Record: `python -m robolearn.deploy backend=mujoco mismatch=<m>` runs the policy artifact (the
    shipped standing policy by default) on the Go2 target for --seconds with pushes every 0.5-1.5 s
@@ -68,7 +68,7 @@ def record(out: Path, mismatch: str, seconds: float, policy: Path, seed: int) ->
     return write_delta_dataset(log, log / "truth", out / "delta", overwrite=True)
 
 
-def train(out: Path, data: Path, steps: int, seed: int) -> Path:
+def train(out: Path, data: Path, steps: int, seed: int, extra: list[str]) -> Path:
     run = out / "delta_run"
     if not (run / "final").is_dir():
         cmd = [
@@ -89,6 +89,7 @@ def train(out: Path, data: Path, steps: int, seed: int) -> Path:
             "eval.episodes=20",
             "logger.progress=lines",
             f"hydra.run.dir={run}",
+            *extra,
         ]
         subprocess.run(cmd, check=True, cwd=REPO)
     return run
@@ -112,63 +113,51 @@ def analytic_gains(mismatch: str) -> tuple[np.ndarray, np.ndarray] | None:
 def evaluate(data: Path, run: Path | None, mismatch: str) -> dict[str, Any]:
     """Replay every recorded start for HORIZON steps with each delta; errors and delta distances."""
     from robolearn.agents.rsl_ppo import RslPolicy
-    from robolearn.envs.vector import BatchedVecEnv
     from robolearn.sim2real.delta_task import DeltaActionTask
+    from robolearn.sim2real.physics import replay_errors
 
     probe = DeltaActionTask(str(data), horizon=HORIZON, delta_scale=DELTA_SCALE)
     starts = probe.starts.copy()
-    spec = probe.robot_spec
     probe.close()
-    n = len(starts)
     policy = None if run is None else RslPolicy.load(run / "final" / "model.zip")
-    rows: dict[str, Any] = {"starts": n}
-    for name in ("zero", "trained", "analytic"):
-        if name == "trained" and policy is None:
+    gains = analytic_gains(mismatch)
+
+    def analytic(task: Any) -> np.ndarray:
+        """The analytic delta of this step (zero where the mismatch's is not known)."""
+        if gains is None:
+            return np.zeros_like(task.recorded_action)
+        kp_s, kd_s = gains
+        spec, frame = task.robot_spec, task.backend.frame()
+        s = spec.action_scale_array
+        change = (kp_s - 1.0) * (task.recorded_action - (frame.joint_pos - spec.default_pos_array) / s)
+        change += (1.0 - kd_s) * spec.kd_array * frame.joint_vel / (spec.kp_array * s)
+        return np.asarray(np.clip(change / DELTA_SCALE, -1.0, 1.0))
+
+    dist_trained: list[float] = []
+    dist_zero: list[float] = []
+
+    def trained(task: Any, obs: np.ndarray) -> np.ndarray:
+        assert policy is not None
+        delta = np.clip(np.asarray(policy.predict(obs, deterministic=True)[0]).reshape(len(obs), -1), -1, 1)
+        target = analytic(task)
+        dist_trained.append(float(np.abs(delta - target).mean()))
+        dist_zero.append(float(np.abs(target).mean()))
+        return delta
+
+    rules = {
+        "zero": lambda task, obs: np.zeros_like(task.recorded_action),
+        "trained": None if policy is None else trained,
+        "analytic": None if gains is None else (lambda task, obs: analytic(task)),
+    }
+    rows: dict[str, Any] = {"starts": len(starts)}
+    for name, rule in rules.items():
+        if rule is None:
             continue
-        gains = analytic_gains(mismatch)
-        if name == "analytic" and gains is None:
-            continue
-        task = DeltaActionTask(
-            str(data),
-            num_envs=n,
-            backend="batch",
-            horizon=HORIZON,
-            delta_scale=DELTA_SCALE,
-            max_base_error=float("inf"),  # every replay runs its whole horizon
-        )
-        venv = BatchedVecEnv(task)
-        venv.seed(0)
-        venv.reset()
-        task.reset_to(np.arange(n), starts)  # every env replays its own recorded start
-        obs = task.observe(task.backend.frame())
-        joint, base, dist_trained, dist_zero = [], [], [], []
-        for _ in range(HORIZON):
-            q = task.backend.frame().joint_pos
-            analytic = np.zeros_like(task.recorded_action)
-            if gains is not None:
-                kp_s, kd_s = gains
-                s = spec.action_scale_array
-                change = (kp_s - 1.0) * (task.recorded_action - (q - spec.default_pos_array) / s)
-                change += (1.0 - kd_s) * spec.kd_array * task.backend.frame().joint_vel / (spec.kp_array * s)
-                analytic = np.clip(change / DELTA_SCALE, -1.0, 1.0)
-            if name == "zero":
-                delta = np.zeros((n, spec.num_joints))
-            elif name == "trained":
-                assert policy is not None
-                delta = np.clip(np.asarray(policy.predict(obs, deterministic=True)[0]).reshape(n, -1), -1, 1)
-                dist_trained.append(np.abs(delta - analytic).mean())
-                dist_zero.append(np.abs(analytic).mean())
-            else:
-                delta = analytic
-            obs, _, _, _ = venv.step(delta.astype(np.float32))
-            metrics = task.last_metrics
-            joint.append(metrics["joint_pos_error"].mean())
-            base.append(metrics["base_pos_error"].mean())
-        venv.close()
-        rows[name] = {"joint_pos_rms_rad": float(np.mean(joint)), "base_pos_m": float(np.mean(base))}
-        if dist_trained:
-            rows[name]["mean_abs_distance_to_analytic"] = float(np.mean(dist_trained))
-            rows["zero"]["mean_abs_distance_to_analytic"] = float(np.mean(dist_zero))
+        err = replay_errors(data, starts, horizon=HORIZON, delta_scale=DELTA_SCALE, delta_rule=rule)
+        rows[name] = {"joint_pos_rms_rad": err.joint_pos_rms, "base_pos_m": err.base_pos}
+    if dist_trained:
+        rows["trained"]["mean_abs_distance_to_analytic"] = float(np.mean(dist_trained))
+        rows["zero"]["mean_abs_distance_to_analytic"] = float(np.mean(dist_zero))
     return rows
 
 
@@ -184,6 +173,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None, help="an existing delta dataset: no recording")
     parser.add_argument("--run", type=Path, default=None, help="an existing train_delta run: no training")
     parser.add_argument("--name", default=None, help="folder name under --out / --results")
+    parser.add_argument("extra", nargs="*", help="train overrides after --, e.g. -- agent.schedule=fixed")
     args = parser.parse_args()
     out = args.out / (args.name or f"{args.mismatch}_seed{args.seed}")
     out.mkdir(parents=True, exist_ok=True)
@@ -195,7 +185,7 @@ def main() -> None:
     if args.run is not None:
         run: Path | None = args.run.resolve()
     else:
-        run = train(out, data, args.steps, args.seed) if args.steps > 0 else None
+        run = train(out, data, args.steps, args.seed, args.extra) if args.steps > 0 else None
     t2 = time.time()
     rows = evaluate(data, run, args.mismatch)
     summary = {
@@ -206,6 +196,7 @@ def main() -> None:
         "policy": str(args.policy),
         "horizon": HORIZON,
         "delta_scale": DELTA_SCALE,
+        "train_overrides": args.extra,
         "record_s": round(t1 - t0, 1),
         "train_s": round(t2 - t1, 1),
         "machine": {**machine_now(), "python": platform.python_version()},

@@ -20,7 +20,7 @@ nominal one with ASAP's delta model, a SysID fit, or the true target.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -183,10 +183,15 @@ def replay_errors(
     delta_joints: list[str] | None = None,
     residual: Path | None = None,
     robot: str = "go2",
+    delta_rule: Callable[[Any, np.ndarray], np.ndarray] | None = None,
 ) -> ReplayError:
     """Replay each start's recorded actions for `horizon` steps in the given physics (None: nominal),
     plus the delta model of `delta_run` (ASAP's aligned simulator) or the residual-dynamics model
-    `residual` (the delta-dynamics baseline's) when given."""
+    `residual` (the delta-dynamics baseline's) when given. `delta_rule(task, obs)` gives the (starts,
+    joints) delta of each step in place of a delta run (a benchmark's analytic delta); the task is
+    the replaying DeltaActionTask, obs its delta observation."""
+    if delta_rule is not None and delta_run is not None:
+        raise UserError("replay_errors takes delta_run or delta_rule, not both")
     from robolearn.envs.vector import BatchedVecEnv
     from robolearn.sim2real.delta_task import DeltaActionTask
 
@@ -206,11 +211,14 @@ def replay_errors(
         randomization=params.randomization() or None,
         residual_dynamics=None if residual is None else {"model": str(residual)},
     )
-    policy = None
     if delta_run is not None:
         from robolearn.agents.rsl_ppo import RslPolicy
 
         policy = RslPolicy.load(Path(delta_run) / "final" / "model.zip")
+
+        def delta_rule(_task: Any, obs: np.ndarray) -> np.ndarray:
+            return np.asarray(policy.predict(obs, deterministic=True)[0]).reshape(len(obs), -1)
+
     venv = BatchedVecEnv(task)
     try:
         venv.seed(0)
@@ -219,10 +227,10 @@ def replay_errors(
         obs = task.observe(task.backend.frame())
         joint, base = [], []
         for _ in range(horizon):
-            if policy is None:
-                delta = np.zeros((n, task.robot_spec.num_joints), dtype=np.float32)
+            if delta_rule is None:
+                delta = np.zeros((n, task.robot_spec.num_joints))
             else:
-                delta = np.clip(np.asarray(policy.predict(obs, deterministic=True)[0]).reshape(n, -1), -1, 1)
+                delta = np.clip(delta_rule(task, obs), -1.0, 1.0)
             venv.step(delta.astype(np.float32))
             obs = task.observe(task.backend.frame())  # no env ends before `horizon` (no drift limit)
             joint.append(task.last_metrics["joint_pos_error"].mean())
