@@ -83,6 +83,8 @@ def train(out: Path, data: Path, steps: int, seed: int, extra: list[str]) -> Pat
             "agent.n_envs=256",
             "agent.num_steps_per_env=16",
             "agent.init_noise_std=0.3",  # a delta starts near zero: exploration of 0.3 of its range
+            "agent.schedule=fixed",  # as the ASAP pipeline's train_delta (robolearn/asap.py)
+            "agent.learning_rate=0.001",
             f"steps={steps}",
             f"seed={seed}",
             "torch_threads=2",

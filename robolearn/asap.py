@@ -95,6 +95,9 @@ class TrainDeltaSettings:
     horizon: int = 4
     delta_scale: float = 0.5
     n_envs: int = 256
+    # A fixed PPO learning rate: rsl-rl-lib's adaptive (KL) schedule cut it to its 1e-5 floor in the first
+    # iteration of every delta run and kept it there (docs/asap.md, "Why the delta model did not fit").
+    learning_rate: float = 1e-3
     overrides: list[str] = field(default_factory=list)  # extra robolearn.train overrides
 
 
@@ -213,6 +216,8 @@ def validate_asap_config(cfg: DictConfig) -> None:
             raise UserError(
                 f"collect.schedule row {list(row)} must be [start s, vx, vy, yaw rate], e.g. [5.0, 0.5, 0.0, 0.0]"
             )
+    if not float(cfg.train_delta.learning_rate) > 0:
+        raise UserError(f"train_delta.learning_rate={cfg.train_delta.learning_rate} must be > 0, e.g. 0.001")
     if int(cfg.collect.attempts) < 1:
         raise UserError(f"collect.attempts={cfg.collect.attempts} must be at least 1")
     if not 0.0 <= cfg.pretrain.max_fall_rate <= 1.0:
@@ -570,6 +575,8 @@ class Pipeline:
                 f"agent.n_envs={int(t.n_envs)}",
                 "agent.num_steps_per_env=16",
                 "agent.init_noise_std=0.3",
+                "agent.schedule=fixed",
+                f"agent.learning_rate={float(t.learning_rate)}",
                 f"steps={int(t.steps)}",
                 f"seed={int(self.cfg.seed)}",
                 "logger.progress=lines",

@@ -34,6 +34,7 @@ SPEC = get_robot_spec("go2")
         (["stage=evaluate", "methods=[asap,sim2real]"], "methods has 'sim2real', not a method"),
         (["stage=evaluate", "methods=[dr,dr]"], "names a method twice"),
         (["stage=collect", "collect.attempts=0"], "collect.attempts=0 must be at least 1"),
+        (["stage=collect", "train_delta.learning_rate=0"], "train_delta.learning_rate=0.0 must be > 0"),
         (["stage=evaluate", "dr.randomization.kp_scale=[1.2,0.5]"], "dr: randomization.kp_scale=[1.2, 0.5]"),
         (
             ["stage=collect", "mismatch.edits=[{kind: motor_kp, joint: hip, scale: 0.5}]"],
