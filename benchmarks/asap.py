@@ -2,7 +2,7 @@
 
     python benchmarks/asap.py [--mismatches gains_strength friction_mass_delay] [--seeds 0 1 2]
                               [--methods nominal dr sysid delta_dynamics asap oracle] [--finetune-steps 2000000]
-                              [--delta-steps 200000] [--pretrain outputs/benchmarks/go2_walk/trot_history/seed_0]
+                              [--delta-steps 2000000] [--pretrain outputs/benchmarks/go2_walk/trot_history/seed_0]
                               [--out outputs/benchmarks/asap] [--results benchmarks/results/asap]
 
 For each mismatch and seed, one `python -m robolearn.asap stage=all` pipeline (robolearn/asap.py)
@@ -164,7 +164,7 @@ def main() -> None:
         "--methods", nargs="+", default=["nominal", "dr", "sysid", "delta_dynamics", "asap", "oracle"]
     )
     parser.add_argument("--finetune-steps", type=int, default=2_000_000)
-    parser.add_argument("--delta-steps", type=int, default=200_000)
+    parser.add_argument("--delta-steps", type=int, default=2_000_000)
     parser.add_argument(
         "--pretrain",
         type=Path,

@@ -1,6 +1,6 @@
 """Does train_delta learn the delta a mismatch needs? ASAP's delta-action task on a known mismatch.
 
-    python benchmarks/asap_delta.py [--mismatch kp065] [--seconds 20] [--steps 200000] [--seed 0]
+    python benchmarks/asap_delta.py [--mismatch kp065] [--seconds 20] [--steps 2000000] [--seed 0] [--delta-scale 0.5]
                                     [--data <delta dataset>] [--run <train_delta run>]
                                     [--policy policies/reference/go2_stand] [--out outputs/benchmarks/asap_delta]
                                     [--results benchmarks/results/asap_delta] [-- train overrides]
@@ -9,7 +9,9 @@
    shipped standing policy by default) on the Go2 target for --seconds with pushes every 0.5-1.5 s
    (up to 0.3 m/s), recording the deploy log and the target's truth; joined into the delta dataset
    (robolearn.sim2real.recordings).
-2. Train: `python -m robolearn.train env=Go2DeltaAction-v0 agent=rsl_ppo` on it for --steps.
+2. Train: `python -m robolearn.train env=Go2DeltaAction-v0 agent=rsl_ppo` on it for --steps, with the
+   ASAP pipeline's train_delta recipe (robolearn.asap.train_delta_overrides: 1024 envs, a fixed
+   learning rate of 1e-3); overrides after -- change it (e.g. -- agent.n_envs=256).
 3. Evaluate on every recorded start (horizon 4, deterministic): the replay's RMS joint position error
    and base position error in the nominal simulator with no delta, with the trained delta and, for
    mismatches of the motor gains only (kp065, gains_strength: where it is known), with the analytic
@@ -38,7 +40,6 @@ from locomotion_runs import machine_now
 
 REPO = Path(__file__).resolve().parents[1]
 HORIZON = 4
-DELTA_SCALE = 0.5
 
 
 def record(out: Path, mismatch: str, seconds: float, policy: Path, seed: int) -> Path:
@@ -68,30 +69,20 @@ def record(out: Path, mismatch: str, seconds: float, policy: Path, seed: int) ->
     return write_delta_dataset(log, log / "truth", out / "delta", overwrite=True)
 
 
-def train(out: Path, data: Path, steps: int, seed: int, extra: list[str]) -> Path:
+def train(out: Path, data: Path, steps: int, seed: int, scale: float, extra: list[str]) -> Path:
     run = out / "delta_run"
     if not (run / "final").is_dir():
+        from robolearn.asap import TrainDeltaSettings, train_delta_overrides
+
+        # The ASAP pipeline's train_delta recipe (its defaults: n_envs, learning rate), these steps and scale.
+        settings = TrainDeltaSettings(steps=steps, horizon=HORIZON, delta_scale=scale, overrides=extra)
         cmd = [
             sys.executable,
             "-m",
             "robolearn.train",
-            "env=Go2DeltaAction-v0",
-            f"env.kwargs.dataset={data}",
-            f"env.kwargs.horizon={HORIZON}",
-            f"env.kwargs.delta_scale={DELTA_SCALE}",
-            "agent=rsl_ppo",
-            "agent.n_envs=256",
-            "agent.num_steps_per_env=16",
-            "agent.init_noise_std=0.3",  # a delta starts near zero: exploration of 0.3 of its range
-            "agent.schedule=fixed",  # as the ASAP pipeline's train_delta (robolearn/asap.py)
-            "agent.learning_rate=0.001",
-            f"steps={steps}",
-            f"seed={seed}",
+            *train_delta_overrides(settings, "go2", data, seed, run),
             "torch_threads=2",
             "eval.episodes=20",
-            "logger.progress=lines",
-            f"hydra.run.dir={run}",
-            *extra,
         ]
         subprocess.run(cmd, check=True, cwd=REPO)
     return run
@@ -112,13 +103,13 @@ def analytic_gains(mismatch: str) -> tuple[np.ndarray, np.ndarray] | None:
     return target.kp_scale, target.kd_scale
 
 
-def evaluate(data: Path, run: Path | None, mismatch: str) -> dict[str, Any]:
+def evaluate(data: Path, run: Path | None, mismatch: str, scale: float) -> dict[str, Any]:
     """Replay every recorded start for HORIZON steps with each delta; errors and delta distances."""
     from robolearn.agents.rsl_ppo import RslPolicy
     from robolearn.sim2real.delta_task import DeltaActionTask
     from robolearn.sim2real.physics import replay_errors
 
-    probe = DeltaActionTask(str(data), horizon=HORIZON, delta_scale=DELTA_SCALE)
+    probe = DeltaActionTask(str(data), horizon=HORIZON, delta_scale=scale)
     starts = probe.starts.copy()
     probe.close()
     policy = None if run is None else RslPolicy.load(run / "final" / "model.zip")
@@ -133,7 +124,7 @@ def evaluate(data: Path, run: Path | None, mismatch: str) -> dict[str, Any]:
         s = spec.action_scale_array
         change = (kp_s - 1.0) * (task.recorded_action - (frame.joint_pos - spec.default_pos_array) / s)
         change += (1.0 - kd_s) * spec.kd_array * frame.joint_vel / (spec.kp_array * s)
-        return np.asarray(np.clip(change / DELTA_SCALE, -1.0, 1.0))
+        return np.asarray(np.clip(change / scale, -1.0, 1.0))
 
     dist_trained: list[float] = []
     dist_zero: list[float] = []
@@ -155,7 +146,7 @@ def evaluate(data: Path, run: Path | None, mismatch: str) -> dict[str, Any]:
     for name, rule in rules.items():
         if rule is None:
             continue
-        err = replay_errors(data, starts, horizon=HORIZON, delta_scale=DELTA_SCALE, delta_rule=rule)
+        err = replay_errors(data, starts, horizon=HORIZON, delta_scale=scale, delta_rule=rule)
         rows[name] = {"joint_pos_rms_rad": err.joint_pos_rms, "base_pos_m": err.base_pos}
     if dist_trained:
         rows["trained"]["mean_abs_distance_to_analytic"] = float(np.mean(dist_trained))
@@ -167,8 +158,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mismatch", default="kp065")
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--steps", type=int, default=200_000)
+    parser.add_argument("--steps", type=int, default=None, help="train_delta steps (the pipeline's default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--delta-scale", type=float, default=0.5, help="the delta's scale, trained and replayed"
+    )
     parser.add_argument("--policy", type=Path, default=REPO / "policies" / "reference" / "go2_stand")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks" / "asap_delta")
     parser.add_argument("--results", type=Path, default=None)
@@ -177,6 +171,10 @@ def main() -> None:
     parser.add_argument("--name", default=None, help="folder name under --out / --results")
     parser.add_argument("extra", nargs="*", help="train overrides after --, e.g. -- agent.schedule=fixed")
     args = parser.parse_args()
+    if args.steps is None:
+        from robolearn.asap import TrainDeltaSettings
+
+        args.steps = TrainDeltaSettings().steps
     out = args.out / (args.name or f"{args.mismatch}_seed{args.seed}")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -187,9 +185,15 @@ def main() -> None:
     if args.run is not None:
         run: Path | None = args.run.resolve()
     else:
-        run = train(out, data, args.steps, args.seed, args.extra) if args.steps > 0 else None
+        run = (
+            train(out, data, args.steps, args.seed, args.delta_scale, args.extra) if args.steps > 0 else None
+        )
     t2 = time.time()
-    rows = evaluate(data, run, args.mismatch)
+    if run is not None and (run / "config.yaml").is_file():  # a run replays with the scale it learnt
+        from omegaconf import OmegaConf
+
+        args.delta_scale = float(OmegaConf.load(run / "config.yaml").env.kwargs.delta_scale)
+    rows = evaluate(data, run, args.mismatch, args.delta_scale)
     summary = {
         "mismatch": args.mismatch,
         "seconds": args.seconds,
@@ -197,7 +201,7 @@ def main() -> None:
         "seed": args.seed,
         "policy": str(args.policy),
         "horizon": HORIZON,
-        "delta_scale": DELTA_SCALE,
+        "delta_scale": args.delta_scale,
         "train_overrides": args.extra,
         "record_s": round(t1 - t0, 1),
         "train_s": round(t2 - t1, 1),

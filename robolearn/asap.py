@@ -91,14 +91,36 @@ class CollectSettings:
 
 @dataclass
 class TrainDeltaSettings:
-    steps: int = 200_000
+    steps: int = 2_000_000
     horizon: int = 4
     delta_scale: float = 0.5
-    n_envs: int = 256
+    n_envs: int = 1024  # 16 steps each per PPO update: 16k samples (256 envs fitted worse: docs/asap.md)
     # A fixed PPO learning rate: rsl-rl-lib's adaptive (KL) schedule cut it to its 1e-5 floor in the first
     # iteration of every delta run and kept it there (docs/asap.md, "Why the delta model did not fit").
     learning_rate: float = 1e-3
     overrides: list[str] = field(default_factory=list)  # extra robolearn.train overrides
+
+
+def train_delta_overrides(t: Any, robot: str, dataset: Path, seed: int, run: Path) -> list[str]:
+    """The `robolearn.train` overrides of a delta-action run from train_delta settings (a
+    TrainDeltaSettings or its config node): the one recipe the pipeline and benchmarks/asap_delta.py use."""
+    return [
+        f"env={DELTA_ENVS[robot]}",
+        f"env.kwargs.dataset={dataset}",
+        f"env.kwargs.horizon={int(t.horizon)}",
+        f"env.kwargs.delta_scale={float(t.delta_scale)}",
+        "agent=rsl_ppo",
+        f"agent.n_envs={int(t.n_envs)}",
+        "agent.num_steps_per_env=16",
+        "agent.init_noise_std=0.3",  # a delta starts near zero: exploration of 0.3 of its range
+        "agent.schedule=fixed",
+        f"agent.learning_rate={float(t.learning_rate)}",
+        f"steps={int(t.steps)}",
+        f"seed={seed}",
+        "logger.progress=lines",
+        f"hydra.run.dir={run}",
+        *list(t.overrides),
+    ]
 
 
 @dataclass
@@ -561,30 +583,10 @@ class Pipeline:
     def train_delta(self) -> Path:
         if (self.delta_run / "final" / "model.zip").is_file():
             return self.delta_run
-        t = self.cfg.train_delta
-        _run(
-            [
-                sys.executable,
-                "-m",
-                "robolearn.train",
-                f"env={DELTA_ENVS[self.cfg.robot.name]}",
-                f"env.kwargs.dataset={self.dataset}",
-                f"env.kwargs.horizon={int(t.horizon)}",
-                f"env.kwargs.delta_scale={float(t.delta_scale)}",
-                "agent=rsl_ppo",
-                f"agent.n_envs={int(t.n_envs)}",
-                "agent.num_steps_per_env=16",
-                "agent.init_noise_std=0.3",
-                "agent.schedule=fixed",
-                f"agent.learning_rate={float(t.learning_rate)}",
-                f"steps={int(t.steps)}",
-                f"seed={int(self.cfg.seed)}",
-                "logger.progress=lines",
-                f"hydra.run.dir={self.delta_run}",
-                *list(t.overrides),
-            ],
-            "train_delta",
+        overrides = train_delta_overrides(
+            self.cfg.train_delta, str(self.cfg.robot.name), self.dataset, int(self.cfg.seed), self.delta_run
         )
+        _run([sys.executable, "-m", "robolearn.train", *overrides], "train_delta")
         return self.delta_run
 
     def train_dynamics(self) -> Path:

@@ -73,32 +73,21 @@ def test_the_analytic_delta_reproduces_the_weaker_motors_transitions(dataset: Pa
 
 @pytest.fixture(scope="module")
 def delta_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """train_delta as an ordinary rsl_ppo run on the task: 49k steps (about 15 s here)."""
+    """train_delta as the ASAP pipeline runs it (robolearn.asap.train_delta_overrides: its fixed
+    learning rate), with 256 envs, a small network and 49k steps (about 15 s here)."""
+    from robolearn.asap import TrainDeltaSettings, train_delta_overrides
     from robolearn.config.validate import compose_config, validate_train_config
     from robolearn.runs.rsl_trainer import train_rsl_ppo
 
     run = tmp_path_factory.mktemp("delta") / "run"
-    cfg = compose_config(
-        "train",
-        [
-            "env=Go2DeltaAction-v0",
-            f"env.kwargs.dataset={dataset}",
-            f"env.kwargs.delta_scale={SCALE}",
-            "agent=rsl_ppo",
-            "agent.n_envs=256",
-            "agent.num_steps_per_env=16",
-            "agent.init_noise_std=0.3",
-            "agent.schedule=fixed",  # the ASAP pipeline's train_delta settings
-            "agent.learning_rate=0.001",
-            "agent.actor_hidden_dims=[64,64]",
-            "agent.critic_hidden_dims=[64,64]",
-            "steps=49152",
-            "eval.episodes=2",
-            "logger.progress=none",
-            "torch_threads=1",
-        ],
-    )
+    small = ["agent.actor_hidden_dims=[64,64]", "agent.critic_hidden_dims=[64,64]", "eval.episodes=2"]
+    settings = TrainDeltaSettings(steps=49152, delta_scale=SCALE, n_envs=256, overrides=small)
+    overrides = train_delta_overrides(settings, "go2", dataset, 0, run)
+    assert any(o.startswith("hydra.run.dir=") for o in overrides)  # the verb's run folder; the test gives it
+    keep = [o for o in overrides if not o.startswith(("hydra.", "logger.progress="))]
+    cfg = compose_config("train", [*keep, "logger.progress=none", "torch_threads=1"])
     validate_train_config(cfg)
+    assert cfg.agent.schedule == "fixed" and cfg.agent.learning_rate == pytest.approx(1e-3)
     train_rsl_ppo(cfg, run, "test")
     return run
 
