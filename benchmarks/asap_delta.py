@@ -199,7 +199,8 @@ def main() -> None:
         "seconds": args.seconds,
         "steps": args.steps,
         "seed": args.seed,
-        "policy": str(args.policy),
+        "policy": None if args.data else str(args.policy),  # --data: the recording says whose it is
+        "data": str(data),
         "horizon": HORIZON,
         "delta_scale": args.delta_scale,
         "train_overrides": args.extra,
