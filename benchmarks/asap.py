@@ -12,12 +12,15 @@ from the same checkpoint, and evaluate all of them on the target (closed loop: v
 tracking over four commands, falls; open loop: each method's simulator replaying the recording).
 Arms: vanilla (the pretrained policy), nominal (the same fine-tuning budget with no alignment: the
 control for "more training"), dr (wider randomisation), sysid, delta_dynamics (a learnt residual of
-the next velocities), asap, oracle (the target's physics).
+the next velocities), asap, oracle (the target's physics). The nominal and dr arms read neither the
+target nor the recording: a seed's second mismatch row copies them from its first (finetune.reuse,
+matched on the whole training command; training is deterministic for a command).
 
 A finished (mismatch, seed) is skipped, so the sweep resumes after a kill, on a fresh machine too
 once --results holds its small files (evaluate/results.json, the SysID fit, every run's
 metrics.jsonl and config.yaml). The pretrained walker is not committed: rebuild it with
-`python benchmarks/go2_walk.py recipe=trot_history --seeds 0 --stop-after-min 27` (issue 16, run 10).
+`python benchmarks/go2_walk.py recipe=trot_history --seeds 0 --steps 8736768` (issue 16's run 10,
+29 min on 2 cores; it reproduces the shipped policies/reference/go2_walk actor bit for bit).
 
 The seed is the pipeline's (the recording's pushes, the delta model's and every fine-tuning run's
 seed); the pretrained policy is the same for every seed.
@@ -59,6 +62,8 @@ def run_pipeline(args: argparse.Namespace, mismatch: str, seed: int, out: Path) 
         f"finetune.steps={args.finetune_steps}",
         f"train_delta.steps={args.delta_steps}",
         "collect.rt_priority=40",  # SCHED_FIFO where permitted (root): the recording's timing as a robot's
+        # This seed's other mismatch rows: their nominal and dr arms are this row's (same command).
+        f"finetune.reuse=[{','.join(repr(str(p)) for p in sorted(out.parent.glob(f'*_seed{seed}')) if p != out)}]",
     ]
     print("$ " + " ".join(cmd[1:]), flush=True)
     t0 = time.time()

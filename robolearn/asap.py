@@ -32,6 +32,7 @@ result is there, so `stage=all` resumes after a kill; the training stages resume
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -127,6 +128,10 @@ def train_delta_overrides(t: Any, robot: str, dataset: Path, seed: int, run: Pat
 class FinetuneSettings:
     steps: int = 2_000_000  # env steps of fine-tuning (added to nothing: a new run)
     overrides: list[str] = field(default_factory=list)
+    # Other pipelines' out folders: an arm finished there with the same training command to the letter
+    # is copied, not trained again (a command's training is deterministic). Only arms that read neither
+    # the target nor the recording can match (nominal, dr): the others' commands name their own folder.
+    reuse: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -647,26 +652,56 @@ class Pipeline:
         artifact, run = self.finetuned_artifact(method), self.finetune_run(method)
         if (artifact / "contract.json").is_file():
             return artifact
-        keep = self.pretrain_overrides()
-        f = self.cfg.finetune
-        _run(
-            [
-                sys.executable,
-                "-m",
-                "robolearn.train",
-                *keep,
-                *self.method_overrides(method),
-                f"agent.init_from={self.pretrain_run}",
-                f"steps={int(f.steps)}",
-                f"seed={int(self.cfg.seed)}",
-                "logger.progress=lines",
-                f"hydra.run.dir={run}",
-                *list(f.overrides),
-            ],
-            f"finetune ({method})",
-        )
+        args = self.finetune_args(method)
+        if self.reuse_finished(method, args):
+            return artifact
+        _run([sys.executable, "-m", "robolearn.train", *args], f"finetune ({method})")
         export_run(run, artifact, checkpoint="final", check_samples=64)
         return artifact
+
+    def finetune_args(self, method: str) -> list[str]:
+        """Arm `method`'s robolearn.train overrides: the pretrain run's, the arm's, the budget."""
+        f = self.cfg.finetune
+        return [
+            *self.pretrain_overrides(),
+            *self.method_overrides(method),
+            f"agent.init_from={self.pretrain_run}",
+            f"steps={int(f.steps)}",
+            f"seed={int(self.cfg.seed)}",
+            "logger.progress=lines",
+            f"hydra.run.dir={self.finetune_run(method)}",
+            *list(f.overrides),
+        ]
+
+    def reuse_finished(self, method: str, args: list[str]) -> bool:
+        """Copy arm `method`'s run and export from a finetune.reuse folder where the same training
+        command (`args` less the run folder) finished; False where none did."""
+
+        def command(items: list[str]) -> list[str]:
+            return [a for a in items if not a.startswith("hydra.run.dir=")]
+
+        for folder in self.cfg.finetune.reuse:
+            donor = Path(str(folder)).expanduser().resolve()
+            their_run, their_artifact = (
+                donor / "finetune" / method / "run",
+                donor / "finetune" / method / "artifact",
+            )
+            given = their_run / ".hydra" / "overrides.yaml"
+            if donor == self.out or not (their_artifact / "contract.json").is_file() or not given.is_file():
+                continue
+            if command([str(o) for o in OmegaConf.load(given)]) != command(args):
+                continue
+            run, artifact = self.finetune_run(method), self.finetuned_artifact(method)
+            for src, dest in ((their_run, run), (their_artifact, artifact)):  # the export last: it marks done
+                partial = dest.with_name(dest.name + ".partial")
+                shutil.rmtree(partial, ignore_errors=True)
+                shutil.copytree(src, partial)
+                shutil.rmtree(dest, ignore_errors=True)
+                partial.rename(dest)
+            atomic_write_json(self.out / "finetune" / method / "reused.json", {"from": str(donor)})
+            print(f"finetune ({method}): the same training command finished in {donor}; copied", flush=True)
+            return True
+        return False
 
     def evaluate(self) -> dict[str, Any]:
         """Closed loop on the target (sim2sim with the mismatch) for the pretrained policy and every

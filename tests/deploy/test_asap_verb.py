@@ -111,3 +111,55 @@ def test_inline_edits_are_not_taken_for_the_named_mismatch() -> None:
     )
     assert _mismatch_name(named) == "kp065"
     assert _mismatch_name(inline).startswith("custom-")
+
+
+def test_an_arm_finished_elsewhere_with_the_same_command_is_copied_not_retrained(tmp_path: Path) -> None:
+    """finetune.reuse: nominal and dr do not read the target, so one seed's run serves every mismatch.
+    A donor whose command differs (another seed) is not taken; a matching one is copied with its export."""
+    walker = tmp_path / "walker"
+    (walker / ".hydra").mkdir(parents=True)
+    (walker / "config.yaml").write_text("env: {id: robolearn/Go2Velocity-v1}\n")
+    OmegaConf.save(
+        OmegaConf.create(["+experiment=go2_walk_trot_history", "seed=0", "hydra.run.dir=x"]),
+        walker / ".hydra" / "overrides.yaml",
+    )
+    donor = tmp_path / "gains_strength_seed0"
+
+    def finished_arm(seed: int) -> None:
+        args = [
+            "+experiment=go2_walk_trot_history",
+            f"agent.init_from={walker}",
+            "steps=2000000",
+            f"seed={seed}",
+        ]
+        run = donor / "finetune" / "nominal" / "run"
+        (run / ".hydra").mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(
+            OmegaConf.create([*args, "logger.progress=lines", f"hydra.run.dir={run}"]),
+            run / ".hydra" / "overrides.yaml",
+        )
+        (run / "metrics.jsonl").write_text(f'{{"seed": {seed}}}\n')
+        (donor / "finetune" / "nominal" / "artifact").mkdir(parents=True, exist_ok=True)
+        (donor / "finetune" / "nominal" / "artifact" / "contract.json").write_text("{}")
+
+    cfg = compose_config(
+        "asap",
+        [
+            "stage=finetune",
+            "mismatch=friction_mass_delay",
+            f"out={tmp_path / 'fmd_seed0'}",
+            f"pretrain.run={walker}",
+            "methods=[nominal]",
+            f"finetune.reuse=['{donor}']",
+        ],
+    )
+    validate_asap_config(cfg)
+    pipeline = Pipeline(cfg)
+    finished_arm(seed=1)  # another seed's command: not this arm
+    assert not pipeline.reuse_finished("nominal", pipeline.finetune_args("nominal"))
+    assert not pipeline.finetuned_artifact("nominal").exists()
+    finished_arm(seed=0)
+    # finetune_method would train (and fail on this stand-in walker) if it did not copy.
+    assert pipeline.finetune_method("nominal") == pipeline.finetuned_artifact("nominal")
+    assert (pipeline.finetune_run("nominal") / "metrics.jsonl").read_text() == '{"seed": 0}\n'
+    assert (pipeline.finetuned_artifact("nominal") / "contract.json").is_file()
