@@ -40,6 +40,9 @@ from typing import Any
 import numpy as np
 from locomotion_runs import finish_machine, machine_now
 
+from robolearn.asap import TrainDeltaSettings
+from robolearn.config.validate import hydra_value
+
 REPO = Path(__file__).resolve().parents[1]
 ARMS = ("vanilla", "nominal", "dr", "sysid", "delta_dynamics", "asap", "oracle")
 
@@ -63,7 +66,7 @@ def run_pipeline(args: argparse.Namespace, mismatch: str, seed: int, out: Path) 
         f"train_delta.steps={args.delta_steps}",
         "collect.rt_priority=40",  # SCHED_FIFO where permitted (root): the recording's timing as a robot's
         # This seed's other mismatch rows: their nominal and dr arms are this row's (same command).
-        f"finetune.reuse=[{','.join(repr(str(p)) for p in sorted(out.parent.glob(f'*_seed{seed}')) if p != out)}]",
+        f"finetune.reuse={hydra_value([str(p) for p in sorted(out.parent.glob(f'*_seed{seed}')) if p != out])}",
     ]
     print("$ " + " ".join(cmd[1:]), flush=True)
     t0 = time.time()
@@ -82,6 +85,7 @@ def copy_small_files(out: Path, dest: Path) -> None:
         "evaluate/wall.json",
         "sysid/fit.json",
         "train_dynamics/report.json",
+        *(f"finetune/{arm}/reused.json" for arm in ARMS),
         "pretrain/check.json",
         "manifest.json",
     ):
@@ -169,7 +173,7 @@ def main() -> None:
         "--methods", nargs="+", default=["nominal", "dr", "sysid", "delta_dynamics", "asap", "oracle"]
     )
     parser.add_argument("--finetune-steps", type=int, default=2_000_000)
-    parser.add_argument("--delta-steps", type=int, default=2_000_000)
+    parser.add_argument("--delta-steps", type=int, default=TrainDeltaSettings().steps)
     parser.add_argument(
         "--pretrain",
         type=Path,
@@ -190,7 +194,7 @@ def main() -> None:
                 if not (args.pretrain / "config.yaml").is_file():
                     sys.exit(
                         f"{args.pretrain} is not a run directory: train the walker first with"
-                        " python benchmarks/go2_walk.py recipe=trot_history --seeds 0 --stop-after-min 27"
+                        " python benchmarks/go2_walk.py recipe=trot_history --seeds 0 --steps 8736768"
                     )
                 result = run_pipeline(args, mismatch, seed, (args.out / name).resolve())
                 if args.results is not None:

@@ -70,21 +70,31 @@ def record(out: Path, mismatch: str, seconds: float, policy: Path, seed: int) ->
 
 
 def train(out: Path, data: Path, steps: int, seed: int, scale: float, extra: list[str]) -> Path:
-    run = out / "delta_run"
-    if not (run / "final").is_dir():
-        from robolearn.asap import TrainDeltaSettings, train_delta_overrides
+    """The delta run in out/delta_run: trained once, reused only for the same training overrides."""
+    from omegaconf import OmegaConf
 
-        # The ASAP pipeline's train_delta recipe (its defaults: n_envs, learning rate), these steps and scale.
-        settings = TrainDeltaSettings(steps=steps, horizon=HORIZON, delta_scale=scale, overrides=extra)
-        cmd = [
-            sys.executable,
-            "-m",
-            "robolearn.train",
-            *train_delta_overrides(settings, "go2", data, seed, run),
-            "torch_threads=2",
-            "eval.episodes=20",
-        ]
-        subprocess.run(cmd, check=True, cwd=REPO)
+    from robolearn.asap import TrainDeltaSettings, train_delta_overrides
+
+    run = out / "delta_run"
+    # The ASAP pipeline's train_delta recipe (its defaults: n_envs, learning rate), these steps and scale.
+    settings = TrainDeltaSettings(steps=steps, horizon=HORIZON, delta_scale=scale)
+    overrides = [
+        *train_delta_overrides(settings, "go2", data, seed, run),
+        "torch_threads=2",
+        "eval.episodes=20",
+        *extra,  # last: the user's overrides win
+    ]
+    if (run / "final").is_dir():
+        given = run / ".hydra" / "overrides.yaml"
+        theirs = [str(o) for o in OmegaConf.load(given)] if given.is_file() else []
+        if [o for o in theirs if not o.startswith("hydra.")] != [
+            o for o in overrides if not o.startswith("hydra.")
+        ]:
+            sys.exit(
+                f"{run} was trained with other settings; give another --name (or delete it) to train these"
+            )
+        return run
+    subprocess.run([sys.executable, "-m", "robolearn.train", *overrides], check=True, cwd=REPO)
     return run
 
 

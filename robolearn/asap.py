@@ -32,6 +32,7 @@ result is there, so `stage=all` resumes after a kill; the training stages resume
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -128,9 +129,11 @@ def train_delta_overrides(t: Any, robot: str, dataset: Path, seed: int, run: Pat
 class FinetuneSettings:
     steps: int = 2_000_000  # env steps of fine-tuning (added to nothing: a new run)
     overrides: list[str] = field(default_factory=list)
-    # Other pipelines' out folders: an arm finished there with the same training command to the letter
-    # is copied, not trained again (a command's training is deterministic). Only arms that read neither
-    # the target nor the recording can match (nominal, dr): the others' commands name their own folder.
+    # Other pipelines' out folders: an arm finished there with the same training command to the letter,
+    # from the same pretrained actor, is copied, not trained again (a command's training is
+    # deterministic). nominal and dr always match across targets (they read neither the target nor the
+    # recording); asap and delta_dynamics never do (their commands name their own folder); sysid and
+    # oracle only where their physics values came out identical.
     reuse: list[str] = field(default_factory=list)
 
 
@@ -243,7 +246,10 @@ def validate_asap_config(cfg: DictConfig) -> None:
             raise UserError(
                 f"collect.schedule row {list(row)} must be [start s, vx, vy, yaw rate], e.g. [5.0, 0.5, 0.0, 0.0]"
             )
-    if not float(cfg.train_delta.learning_rate) > 0:
+    for folder in cfg.finetune.reuse:
+        if not Path(str(folder)).expanduser().is_dir():
+            raise UserError(f"finetune.reuse has {folder}, not a folder: give ASAP pipeline out folders")
+    if not (math.isfinite(float(cfg.train_delta.learning_rate)) and float(cfg.train_delta.learning_rate) > 0):
         raise UserError(f"train_delta.learning_rate={cfg.train_delta.learning_rate} must be > 0, e.g. 0.001")
     if int(cfg.collect.attempts) < 1:
         raise UserError(f"collect.attempts={cfg.collect.attempts} must be at least 1")
@@ -655,6 +661,7 @@ class Pipeline:
         args = self.finetune_args(method)
         if self.reuse_finished(method, args):
             return artifact
+        (self.out / "finetune" / method / "reused.json").unlink(missing_ok=True)  # trained here
         _run([sys.executable, "-m", "robolearn.train", *args], f"finetune ({method})")
         export_run(run, artifact, checkpoint="final", check_samples=64)
         return artifact
@@ -675,30 +682,45 @@ class Pipeline:
 
     def reuse_finished(self, method: str, args: list[str]) -> bool:
         """Copy arm `method`'s run and export from a finetune.reuse folder where the same training
-        command (`args` less the run folder) finished; False where none did."""
+        command (`args` less hydra settings) finished from the same pretrained actor (pretrain/artifact's
+        policy.onnx, byte for byte), in one go (no resume) and with the same package versions; False
+        where none did. The copy's reused.json names the folder it came from."""
+        from robolearn.utils.sysinfo import package_versions
 
         def command(items: list[str]) -> list[str]:
-            return [a for a in items if not a.startswith("hydra.run.dir=")]
+            return [a for a in items if not a.startswith("hydra.")]
 
+        mine = self.artifact / "policy.onnx"
+        if not mine.is_file():
+            return False
         for folder in self.cfg.finetune.reuse:
             donor = Path(str(folder)).expanduser().resolve()
-            their_run, their_artifact = (
-                donor / "finetune" / method / "run",
-                donor / "finetune" / method / "artifact",
-            )
-            given = their_run / ".hydra" / "overrides.yaml"
-            if donor == self.out or not (their_artifact / "contract.json").is_file() or not given.is_file():
+            arm = donor / "finetune" / method
+            their_run, their_artifact = arm / "run", arm / "artifact"
+            given, summary = their_run / ".hydra" / "overrides.yaml", their_run / "summary.json"
+            theirs = donor / "pretrain" / "artifact" / "policy.onnx"
+            if donor == self.out or not all(
+                f.is_file() for f in (their_artifact / "contract.json", given, summary, theirs)
+            ):
                 continue
-            if command([str(o) for o in OmegaConf.load(given)]) != command(args):
+            done = json.loads(summary.read_text())
+            if (
+                command([str(o) for o in OmegaConf.load(given)]) != command(args)
+                or theirs.read_bytes() != mine.read_bytes()
+                or done.get("status") != "completed"
+                or done.get("resumes", 0) != 0
+                or done.get("versions") != package_versions()
+            ):
                 continue
             run, artifact = self.finetune_run(method), self.finetuned_artifact(method)
-            for src, dest in ((their_run, run), (their_artifact, artifact)):  # the export last: it marks done
+            record = self.out / "finetune" / method / "reused.json"
+            atomic_write_json(record, {"from": str(donor)})  # before the export that marks the arm done
+            for src, dest in ((their_run, run), (their_artifact, artifact)):
                 partial = dest.with_name(dest.name + ".partial")
                 shutil.rmtree(partial, ignore_errors=True)
                 shutil.copytree(src, partial)
                 shutil.rmtree(dest, ignore_errors=True)
                 partial.rename(dest)
-            atomic_write_json(self.out / "finetune" / method / "reused.json", {"from": str(donor)})
             print(f"finetune ({method}): the same training command finished in {donor}; copied", flush=True)
             return True
         return False

@@ -3,6 +3,7 @@ over loopback DDS against the sim bridge (the shipped standing policy as the pre
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -35,6 +36,11 @@ SPEC = get_robot_spec("go2")
         (["stage=evaluate", "methods=[dr,dr]"], "names a method twice"),
         (["stage=collect", "collect.attempts=0"], "collect.attempts=0 must be at least 1"),
         (["stage=collect", "train_delta.learning_rate=0"], "train_delta.learning_rate=0.0 must be > 0"),
+        (["stage=collect", "train_delta.learning_rate=inf"], "train_delta.learning_rate=inf must be > 0"),
+        (
+            ["stage=collect", "finetune.reuse=[/nonexistent/row]"],
+            "finetune.reuse has /nonexistent/row, not a folder",
+        ),
         (["stage=evaluate", "dr.randomization.kp_scale=[1.2,0.5]"], "dr: randomization.kp_scale=[1.2, 0.5]"),
         (
             ["stage=collect", "mismatch.edits=[{kind: motor_kp, joint: hip, scale: 0.5}]"],
@@ -115,51 +121,69 @@ def test_inline_edits_are_not_taken_for_the_named_mismatch() -> None:
 
 def test_an_arm_finished_elsewhere_with_the_same_command_is_copied_not_retrained(tmp_path: Path) -> None:
     """finetune.reuse: nominal and dr do not read the target, so one seed's run serves every mismatch.
-    A donor whose command differs (another seed) is not taken; a matching one is copied with its export."""
+    Taken only from a finished, never-resumed run of the same command from the same pretrained actor."""
+    from robolearn.utils.sysinfo import package_versions
+
     walker = tmp_path / "walker"
     (walker / ".hydra").mkdir(parents=True)
     (walker / "config.yaml").write_text("env: {id: robolearn/Go2Velocity-v1}\n")
     OmegaConf.save(
-        OmegaConf.create(["+experiment=go2_walk_trot_history", "seed=0", "hydra.run.dir=x"]),
+        OmegaConf.create(["+experiment=go2_walk_trot_history", "seed=0"]),
         walker / ".hydra" / "overrides.yaml",
     )
     donor = tmp_path / "gains_strength_seed0"
 
-    def finished_arm(seed: int) -> None:
+    def donor_arm(seed: int = 0, actor: bytes = b"actor", resumes: int = 0, exported: bool = True) -> None:
+        shutil.rmtree(donor, ignore_errors=True)
+        (donor / "pretrain" / "artifact").mkdir(parents=True)
+        (donor / "pretrain" / "artifact" / "policy.onnx").write_bytes(actor)
+        run = donor / "finetune" / "nominal" / "run"
+        (run / ".hydra").mkdir(parents=True)
         args = [
             "+experiment=go2_walk_trot_history",
             f"agent.init_from={walker}",
             "steps=2000000",
             f"seed={seed}",
         ]
-        run = donor / "finetune" / "nominal" / "run"
-        (run / ".hydra").mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(
-            OmegaConf.create([*args, "logger.progress=lines", f"hydra.run.dir={run}"]),
-            run / ".hydra" / "overrides.yaml",
-        )
+        OmegaConf.save(OmegaConf.create([*args, "logger.progress=lines"]), run / ".hydra" / "overrides.yaml")
+        summary = {"status": "completed", "resumes": resumes, "versions": package_versions()}
+        (run / "summary.json").write_text(json.dumps(summary))
         (run / "metrics.jsonl").write_text(f'{{"seed": {seed}}}\n')
-        (donor / "finetune" / "nominal" / "artifact").mkdir(parents=True, exist_ok=True)
-        (donor / "finetune" / "nominal" / "artifact" / "contract.json").write_text("{}")
+        if exported:
+            (donor / "finetune" / "nominal" / "artifact").mkdir(parents=True)
+            (donor / "finetune" / "nominal" / "artifact" / "contract.json").write_text("{}")
 
-    cfg = compose_config(
-        "asap",
-        [
-            "stage=finetune",
-            "mismatch=friction_mass_delay",
-            f"out={tmp_path / 'fmd_seed0'}",
-            f"pretrain.run={walker}",
-            "methods=[nominal]",
-            f"finetune.reuse=['{donor}']",
-        ],
-    )
+    donor.mkdir()
+    out = tmp_path / "fmd_seed0"
+    overrides = ["stage=finetune", "mismatch=friction_mass_delay", f"out={out}", f"pretrain.run={walker}"]
+    cfg = compose_config("asap", [*overrides, "methods=[nominal]", f"finetune.reuse=['{donor}']"])
     validate_asap_config(cfg)
     pipeline = Pipeline(cfg)
-    finished_arm(seed=1)  # another seed's command: not this arm
-    assert not pipeline.reuse_finished("nominal", pipeline.finetune_args("nominal"))
-    assert not pipeline.finetuned_artifact("nominal").exists()
-    finished_arm(seed=0)
+    pipeline.artifact.mkdir(parents=True)
+    (pipeline.artifact / "policy.onnx").write_bytes(b"actor")
+    args = pipeline.finetune_args("nominal")
+    for other in (
+        {"seed": 1},  # another command
+        {"actor": b"another actor"},  # fine-tuned from another pretrained policy
+        {"resumes": 1},  # resumed: not one deterministic pass
+        {"exported": False},  # not finished
+    ):
+        donor_arm(**other)  # type: ignore[arg-type]
+        assert not pipeline.reuse_finished("nominal", args), other
+        assert not pipeline.finetuned_artifact("nominal").exists()
+    donor_arm()
     # finetune_method would train (and fail on this stand-in walker) if it did not copy.
     assert pipeline.finetune_method("nominal") == pipeline.finetuned_artifact("nominal")
     assert (pipeline.finetune_run("nominal") / "metrics.jsonl").read_text() == '{"seed": 0}\n'
     assert (pipeline.finetuned_artifact("nominal") / "contract.json").is_file()
+    assert json.loads((out / "finetune" / "nominal" / "reused.json").read_text()) == {"from": str(donor)}
+
+
+def test_the_yaml_train_delta_defaults_are_the_dataclass_ones() -> None:
+    """configs/asap.yaml and robolearn.asap.TrainDeltaSettings (benchmarks/asap_delta.py's) agree."""
+    from dataclasses import asdict
+
+    from robolearn.asap import TrainDeltaSettings
+
+    cfg = compose_config("asap", [])
+    assert OmegaConf.to_container(cfg.train_delta) == asdict(TrainDeltaSettings())
