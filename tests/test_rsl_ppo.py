@@ -180,12 +180,29 @@ def test_a_stopped_or_killed_run_resumes_bit_identically(tmp_path: Path, signum:
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+def test_a_linear_rate_decays_to_zero_over_the_run(tmp_path: Path) -> None:
+    """agent.lr_schedule=linear with schedule=fixed: each update's rate is learning_rate x the share of
+    the run still to go (SB3's linear schedule), so the last updates barely move the policy."""
+    _train(
+        tmp_path,
+        "agent.schedule=fixed",
+        "agent.lr_schedule=linear",
+        "agent.learning_rate=0.003",
+        f"steps={4 * PER_ITERATION}",
+    )
+    rates = [
+        row["train/learning_rate"] for row in _metrics_without_time(tmp_path) if "train/learning_rate" in row
+    ]
+    assert rates == pytest.approx([0.003, 0.00225, 0.0015, 0.00075])
+
+
 @pytest.mark.parametrize(
     ("override", "needle"),
     [
         ("agent.num_mini_batches=0", "agent.num_mini_batches=0 is out of range"),
         ("agent.num_mini_batches=1000", "exceeds the 192 samples"),
         ("agent.schedule=cosine", "agent.schedule=cosine is not allowed"),
+        ("agent.lr_schedule=linear", "agent.lr_schedule=linear needs agent.schedule=fixed"),
         ("agent.activation=relux", "agent.activation=relux is not allowed (did you mean relu"),
         ("agent.normalize_obs=true", "agent.empirical_normalization=true"),
         ("agent.init_noise_std=0", "agent.init_noise_std=0.0 is out of range"),

@@ -162,12 +162,16 @@ _RSL_UNUSED = {
     "normalize_obs": (False, "rsl_ppo normalises observations itself: agent.empirical_normalization=true"),
     "normalize_reward": (False, "rsl_ppo does not normalise rewards; leave it false"),
     "use_sde": (False, "rsl_ppo samples from a Gaussian with a learnt std; leave it false"),
-    "lr_schedule": ("constant", "rsl_ppo's learning rate follows agent.schedule=adaptive|fixed"),
 }
 
 
 def _check_rsl_ppo(cfg: DictConfig) -> None:
     agent = cfg.agent
+    if agent.get("lr_schedule", "constant") == "linear" and agent.get("schedule") != "fixed":
+        raise UserError(
+            f"agent.lr_schedule=linear needs agent.schedule=fixed for agent=rsl_ppo (schedule={agent.get('schedule')}"
+            " sets the rate itself)"
+        )
     for key, (default, fix) in _RSL_UNUSED.items():
         if key in agent and agent[key] != default:
             raise UserError(f"agent.{key}={agent[key]} is not used by agent=rsl_ppo; {fix}")

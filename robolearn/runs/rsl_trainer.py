@@ -202,9 +202,16 @@ class RslTrainer:
                 )
         return result
 
-    def _iterate(self) -> dict[str, float]:
-        """One rsl_rl iteration: rollout, returns, update; returns its figures."""
+    def _iterate(self, step: int) -> dict[str, float]:
+        """One rsl_rl iteration from env step `step`: rollout, returns, update; returns its figures."""
         alg, env = self.alg, self.env
+        if self.cfg.agent.get("lr_schedule", "constant") == "linear":  # schedule=fixed (validated)
+            # SB3's linear schedule: learning_rate x the share of the run still to go at this update.
+            alg.learning_rate = float(self.cfg.agent.learning_rate) * max(
+                1.0 - step / int(self.cfg.steps), 0.0
+            )
+            for group in alg.optimizer.param_groups:
+                group["lr"] = alg.learning_rate
         start = time.perf_counter()
         episodes: list[tuple[float, int]] = []
         obs = env.get_observations()
@@ -270,7 +277,7 @@ class RslTrainer:
         step = run.step
         resumed_at_end = state is not None and step >= int(cfg.steps)
         while step < int(cfg.steps):
-            figures = self._iterate()
+            figures = self._iterate(step)
             self.iteration += 1
             step += self.per_iteration
             run.log(step, {"train/iteration": float(self.iteration), **figures})
