@@ -100,6 +100,9 @@ class TrainDeltaSettings:
     # A fixed PPO learning rate: rsl-rl-lib's adaptive (KL) schedule cut it to its 1e-5 floor in the first
     # iteration of every delta run and kept it there (docs/asap.md, "Why the delta model did not fit").
     learning_rate: float = 1e-3
+    # The delta model finetune adds and evaluate replays: best (the run's best deterministic evaluation
+    # on the recording, its own objective) or final. Fixed-rate runs peak before their end (docs/asap.md).
+    checkpoint: str = "best"
     overrides: list[str] = field(default_factory=list)  # extra robolearn.train overrides
 
 
@@ -246,6 +249,10 @@ def validate_asap_config(cfg: DictConfig) -> None:
             raise UserError(
                 f"collect.schedule row {list(row)} must be [start s, vx, vy, yaw rate], e.g. [5.0, 0.5, 0.0, 0.0]"
             )
+    if cfg.train_delta.checkpoint not in ("final", "best"):
+        raise UserError(
+            f"train_delta.checkpoint={cfg.train_delta.checkpoint} is not allowed; choose final or best"
+        )
     for folder in cfg.finetune.reuse:
         if not Path(str(folder)).expanduser().is_dir():
             raise UserError(f"finetune.reuse has {folder}, not a folder: give ASAP pipeline out folders")
@@ -385,7 +392,10 @@ class Pipeline:
         if method == "asap":
             if not (self.delta_run / "final" / "model.zip").is_file():
                 raise UserError(f"{self.delta_run} has no final model: run stage=train_delta first")
-            return [f"+env.kwargs.delta_action.run={self.delta_run}"]
+            return [
+                f"+env.kwargs.delta_action.run={self.delta_run}",
+                f"+env.kwargs.delta_action.checkpoint={self.cfg.train_delta.checkpoint}",
+            ]
         if method == "nominal":
             return []
         if method == "delta_dynamics":
@@ -793,6 +803,7 @@ class Pipeline:
             joints = kwargs.get("delta_joints")
             sims["asap"] = {
                 "delta_run": self.delta_run,
+                "checkpoint": str(self.cfg.train_delta.checkpoint),
                 "delta_scale": float(kwargs.delta_scale),
                 "delta_joints": None if joints is None else [str(j) for j in joints],
             }

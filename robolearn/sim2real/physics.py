@@ -179,6 +179,7 @@ def replay_errors(
     horizon: int,
     physics: TrainingPhysics | None = None,
     delta_run: Path | None = None,
+    checkpoint: str = "final",
     delta_scale: float = 0.5,
     delta_joints: list[str] | None = None,
     residual: Path | None = None,
@@ -186,7 +187,7 @@ def replay_errors(
     delta_rule: Callable[[Any, np.ndarray], np.ndarray] | None = None,
 ) -> ReplayError:
     """Replay each start's recorded actions for `horizon` steps in the given physics (None: nominal),
-    plus the delta model of `delta_run` (ASAP's aligned simulator) or the residual-dynamics model
+    plus the delta model of `delta_run` (ASAP's aligned simulator; its `checkpoint`, final or best) or the residual-dynamics model
     `residual` (the delta-dynamics baseline's) when given. `delta_rule(task, obs)` gives the (starts,
     joints) delta of each step in place of a delta run (a benchmark's analytic delta); the task is
     the replaying DeltaActionTask, obs its delta observation."""
@@ -214,7 +215,7 @@ def replay_errors(
     if delta_run is not None:
         from robolearn.agents.rsl_ppo import RslPolicy
 
-        policy = RslPolicy.load(Path(delta_run) / "final" / "model.zip")
+        policy = RslPolicy.load(Path(delta_run) / checkpoint / "model.zip")
 
         def delta_rule(_task: Any, obs: np.ndarray) -> np.ndarray:
             return np.asarray(policy.predict(obs, deterministic=True)[0]).reshape(len(obs), -1)

@@ -37,6 +37,7 @@ SPEC = get_robot_spec("go2")
         (["stage=collect", "collect.attempts=0"], "collect.attempts=0 must be at least 1"),
         (["stage=collect", "train_delta.learning_rate=0"], "train_delta.learning_rate=0.0 must be > 0"),
         (["stage=collect", "train_delta.learning_rate=inf"], "train_delta.learning_rate=inf must be > 0"),
+        (["stage=collect", "train_delta.checkpoint=latest"], "train_delta.checkpoint=latest is not allowed"),
         (
             ["stage=collect", "finetune.reuse=[/nonexistent/row]"],
             "finetune.reuse has /nonexistent/row, not a folder",
