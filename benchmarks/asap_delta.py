@@ -71,9 +71,7 @@ def record(out: Path, mismatch: str, seconds: float, policy: Path, seed: int) ->
 
 def train(out: Path, data: Path, steps: int, seed: int, scale: float, extra: list[str]) -> Path:
     """The delta run in out/delta_run: trained once, reused only for the same training overrides."""
-    from omegaconf import OmegaConf
-
-    from robolearn.asap import TrainDeltaSettings, train_delta_overrides
+    from robolearn.asap import TrainDeltaSettings, ran_with, train_delta_overrides
 
     run = out / "delta_run"
     # The ASAP pipeline's train_delta recipe (its defaults: n_envs, learning rate), these steps and scale.
@@ -85,11 +83,7 @@ def train(out: Path, data: Path, steps: int, seed: int, scale: float, extra: lis
         *extra,  # last: the user's overrides win
     ]
     if (run / "final").is_dir():
-        given = run / ".hydra" / "overrides.yaml"
-        theirs = [str(o) for o in OmegaConf.load(given)] if given.is_file() else []
-        if [o for o in theirs if not o.startswith("hydra.")] != [
-            o for o in overrides if not o.startswith("hydra.")
-        ]:
+        if not ran_with(run, overrides):
             sys.exit(
                 f"{run} was trained with other settings; give another --name (or delete it) to train these"
             )
@@ -116,6 +110,7 @@ def analytic_gains(mismatch: str) -> tuple[np.ndarray, np.ndarray] | None:
 def evaluate(data: Path, run: Path | None, mismatch: str, scale: float) -> dict[str, Any]:
     """Replay every recorded start for HORIZON steps with each delta; errors and delta distances."""
     from robolearn.agents.rsl_ppo import RslPolicy
+    from robolearn.sim2real.delta_model import delta_actions
     from robolearn.sim2real.delta_task import DeltaActionTask
     from robolearn.sim2real.physics import replay_errors
 
@@ -141,7 +136,7 @@ def evaluate(data: Path, run: Path | None, mismatch: str, scale: float) -> dict[
 
     def trained(task: Any, obs: np.ndarray) -> np.ndarray:
         assert policy is not None
-        delta = np.clip(np.asarray(policy.predict(obs, deterministic=True)[0]).reshape(len(obs), -1), -1, 1)
+        delta = delta_actions(policy, obs)
         target = analytic(task)
         dist_trained.append(float(np.abs(delta - target).mean()))
         dist_zero.append(float(np.abs(target).mean()))

@@ -128,6 +128,19 @@ def train_delta_overrides(t: Any, robot: str, dataset: Path, seed: int, run: Pat
     ]
 
 
+def ran_with(run: Path, overrides: list[str]) -> bool:
+    """Whether `run` was trained with exactly these robolearn.train overrides (its .hydra/overrides.yaml),
+    hydra.* settings (the run folder) aside."""
+    given = run / ".hydra" / "overrides.yaml"
+    if not given.is_file():
+        return False
+
+    def command(items: list[str]) -> list[str]:
+        return [a for a in items if not a.startswith("hydra.")]
+
+    return command([str(o) for o in OmegaConf.load(given)]) == command(overrides)
+
+
 @dataclass
 class FinetuneSettings:
     steps: int = 2_000_000  # env steps of fine-tuning (added to nothing: a new run)
@@ -697,9 +710,6 @@ class Pipeline:
         where none did. The copy's reused.json names the folder it came from."""
         from robolearn.utils.sysinfo import package_versions
 
-        def command(items: list[str]) -> list[str]:
-            return [a for a in items if not a.startswith("hydra.")]
-
         mine = self.artifact / "policy.onnx"
         if not mine.is_file():
             return False
@@ -707,15 +717,15 @@ class Pipeline:
             donor = Path(str(folder)).expanduser().resolve()
             arm = donor / "finetune" / method
             their_run, their_artifact = arm / "run", arm / "artifact"
-            given, summary = their_run / ".hydra" / "overrides.yaml", their_run / "summary.json"
+            summary = their_run / "summary.json"
             theirs = donor / "pretrain" / "artifact" / "policy.onnx"
             if donor == self.out or not all(
-                f.is_file() for f in (their_artifact / "contract.json", given, summary, theirs)
+                f.is_file() for f in (their_artifact / "contract.json", summary, theirs)
             ):
                 continue
             done = json.loads(summary.read_text())
             if (
-                command([str(o) for o in OmegaConf.load(given)]) != command(args)
+                not ran_with(their_run, args)
                 or theirs.read_bytes() != mine.read_bytes()
                 or done.get("status") != "completed"
                 or done.get("resumes", 0) != 0

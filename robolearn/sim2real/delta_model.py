@@ -26,6 +26,13 @@ from robolearn.sim2real.delta_task import delta_observation
 CHECKPOINTS = ("final", "best")
 
 
+def delta_actions(policy: Any, obs: np.ndarray) -> np.ndarray:
+    """(rows, joints) deterministic delta of a delta run's actor on delta observations, clipped to
+    its output range: what finetune adds and what a replay steps with."""
+    raw = np.asarray(policy.predict(obs, deterministic=True)[0]).reshape(len(obs), -1)
+    return np.clip(raw, -DELTA_CLIP, DELTA_CLIP)
+
+
 class FrozenDelta:
     """A delta run's actor with the scale and mask it was trained with."""
 
@@ -83,6 +90,5 @@ class FrozenDelta:
         """(the robot action a + scale x mask x d, the delta d) for every env of the frame."""
         rows = np.arange(len(action))
         obs = delta_observation(spec, frame, rows, last_delta, action)
-        delta = np.clip(np.asarray(self.policy.predict(obs, deterministic=True)[0]), -DELTA_CLIP, DELTA_CLIP)
-        delta = delta.reshape(len(action), -1)
+        delta = delta_actions(self.policy, obs)
         return apply_delta(action, delta, self.scale, self.mask), delta

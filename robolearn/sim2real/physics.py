@@ -187,8 +187,8 @@ def replay_errors(
     delta_rule: Callable[[Any, np.ndarray], np.ndarray] | None = None,
 ) -> ReplayError:
     """Replay each start's recorded actions for `horizon` steps in the given physics (None: nominal),
-    plus the delta model of `delta_run` (ASAP's aligned simulator; its `checkpoint`, final or best) or the residual-dynamics model
-    `residual` (the delta-dynamics baseline's) when given. `delta_rule(task, obs)` gives the (starts,
+    plus the delta model of `delta_run` (ASAP's aligned simulator; its `checkpoint`, final or best)
+    or the residual-dynamics model `residual` (the delta-dynamics baseline's) when given. `delta_rule(task, obs)` gives the (starts,
     joints) delta of each step in place of a delta run (a benchmark's analytic delta); the task is
     the replaying DeltaActionTask, obs its delta observation."""
     if delta_rule is not None and delta_run is not None:
@@ -214,11 +214,12 @@ def replay_errors(
     )
     if delta_run is not None:
         from robolearn.agents.rsl_ppo import RslPolicy
+        from robolearn.sim2real.delta_model import delta_actions
 
         policy = RslPolicy.load(Path(delta_run) / checkpoint / "model.zip")
 
         def delta_rule(_task: Any, obs: np.ndarray) -> np.ndarray:
-            return np.asarray(policy.predict(obs, deterministic=True)[0]).reshape(len(obs), -1)
+            return delta_actions(policy, obs)
 
     venv = BatchedVecEnv(task)
     try:
