@@ -16,7 +16,8 @@
    and base position error in the nominal simulator with no delta, with the trained delta and, for
    mismatches of the motor gains only (kp065, gains_strength: where it is known), with the analytic
    delta (k_p - 1) (a - (q - q0) / s) + (1 - k_d) (kd / kp) qd / s, the action change that makes the
-   nominal PD law give the target's torque (torque limits aside; -0.35 (a - (q - q0) / s) for kp065);
+   nominal PD law give the target's torque (torque limits aside; -0.35 (a - (q - q0) / s) for kp065),
+   or for a one-period delay (delay1) the action recorded the step before minus the action;
    and the trained delta's mean absolute distance to the analytic one against the zero delta's.
 --data replays an existing delta dataset (e.g. an ASAP pipeline's collect/delta/data) instead of
 recording; --run evaluates an existing train_delta run instead of training.
@@ -32,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,44 +94,70 @@ def train(out: Path, data: Path, steps: int, seed: int, scale: float, extra: lis
     return run
 
 
+def _edits(mismatch: str) -> list[dict[str, Any]]:
+    import yaml
+
+    return yaml.safe_load((REPO / "configs" / "mismatch" / f"{mismatch}.yaml").read_text())["edits"] or []
+
+
 def analytic_gains(mismatch: str) -> tuple[np.ndarray, np.ndarray] | None:
     """(kp scale, kd scale) per joint of a mismatch whose edits are motor gains (and torque limits,
     which the analytic delta ignores); None for any other."""
-    import yaml
-
     from robolearn.deploy.mismatch import target_physics
     from robolearn.robots.registry import get_robot_spec
 
-    edits = yaml.safe_load((REPO / "configs" / "mismatch" / f"{mismatch}.yaml").read_text())["edits"] or []
+    edits = _edits(mismatch)
     if not edits or any(e["kind"] not in ("motor_kp", "motor_kd", "joint_torque_limit") for e in edits):
         return None
     target = target_physics(get_robot_spec("go2"), edits, name=mismatch)
     return target.kp_scale, target.kd_scale
 
 
-def evaluate(data: Path, run: Path | None, mismatch: str, scale: float) -> dict[str, Any]:
+def analytic_rule(mismatch: str, scale: float) -> Callable[[Any], np.ndarray] | None:
+    """The delta that makes the nominal simulator replay a mismatch's recording, as a function of the
+    replaying DeltaActionTask, where it is known: motor gains (the PD law's torque) or a one-period
+    command delay (the action recorded the step before); None for any other mismatch."""
+    gains = analytic_gains(mismatch)
+    if gains is not None:
+        kp_s, kd_s = gains
+
+        def pd(task: Any) -> np.ndarray:
+            spec, frame = task.robot_spec, task.backend.frame()
+            s = spec.action_scale_array
+            change = (kp_s - 1.0) * (task.recorded_action - (frame.joint_pos - spec.default_pos_array) / s)
+            change += (1.0 - kd_s) * spec.kd_array * frame.joint_vel / (spec.kp_array * s)
+            return np.asarray(np.clip(change / scale, -1.0, 1.0))
+
+        return pd
+    if _edits(mismatch) == [{"kind": "action_delay", "steps": 1}]:
+
+        def delay(task: Any) -> np.ndarray:
+            return np.asarray(np.clip((task.previous_recorded - task.recorded_action) / scale, -1.0, 1.0))
+
+        return delay
+    return None
+
+
+def evaluate(
+    data: Path, run: Path | None, mismatch: str, scale: float, checkpoint: str = "best"
+) -> dict[str, Any]:
     """Replay every recorded start for HORIZON steps with each delta; errors and delta distances."""
     from robolearn.agents.rsl_ppo import RslPolicy
-    from robolearn.sim2real.delta_model import delta_actions
+    from robolearn.sim2real.delta_model import delta_actions, delta_settings
     from robolearn.sim2real.delta_task import DeltaActionTask
     from robolearn.sim2real.physics import replay_errors
 
-    probe = DeltaActionTask(str(data), horizon=HORIZON, delta_scale=scale)
+    probe = DeltaActionTask(str(data), horizon=HORIZON, delta_scale=scale, tolerances_from_recording=False)
     starts = probe.starts.copy()
     probe.close()
-    policy = None if run is None else RslPolicy.load(run / "final" / "model.zip")
-    gains = analytic_gains(mismatch)
+    policy = None if run is None else RslPolicy.load(run / checkpoint / "model.zip")
+    # The trained delta reads the inputs it was trained with (a run from before previous_action did not).
+    previous = True if run is None else delta_settings(run).previous_action
+    known = analytic_rule(mismatch, scale)
 
     def analytic(task: Any) -> np.ndarray:
         """The analytic delta of this step (zero where the mismatch's is not known)."""
-        if gains is None:
-            return np.zeros_like(task.recorded_action)
-        kp_s, kd_s = gains
-        spec, frame = task.robot_spec, task.backend.frame()
-        s = spec.action_scale_array
-        change = (kp_s - 1.0) * (task.recorded_action - (frame.joint_pos - spec.default_pos_array) / s)
-        change += (1.0 - kd_s) * spec.kd_array * frame.joint_vel / (spec.kp_array * s)
-        return np.asarray(np.clip(change / scale, -1.0, 1.0))
+        return np.zeros_like(task.recorded_action) if known is None else known(task)
 
     dist_trained: list[float] = []
     dist_zero: list[float] = []
@@ -145,13 +173,15 @@ def evaluate(data: Path, run: Path | None, mismatch: str, scale: float) -> dict[
     rules = {
         "zero": lambda task, obs: np.zeros_like(task.recorded_action),
         "trained": None if policy is None else trained,
-        "analytic": None if gains is None else (lambda task, obs: analytic(task)),
+        "analytic": None if known is None else (lambda task, obs: analytic(task)),
     }
     rows: dict[str, Any] = {"starts": len(starts)}
     for name, rule in rules.items():
         if rule is None:
             continue
-        err = replay_errors(data, starts, horizon=HORIZON, delta_scale=scale, delta_rule=rule)
+        err = replay_errors(
+            data, starts, horizon=HORIZON, delta_scale=scale, delta_rule=rule, previous_action=previous
+        )
         rows[name] = {"joint_pos_rms_rad": err.joint_pos_rms, "base_pos_m": err.base_pos}
     if dist_trained:
         rows["trained"]["mean_abs_distance_to_analytic"] = float(np.mean(dist_trained))
@@ -174,6 +204,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None, help="an existing delta dataset: no recording")
     parser.add_argument("--run", type=Path, default=None, help="an existing train_delta run: no training")
     parser.add_argument("--name", default=None, help="folder name under --out / --results")
+    parser.add_argument(
+        "--checkpoint",
+        choices=("best", "final"),
+        default="best",
+        help="the delta model replayed (the pipeline's: best)",
+    )
     parser.add_argument("extra", nargs="*", help="train overrides after --, e.g. -- agent.schedule=fixed")
     args = parser.parse_args()
     if args.steps is None:
@@ -198,7 +234,7 @@ def main() -> None:
         from omegaconf import OmegaConf
 
         args.delta_scale = float(OmegaConf.load(run / "config.yaml").env.kwargs.delta_scale)
-    rows = evaluate(data, run, args.mismatch, args.delta_scale)
+    rows = evaluate(data, run, args.mismatch, args.delta_scale, args.checkpoint)
     summary = {
         "mismatch": args.mismatch,
         "seconds": args.seconds,
@@ -208,6 +244,7 @@ def main() -> None:
         "data": str(data),
         "horizon": HORIZON,
         "delta_scale": args.delta_scale,
+        "checkpoint": args.checkpoint,
         "train_overrides": args.extra,
         "record_s": round(t1 - t0, 1),
         "train_s": round(t2 - t1, 1),

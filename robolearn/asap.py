@@ -96,6 +96,9 @@ class TrainDeltaSettings:
     steps: int = 2_000_000
     horizon: int = 4
     delta_scale: float = 0.5
+    # The delta also reads the action recorded the step before: without it a delta on the current
+    # action cannot express a command delay (docs/asap.md, friction_mass_delay).
+    previous_action: bool = True
     n_envs: int = 1024  # 16 steps each per PPO update: 16k samples (256 envs fitted worse: docs/asap.md)
     # A fixed PPO learning rate: rsl-rl-lib's adaptive (KL) schedule cut it to its 1e-5 floor in the first
     # iteration of every delta run and kept it there (docs/asap.md, "Why the delta model did not fit").
@@ -106,6 +109,9 @@ class TrainDeltaSettings:
     overrides: list[str] = field(default_factory=list)  # extra robolearn.train overrides
 
 
+DELTA_EXPLORATION = 0.15  # the delta policy's initial action noise, in action units
+
+
 def train_delta_overrides(t: Any, robot: str, dataset: Path, seed: int, run: Path) -> list[str]:
     """The `robolearn.train` overrides of a delta-action run from train_delta settings (a
     TrainDeltaSettings or its config node): the one recipe the pipeline and benchmarks/asap_delta.py use."""
@@ -114,10 +120,12 @@ def train_delta_overrides(t: Any, robot: str, dataset: Path, seed: int, run: Pat
         f"env.kwargs.dataset={dataset}",
         f"env.kwargs.horizon={int(t.horizon)}",
         f"env.kwargs.delta_scale={float(t.delta_scale)}",
+        f"env.kwargs.previous_action={str(bool(t.previous_action)).lower()}",
         "agent=rsl_ppo",
         f"agent.n_envs={int(t.n_envs)}",
         "agent.num_steps_per_env=16",
-        "agent.init_noise_std=0.3",  # a delta starts near zero: exploration of 0.3 of its range
+        # A delta starts near zero, exploring 0.15 action units whatever its scale (0.3 at scale 0.5).
+        f"agent.init_noise_std={DELTA_EXPLORATION / float(t.delta_scale):g}",
         "agent.schedule=fixed",
         f"agent.learning_rate={float(t.learning_rate)}",
         f"steps={int(t.steps)}",
@@ -809,14 +817,8 @@ class Pipeline:
         starts = replay_starts(self.dataset, h)
         sims: dict[str, Any] = {"nominal": {}}
         if (self.delta_run / "final" / "model.zip").is_file():
-            kwargs = OmegaConf.load(self.delta_run / "config.yaml").env.kwargs
-            joints = kwargs.get("delta_joints")
-            sims["asap"] = {
-                "delta_run": self.delta_run,
-                "checkpoint": str(self.cfg.train_delta.checkpoint),
-                "delta_scale": float(kwargs.delta_scale),
-                "delta_joints": None if joints is None else [str(j) for j in joints],
-            }
+            # Replayed with the scale, joints and inputs the run was trained with (delta_settings).
+            sims["asap"] = {"delta_run": self.delta_run, "checkpoint": str(self.cfg.train_delta.checkpoint)}
         if self.sysid_file.is_file():
             fitted = params_from_dict(json.loads(self.sysid_file.read_text())["params"])
             sims["sysid"] = {"physics": TrainingPhysics(fitted)}

@@ -196,6 +196,28 @@ def test_a_linear_rate_decays_to_zero_over_the_run(tmp_path: Path) -> None:
     assert rates == pytest.approx([0.003, 0.00225, 0.0015, 0.00075])
 
 
+def test_actor_output_gain_scales_the_initial_mean_action_only() -> None:
+    """agent.actor_output_gain=0.01 multiplies the actor's last layer at initialisation: from the same
+    torch seed, its mean action is 0.01 x rsl_rl's own, and every other weight is the same."""
+    from robolearn.agents.rsl_ppo import build_rsl_ppo
+
+    env = RslVecEnv(make_vec_env(_config().env, n_envs=8, seed=0))
+    try:
+        algs = []
+        for gain in ("1.0", "0.01"):
+            torch.manual_seed(0)
+            algs.append(build_rsl_ppo(_config(f"agent.actor_output_gain={gain}").agent, env, "cpu"))
+        plain, small = (a.actor.mlp.state_dict() for a in algs)
+        last = [k for k in plain if k.endswith("weight")][-1].rsplit(".", 1)[0]
+        for key in plain:
+            factor = 0.01 if key.startswith(last + ".") else 1.0
+            torch.testing.assert_close(small[key], factor * plain[key])
+        obs = env.get_observations()
+        torch.testing.assert_close(algs[1].actor(obs), 0.01 * algs[0].actor(obs))
+    finally:
+        env.close()
+
+
 @pytest.mark.parametrize(
     ("override", "needle"),
     [
@@ -206,6 +228,7 @@ def test_a_linear_rate_decays_to_zero_over_the_run(tmp_path: Path) -> None:
         ("agent.activation=relux", "agent.activation=relux is not allowed (did you mean relu"),
         ("agent.normalize_obs=true", "agent.empirical_normalization=true"),
         ("agent.init_noise_std=0", "agent.init_noise_std=0.0 is out of range"),
+        ("agent.actor_output_gain=0", "agent.actor_output_gain=0.0 is out of range"),
         ("agent.clip_param=-0.1", "agent.clip_param=-0.1 is out of range"),
         (
             "agent.env_on_device=true",

@@ -95,6 +95,12 @@ def build_rsl_ppo(agent: Any, env: RslVecEnv, device: str) -> Any:
     obs = env.get_observations()
     groups = obs_groups(agent, list(obs.keys()))
     actor = rsl.models.MLPModel(obs, groups, "actor", env.num_actions, **_actor_kwargs(agent)).to(device)
+    gain = float(agent.get("actor_output_gain", 1.0))
+    if gain != 1.0:  # the initial mean action near zero (agent.actor_output_gain)
+        last = [m for m in actor.mlp.modules() if isinstance(m, torch.nn.Linear)][-1]
+        with torch.no_grad():
+            last.weight.mul_(gain)
+            last.bias.mul_(gain)
     critic = rsl.models.MLPModel(obs, groups, "critic", 1, **_critic_kwargs(agent)).to(device)
     storage = rsl.storage.RolloutStorage(
         "rl", env.num_envs, int(agent.num_steps_per_env), obs, [env.num_actions], device

@@ -82,6 +82,9 @@ class RslPPOConfig(AgentConfig):
     critic_hidden_dims: list[int] = field(default_factory=lambda: [512, 256, 128])
     activation: str = "elu"
     init_noise_std: float = 1.0
+    # Scales the actor's last layer at initialisation (1: rsl_rl's own init), so the initial mean action
+    # is near zero, as SB3's policy head (gain 0.01); ASAP's delta model starts this way.
+    actor_output_gain: float = 1.0
     noise_std_type: str = "scalar"  # scalar | log
     empirical_normalization: bool = True
     num_learning_epochs: int = 5

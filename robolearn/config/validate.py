@@ -96,6 +96,10 @@ _RANGES: dict[str, tuple[Check, str]] = {
     "agent.entropy_coef": (lambda v: v >= 0, "a number >= 0"),
     "agent.max_grad_norm": (lambda v: v > 0, "a positive number"),
     "agent.init_noise_std": (lambda v: v > 0, "a positive standard deviation (rsl_rl's default: 1.0)"),
+    "agent.actor_output_gain": (
+        lambda v: 0 < v <= 1,
+        "a factor in (0, 1] on the actor's last layer, e.g. 0.01",
+    ),
     "agent.actor_hidden_dims": (
         lambda v: len(v) >= 1 and all(n >= 1 for n in v),
         "a list of layer sizes >= 1",

@@ -4,15 +4,16 @@
 step's robot action a' = a + scale x mask x d(s, a) (robolearn.sim2real.delta.apply_delta), with d the
 delta run's deterministic actor on delta_observation(s, a) (robolearn.sim2real.delta_task). The scale
 and joint mask are read from the delta run's own config, so finetune cannot use another scale than the
-one train_delta learnt with. The policy being fine-tuned still observes its own action as last_action;
-the deployed policy runs without the delta.
+one train_delta learnt with; a run trained with previous_action (the delta task's default) also reads
+the policy's action of the step before. The policy being fine-tuned still observes its own action as
+last_action; the deployed policy runs without the delta.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from omegaconf import OmegaConf
@@ -33,15 +34,45 @@ def delta_actions(policy: Any, obs: np.ndarray) -> np.ndarray:
     return np.clip(raw, -DELTA_CLIP, DELTA_CLIP)
 
 
+class DeltaSettings(NamedTuple):
+    """How a delta run's actor is applied: its scale, its joint names (None: every joint) and whether
+    it reads the previous action."""
+
+    scale: float
+    joints: list[str] | None
+    previous_action: bool
+
+
+def delta_settings(run: Path) -> DeltaSettings:
+    """The delta settings a train_delta run was trained with (its config.yaml's env.kwargs); a run from
+    before previous_action existed did not read it."""
+    kwargs = OmegaConf.select(OmegaConf.load(Path(run) / "config.yaml"), "env.kwargs", default=None) or {}
+    joints = kwargs.get("delta_joints")
+    return DeltaSettings(
+        float(kwargs.get("delta_scale", 0.5)),
+        None if joints is None else [str(j) for j in joints],
+        bool(kwargs.get("previous_action", False)),
+    )
+
+
 class FrozenDelta:
     """A delta run's actor with the scale and mask it was trained with."""
 
-    def __init__(self, run: Path, policy: Any, robot: str, scale: float, mask: np.ndarray) -> None:
+    def __init__(
+        self,
+        run: Path,
+        policy: Any,
+        robot: str,
+        scale: float,
+        mask: np.ndarray,
+        previous_action: bool = False,
+    ) -> None:
         self.run = run
         self.policy = policy
         self.robot = robot
         self.scale = scale
         self.mask = mask
+        self.previous_action = previous_action
 
     @classmethod
     def from_kwargs(cls, options: Mapping[str, Any], spec: RobotSpec) -> FrozenDelta:
@@ -78,17 +109,22 @@ class FrozenDelta:
             raise UserError(f"delta_action.run={run}: only agent=rsl_ppo delta runs load here")
         from robolearn.agents.rsl_ppo import RslPolicy
 
-        kwargs = OmegaConf.to_container(OmegaConf.select(cfg, "env.kwargs", default={}), resolve=True) or {}
-        assert isinstance(kwargs, dict)
-        scale = float(kwargs.get("delta_scale", 0.5))
-        mask = joint_mask(spec, kwargs.get("delta_joints"))
-        return cls(run, RslPolicy.load(model), spec.name, scale, mask)
+        settings = delta_settings(run)
+        mask = joint_mask(spec, settings.joints)
+        return cls(run, RslPolicy.load(model), spec.name, settings.scale, mask, settings.previous_action)
 
     def __call__(
-        self, spec: RobotSpec, frame: SimFrame, action: np.ndarray, last_delta: np.ndarray
+        self,
+        spec: RobotSpec,
+        frame: SimFrame,
+        action: np.ndarray,
+        last_delta: np.ndarray,
+        previous_action: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(the robot action a + scale x mask x d, the delta d) for every env of the frame."""
+        """(the robot action a + scale x mask x d, the delta d) for every env of the frame;
+        previous_action is the policy's action of the step before (zeros after a reset)."""
         rows = np.arange(len(action))
-        obs = delta_observation(spec, frame, rows, last_delta, action)
+        previous = previous_action if self.previous_action else None
+        obs = delta_observation(spec, frame, rows, last_delta, action, previous)
         delta = delta_actions(self.policy, obs)
         return apply_delta(action, delta, self.scale, self.mask), delta

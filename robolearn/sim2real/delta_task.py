@@ -7,7 +7,8 @@ the action the policy sent there plus the agent's delta, a' = a + scale x mask x
 state (joint positions and velocities, base position, orientation and linear and angular velocity),
 minus a penalty on the delta. The agent observes the simulated state (what it would see during
 fine-tuning: base angular velocity, gravity in the body frame, joint positions and velocities, its
-last delta, the base's body-frame linear velocity) and the recorded action it is to correct.
+last delta, the base's body-frame linear velocity), the recorded action it is to correct and, with
+previous_action (the default), the action recorded the step before, which a command delay executes.
 It is a RobotTask, so robolearn.envs.vector.BatchedVecEnv batches it for any agent; ASAP's
 train_delta stage builds it from the dataset a collect stage wrote.
 
@@ -41,6 +42,7 @@ DELTA_TERMS: tuple[ObsTerm, ...] = (
     ObsTerm("joint_vel", scale=0.05),
     ObsTerm("last_action", scale=1.0),
 )
+CALIBRATION_STARTS = 1024  # recorded starts bare_replay_errors replays
 DEFAULT_SCALES = {
     "joint_pos": 1.0,
     "joint_vel": 0.5,
@@ -64,12 +66,19 @@ DEFAULT_TOLERANCES = {
 
 
 def delta_observation(
-    spec: RobotSpec, frame: SimFrame, rows: np.ndarray, last_delta: np.ndarray, action: np.ndarray
+    spec: RobotSpec,
+    frame: SimFrame,
+    rows: np.ndarray,
+    last_delta: np.ndarray,
+    action: np.ndarray,
+    previous_action: np.ndarray | None = None,
 ) -> np.ndarray:
     """(k, obs) float32 input of a delta-action model for envs `rows` of a frame: DELTA_TERMS of the
-    simulated state (its last delta as last_action), the base's body-frame linear velocity x 2, then
-    the action to correct. The one construction train_delta (DeltaActionTask) and finetune
-    (RobotTask's delta_action) use; the simulator's state without noise."""
+    simulated state (its last delta as last_action), the base's body-frame linear velocity x 2, the
+    action to correct, then (when given) the policy's action of the step before: with it a delta can
+    express a command delay (a one-period delay's delta is previous - action). The one construction
+    train_delta (DeltaActionTask) and finetune (RobotTask's delta_action) use; the simulator's state
+    without noise."""
     state = RobotState(
         joint_pos=frame.joint_pos[rows],
         joint_vel=frame.joint_vel[rows],
@@ -80,7 +89,8 @@ def delta_observation(
     )
     obs = build_observation(state, spec, DELTA_TERMS, rng=None, clip=OBS_CLIP)
     lin = quat_rotate_inverse_rows(frame.root_quat[rows], frame.root_lin_vel[rows]) * 2.0
-    extra = np.clip(np.concatenate([lin, action], axis=1), -OBS_CLIP, OBS_CLIP).astype(np.float32)
+    parts = [lin, action] if previous_action is None else [lin, action, previous_action]
+    extra = np.clip(np.concatenate(parts, axis=1), -OBS_CLIP, OBS_CLIP).astype(np.float32)
     return np.concatenate([obs, extra], axis=1)
 
 
@@ -144,7 +154,9 @@ class DeltaActionTask(RobotTask):
         delta_joints: Sequence[str] | None = None,
         reward_scales: Mapping[str, float] | None = None,
         reward_tolerances: Mapping[str, float] | None = None,
+        tolerances_from_recording: bool = True,
         max_base_error: float = 0.3,
+        previous_action: bool = True,
         randomization: Mapping[str, Any] | None = None,
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
@@ -155,6 +167,12 @@ class DeltaActionTask(RobotTask):
                 "the delta-action task needs env.kwargs.dataset=<delta dataset folder> (a recording on the"
                 " target: robolearn.sim2real.recordings.write_delta_dataset)"
             )
+        for name, flag in (
+            ("previous_action", previous_action),
+            ("tolerances_from_recording", tolerances_from_recording),
+        ):
+            if not isinstance(flag, bool):
+                raise UserError(f"{name}={flag!r} must be true or false")
         if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
             raise UserError(f"horizon={horizon!r} must be a whole number of policy steps >= 1, e.g. 4")
         segments, provenance = load_delta_dataset(dataset, robot)
@@ -189,7 +207,7 @@ class DeltaActionTask(RobotTask):
             action_clip=DELTA_CLIP,
             max_episode_steps=horizon if max_episode_steps is None else min(horizon, max_episode_steps),
             render_mode=render_mode,
-            extra_obs_size=3 + len(get_spec_joints(robot)),
+            extra_obs_size=3 + len(get_spec_joints(robot)) * (2 if previous_action else 1),
             residual_dynamics=residual_dynamics,
         )
         spec = self.robot_spec
@@ -226,7 +244,12 @@ class DeltaActionTask(RobotTask):
         self.segment = np.zeros(n, dtype=np.int64)  # which recorded stretch each env replays
         self.origin = np.zeros(n, dtype=np.int64)  # the step it was reset to
         self.recorded_action = np.zeros((n, spec.num_joints))
+        self.previous_action = bool(previous_action)
+        self.previous_recorded = np.zeros((n, spec.num_joints))  # the action recorded the step before
         self._forced_starts: np.ndarray | None = None
+        if tolerances_from_recording:
+            given = {str(k): float(v) for k, v in (reward_tolerances or {}).items()}
+            self.reward_tolerances = {**self.bare_replay_errors(), **given}
 
     def reset_to(self, ids: np.ndarray, starts: np.ndarray) -> None:
         """Start envs ids at the given (stretch, step) rows of `starts` (evaluation over every start)."""
@@ -235,6 +258,31 @@ class DeltaActionTask(RobotTask):
             self.reset_envs(ids)
         finally:
             self._forced_starts = None
+
+    def bare_replay_errors(self) -> dict[str, float]:
+        """Each state term's RMS error (per joint for the joint terms) when the recorded actions are
+        replayed without a delta for `horizon` steps from up to CALIBRATION_STARTS starts spread evenly
+        over the recording (in batches of num_envs, so the figure does not depend on it): the
+        tolerances_from_recording default, under which the bare replay earns e^-1 on every term
+        whatever the mismatch. Fixed tolerances flatten a term whose errors are many times its
+        tolerance (exp(-11) for the joint positions of a walking recording with a command delay
+        against 0.01 rad). Leaves every env to be reset."""
+        n, nj = self.num_envs, self.robot_spec.num_joints
+        count = min(len(self.starts), CALIBRATION_STARTS)
+        starts = self.starts[np.linspace(0, len(self.starts) - 1, count).round().astype(np.int64)]
+        sums = dict.fromkeys(DEFAULT_TOLERANCES, 0.0)
+        zero = np.zeros((n, nj))
+        for first in range(0, count, n):
+            chunk = starts[first : first + n]
+            self.reset_to(self._all_ids, chunk[np.arange(n) % len(chunk)])  # the last batch repeats
+            for _ in range(self.horizon):
+                self.step_envs(zero)
+                ctx = self.reward_context(self.backend.frame(), zero, zero, np.zeros(n, dtype=bool))
+                for name in sums:
+                    sums[name] += float(np.sum(getattr(ctx, name)[: len(chunk)]))
+        return {
+            name: max(float(np.sqrt(total / (count * self.horizon))), 1e-6) for name, total in sums.items()
+        }
 
     # -- the recording ---------------------------------------------------------------------------
     def _index_recording(self) -> None:
@@ -256,8 +304,11 @@ class DeltaActionTask(RobotTask):
         return self._actions_all[self._action_row[self.segment[ids]] + np.maximum(self.origin[ids] - back, 0)]
 
     def _load_actions(self, ids: np.ndarray) -> None:
-        rows = self._action_row[self.segment[ids]] + self.origin[ids] + self.episode_step[ids]
-        self.recorded_action[ids] = self._actions_all[rows]
+        first = self._action_row[self.segment[ids]]
+        step = self.origin[ids] + self.episode_step[ids]
+        self.recorded_action[ids] = self._actions_all[first + step]
+        # The stretch's first action stands in before it began, as in action_before_start.
+        self.previous_recorded[ids] = self._actions_all[first + np.maximum(step - 1, 0)]
 
     # -- RobotTask hooks -------------------------------------------------------------------------
     def initial_state(self, ids: np.ndarray) -> RootJointState:
@@ -299,8 +350,9 @@ class DeltaActionTask(RobotTask):
     def observe(self, frame: SimFrame, ids: np.ndarray | None = None) -> np.ndarray:
         """robolearn.sim2real.delta_task.delta_observation of envs ids (all by default)."""
         rows = self._all_ids if ids is None else np.asarray(ids, dtype=np.int64)
+        previous = self.previous_recorded[rows] if self.previous_action else None
         return delta_observation(
-            self.robot_spec, frame, rows, self.last_action[rows], self.recorded_action[rows]
+            self.robot_spec, frame, rows, self.last_action[rows], self.recorded_action[rows], previous
         )
 
     def reward_context(

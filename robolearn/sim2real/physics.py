@@ -163,7 +163,7 @@ def replay_starts(dataset: Path | str, horizon: int, limit: int | None = None, s
     drawn evenly with `seed`."""
     from robolearn.sim2real.delta_task import DeltaActionTask
 
-    probe = DeltaActionTask(str(dataset), horizon=horizon)
+    probe = DeltaActionTask(str(dataset), horizon=horizon, tolerances_from_recording=False)
     starts = probe.starts.copy()
     probe.close()
     if limit is not None and len(starts) > limit:
@@ -185,14 +185,21 @@ def replay_errors(
     residual: Path | None = None,
     robot: str = "go2",
     delta_rule: Callable[[Any, np.ndarray], np.ndarray] | None = None,
+    previous_action: bool = True,
 ) -> ReplayError:
     """Replay each start's recorded actions for `horizon` steps in the given physics (None: nominal),
-    plus the delta model of `delta_run` (ASAP's aligned simulator; its `checkpoint`, final or best)
-    or the residual-dynamics model `residual` (the delta-dynamics baseline's) when given. `delta_rule(task, obs)` gives the (starts,
-    joints) delta of each step in place of a delta run (a benchmark's analytic delta); the task is
-    the replaying DeltaActionTask, obs its delta observation."""
+    plus the delta model of `delta_run` (ASAP's aligned simulator; its `checkpoint`, final or best,
+    applied with the scale, joints and inputs it was trained with) or the residual-dynamics model
+    `residual` (the delta-dynamics baseline's) when given. `delta_rule(task, obs)` gives the (starts,
+    joints) delta of each step in place of a delta run (a benchmark's analytic delta), applied with
+    delta_scale and delta_joints; the task is the replaying DeltaActionTask, obs its delta observation
+    (with the previous recorded action when previous_action)."""
     if delta_rule is not None and delta_run is not None:
         raise UserError("replay_errors takes delta_run or delta_rule, not both")
+    if delta_run is not None:
+        from robolearn.sim2real.delta_model import delta_settings
+
+        delta_scale, delta_joints, previous_action = delta_settings(Path(delta_run))
     from robolearn.envs.vector import BatchedVecEnv
     from robolearn.sim2real.delta_task import DeltaActionTask
 
@@ -206,6 +213,8 @@ def replay_errors(
         horizon=horizon,
         delta_scale=delta_scale,
         delta_joints=delta_joints,
+        previous_action=previous_action,
+        tolerances_from_recording=False,  # no reward is read
         # No replay ends early: a candidate far from the target drifts, and that is its error.
         max_base_error=float("inf"),
         model_path=None if physics is None or physics.model_path is None else str(physics.model_path),

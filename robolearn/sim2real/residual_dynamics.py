@@ -67,11 +67,13 @@ def residual_samples(dataset: Path | str, robot: str = "go2") -> tuple[np.ndarra
 
     # Horizon 2, of which one step is taken: an episode of one step would end at that step and the
     # vector env would reset it before the next state could be read.
-    probe = DeltaActionTask(str(dataset), robot=robot, horizon=2)
+    probe = DeltaActionTask(str(dataset), robot=robot, horizon=2, tolerances_from_recording=False)
     starts = probe.starts.copy()
     probe.close()
     n = len(starts)
-    task = DeltaActionTask(str(dataset), robot=robot, num_envs=n, backend="batch", horizon=2)
+    task = DeltaActionTask(
+        str(dataset), robot=robot, num_envs=n, backend="batch", horizon=2, tolerances_from_recording=False
+    )
     venv = BatchedVecEnv(task)
     try:
         venv.seed(0)

@@ -52,3 +52,24 @@ def kp065_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "mujoco.push_velocity=0.4",
     )
     return write_delta_dataset(log, log / "truth", root / "delta")
+
+
+@pytest.fixture(scope="session")
+def delay1_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ASAP's delta dataset from 1.5 s of the shipped walker (standing still on command, its actions
+    changing from step to step as it is pushed) on a target with one control period of command delay
+    (mismatch=delay1)."""
+    from deploy_helpers import REPO
+
+    from robolearn.sim2real.recordings import write_delta_dataset
+
+    root = tmp_path_factory.mktemp("delay1")
+    log = record_in_process(
+        root / "log",
+        "mismatch=delay1",
+        "duration_s=1.5",
+        "mujoco.push_interval_s=[0.2,0.4]",
+        "mujoco.push_velocity=0.4",
+        policy=REPO / "policies" / "reference" / "go2_walk",
+    )
+    return write_delta_dataset(log, log / "truth", root / "delta")

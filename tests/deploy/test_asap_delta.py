@@ -71,6 +71,45 @@ def test_the_analytic_delta_reproduces_the_weaker_motors_transitions(dataset: Pa
     assert fixed_reward > bare_reward
 
 
+def test_a_delay_is_expressible_from_the_previous_action_in_the_delta_observation(
+    delay1_dataset: Path,
+) -> None:
+    """On a target that executes the action sent the step before, the delta previous - action, read
+    from the delta observation's last two blocks (the action to correct, the one recorded before it),
+    replays the recording exactly as the nominal simulator with the true one-period delay does, and
+    far better than the bare replay (0.0067 against 0.0315 rad here). Without previous_action the
+    observation lacks that block, and the delta cannot express a delay."""
+    from robolearn.sim2real.physics import PhysicsParams, TrainingPhysics, replay_errors, replay_starts
+
+    nj = SPEC.num_joints
+    scale = 4.0  # wide enough that no step's previous - action is clipped
+    without = DeltaActionTask(str(delay1_dataset), horizon=4, previous_action=False)
+    with_previous = DeltaActionTask(str(delay1_dataset), horizon=4)
+    try:
+        assert with_previous.observation_space.shape[0] == without.observation_space.shape[0] + nj
+    finally:
+        without.close()
+        with_previous.close()
+    moved: list[float] = []
+
+    def from_observation(task: DeltaActionTask, obs: np.ndarray) -> np.ndarray:
+        action, previous = obs[:, -2 * nj : -nj], obs[:, -nj:]
+        np.testing.assert_allclose(action, task.recorded_action, atol=1e-6)
+        np.testing.assert_allclose(previous, task.previous_recorded, atol=1e-6)
+        moved.append(float(np.abs(previous - action).max()))
+        return (previous - action) / scale
+
+    starts = replay_starts(delay1_dataset, 4)
+    bare = replay_errors(delay1_dataset, starts, horizon=4)
+    delayed = replay_errors(
+        delay1_dataset, starts, horizon=4, physics=TrainingPhysics(PhysicsParams(delay=1))
+    )
+    delta = replay_errors(delay1_dataset, starts, horizon=4, delta_scale=scale, delta_rule=from_observation)
+    assert max(moved) > 0.1  # the walker's actions change from step to step, so the delay matters
+    assert delta.joint_pos_rms == pytest.approx(delayed.joint_pos_rms, rel=1e-6)
+    assert delta.joint_pos_rms < 0.3 * bare.joint_pos_rms, (delta, bare)
+
+
 @pytest.fixture(scope="module")
 def delta_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """train_delta as the ASAP pipeline runs it (robolearn.asap.train_delta_overrides: its fixed
@@ -117,7 +156,7 @@ def test_finetune_adds_the_frozen_delta_with_the_scale_it_was_trained_with(delta
     task = VelocityTask(num_envs=3, backend="batch", delta_action={"run": str(delta_run)})
     try:
         assert task.observation_space.shape == plain.observation_space.shape == (45,)
-        assert task.frozen_delta.scale == SCALE
+        assert task.frozen_delta.scale == SCALE and task.frozen_delta.previous_action
         for t in (task, plain):  # the same reset draws: both start from the same state
             t.seed_rng(0)
             t.reset_envs(np.arange(3))
@@ -125,7 +164,8 @@ def test_finetune_adds_the_frozen_delta_with_the_scale_it_was_trained_with(delta
         for _ in range(3):
             action = rng.uniform(-1.0, 1.0, size=(3, 12))
             frame = task.backend.frame()
-            obs = delta_observation(SPEC, frame, np.arange(3), task.last_delta.copy(), action)
+            previous = task.last_action.copy()  # the policy's action of the step before
+            obs = delta_observation(SPEC, frame, np.arange(3), task.last_delta.copy(), action, previous)
             d = np.clip(policy.predict(obs, deterministic=True)[0], -1.0, 1.0)
             expected = apply_delta(action, d, SCALE, np.ones(12))
             before = task.last_delta.copy()
@@ -224,10 +264,38 @@ def test_episodes_start_on_recorded_states_and_last_the_horizon(dataset: Path) -
         venv.close()
 
 
+def test_reward_tolerances_come_from_the_bare_replay_of_the_recording(delay1_dataset: Path) -> None:
+    """By default each state term's tolerance is the bare replay's RMS error on this recording, the
+    same whatever num_envs; a given tolerance overrides its term only. On the delay recording the
+    joint terms are several times the fixed defaults, under which the bare replay's joint-position
+    term would be worth exp(-(0.03 / 0.01)^2) = 1e-4 and give PPO next to no gradient."""
+    from robolearn.sim2real.delta_task import DEFAULT_TOLERANCES
+    from robolearn.sim2real.physics import replay_errors, replay_starts
+
+    small = DeltaActionTask(str(delay1_dataset), num_envs=2, backend="batch", horizon=4)
+    wide = DeltaActionTask(
+        str(delay1_dataset), num_envs=16, backend="batch", horizon=4, reward_tolerances={"base_pos": 0.02}
+    )
+    fixed = DeltaActionTask(str(delay1_dataset), horizon=4, tolerances_from_recording=False)
+    try:
+        assert fixed.reward_tolerances == DEFAULT_TOLERANCES
+        for name, value in small.reward_tolerances.items():
+            expected = 0.02 if name == "base_pos" else value
+            assert wide.reward_tolerances[name] == pytest.approx(expected, rel=1e-9), name
+        bare = replay_errors(delay1_dataset, replay_starts(delay1_dataset, 4), horizon=4)
+        assert small.reward_tolerances["joint_pos"] == pytest.approx(bare.joint_pos_rms, rel=0.3)
+        assert small.reward_tolerances["joint_pos"] > 2 * DEFAULT_TOLERANCES["joint_pos"]
+    finally:
+        for t in (small, wide, fixed):
+            t.close()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
         ({"dataset": None}, "needs env.kwargs.dataset="),
+        ({"tolerances_from_recording": "yes"}, "tolerances_from_recording='yes' must be true or false"),
+        ({"previous_action": 1}, "previous_action=1 must be true or false"),
         ({"horizon": 0}, "horizon=0 must be a whole number"),
         ({"horizon": 10_000}, "no recorded stretch has 10000 steps"),
         ({"delta_scale": 0.0}, "delta scale=0.0 must be > 0"),

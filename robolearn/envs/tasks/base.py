@@ -250,11 +250,11 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
     def robot_action(self, action: np.ndarray) -> np.ndarray:
         """The robot's action (joint targets = default pose + action_scale x it) for the agent's clipped
         action: the agent's own, or with delta_action that plus the frozen delta model's correction
-        on the current state. ASAP's delta-action task adds it to a recorded action instead."""
+        on the current state (and the agent's previous action, last_action). ASAP's delta-action task adds it to a recorded action instead."""
         if self.frozen_delta is None:
             return action
         sent, self.last_delta = self.frozen_delta(
-            self.robot_spec, self.backend.frame(), action, self.last_delta
+            self.robot_spec, self.backend.frame(), action, self.last_delta, self.last_action
         )
         return sent
 
