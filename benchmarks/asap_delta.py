@@ -17,7 +17,8 @@
    mismatches of the motor gains only (kp065, gains_strength: where it is known), with the analytic
    delta (k_p - 1) (a - (q - q0) / s) + (1 - k_d) (kd / kp) qd / s, the action change that makes the
    nominal PD law give the target's torque (torque limits aside; -0.35 (a - (q - q0) / s) for kp065),
-   or for a one-period delay (delay1) the action recorded the step before minus the action;
+   or for a one-period delay (delay1) the action recorded the step before minus the action; for
+   every mismatch with that previous_action delta (how much of it a one-period delay explains);
    and the trained delta's mean absolute distance to the analytic one against the zero delta's.
 --data replays an existing delta dataset (e.g. an ASAP pipeline's collect/delta/data) instead of
 recording; --run evaluates an existing train_delta run instead of training.
@@ -174,6 +175,10 @@ def evaluate(
         "zero": lambda task, obs: np.zeros_like(task.recorded_action),
         "trained": None if policy is None else trained,
         "analytic": None if known is None else (lambda task, obs: analytic(task)),
+        # A one-period delay's delta, whatever the mismatch: how much of it a delay explains.
+        "previous_action": lambda task, obs: np.clip(
+            (task.previous_recorded - task.recorded_action) / scale, -1.0, 1.0
+        ),
     }
     rows: dict[str, Any] = {"starts": len(starts)}
     for name, rule in rules.items():
@@ -183,7 +188,7 @@ def evaluate(
             data, starts, horizon=HORIZON, delta_scale=scale, delta_rule=rule, previous_action=previous
         )
         rows[name] = {"joint_pos_rms_rad": err.joint_pos_rms, "base_pos_m": err.base_pos}
-    if dist_trained:
+    if dist_trained and known is not None:  # no distance to a delta that is not known
         rows["trained"]["mean_abs_distance_to_analytic"] = float(np.mean(dist_trained))
         rows["zero"]["mean_abs_distance_to_analytic"] = float(np.mean(dist_zero))
     return rows
@@ -257,7 +262,7 @@ def main() -> None:
     )
     print("| delta | joint position RMS (rad) | base position (m) | distance to analytic |")
     print("|---|---|---|---|")
-    for name in ("zero", "trained", "analytic"):
+    for name in ("zero", "trained", "analytic", "previous_action"):
         if name in rows:
             r = rows[name]
             dist = r.get("mean_abs_distance_to_analytic")

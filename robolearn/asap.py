@@ -95,7 +95,12 @@ class CollectSettings:
 class TrainDeltaSettings:
     steps: int = 2_000_000
     horizon: int = 4
-    delta_scale: float = 0.5
+    # Action units per unit of delta output. 2: a one-period command delay's delta (a_prev - a) fits
+    # unclipped on the walker's recordings; 0.5 clipped it on 17% of the steps (docs/asap.md).
+    delta_scale: float = 2.0
+    # The PPO discount: within a short replay each step's delta mostly decides the next state, and
+    # 0.99 spread its credit over steps it barely affects (0.0221 against 0.0290 rad at 500k steps).
+    gamma: float = 0.5
     # The delta also reads the action recorded the step before: without it a delta on the current
     # action cannot express a command delay (docs/asap.md, friction_mass_delay).
     previous_action: bool = True
@@ -124,8 +129,13 @@ def train_delta_overrides(t: Any, robot: str, dataset: Path, seed: int, run: Pat
         "agent=rsl_ppo",
         f"agent.n_envs={int(t.n_envs)}",
         "agent.num_steps_per_env=16",
-        # A delta starts near zero, exploring 0.15 action units whatever its scale (0.3 at scale 0.5).
+        # A delta starts near zero, exploring 0.15 action units whatever its scale (0.3 at scale 0.5),
+        # its initial mean near zero too (the actor's last layer x 0.01), with no entropy bonus (it
+        # grew the noise back at small scales: docs/asap.md).
         f"agent.init_noise_std={DELTA_EXPLORATION / float(t.delta_scale):g}",
+        "agent.actor_output_gain=0.01",
+        "agent.entropy_coef=0.0",
+        f"agent.gamma={float(t.gamma)}",
         "agent.schedule=fixed",
         f"agent.learning_rate={float(t.learning_rate)}",
         f"steps={int(t.steps)}",
@@ -279,6 +289,8 @@ def validate_asap_config(cfg: DictConfig) -> None:
             raise UserError(f"finetune.reuse has {folder}, not a folder: give ASAP pipeline out folders")
     if not (math.isfinite(float(cfg.train_delta.learning_rate)) and float(cfg.train_delta.learning_rate) > 0):
         raise UserError(f"train_delta.learning_rate={cfg.train_delta.learning_rate} must be > 0, e.g. 0.001")
+    if not 0.0 < float(cfg.train_delta.gamma) <= 1.0:
+        raise UserError(f"train_delta.gamma={cfg.train_delta.gamma} must be a discount in (0, 1], e.g. 0.5")
     if int(cfg.collect.attempts) < 1:
         raise UserError(f"collect.attempts={cfg.collect.attempts} must be at least 1")
     if not 0.0 <= cfg.pretrain.max_fall_rate <= 1.0:
@@ -623,11 +635,17 @@ class Pipeline:
             bridge.stdin.flush()
 
     def train_delta(self) -> Path:
-        if (self.delta_run / "final" / "model.zip").is_file():
-            return self.delta_run
         overrides = train_delta_overrides(
             self.cfg.train_delta, str(self.cfg.robot.name), self.dataset, int(self.cfg.seed), self.delta_run
         )
+        if (self.delta_run / "final" / "model.zip").is_file():
+            if not ran_with(self.delta_run, overrides):  # never fine-tune on a delta of other settings
+                raise UserError(
+                    f"{self.delta_run} was trained with other train_delta settings than these; delete it"
+                    f" with {self.out / 'finetune' / 'asap'} and {self.out / 'evaluate'} to train it again,"
+                    " or give another out="
+                )
+            return self.delta_run
         _run([sys.executable, "-m", "robolearn.train", *overrides], "train_delta")
         return self.delta_run
 

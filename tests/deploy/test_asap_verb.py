@@ -37,6 +37,7 @@ SPEC = get_robot_spec("go2")
         (["stage=collect", "collect.attempts=0"], "collect.attempts=0 must be at least 1"),
         (["stage=collect", "train_delta.learning_rate=0"], "train_delta.learning_rate=0.0 must be > 0"),
         (["stage=collect", "train_delta.learning_rate=inf"], "train_delta.learning_rate=inf must be > 0"),
+        (["stage=collect", "train_delta.gamma=0"], "train_delta.gamma=0.0 must be a discount in (0, 1]"),
         (["stage=collect", "train_delta.checkpoint=latest"], "train_delta.checkpoint=latest is not allowed"),
         (
             ["stage=collect", "finetune.reuse=[/nonexistent/row]"],
@@ -188,3 +189,26 @@ def test_the_yaml_train_delta_defaults_are_the_dataclass_ones() -> None:
 
     cfg = compose_config("asap", [])
     assert OmegaConf.to_container(cfg.train_delta) == asdict(TrainDeltaSettings())
+
+
+def test_a_delta_run_of_other_settings_is_refused_not_reused(tmp_path: Path) -> None:
+    """train_delta keeps a finished delta run only if it was trained with these settings: a delta of
+    another recipe (here another scale) would otherwise be fine-tuned on silently."""
+    from robolearn.asap import train_delta_overrides
+
+    cfg = compose_config("asap", ["stage=train_delta", f"out={tmp_path / 'out'}"])
+    validate_asap_config(cfg)
+    pipeline = Pipeline(cfg)
+    (pipeline.delta_run / "final").mkdir(parents=True)
+    (pipeline.delta_run / "final" / "model.zip").write_bytes(b"model")
+    (pipeline.delta_run / ".hydra").mkdir()
+    ours = train_delta_overrides(cfg.train_delta, "go2", pipeline.dataset, 0, pipeline.delta_run)
+    other = [
+        o if not o.startswith("env.kwargs.delta_scale=") else "env.kwargs.delta_scale=0.25" for o in ours
+    ]
+    OmegaConf.save(OmegaConf.create(other), pipeline.delta_run / ".hydra" / "overrides.yaml")
+    with pytest.raises(UserError) as info:
+        pipeline.train_delta()
+    assert "was trained with other train_delta settings" in str(info.value) and "\n" not in str(info.value)
+    OmegaConf.save(OmegaConf.create(ours), pipeline.delta_run / ".hydra" / "overrides.yaml")
+    assert pipeline.train_delta() == pipeline.delta_run  # kept: no training started
