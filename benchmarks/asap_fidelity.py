@@ -1,0 +1,126 @@
+"""How faithful is each training simulator in closed loop? A policy's tracking per command in the
+nominal simulator and the nominal simulator plus an ASAP delta model, beside the target's (issue 22).
+
+    python benchmarks/asap_fidelity.py <ASAP pipeline out folder> [--policy <rsl_ppo checkpoint dir>]
+                                       [--delta <train_delta run> ...] [--seconds 10] [--envs 4]
+
+The replay error (evaluate's open loop) says how well a simulator reproduces the recording from the
+recorded states; this says how it behaves when a policy drives it, which is what fine-tuning
+exploits. Each simulator is the fine-tuning task of the pipeline's nominal arm (its config.yaml)
+without randomisation, curriculum or standing commands, holding each of evaluate.commands for
+--seconds (the first 2 s not scored, as evaluate's settle_s); the figures are the RMS errors of the
+body-frame planar velocity (m/s) and yaw rate (rad/s), as evaluate measures them on the target.
+--policy defaults to the pretrained walker (pretrain.run's final checkpoint); give
+<out>/finetune/asap/run/final for the fine-tuned one. --delta defaults to <out>/train_delta (its best
+checkpoint). The target's figures for the same policy are in <out>/evaluate/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from robolearn.agents.rsl_ppo import RslPolicy
+from robolearn.envs.tasks import TASKS
+from robolearn.envs.tasks.rotations import quat_rotate_inverse_rows
+from robolearn.envs.tasks.velocity import VelocityTask
+from robolearn.envs.vector import BatchedVecEnv
+
+SETTLE_S = 2.0
+
+
+def track(
+    kwargs: dict[str, Any], policy: Any, command: tuple[float, float, float], seconds: float, envs: int
+) -> tuple[float, float]:
+    """(planar velocity RMS error, yaw rate RMS error) of the policy holding `command` in the task."""
+    kw = {
+        **kwargs,
+        "command_ranges": {
+            "lin_vel_x": [command[0], command[0]],
+            "lin_vel_y": [command[1], command[1]],
+            "ang_vel_z": [command[2], command[2]],
+        },
+    }
+    task = VelocityTask(num_envs=envs, **kw)
+    venv = BatchedVecEnv(task)
+    lin: list[np.ndarray] = []
+    yaw: list[np.ndarray] = []
+    try:
+        venv.seed(100)
+        obs = venv.reset()
+        dt = task.robot_spec.control_dt
+        for step in range(round(seconds / dt)):
+            action = np.asarray(policy.predict(obs, deterministic=True)[0], dtype=np.float32)
+            obs, _, _, _ = venv.step(action)
+            if step * dt >= SETTLE_S:
+                frame = task.backend.frame()
+                v = quat_rotate_inverse_rows(frame.root_quat, frame.root_lin_vel)
+                w = quat_rotate_inverse_rows(frame.root_quat, frame.root_ang_vel)
+                lin.append(np.sum((v[:, :2] - np.asarray(command[:2])) ** 2, axis=1))
+                yaw.append((w[:, 2] - command[2]) ** 2)
+    finally:
+        venv.close()
+    return float(np.sqrt(np.mean(lin))), float(np.sqrt(np.mean(yaw)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="an ASAP pipeline out folder (finished through finetune)")
+    parser.add_argument("--policy", type=Path, default=None, help="an rsl_ppo checkpoint folder (model.zip)")
+    parser.add_argument(
+        "--delta", type=Path, nargs="*", default=None, help="train_delta runs (best checkpoint)"
+    )
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--envs", type=int, default=4)
+    parser.add_argument("--results", type=Path, default=None, help="write the figures to this JSON file")
+    args = parser.parse_args()
+    out = args.out.resolve()
+    manifest = OmegaConf.load(out / "finetune" / "nominal" / "run" / "config.yaml")
+    kwargs: dict[str, Any] = {
+        **TASKS[str(manifest.env.id)].kwargs,
+        **OmegaConf.to_container(manifest.env.kwargs, resolve=True),  # type: ignore[dict-item]
+    }
+    for key in ("command_curriculum", "randomization", "delta_action"):
+        kwargs.pop(key, None)
+    kwargs["standing_fraction"] = 0.0
+    init_from = Path(str(manifest.agent.init_from))
+    policy_dir = args.policy or init_from / "final"
+    policy = RslPolicy.load(policy_dir / "model.zip")
+    target = out / "evaluate" / "results.json"
+    closed = json.loads(target.read_text())["closed_loop"] if target.is_file() else {}
+    if "vanilla" in closed:  # the commands evaluate held on the target
+        commands = [tuple(float(v) for v in c["command"]) for c in closed["vanilla"]["commands"]]
+    else:
+        from robolearn.config.validate import compose_config
+
+        commands = [tuple(float(v) for v in c) for c in compose_config("asap", []).evaluate.commands]
+    deltas = args.delta if args.delta is not None else [out / "train_delta"]
+    sims: dict[str, dict[str, Any]] = {"nominal": {}}
+    for d in deltas:
+        sims[f"delta {d}"] = {"delta_action": {"run": str(d.resolve()), "checkpoint": "best"}}
+    results: dict[str, Any] = {"policy": str(policy_dir), "commands": [list(c) for c in commands], "sims": {}}
+    print(f"policy {policy_dir}; commands {commands}; lin vel / yaw rate RMS per command")
+    for name, extra in sims.items():
+        errs = [track({**kwargs, **extra}, policy, c, args.seconds, args.envs) for c in commands]  # type: ignore[arg-type]
+        results["sims"][name] = errs
+        print(
+            f"{name}: "
+            + ", ".join(f"{a:.3f}/{b:.3f}" for a, b in errs)
+            + f"; mean lin {np.mean([e[0] for e in errs]):.3f}"
+        )
+    for arm, row in closed.items():
+        cells = ", ".join(f"{c['lin_vel_rms']:.3f}/{c['yaw_rate_rms']:.3f}" for c in row["commands"])
+        print(f"target, {arm} policy: {cells}; mean lin {row['lin_vel_rms']:.3f}")
+    results["target"] = {arm: row["commands"] for arm, row in closed.items()}
+    if args.results is not None:
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
