@@ -114,6 +114,12 @@ def analytic_gains(mismatch: str) -> tuple[np.ndarray, np.ndarray] | None:
     return target.kp_scale, target.kd_scale
 
 
+def previous_action_delta(task: Any, scale: float) -> np.ndarray:
+    """A one-period command delay's delta on the replaying DeltaActionTask: the action recorded the
+    step before minus the action, in delta units, clipped to the delta's range."""
+    return np.asarray(np.clip((task.previous_recorded - task.recorded_action) / scale, -1.0, 1.0))
+
+
 def analytic_rule(mismatch: str, scale: float) -> Callable[[Any], np.ndarray] | None:
     """The delta that makes the nominal simulator replay a mismatch's recording, as a function of the
     replaying DeltaActionTask, where it is known: motor gains (the PD law's torque) or a one-period
@@ -131,11 +137,7 @@ def analytic_rule(mismatch: str, scale: float) -> Callable[[Any], np.ndarray] | 
 
         return pd
     if _edits(mismatch) == [{"kind": "action_delay", "steps": 1}]:
-
-        def delay(task: Any) -> np.ndarray:
-            return np.asarray(np.clip((task.previous_recorded - task.recorded_action) / scale, -1.0, 1.0))
-
-        return delay
+        return lambda task: previous_action_delta(task, scale)
     return None
 
 
@@ -176,9 +178,7 @@ def evaluate(
         "trained": None if policy is None else trained,
         "analytic": None if known is None else (lambda task, obs: analytic(task)),
         # A one-period delay's delta, whatever the mismatch: how much of it a delay explains.
-        "previous_action": lambda task, obs: np.clip(
-            (task.previous_recorded - task.recorded_action) / scale, -1.0, 1.0
-        ),
+        "previous_action": lambda task, obs: previous_action_delta(task, scale),
     }
     rows: dict[str, Any] = {"starts": len(starts)}
     for name, rule in rules.items():
@@ -236,9 +236,9 @@ def main() -> None:
         )
     t2 = time.time()
     if run is not None and (run / "config.yaml").is_file():  # a run replays with the scale it learnt
-        from omegaconf import OmegaConf
+        from robolearn.sim2real.delta_model import delta_settings
 
-        args.delta_scale = float(OmegaConf.load(run / "config.yaml").env.kwargs.delta_scale)
+        args.delta_scale = delta_settings(run).scale
     rows = evaluate(data, run, args.mismatch, args.delta_scale, args.checkpoint)
     summary = {
         "mismatch": args.mismatch,

@@ -183,10 +183,8 @@ class DeltaActionTask(RobotTask):
                 f"{dataset}: no recorded stretch has {horizon} steps (the longest has {longest});"
                 f" lower horizon or record longer"
             )
-        tolerances = {
-            **DEFAULT_TOLERANCES,
-            **{str(k): float(v) for k, v in (reward_tolerances or {}).items()},
-        }
+        given_tolerances = {str(k): float(v) for k, v in (reward_tolerances or {}).items()}
+        tolerances = {**DEFAULT_TOLERANCES, **given_tolerances}
         unknown = sorted(set(tolerances) - set(DEFAULT_TOLERANCES))
         if unknown or any(v <= 0 for v in tolerances.values()):
             raise UserError(
@@ -248,8 +246,7 @@ class DeltaActionTask(RobotTask):
         self.previous_recorded = np.zeros((n, spec.num_joints))  # the action recorded the step before
         self._forced_starts: np.ndarray | None = None
         if tolerances_from_recording:
-            given = {str(k): float(v) for k, v in (reward_tolerances or {}).items()}
-            self.reward_tolerances = {**self.bare_replay_errors(), **given}
+            self.reward_tolerances = {**self.bare_replay_errors(), **given_tolerances}
 
     def reset_to(self, ids: np.ndarray, starts: np.ndarray) -> None:
         """Start envs ids at the given (stretch, step) rows of `starts` (evaluation over every start)."""
