@@ -30,6 +30,7 @@ from robolearn.envs.tasks import TASKS
 from robolearn.envs.tasks.rotations import quat_rotate_inverse_rows
 from robolearn.envs.tasks.velocity import VelocityTask
 from robolearn.envs.vector import BatchedVecEnv
+from robolearn.utils.io import atomic_write_json
 
 SETTLE_S = 2.0
 
@@ -80,15 +81,15 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=None, help="write the figures to this JSON file")
     args = parser.parse_args()
     out = args.out.resolve()
-    manifest = OmegaConf.load(out / "finetune" / "nominal" / "run" / "config.yaml")
+    nominal_run = OmegaConf.load(out / "finetune" / "nominal" / "run" / "config.yaml")
     kwargs: dict[str, Any] = {
-        **TASKS[str(manifest.env.id)].kwargs,
-        **OmegaConf.to_container(manifest.env.kwargs, resolve=True),  # type: ignore[dict-item]
+        **TASKS[str(nominal_run.env.id)].kwargs,
+        **OmegaConf.to_container(nominal_run.env.kwargs, resolve=True),  # type: ignore[dict-item]
     }
     for key in ("command_curriculum", "randomization", "delta_action"):
         kwargs.pop(key, None)
     kwargs["standing_fraction"] = 0.0
-    init_from = Path(str(manifest.agent.init_from))
+    init_from = Path(str(nominal_run.agent.init_from))
     policy_dir = args.policy or init_from / "final"
     policy = RslPolicy.load(policy_dir / "model.zip")
     target = out / "evaluate" / "results.json"
@@ -118,8 +119,7 @@ def main() -> None:
         print(f"target, {arm} policy: {cells}; mean lin {row['lin_vel_rms']:.3f}")
     results["target"] = {arm: row["commands"] for arm, row in closed.items()}
     if args.results is not None:
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        args.results.write_text(json.dumps(results, indent=2))
+        atomic_write_json(args.results, results)
 
 
 if __name__ == "__main__":
