@@ -78,13 +78,15 @@ class PretrainSettings:
 @dataclass
 class CollectSettings:
     seconds: float = 20.0  # deploy duration (POLICY starts after the ramp and autopolicy_s)
-    # (start s after POLICY, vx, vy, yaw rate) steps of the bridge's virtual remote
+    # (start s after POLICY, vx, vy, yaw rate) steps of the bridge's virtual remote: by default the
+    # evaluated commands, 5 s each (the paper records the motions it then tracks; a schedule that
+    # missed sideways walking let fine-tuning exploit the delta model there, docs/asap.md)
     schedule: list[Any] = field(
         default_factory=lambda: [
             [0.0, 0.5, 0.0, 0.0],
-            [5.0, 0.0, 0.0, 0.5],
-            [10.0, -0.3, 0.0, 0.0],
-            [15.0, 0.0, 0.0, 0.0],
+            [5.0, -0.5, 0.0, 0.0],
+            [10.0, 0.0, 0.3, 0.0],
+            [15.0, 0.0, 0.0, 0.8],
         ]
     )
     rt_priority: int = 0  # SCHED_FIFO for the bridge and deploy (root); 0 = off
