@@ -2,7 +2,7 @@
 
     python benchmarks/asap.py [--mismatches gains_strength friction_mass_delay] [--seeds 0 1 2]
                               [--methods nominal dr sysid delta_dynamics asap oracle] [--finetune-steps 2000000]
-                              [--delta-steps 2000000] [--pretrain outputs/benchmarks/go2_walk/trot_history/seed_0]
+                              [--delta-steps 2000000] [--rounds 1] [--pretrain outputs/benchmarks/go2_walk/trot_history/seed_0]
                               [--out outputs/benchmarks/asap] [--results benchmarks/results/asap]
 
 For each mismatch and seed, one `python -m robolearn.asap stage=all` pipeline (robolearn/asap.py)
@@ -14,7 +14,10 @@ Arms: vanilla (the pretrained policy), nominal (the same fine-tuning budget with
 control for "more training"), dr (wider randomisation), sysid, delta_dynamics (a learnt residual of
 the next velocities), asap, oracle (the target's physics). The nominal and dr arms read neither the
 target nor the recording: a seed's second mismatch row copies them from its first (finetune.reuse,
-matched on the whole training command; training is deterministic for a command).
+matched on the whole training command; training is deterministic for a command). --rounds R > 1
+adds ASAP's later rounds (rounds.count, robolearn/asap.py: record the fine-tuned policy again, refit
+the delta on every recording, fine-tune on): arms asap_round2..R, added to a finished row by running
+its pipeline again (every finished stage is kept).
 
 A finished (mismatch, seed) is skipped, so the sweep resumes after a kill, on a fresh machine too
 once --results holds its small files (evaluate/results.json, the SysID fit, every run's
@@ -40,16 +43,26 @@ from typing import Any
 import numpy as np
 from locomotion_runs import finish_machine, machine_now
 
-from robolearn.asap import TrainDeltaSettings
+from robolearn.asap import TrainDeltaSettings, asap_arm, asap_round
 from robolearn.config.validate import hydra_value
 
 REPO = Path(__file__).resolve().parents[1]
 ARMS = ("vanilla", "nominal", "dr", "sysid", "delta_dynamics", "asap", "oracle")
 
 
+def arms_of(results: list[dict[str, Any]]) -> list[str]:
+    """ARMS, then ASAP's later rounds (asap_round2, ...) in the order of their round."""
+    later = {arm for r in results for arm in r["closed_loop"] if asap_round(arm) > 1}
+    return [*ARMS, *sorted(later, key=asap_round)]
+
+
+def missing_rounds(result: dict[str, Any], rounds: int) -> bool:
+    return any(asap_arm(r) not in result["closed_loop"] for r in range(2, rounds + 1))
+
+
 def run_pipeline(args: argparse.Namespace, mismatch: str, seed: int, out: Path) -> dict[str, Any]:
     results = out / "evaluate" / "results.json"
-    if results.is_file():
+    if results.is_file() and not missing_rounds(json.loads(results.read_text()), args.rounds):
         return dict(json.loads(results.read_text()))
     cmd = [
         sys.executable,
@@ -64,6 +77,7 @@ def run_pipeline(args: argparse.Namespace, mismatch: str, seed: int, out: Path) 
         f"out={out}",
         f"finetune.steps={args.finetune_steps}",
         f"train_delta.steps={args.delta_steps}",
+        f"rounds.count={args.rounds}",
         "collect.rt_priority=40",  # SCHED_FIFO where permitted (root): the recording's timing as a robot's
         # This seed's other mismatch rows: their nominal and dr arms are this row's (same command).
         f"finetune.reuse={hydra_value([str(p) for p in sorted(out.parent.glob(f'*_seed{seed}')) if p != out])}",
@@ -86,6 +100,7 @@ def copy_small_files(out: Path, dest: Path) -> None:
         "sysid/fit.json",
         "train_dynamics/report.json",
         *(f"finetune/{arm}/reused.json" for arm in ARMS),
+        *(str(p.relative_to(out)) for p in sorted(out.glob("rounds/r*/collect/delta/data/metadata.json"))),
         "pretrain/check.json",
         "manifest.json",
     ):
@@ -93,6 +108,7 @@ def copy_small_files(out: Path, dest: Path) -> None:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(out / rel, dest / rel)
     runs = {"train_delta": out / "train_delta"}
+    runs.update({f"rounds/{p.parent.name}/train_delta": p for p in sorted(out.glob("rounds/r*/train_delta"))})
     runs.update({f"finetune/{p.name}": p / "run" for p in sorted((out / "finetune").glob("*")) if p.is_dir()})
     for name, run in runs.items():
         for rel in ("metrics.jsonl", "config.yaml", "summary.json"):
@@ -115,13 +131,14 @@ def _mean_text(values: list[float | None], digits: int = 3) -> str:
     return _num(float(np.mean(kept)) if kept else None, digits)
 
 
-def _beats_every_baseline(closed: dict[str, Any]) -> bool:
-    """ASAP falls no more often and tracks better (velocity RMS over the episodes that have one) than
-    every arm but the oracle; a missing error counts as infinite."""
-    mine = closed["asap"]
+def _beats_every_baseline(closed: dict[str, Any], asap: str = "asap") -> bool:
+    """ASAP's arm `asap` falls no more often and tracks better (velocity RMS over the episodes that
+    have one) than every baseline: every arm but the oracle and ASAP's rounds; a missing error counts
+    as infinite."""
+    mine = closed[asap]
     mine_lin = mine["lin_vel_rms"] if mine["lin_vel_rms"] is not None else float("inf")
     for arm, row in closed.items():
-        if arm in ("asap", "oracle"):
+        if arm == "oracle" or asap_round(arm):
             continue
         theirs = row["lin_vel_rms"] if row["lin_vel_rms"] is not None else float("inf")
         if mine["falls"] > row["falls"] or not mine_lin < theirs:
@@ -141,7 +158,7 @@ def table(results: dict[str, list[dict[str, Any]]]) -> str:
             "| arm | lin vel RMS (m/s), mean [per seed] | yaw rate RMS (rad/s) | falls | replay joint RMS (rad) |",
             "|---|---|---|---|---|",
         ]
-        for arm in ARMS:
+        for arm in arms_of(runs):
             rows = [r["closed_loop"][arm] for r in runs if arm in r["closed_loop"]]
             if not rows:
                 continue
@@ -149,19 +166,21 @@ def table(results: dict[str, list[dict[str, Any]]]) -> str:
             yaw = [row["yaw_rate_rms"] for row in rows]
             falls = sum(row["falls"] for row in rows)
             episodes = sum(row["episodes"] for row in rows)
-            sim = "nominal" if arm in ("vanilla", "nominal", "dr") else arm
+            sim = "nominal" if arm in ("vanilla", "nominal", "dr") else arm  # round 1's recording, every row
             replay = [r["open_loop"][sim]["joint_pos_rms"] for r in runs if sim in r.get("open_loop", {})]
             lines.append(
                 f"| {arm} | {_mean_text(lin)} [{', '.join(_num(v) for v in lin)}] | {_mean_text(yaw)} |"
                 f" {falls}/{episodes} | {_mean_text(replay, 4)} |"
             )
-        claim = [_beats_every_baseline(r["closed_loop"]) for r in runs if "asap" in r["closed_loop"]]
-        lines += [
-            "",
-            "ASAP at least as few falls and a lower velocity error than every non-oracle arm:"
-            f" {sum(claim)} of {len(claim)} seeds",
-            "",
-        ]
+        lines.append("")
+        for asap in (a for a in arms_of(runs) if asap_round(a)):
+            claim = [_beats_every_baseline(r["closed_loop"], asap) for r in runs if asap in r["closed_loop"]]
+            if claim:
+                lines.append(
+                    f"{asap}: at least as few falls and a lower velocity error than every baseline (not"
+                    f" the oracle): {sum(claim)} of {len(claim)} seeds"
+                )
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -174,6 +193,9 @@ def main() -> None:
     )
     parser.add_argument("--finetune-steps", type=int, default=2_000_000)
     parser.add_argument("--delta-steps", type=int, default=TrainDeltaSettings().steps)
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="ASAP passes (rounds.count); > 1 adds asap_round<r>"
+    )
     parser.add_argument(
         "--pretrain",
         type=Path,
@@ -188,8 +210,15 @@ def main() -> None:
         for seed in args.seeds:
             name = f"{mismatch}_seed{seed}"
             committed = None if args.results is None else args.results / name / "evaluate" / "results.json"
-            if committed is not None and committed.is_file() and not (args.out / name).is_dir():
-                result = dict(json.loads(committed.read_text()))  # finished in an earlier session
+            earlier = (
+                json.loads(committed.read_text()) if committed is not None and committed.is_file() else None
+            )
+            if (
+                earlier is not None
+                and not missing_rounds(earlier, args.rounds)
+                and not (args.out / name).is_dir()
+            ):
+                result = dict(earlier)  # finished in an earlier session
             else:
                 if not (args.pretrain / "config.yaml").is_file():
                     sys.exit(
@@ -204,7 +233,12 @@ def main() -> None:
     finish_machine(machine)
     text = table(results)
     print(text)
-    summary = {"machine": machine, "finetune_steps": args.finetune_steps, "delta_steps": args.delta_steps}
+    summary = {
+        "machine": machine,
+        "finetune_steps": args.finetune_steps,
+        "delta_steps": args.delta_steps,
+        "rounds": args.rounds,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(text + "\n")
     (args.out / "summary.json").write_text(json.dumps({**summary, "results": results}, indent=2))

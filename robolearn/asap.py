@@ -1,6 +1,6 @@
 """ASAP (He et al. 2025): align a policy with a target robot's physics through a delta-action model.
 
-    python -m robolearn.asap stage=<pretrain|collect|train_delta|train_dynamics|sysid|finetune|evaluate|all> \\
+    python -m robolearn.asap stage=<pretrain|collect|train_delta|train_dynamics|sysid|finetune|rounds|evaluate|all> \\
         robot=go2 mismatch=<name> pretrain.run=<velocity run dir> [methods=[asap,nominal,dr,sysid,delta_dynamics,oracle]]
 
 Each stage writes under `out` (default outputs/asap/<robot>_<mismatch>) and is skipped when its
@@ -24,6 +24,10 @@ result is there, so `stage=all` resumes after a kill; the training stages resume
   (agent.init_from) with what the method adds (METHOD_HELP: the frozen delta on every action, wider
   randomisation, the fitted or the true physics, or nothing), then exported: every fine-tuned
   policy deploys as it is.
+- rounds (rounds.count > 1, method asap; our addition: the paper makes one pass): round r deploys
+  round r-1's fine-tuned policy on the target with the same schedule, trains a new delta model on
+  every recording so far and fine-tunes round r-1's policy with it (arm asap_round<r>), so the
+  delta model is fitted on the states the fine-tuned policy visits.
 - evaluate: the pretrained ("vanilla") and every fine-tuned policy on the target (sim2sim with the
   mismatch), same commands and seeds: velocity and yaw-rate tracking errors, falls; and open loop,
   each method's simulator replaying the recording: joint and base position errors.
@@ -52,7 +56,7 @@ from robolearn.deploy.config import RobotNode
 from robolearn.errors import UserError
 from robolearn.utils.io import atomic_write_json
 
-STAGES = ("pretrain", "collect", "train_delta", "train_dynamics", "sysid", "finetune", "evaluate")
+STAGES = ("pretrain", "collect", "train_delta", "train_dynamics", "sysid", "finetune", "rounds", "evaluate")
 # How each fine-tuning arm aligns the policy with the target (vanilla: the pretrained policy as is).
 METHODS = ("asap", "nominal", "dr", "sysid", "delta_dynamics", "oracle")
 METHOD_HELP = {
@@ -205,6 +209,15 @@ class DrSettings:
 
 
 @dataclass
+class RoundsSettings:
+    # ASAP's passes: 1 is the paper's (collect, delta, fine-tune once). Round r > 1 records round r-1's
+    # fine-tuned policy on the target (collect's settings), trains a delta model on every recording so
+    # far (train_delta's settings) and fine-tunes round r-1's policy with it for finetune.steps: arm
+    # asap_round<r>, with r x the target data and fine-tuning of the one-pass arms.
+    count: int = 1
+
+
+@dataclass
 class EvaluateSettings:
     seconds: float = 10.0
     episodes: int = 2  # per command
@@ -233,6 +246,7 @@ class AsapConfig:
     train_dynamics: TrainDynamicsSettings = field(default_factory=TrainDynamicsSettings)
     sysid: SysidSettings = field(default_factory=SysidSettings)
     dr: DrSettings = field(default_factory=DrSettings)
+    rounds: RoundsSettings = field(default_factory=RoundsSettings)
     evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
 
 
@@ -293,6 +307,11 @@ def validate_asap_config(cfg: DictConfig) -> None:
         raise UserError(f"train_delta.learning_rate={cfg.train_delta.learning_rate} must be > 0, e.g. 0.001")
     if not 0.0 < float(cfg.train_delta.gamma) <= 1.0:
         raise UserError(f"train_delta.gamma={cfg.train_delta.gamma} must be a discount in (0, 1], e.g. 0.5")
+    count = cfg.rounds.count
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise UserError(f"rounds.count={count!r} must be a whole number of ASAP passes >= 1, e.g. 2")
+    if count > 1 and "asap" not in cfg.methods:
+        raise UserError(f"rounds.count={count} repeats the asap arm, which methods={list(cfg.methods)} lacks; add asap")
     if int(cfg.collect.attempts) < 1:
         raise UserError(f"collect.attempts={cfg.collect.attempts} must be at least 1")
     if not 0.0 <= cfg.pretrain.max_fall_rate <= 1.0:
@@ -392,6 +411,17 @@ class Pipeline:
     def sysid_file(self) -> Path:
         return self.out / "sysid" / "fit.json"
 
+    def round_dir(self, r: int) -> Path:
+        """Round r's (> 1) recording and delta model; round 1's are collect/ and train_delta/."""
+        return self.out / "rounds" / f"r{r}"
+
+    def round_dataset(self, r: int) -> Path:
+        """The delta dataset round r trains on: round 1's recording, then each later round's."""
+        return self.dataset if r == 1 else self.round_dir(r) / "collect" / "delta" / "data"
+
+    def round_delta_run(self, r: int) -> Path:
+        return self.delta_run if r == 1 else self.round_dir(r) / "train_delta"
+
     def finetune_run(self, method: str) -> Path:
         return self.out / "finetune" / method / "run"
 
@@ -424,11 +454,14 @@ class Pipeline:
         """What fine-tuning arm `method` adds to the pretrain run's training command."""
         from robolearn.sim2real.physics import TrainingPhysics, oracle_physics, params_from_dict
 
-        if method == "asap":
-            if not (self.delta_run / "final" / "model.zip").is_file():
-                raise UserError(f"{self.delta_run} has no final model: run stage=train_delta first")
+        r = asap_round(method)
+        if r:
+            delta = self.round_delta_run(r)
+            if not (delta / "final" / "model.zip").is_file():
+                stage = "train_delta" if r == 1 else "rounds"
+                raise UserError(f"{delta} has no final model: run stage={stage} first")
             return [
-                f"+env.kwargs.delta_action.run={self.delta_run}",
+                f"+env.kwargs.delta_action.run={delta}",
                 f"+env.kwargs.delta_action.checkpoint={self.cfg.train_delta.checkpoint}",
             ]
         if method == "nominal":
@@ -493,13 +526,17 @@ class Pipeline:
         return report
 
     def collect(self) -> Path:
-        from robolearn.sim2real.recordings import write_delta_dataset
-
         if (self.dataset / "metadata.json").is_file():
             return self.dataset
         if not (self.artifact / "contract.json").is_file():
             raise UserError(f"{self.artifact} is missing: run stage=pretrain first")
-        folder = self.out / "collect"
+        return self._collect(self.out / "collect", self.artifact)
+
+    def _collect(self, folder: Path, artifact: Path, earlier: tuple[Path, ...] = ()) -> Path:
+        """Record `artifact` on the target into folder/log and folder/truth (again after a fault) and
+        write folder/delta: this recording after the `earlier` collect folders' recordings."""
+        from robolearn.sim2real.recordings import write_delta_dataset
+
         log, truth = folder / "log", folder / "truth"
         attempts = int(self.cfg.collect.attempts)
         for attempt in range(1, attempts + 1):
@@ -508,7 +545,7 @@ class Pipeline:
                     import shutil
 
                     shutil.rmtree(stale)  # a half-finished recording is recorded again
-            code = self._record(log, truth)
+            code = self._record(log, truth, artifact)
             if code == 0:
                 break
             # Exit code 3: a guard tripped (on a busy host, most often a late state: stale_state).
@@ -520,11 +557,18 @@ class Pipeline:
             print(
                 f"collect: the deploy faulted (exit code 3); recording again, attempt {attempt + 1} of {attempts}"
             )
+        first = earlier[0] if earlier else folder
+        more = [(f / "log", f / "truth") for f in (*earlier[1:], folder)] if earlier else []
         return write_delta_dataset(
-            log, truth, folder / "delta", dataset_id=f"robolearn/asap-{self.cfg.robot.name}-v0"
+            first / "log",
+            first / "truth",
+            folder / "delta",
+            dataset_id=f"robolearn/asap-{self.cfg.robot.name}-v0",
+            overwrite=True,  # a dataset half-written before a kill is written again
+            more=more,
         )
 
-    def _record(self, log: Path, truth: Path) -> int:
+    def _record(self, log: Path, truth: Path, artifact: Path) -> int:
         """One recording: the bridge playing the target, the deploy driving it; the deploy's exit code."""
         from robolearn.deploy.dds import claim_local_domain
 
@@ -556,7 +600,7 @@ class Pipeline:
                     "-m",
                     "robolearn.deploy",
                     f"robot={self.cfg.robot.name}",
-                    f"policy={self.artifact}",
+                    f"policy={artifact}",
                     "backend=dds",
                     f"domain_id={domain}",
                     "autostart=true",
@@ -576,7 +620,8 @@ class Pipeline:
             in_policy = threading.Event()
             echo = threading.Thread(target=_echo_until_policy, args=(deploy, in_policy), daemon=True)
             echo.start()
-            self._drive_sticks(bridge, deploy, in_policy, [list(map(float, row)) for row in c.schedule])
+            schedule = [list(map(float, row)) for row in c.schedule]
+            self._drive_sticks(bridge, deploy, in_policy, schedule, artifact)
             code = deploy.wait(timeout=float(c.seconds) + 120)
             echo.join(5)
         finally:
@@ -602,12 +647,13 @@ class Pipeline:
         deploy: subprocess.Popen[str],
         in_policy: threading.Event,
         schedule: list[list[float]],
+        artifact: Path,
     ) -> None:
         """Step the bridge's virtual remote through the schedule, timed from the deploy's HOLD ->
         POLICY transition; sticks map to the contract's command ranges (the operator's inverse)."""
         from robolearn.deploy.artifact import load_artifact
 
-        ranges = load_artifact(self.artifact).contract.command_ranges
+        ranges = load_artifact(artifact).contract.command_ranges
         deadband = 0.05  # settings.remote.deadband's default: smaller sticks read as 0
         assert bridge.stdin is not None
         while not in_policy.wait(0.05):
@@ -636,20 +682,22 @@ class Pipeline:
                 bridge.stdin.write(f"stick {stick} {sign * level:.4f}\n")
             bridge.stdin.flush()
 
-    def train_delta(self) -> Path:
+    def train_delta(self, r: int = 1) -> Path:
+        """Round r's delta model (train_delta's settings) on round r's dataset."""
+        run, arm = self.round_delta_run(r), asap_arm(r)
         overrides = train_delta_overrides(
-            self.cfg.train_delta, str(self.cfg.robot.name), self.dataset, int(self.cfg.seed), self.delta_run
+            self.cfg.train_delta, str(self.cfg.robot.name), self.round_dataset(r), int(self.cfg.seed), run
         )
-        if (self.delta_run / "final" / "model.zip").is_file():
-            if not ran_with(self.delta_run, overrides):  # never fine-tune on a delta of other settings
+        if (run / "final" / "model.zip").is_file():
+            if not ran_with(run, overrides):  # never fine-tune on a delta of other settings
                 raise UserError(
-                    f"{self.delta_run} was trained with other train_delta settings than these; delete it"
-                    f" with {self.out / 'finetune' / 'asap'} and {self.out / 'evaluate'} to train it again,"
+                    f"{run} was trained with other train_delta settings than these; delete it"
+                    f" with {self.out / 'finetune' / arm} and {self.out / 'evaluate'} to train it again,"
                     " or give another out="
                 )
-            return self.delta_run
-        _run([sys.executable, "-m", "robolearn.train", *overrides], "train_delta")
-        return self.delta_run
+            return run
+        _run([sys.executable, "-m", "robolearn.train", *overrides], f"train_delta ({arm})")
+        return run
 
     def train_dynamics(self) -> Path:
         """Fit the delta-dynamics baseline's residual model (robolearn.sim2real.residual_dynamics)."""
@@ -720,16 +768,36 @@ class Pipeline:
     def finetune_args(self, method: str) -> list[str]:
         """Arm `method`'s robolearn.train overrides: the pretrain run's, the arm's, the budget."""
         f = self.cfg.finetune
+        r = asap_round(method)
+        start = self.pretrain_run if r <= 1 else self.finetune_run(asap_arm(r - 1))  # round r-1's policy
         return [
             *self.pretrain_overrides(),
             *self.method_overrides(method),
-            f"agent.init_from={self.pretrain_run}",
+            f"agent.init_from={start}",
             f"steps={int(f.steps)}",
             f"seed={int(self.cfg.seed)}",
             "logger.progress=lines",
             f"hydra.run.dir={self.finetune_run(method)}",
             *list(f.overrides),
         ]
+
+    def rounds(self) -> list[Path]:
+        """ASAP's later rounds (rounds.count > 1): for r = 2..count, record round r-1's fine-tuned
+        policy on the target, train a delta model on every recording so far, fine-tune round r-1's
+        policy with it. Each step is skipped when done, so the stage resumes."""
+        done = []
+        for r in range(2, int(self.cfg.rounds.count) + 1):
+            before = self.finetuned_artifact(asap_arm(r - 1))
+            if not (before / "contract.json").is_file():
+                stage = "finetune" if r == 2 else "rounds"
+                raise UserError(f"{before} is missing: run stage={stage} (methods with asap) first")
+            if not (self.round_dataset(r) / "metadata.json").is_file():
+                earlier = (self.out / "collect", *(self.round_dir(k) / "collect" for k in range(2, r)))
+                print(f"rounds: recording {asap_arm(r - 1)} on the target (round {r})", flush=True)
+                self._collect(self.round_dir(r) / "collect", before, earlier)
+            self.train_delta(r)
+            done.append(self.finetune_method(asap_arm(r)))
+        return done
 
     def reuse_finished(self, method: str, args: list[str]) -> bool:
         """Copy arm `method`'s run and export from a finetune.reuse folder where the same training
@@ -781,6 +849,8 @@ class Pipeline:
         e = self.cfg.evaluate
         policies = {"vanilla": self.artifact}
         policies.update({m: self.finetuned_artifact(m) for m in METHODS})
+        rounds = range(2, int(self.cfg.rounds.count) + 1) if "asap" in self.cfg.methods else range(0)
+        policies.update({asap_arm(r): self.finetuned_artifact(asap_arm(r)) for r in rounds})
         rows: dict[str, Any] = {}
         for name, artifact in policies.items():
             if not (artifact / "contract.json").is_file():
@@ -839,6 +909,12 @@ class Pipeline:
         if (self.delta_run / "final" / "model.zip").is_file():
             # Replayed with the scale, joints and inputs the run was trained with (delta_settings).
             sims["asap"] = {"delta_run": self.delta_run, "checkpoint": str(self.cfg.train_delta.checkpoint)}
+        for r in range(2, int(self.cfg.rounds.count) + 1):  # every delta model on round 1's recording
+            if (self.round_delta_run(r) / "final" / "model.zip").is_file():
+                sims[asap_arm(r)] = {
+                    "delta_run": self.round_delta_run(r),
+                    "checkpoint": str(self.cfg.train_delta.checkpoint),
+                }
         if self.sysid_file.is_file():
             fitted = params_from_dict(json.loads(self.sysid_file.read_text())["params"])
             sims["sysid"] = {"physics": TrainingPhysics(fitted)}
@@ -858,6 +934,19 @@ class Pipeline:
 
 
 _CLOSED_KEYS = ("lin_vel_rms", "yaw_rate_rms", "falls", "episodes")
+
+
+def asap_arm(r: int) -> str:
+    """The fine-tuning arm of ASAP's round r: asap (the paper's one pass), then asap_round<r>."""
+    return "asap" if r == 1 else f"asap_round{r}"
+
+
+def asap_round(method: str) -> int:
+    """The ASAP round an arm name is (asap_arm's inverse); 0 for the other methods."""
+    if method == "asap":
+        return 1
+    tail = method.removeprefix("asap_round")
+    return int(tail) if tail != method and tail.isdigit() and int(tail) > 1 else 0
 
 
 def _mean_or_none(values: list[Any]) -> float | None:
@@ -893,6 +982,7 @@ def run_asap(cfg: DictConfig) -> None:
             "train_delta": "asap",
             "sysid": "sysid",
             "train_dynamics": "delta_dynamics",
+            "rounds": "asap",
         }  # one method's stages
         stages = tuple(s for s in STAGES if s not in needed or needed[s] in cfg.methods)
     for stage in stages:
@@ -902,18 +992,19 @@ def run_asap(cfg: DictConfig) -> None:
 
 HELP = verb_help(
     "asap",
-    "stage=<pretrain|collect|train_delta|train_dynamics|sysid|finetune|evaluate|all> robot=<go2|g1> mismatch=<name> pretrain.run=<dir> methods=[asap,...]",
+    "stage=<pretrain|collect|train_delta|train_dynamics|sysid|finetune|rounds|evaluate|all> robot=<go2|g1> mismatch=<name> pretrain.run=<dir> methods=[asap,...]",
     "ASAP's delta-action pipeline, rehearsed sim-to-sim over the deploy path: a target with a physics\n"
     "mismatch (configs/mismatch/), recordings over DDS, a delta-action model, fine-tuning with it,\n"
     "and tracking on the target before and after. Each stage skips what it finished (docs/asap.md).",
     [
-        ("stage", "pretrain | collect | train_delta | train_dynamics | sysid | finetune | evaluate | all"),
+        ("stage", "pretrain | collect | train_delta | train_dynamics | sysid | finetune | rounds | evaluate | all"),
         ("methods", "fine-tuning arms: asap, nominal, dr, sysid, delta_dynamics, oracle (default: [asap])"),
         ("robot", "go2 | g1 (default: go2)"),
         ("mismatch", "a configs/mismatch/ name (default: kp065); mismatch.edits=[...] states one inline"),
         ("pretrain.run", "the agent=rsl_ppo velocity run to align"),
         ("out", "output folder (default: outputs/asap/<robot>_<mismatch>)"),
         ("train_delta.steps / finetune.steps", "training budgets (env steps)"),
+        ("rounds.count", "ASAP passes (default 1, the paper's); more add arms asap_round2..: collect again, refit"),
     ],
     [
         "python -m robolearn.asap stage=all robot=go2 mismatch=kp065 pretrain.run=outputs/benchmarks/go2_walk/trot_history/seed_0",

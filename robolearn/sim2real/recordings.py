@@ -18,7 +18,8 @@ provenance):
 - infos: time_s (T+1, s since the stretch began, on the deploy clock) and tick (T+1, the robot's
   counter, ms);
 - provenance: schema, robot, control_dt, action_scale, default_pose, layout, the mismatch the target
-  simulated (its name and edits: the training side never reads them), and both logs' paths.
+  simulated (its name and edits: the training side never reads them), and both logs' paths (the
+  first recording's; a dataset joining several lists each under `recordings`).
 
 `load_delta_dataset(path, robot)` reads it back and refuses, in one line, a dataset of another
 schema version or another robot.
@@ -26,6 +27,7 @@ schema version or another robot.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,17 +137,41 @@ def delta_segments(log_dir: str | Path, truth_dir: str | Path) -> tuple[list[Del
     return segments, provenance
 
 
+# Provenance every recording joined into one dataset must share: one robot, one target, one layout.
+SHARED_PROVENANCE = ("robot", "control_dt", "action_scale", "default_pose", "layout", "mismatch", "source")
+
+
 def write_delta_dataset(
     log_dir: str | Path,
     truth_dir: str | Path,
     out: str | Path,
     dataset_id: str = "robolearn/asap-delta-v0",
     overwrite: bool = False,
+    more: Sequence[tuple[str | Path, str | Path]] = (),
 ) -> Path:
-    """Join a recording into the delta-action dataset (module docstring); returns its data/ folder."""
+    """Join a recording into the delta-action dataset (module docstring); returns its data/ folder.
+    `more` holds further (log, truth) recordings on the same target (ASAP's later rounds, recorded
+    with the fine-tuned policy), appended as more episodes; the provenance lists each recording
+    under `recordings` and refuses, in one line, a recording of another robot, target or layout."""
     segments, provenance = delta_segments(log_dir, truth_dir)
     if not segments:
         raise UserError(f"{log_dir} has no stretch of two or more policy steps in POLICY")
+    recordings = [_recording_entry(provenance, len(segments))]
+    for log, truth in more:
+        extra, theirs = delta_segments(log, truth)
+        for key in SHARED_PROVENANCE:
+            if theirs[key] != provenance[key]:
+                raise UserError(
+                    f"{log} has another {key} than {log_dir} ({theirs[key]!r} against {provenance[key]!r});"
+                    " join only recordings of one robot on one target"
+                )
+        if not extra:
+            raise UserError(f"{log} has no stretch of two or more policy steps in POLICY")
+        segments += extra
+        recordings.append(_recording_entry(theirs, len(extra)))
+        provenance["irregular_steps_split"] += theirs["irregular_steps_split"]
+    if more:
+        provenance["recordings"] = recordings
     layout = provenance["layout"]
     width = int(layout["nq"]) + int(layout["nv"])
     n = segments[0].actions.shape[1]
@@ -175,6 +201,11 @@ def write_delta_dataset(
         provenance=provenance,
         overwrite=overwrite,
     )
+
+
+def _recording_entry(provenance: dict[str, Any], episodes: int) -> dict[str, Any]:
+    keys = ("log", "truth", "irregular_steps_split")
+    return {**{k: provenance[k] for k in keys}, "episodes": episodes}
 
 
 def load_delta_dataset(path: str | Path, robot: str) -> tuple[list[DeltaSegment], dict[str, Any]]:

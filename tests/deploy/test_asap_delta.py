@@ -309,3 +309,20 @@ def test_bad_delta_options_are_one_line(dataset: Path, kwargs: dict[str, object]
     with pytest.raises(UserError) as info:
         DeltaActionTask(**args)  # type: ignore[arg-type]
     assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_recordings_of_other_targets_are_not_joined(
+    dataset: Path, delay1_dataset: Path, tmp_path: Path
+) -> None:
+    """ASAP's later rounds join recordings into one dataset only when they are of one robot on one
+    target: the 0.65 x Kp recording and the delayed one are refused together, in one line."""
+    from robolearn.sim2real.recordings import load_delta_dataset, write_delta_dataset
+
+    _, kp = load_delta_dataset(dataset, "go2")
+    _, delay = load_delta_dataset(delay1_dataset, "go2")
+    with pytest.raises(UserError) as info:
+        write_delta_dataset(
+            kp["log"], kp["truth"], tmp_path / "joined", more=[(delay["log"], delay["truth"])]
+        )
+    assert "has another mismatch than" in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "joined").exists()  # nothing half-written

@@ -35,6 +35,11 @@ SPEC = get_robot_spec("go2")
         (["stage=evaluate", "methods=[asap,sim2real]"], "methods has 'sim2real', not a method"),
         (["stage=evaluate", "methods=[dr,dr]"], "names a method twice"),
         (["stage=collect", "collect.attempts=0"], "collect.attempts=0 must be at least 1"),
+        (["stage=rounds", "rounds.count=0"], "rounds.count=0 must be a whole number of ASAP passes"),
+        (
+            ["stage=rounds", "methods=[nominal]", "rounds.count=2"],
+            "which methods=['nominal'] lacks; add asap",
+        ),
         (["stage=collect", "train_delta.learning_rate=0"], "train_delta.learning_rate=0.0 must be > 0"),
         (["stage=collect", "train_delta.learning_rate=inf"], "train_delta.learning_rate=inf must be > 0"),
         (["stage=collect", "train_delta.gamma=0"], "train_delta.gamma=0.0 must be a discount in (0, 1]"),
@@ -106,6 +111,16 @@ def test_collect_records_over_dds_into_a_delta_dataset(tmp_path: Path) -> None:
     np.testing.assert_allclose(commands[5], [0.0, 0.0, 0.0], atol=1e-6)
     np.testing.assert_allclose(commands[-1], [0.0, 0.0, 0.4], atol=1e-3)
     assert pipeline.collect() == data  # a finished stage is skipped
+    # A later ASAP round records again and trains on both recordings: one dataset, both listed.
+    joined = pipeline._collect(pipeline.round_dir(2) / "collect", pipeline.artifact, (tmp_path / "collect",))
+    assert joined == pipeline.round_dataset(2)
+    both, prov2 = load_delta_dataset(joined, "go2")
+    assert [r["log"] for r in prov2["recordings"]] == [
+        str((tmp_path / "collect" / "log").resolve()),
+        str((pipeline.round_dir(2) / "collect" / "log").resolve()),
+    ]
+    assert len(both) == len(segments) + prov2["recordings"][1]["episodes"] and len(both) > len(segments)
+    np.testing.assert_array_equal(both[0].actions, segments[0].actions)  # round 1's recording first
     # The folder is this pipeline's: other physics in it is refused, not silently reused.
     other = compose_config("asap", ["stage=collect", "mismatch=gains_strength", f"out={tmp_path}"])
     with pytest.raises(UserError, match="holds an ASAP pipeline for mismatch='kp065', not 'gains_strength'"):
@@ -212,3 +227,35 @@ def test_a_delta_run_of_other_settings_is_refused_not_reused(tmp_path: Path) -> 
     assert "was trained with other train_delta settings" in str(info.value) and "\n" not in str(info.value)
     OmegaConf.save(OmegaConf.create(ours), pipeline.delta_run / ".hydra" / "overrides.yaml")
     assert pipeline.train_delta() == pipeline.delta_run  # kept: no training started
+
+
+def test_a_later_round_fine_tunes_the_round_before_with_its_own_delta(tmp_path: Path) -> None:
+    """rounds.count=2: arm asap_round2 starts from the asap arm's run (not the pretrained one) and
+    adds round 2's delta model; the stage refuses to start before round 1 is fine-tuned."""
+    from robolearn.asap import asap_arm, asap_round
+
+    assert [asap_round(asap_arm(r)) for r in (1, 2, 3)] == [1, 2, 3]
+    assert [asap_round(m) for m in ("nominal", "asap_round", "asap_round1", "asap_roundx")] == [0, 0, 0, 0]
+    walker = tmp_path / "walker"
+    (walker / ".hydra").mkdir(parents=True)
+    (walker / "config.yaml").write_text("env: {id: robolearn/Go2Velocity-v1}\n")
+    OmegaConf.save(
+        OmegaConf.create(["+experiment=go2_walk_trot_history"]), walker / ".hydra" / "overrides.yaml"
+    )
+    out = tmp_path / "out"
+    cfg = compose_config("asap", ["stage=rounds", f"out={out}", f"pretrain.run={walker}", "rounds.count=2"])
+    validate_asap_config(cfg)
+    pipeline = Pipeline(cfg)
+    with pytest.raises(UserError) as info:
+        pipeline.rounds()
+    assert "finetune/asap/artifact is missing: run stage=finetune" in str(info.value)
+    assert "\n" not in str(info.value)
+    for r in (1, 2):
+        (pipeline.round_delta_run(r) / "final").mkdir(parents=True)
+        (pipeline.round_delta_run(r) / "final" / "model.zip").write_bytes(b"model")
+    first, second = pipeline.finetune_args("asap"), pipeline.finetune_args("asap_round2")
+    assert f"agent.init_from={walker.resolve()}" in first
+    assert f"+env.kwargs.delta_action.run={out / 'train_delta'}" in first
+    assert f"agent.init_from={out / 'finetune' / 'asap' / 'run'}" in second
+    assert f"+env.kwargs.delta_action.run={out / 'rounds' / 'r2' / 'train_delta'}" in second
+    assert f"hydra.run.dir={out / 'finetune' / 'asap_round2' / 'run'}" in second
