@@ -126,6 +126,33 @@ def test_named_mismatches_compose_and_reach_the_deploy_backend() -> None:
     assert target_from_config(compose_config("deploy", ["robot=go2"]), GO2).nominal
 
 
+def test_the_sticky_leg_edits_one_leg_of_the_target_and_the_oracle_gets_it_exactly(tmp_path: Path) -> None:
+    """mismatch=sticky_leg, outside SysID's one-scale-per-parameter family: the front-left joints'
+    friction and damping change on the target, no other joint's; the oracle's edited model has the
+    same per-joint values and its motors stay nominal."""
+    from robolearn.sim2real.physics import oracle_physics
+
+    target = target_from_config(compose_config("deploy", ["robot=go2", "mismatch=sticky_leg"]), GO2)
+    assert target.delay_s == 0 and len(target.model_edits) == 6
+    np.testing.assert_allclose(target.kp_scale, 1.0)
+    edited, nominal = RobotSimulation(GO2, mismatch=target).model, RobotSimulation(GO2).model
+    oracle = oracle_physics("go2", [e.to_dict() for e in target.edits], tmp_path)
+    assert oracle.model_path is not None and oracle.params.kp_scale == 1.0 and oracle.params.delay == 0
+    theirs = mujoco.MjModel.from_xml_path(str(oracle.model_path))
+    for name in GO2.joint_names:
+        dof = [
+            int(m.jnt_dofadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, name)])
+            for m in (edited, nominal, theirs)
+        ]
+        scales = (20.0, 10.0) if name.startswith("FL_") else (1.0, 1.0)
+        assert edited.dof_damping[dof[0]] == pytest.approx(scales[0] * nominal.dof_damping[dof[1]]), name
+        assert edited.dof_frictionloss[dof[0]] == pytest.approx(
+            scales[1] * nominal.dof_frictionloss[dof[1]]
+        ), name
+        assert theirs.dof_damping[dof[2]] == pytest.approx(edited.dof_damping[dof[0]]), name
+        assert theirs.dof_frictionloss[dof[2]] == pytest.approx(edited.dof_frictionloss[dof[0]]), name
+
+
 @pytest.mark.parametrize(
     ("overrides", "needle"),
     [
