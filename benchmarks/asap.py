@@ -83,12 +83,15 @@ def run_pipeline(args: argparse.Namespace, mismatch: str, seed: int, out: Path) 
         f"finetune.reuse={hydra_value([str(p) for p in sorted(out.parent.glob(f'*_seed{seed}')) if p != out])}",
     ]
     print("$ " + " ".join(cmd[1:]), flush=True)
+    adding = results.is_file()  # a finished row gets later rounds: its first wall time is kept
+    wall_file = out / "evaluate" / "wall.json"
+    walls = json.loads(wall_file.read_text()) if adding and wall_file.is_file() else {}
     t0 = time.time()
     subprocess.run(cmd, check=True, cwd=REPO)
     result = dict(json.loads(results.read_text()))
-    result["wall_s"] = round(time.time() - t0, 1)
-    (out / "evaluate" / "wall.json").write_text(json.dumps({"wall_s": result["wall_s"]}))
-    return result
+    walls[f"rounds_{args.rounds}_added_wall_s" if adding else "wall_s"] = round(time.time() - t0, 1)
+    wall_file.write_text(json.dumps(walls))
+    return {**result, **walls}
 
 
 def copy_small_files(out: Path, dest: Path) -> None:
@@ -204,6 +207,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks" / "asap")
     parser.add_argument("--results", type=Path, default=None)
     args = parser.parse_args()
+    if args.rounds < 1 or (args.rounds > 1 and "asap" not in args.methods):
+        sys.exit(
+            f"--rounds {args.rounds} must be 1, or more with asap among --methods ({' '.join(args.methods)})"
+        )
     machine = machine_now()
     results: dict[str, list[dict[str, Any]]] = {}
     for mismatch in args.mismatches:
@@ -213,11 +220,13 @@ def main() -> None:
             earlier = (
                 json.loads(committed.read_text()) if committed is not None and committed.is_file() else None
             )
-            if (
-                earlier is not None
-                and not missing_rounds(earlier, args.rounds)
-                and not (args.out / name).is_dir()
-            ):
+            if earlier is not None and not (args.out / name).is_dir():
+                if missing_rounds(earlier, args.rounds):  # would record and train the whole row again
+                    sys.exit(
+                        f"{name} finished in an earlier session without ASAP's round {args.rounds}, and"
+                        f" {args.out / name} (its checkpoints and recordings, needed to add rounds) is not"
+                        " here; run it without --rounds, or rerun the row into an empty --results"
+                    )
                 result = dict(earlier)  # finished in an earlier session
             else:
                 if not (args.pretrain / "config.yaml").is_file():

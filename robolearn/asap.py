@@ -35,8 +35,10 @@ result is there, so `stage=all` resumes after a kill; the training stages resume
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -311,7 +313,9 @@ def validate_asap_config(cfg: DictConfig) -> None:
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise UserError(f"rounds.count={count!r} must be a whole number of ASAP passes >= 1, e.g. 2")
     if count > 1 and "asap" not in cfg.methods:
-        raise UserError(f"rounds.count={count} repeats the asap arm, which methods={list(cfg.methods)} lacks; add asap")
+        raise UserError(
+            f"rounds.count={count} repeats the asap arm, which methods={list(cfg.methods)} lacks; add asap"
+        )
     if int(cfg.collect.attempts) < 1:
         raise UserError(f"collect.attempts={cfg.collect.attempts} must be at least 1")
     if not 0.0 <= cfg.pretrain.max_fall_rate <= 1.0:
@@ -564,7 +568,6 @@ class Pipeline:
             first / "truth",
             folder / "delta",
             dataset_id=f"robolearn/asap-{self.cfg.robot.name}-v0",
-            overwrite=True,  # a dataset half-written before a kill is written again
             more=more,
         )
 
@@ -690,10 +693,11 @@ class Pipeline:
         )
         if (run / "final" / "model.zip").is_file():
             if not ran_with(run, overrides):  # never fine-tune on a delta of other settings
+                later = f", {self.out / 'rounds'}, the asap_round* fine-tuning" if r == 1 else ""
                 raise UserError(
                     f"{run} was trained with other train_delta settings than these; delete it"
-                    f" with {self.out / 'finetune' / arm} and {self.out / 'evaluate'} to train it again,"
-                    " or give another out="
+                    f" with {self.out / 'finetune' / arm}{later} and {self.out / 'evaluate'} to train it"
+                    " again, or give another out="
                 )
             return run
         _run([sys.executable, "-m", "robolearn.train", *overrides], f"train_delta ({arm})")
@@ -785,15 +789,34 @@ class Pipeline:
         """ASAP's later rounds (rounds.count > 1): for r = 2..count, record round r-1's fine-tuned
         policy on the target, train a delta model on every recording so far, fine-tune round r-1's
         policy with it. Each step is skipped when done, so the stage resumes."""
-        done = []
+        done: list[Path] = []
         for r in range(2, int(self.cfg.rounds.count) + 1):
             before = self.finetuned_artifact(asap_arm(r - 1))
             if not (before / "contract.json").is_file():
                 stage = "finetune" if r == 2 else "rounds"
                 raise UserError(f"{before} is missing: run stage={stage} (methods with asap) first")
-            if not (self.round_dataset(r) / "metadata.json").is_file():
+            # What round r was recorded from: round r-1's policy, byte for byte. A round kept from
+            # another policy (round r-1 trained again) would refit on the wrong states.
+            recorded_from = self.round_dir(r) / "recorded_from.json"
+            policy = {"policy_sha256": hashlib.sha256((before / "policy.onnx").read_bytes()).hexdigest()}
+            if (self.round_dataset(r) / "metadata.json").is_file():
+                if not recorded_from.is_file() or json.loads(recorded_from.read_text()) != policy:
+                    raise UserError(
+                        f"{self.round_dir(r)} was recorded from another {asap_arm(r - 1)} policy than"
+                        f" {before}; delete {self.out / 'rounds'} and the asap_round* folders under"
+                        f" {self.out / 'finetune'} to run the later rounds again"
+                    )
+            else:
                 earlier = (self.out / "collect", *(self.round_dir(k) / "collect" for k in range(2, r)))
+                for folder in earlier:
+                    for raw in (folder / "log", folder / "truth"):
+                        if not raw.is_dir():  # checked before minutes of recording, not after
+                            raise UserError(
+                                f"{raw} is missing: round {r} joins every earlier recording's logs;"
+                                f" record them again (delete {folder} and the stages after it)"
+                            )
                 print(f"rounds: recording {asap_arm(r - 1)} on the target (round {r})", flush=True)
+                atomic_write_json(recorded_from, policy)  # before: a recording is only kept whole
                 self._collect(self.round_dir(r) / "collect", before, earlier)
             self.train_delta(r)
             done.append(self.finetune_method(asap_arm(r)))
@@ -945,8 +968,8 @@ def asap_round(method: str) -> int:
     """The ASAP round an arm name is (asap_arm's inverse); 0 for the other methods."""
     if method == "asap":
         return 1
-    tail = method.removeprefix("asap_round")
-    return int(tail) if tail != method and tail.isdigit() and int(tail) > 1 else 0
+    later = re.fullmatch(r"asap_round([2-9]|[1-9][0-9]+)", method)
+    return int(later.group(1)) if later else 0
 
 
 def _mean_or_none(values: list[Any]) -> float | None:
@@ -997,14 +1020,20 @@ HELP = verb_help(
     "mismatch (configs/mismatch/), recordings over DDS, a delta-action model, fine-tuning with it,\n"
     "and tracking on the target before and after. Each stage skips what it finished (docs/asap.md).",
     [
-        ("stage", "pretrain | collect | train_delta | train_dynamics | sysid | finetune | rounds | evaluate | all"),
+        (
+            "stage",
+            "pretrain | collect | train_delta | train_dynamics | sysid | finetune | rounds | evaluate | all",
+        ),
         ("methods", "fine-tuning arms: asap, nominal, dr, sysid, delta_dynamics, oracle (default: [asap])"),
         ("robot", "go2 | g1 (default: go2)"),
         ("mismatch", "a configs/mismatch/ name (default: kp065); mismatch.edits=[...] states one inline"),
         ("pretrain.run", "the agent=rsl_ppo velocity run to align"),
         ("out", "output folder (default: outputs/asap/<robot>_<mismatch>)"),
         ("train_delta.steps / finetune.steps", "training budgets (env steps)"),
-        ("rounds.count", "ASAP passes (default 1, the paper's); more add arms asap_round2..: collect again, refit"),
+        (
+            "rounds.count",
+            "ASAP passes (default 1, the paper's); more add arms asap_round2..: collect again, refit",
+        ),
     ],
     [
         "python -m robolearn.asap stage=all robot=go2 mismatch=kp065 pretrain.run=outputs/benchmarks/go2_walk/trot_history/seed_0",

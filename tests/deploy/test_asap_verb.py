@@ -235,7 +235,8 @@ def test_a_later_round_fine_tunes_the_round_before_with_its_own_delta(tmp_path: 
     from robolearn.asap import asap_arm, asap_round
 
     assert [asap_round(asap_arm(r)) for r in (1, 2, 3)] == [1, 2, 3]
-    assert [asap_round(m) for m in ("nominal", "asap_round", "asap_round1", "asap_roundx")] == [0, 0, 0, 0]
+    others = ("nominal", "asap_round", "asap_round1", "asap_roundx", "asap_round02", "asap_round\u00b2")
+    assert [asap_round(m) for m in others] == [0] * len(others)
     walker = tmp_path / "walker"
     (walker / ".hydra").mkdir(parents=True)
     (walker / "config.yaml").write_text("env: {id: robolearn/Go2Velocity-v1}\n")
@@ -259,3 +260,16 @@ def test_a_later_round_fine_tunes_the_round_before_with_its_own_delta(tmp_path: 
     assert f"agent.init_from={out / 'finetune' / 'asap' / 'run'}" in second
     assert f"+env.kwargs.delta_action.run={out / 'rounds' / 'r2' / 'train_delta'}" in second
     assert f"hydra.run.dir={out / 'finetune' / 'asap_round2' / 'run'}" in second
+    # Round 2 needs round 1's raw logs to join: refused before minutes of recording, not after.
+    pipeline.finetuned_artifact("asap").mkdir(parents=True)
+    (pipeline.finetuned_artifact("asap") / "contract.json").write_text("{}")
+    (pipeline.finetuned_artifact("asap") / "policy.onnx").write_bytes(b"round 1 actor")
+    with pytest.raises(UserError, match="collect/log is missing: round 2 joins every earlier recording"):
+        pipeline.rounds()
+    # A round-2 recording of another round-1 policy (round 1 trained again since) is refused, not refitted on.
+    (pipeline.round_dataset(2)).mkdir(parents=True)
+    (pipeline.round_dataset(2) / "metadata.json").write_text("{}")
+    (pipeline.round_dir(2) / "recorded_from.json").write_text(json.dumps({"policy_sha256": "another"}))
+    with pytest.raises(UserError) as info:
+        pipeline.rounds()
+    assert "was recorded from another asap policy" in str(info.value) and "\n" not in str(info.value)
