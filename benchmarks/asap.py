@@ -62,8 +62,9 @@ def missing_rounds(result: dict[str, Any], rounds: int) -> bool:
 
 def run_pipeline(args: argparse.Namespace, mismatch: str, seed: int, out: Path) -> dict[str, Any]:
     results = out / "evaluate" / "results.json"
-    if results.is_file() and not missing_rounds(json.loads(results.read_text()), args.rounds):
-        return dict(json.loads(results.read_text()))
+    finished = json.loads(results.read_text()) if results.is_file() else None
+    if finished is not None and not missing_rounds(finished, args.rounds):
+        return dict(finished)
     cmd = [
         sys.executable,
         "-m",
@@ -83,7 +84,7 @@ def run_pipeline(args: argparse.Namespace, mismatch: str, seed: int, out: Path) 
         f"finetune.reuse={hydra_value([str(p) for p in sorted(out.parent.glob(f'*_seed{seed}')) if p != out])}",
     ]
     print("$ " + " ".join(cmd[1:]), flush=True)
-    adding = results.is_file()  # a finished row gets later rounds: its first wall time is kept
+    adding = finished is not None  # a finished row gets later rounds: its first wall time is kept
     wall_file = out / "evaluate" / "wall.json"
     walls = json.loads(wall_file.read_text()) if adding and wall_file.is_file() else {}
     t0 = time.time()

@@ -561,14 +561,13 @@ class Pipeline:
             print(
                 f"collect: the deploy faulted (exit code 3); recording again, attempt {attempt + 1} of {attempts}"
             )
-        first = earlier[0] if earlier else folder
-        more = [(f / "log", f / "truth") for f in (*earlier[1:], folder)] if earlier else []
+        first, *rest = (*earlier, folder)
         return write_delta_dataset(
             first / "log",
             first / "truth",
             folder / "delta",
             dataset_id=f"robolearn/asap-{self.cfg.robot.name}-v0",
-            more=more,
+            more=[(f / "log", f / "truth") for f in rest],
         )
 
     def _record(self, log: Path, truth: Path, artifact: Path) -> int:
@@ -872,8 +871,8 @@ class Pipeline:
         e = self.cfg.evaluate
         policies = {"vanilla": self.artifact}
         policies.update({m: self.finetuned_artifact(m) for m in METHODS})
-        rounds = range(2, int(self.cfg.rounds.count) + 1) if "asap" in self.cfg.methods else range(0)
-        policies.update({asap_arm(r): self.finetuned_artifact(asap_arm(r)) for r in rounds})
+        later = range(2, int(self.cfg.rounds.count) + 1)  # validated: only with asap among the methods
+        policies.update({asap_arm(r): self.finetuned_artifact(asap_arm(r)) for r in later})
         rows: dict[str, Any] = {}
         for name, artifact in policies.items():
             if not (artifact / "contract.json").is_file():
@@ -929,11 +928,9 @@ class Pipeline:
         robot = str(self.cfg.robot.name)
         starts = replay_starts(self.dataset, h)
         sims: dict[str, Any] = {"nominal": {}}
-        if (self.delta_run / "final" / "model.zip").is_file():
-            # Replayed with the scale, joints and inputs the run was trained with (delta_settings).
-            sims["asap"] = {"delta_run": self.delta_run, "checkpoint": str(self.cfg.train_delta.checkpoint)}
-        for r in range(2, int(self.cfg.rounds.count) + 1):  # every delta model on round 1's recording
+        for r in range(1, int(self.cfg.rounds.count) + 1):  # every round's delta, on round 1's recording
             if (self.round_delta_run(r) / "final" / "model.zip").is_file():
+                # Replayed with the scale, joints and inputs the run was trained with (delta_settings).
                 sims[asap_arm(r)] = {
                     "delta_run": self.round_delta_run(r),
                     "checkpoint": str(self.cfg.train_delta.checkpoint),

@@ -153,13 +153,12 @@ def write_delta_dataset(
     `more` holds further (log, truth) recordings on the same target (ASAP's later rounds, recorded
     with the fine-tuned policy), appended as more episodes; the provenance lists each recording
     under `recordings` and refuses, in one line, a recording of another robot, target or layout."""
-    segments, provenance = delta_segments(log_dir, truth_dir)
-    if not segments:
-        raise UserError(f"{log_dir} has no stretch of two or more policy steps in POLICY")
-    recordings = [_recording_entry(provenance, len(segments))]
-    for log, truth in more:
+    segments: list[DeltaSegment] = []
+    recordings: list[dict[str, Any]] = []
+    provenance: dict[str, Any] = {}
+    for log, truth in ((log_dir, truth_dir), *more):
         extra, theirs = delta_segments(log, truth)
-        for key in SHARED_PROVENANCE:
+        for key in SHARED_PROVENANCE if provenance else ():  # the first recording is the reference
             if theirs[key] != provenance[key]:
                 raise UserError(
                     f"{log} has another {key} than {log_dir} ({theirs[key]!r} against {provenance[key]!r});"
@@ -168,8 +167,11 @@ def write_delta_dataset(
         if not extra:
             raise UserError(f"{log} has no stretch of two or more policy steps in POLICY")
         segments += extra
-        recordings.append(_recording_entry(theirs, len(extra)))
-        provenance["irregular_steps_split"] += theirs["irregular_steps_split"]
+        recordings.append(
+            {**{k: theirs[k] for k in ("log", "truth", "irregular_steps_split")}, "episodes": len(extra)}
+        )
+        provenance = provenance or theirs
+    provenance["irregular_steps_split"] = sum(r["irregular_steps_split"] for r in recordings)
     if more:
         provenance["recordings"] = recordings
     layout = provenance["layout"]
@@ -201,11 +203,6 @@ def write_delta_dataset(
         provenance=provenance,
         overwrite=overwrite,
     )
-
-
-def _recording_entry(provenance: dict[str, Any], episodes: int) -> dict[str, Any]:
-    keys = ("log", "truth", "irregular_steps_split")
-    return {**{k: provenance[k] for k in keys}, "episodes": episodes}
 
 
 def load_delta_dataset(path: str | Path, robot: str) -> tuple[list[DeltaSegment], dict[str, Any]]:
