@@ -23,7 +23,8 @@ result is there, so `stage=all` resumes after a kill; the training stages resume
 - finetune: for each of `methods`, the pretrain run's own training config, started from its networks
   (agent.init_from) with what the method adds (METHOD_HELP: the frozen delta on every action, wider
   randomisation, the fitted or the true physics, or nothing), then exported: every fine-tuned
-  policy deploys as it is.
+  policy deploys as it is. asap_gated (our addition) is asap with the delta faded out away from the
+  recorded states (finetune.support, robolearn.sim2real.support).
 - rounds (rounds.count > 1, method asap; our addition: the paper makes one pass): round r deploys
   round r-1's fine-tuned policy on the target with the same schedule, trains a new delta model on
   every recording so far and fine-tunes round r-1's policy with it (arm asap_round<r>), so the
@@ -60,9 +61,10 @@ from robolearn.utils.io import atomic_write_json
 
 STAGES = ("pretrain", "collect", "train_delta", "train_dynamics", "sysid", "finetune", "rounds", "evaluate")
 # How each fine-tuning arm aligns the policy with the target (vanilla: the pretrained policy as is).
-METHODS = ("asap", "nominal", "dr", "sysid", "delta_dynamics", "oracle")
+METHODS = ("asap", "asap_gated", "nominal", "dr", "sysid", "delta_dynamics", "oracle")
 METHOD_HELP = {
     "asap": "the frozen delta-action model on every action (train_delta)",
+    "asap_gated": "asap with the delta faded out away from the recorded states (finetune.support; our addition)",
     "nominal": "more training in the nominal simulator (the control: the same budget, no alignment)",
     "dr": "wider domain randomisation (dr.randomization merged over the recipe's)",
     "sysid": "the recipe centred on physics fitted to the recordings (stage sysid)",
@@ -177,6 +179,9 @@ class FinetuneSettings:
     # recording); asap and delta_dynamics never do (their commands name their own folder); sysid and
     # oracle only where their physics values came out identical.
     reuse: list[str] = field(default_factory=list)
+    # The asap_gated arm (robolearn.sim2real.support): the delta at full strength up to `near` x the
+    # recording's typical spacing from the nearest recorded state, none beyond `far`.
+    support: dict[str, float] = field(default_factory=lambda: {"near": 2.0, "far": 4.0})
 
 
 @dataclass
@@ -305,6 +310,9 @@ def validate_asap_config(cfg: DictConfig) -> None:
     for folder in cfg.finetune.reuse:
         if not Path(str(folder)).expanduser().is_dir():
             raise UserError(f"finetune.reuse has {folder}, not a folder: give ASAP pipeline out folders")
+    from robolearn.sim2real.support import check_support_options
+
+    check_support_options(dict(cfg.finetune.support), "finetune.support")
     if not (math.isfinite(float(cfg.train_delta.learning_rate)) and float(cfg.train_delta.learning_rate) > 0):
         raise UserError(f"train_delta.learning_rate={cfg.train_delta.learning_rate} must be > 0, e.g. 0.001")
     if not 0.0 < float(cfg.train_delta.gamma) <= 1.0:
@@ -458,15 +466,21 @@ class Pipeline:
         """What fine-tuning arm `method` adds to the pretrain run's training command."""
         from robolearn.sim2real.physics import TrainingPhysics, oracle_physics, params_from_dict
 
-        r = asap_round(method)
+        r = 1 if method == "asap_gated" else asap_round(method)
         if r:
             delta = self.round_delta_run(r)
             if not (delta / "final" / "model.zip").is_file():
                 stage = "train_delta" if r == 1 else "rounds"
                 raise UserError(f"{delta} has no final model: run stage={stage} first")
+            gate = self.cfg.finetune.support
             return [
                 f"+env.kwargs.delta_action.run={delta}",
                 f"+env.kwargs.delta_action.checkpoint={self.cfg.train_delta.checkpoint}",
+                *(
+                    [f"+env.kwargs.delta_action.support={{near: {float(gate.near)}, far: {float(gate.far)}}}"]
+                    if method == "asap_gated"
+                    else []
+                ),
             ]
         if method == "nominal":
             return []
@@ -999,12 +1013,12 @@ def run_asap(cfg: DictConfig) -> None:
     stages: tuple[str, ...] = (str(cfg.stage),)
     if cfg.stage == "all":
         needed = {
-            "train_delta": "asap",
-            "sysid": "sysid",
-            "train_dynamics": "delta_dynamics",
-            "rounds": "asap",
-        }  # one method's stages
-        stages = tuple(s for s in STAGES if s not in needed or needed[s] in cfg.methods)
+            "train_delta": ("asap", "asap_gated"),
+            "sysid": ("sysid",),
+            "train_dynamics": ("delta_dynamics",),
+            "rounds": ("asap",),
+        }  # the stages only some methods need
+        stages = tuple(s for s in STAGES if s not in needed or set(needed[s]) & set(cfg.methods))
     for stage in stages:
         print(f"asap: stage {stage} -> {pipeline.out}", flush=True)
         getattr(pipeline, stage)()

@@ -185,6 +185,82 @@ def test_finetune_adds_the_frozen_delta_with_the_scale_it_was_trained_with(delta
         plain.close()
 
 
+def test_support_distance_is_zero_on_the_recording_and_grows_away_from_it(dataset: Path) -> None:
+    """robolearn.sim2real.support: a recorded state is at distance 0, the recording's held-out
+    spacing has median 1 by construction, a state pushed off the recording is far, and the gate is 1
+    up to near, 0 past far and linear between."""
+    from robolearn.sim2real.recordings import load_delta_dataset
+    from robolearn.sim2real.support import RecordingSupport, state_features, support_gate
+
+    segments, prov = load_delta_dataset(dataset, "go2")
+    support = RecordingSupport.from_segments(segments, prov["layout"], SPEC.default_pos_array)
+    assert np.median(support.recorded_spacing) == pytest.approx(1.0)
+    layout = prov["layout"]
+    r, v = int(layout["root_qpos_adr"]), int(layout["root_qvel_adr"])
+    jq, jv = np.asarray(layout["joint_qpos_adr"]), np.asarray(layout["joint_qvel_adr"])
+    q, dq = segments[0].qpos[:5], segments[0].qvel[:5]
+
+    def features(joint_vel_offset: float) -> np.ndarray:
+        return state_features(
+            q[:, r + 3 : r + 7],
+            dq[:, v : v + 3],
+            dq[:, v + 3 : v + 6],
+            q[:, jq],
+            dq[:, jv] + joint_vel_offset,
+            SPEC.default_pos_array,
+        )
+
+    np.testing.assert_allclose(support.distance(features(0.0)), 0.0, atol=1e-6)
+    assert (support.distance(features(5.0)) > 10.0).all()  # every joint 5 rad/s off the recording
+    np.testing.assert_allclose(support_gate(np.array([0.0, 2.0, 3.0, 4.0, 9.0]), 2.0, 4.0), [1, 1, 0.5, 0, 0])
+
+
+def test_the_gated_delta_is_whole_on_recorded_states_and_gone_far_from_them(
+    dataset: Path, delta_run: Path
+) -> None:
+    """delta_action.support (the asap_gated arm): on a recorded state the robot gets the same action
+    as with the plain frozen delta; on a state far from the recording it gets the policy's action,
+    no delta."""
+    from robolearn.envs.backends.base import RootJointState
+    from robolearn.envs.tasks.velocity import VelocityTask
+    from robolearn.sim2real.recordings import load_delta_dataset
+
+    segments, prov = load_delta_dataset(dataset, "go2")
+    layout = prov["layout"]
+    r, v = int(layout["root_qpos_adr"]), int(layout["root_qvel_adr"])
+    jq, jv = np.asarray(layout["joint_qpos_adr"]), np.asarray(layout["joint_qvel_adr"])
+    q, dq = segments[0].qpos[[10, 10]], segments[0].qvel[[10, 10]].copy()
+    dq[1, jv] += 5.0  # env 1: the same state with every joint 5 rad/s faster
+    state = RootJointState(
+        root_pos=q[:, r : r + 3],
+        root_quat=q[:, r + 3 : r + 7],
+        root_lin_vel=dq[:, v : v + 3],
+        root_ang_vel=dq[:, v + 3 : v + 6],
+        joint_pos=q[:, jq],
+        joint_vel=dq[:, jv],
+    )
+    gated = VelocityTask(
+        num_envs=2,
+        backend="batch",
+        delta_action={"run": str(delta_run), "support": {"near": 2.0, "far": 4.0}},
+    )
+    plain = VelocityTask(num_envs=2, backend="batch", delta_action={"run": str(delta_run)})
+    try:
+        action = np.random.default_rng(0).uniform(-0.5, 0.5, size=(2, 12))
+        sent = {}
+        for name, task in (("gated", gated), ("plain", plain)):
+            task.backend.reset_envs(np.arange(2), state)
+            sent[name] = task.robot_action(action)
+        assert np.abs(sent["plain"] - action).max() > 1e-3  # the delta acts on both envs
+        np.testing.assert_allclose(sent["gated"][0], sent["plain"][0], rtol=1e-6)  # on the recording
+        np.testing.assert_array_equal(sent["gated"][1], action[1])  # far from it: no delta
+        assert gated.frozen_delta.gate_mean == pytest.approx(0.5)
+        assert plain.frozen_delta.gate_mean == 1.0
+    finally:
+        gated.close()
+        plain.close()
+
+
 @pytest.mark.parametrize(
     ("options", "robot", "needle"),
     [
@@ -193,6 +269,8 @@ def test_finetune_adds_the_frozen_delta_with_the_scale_it_was_trained_with(delta
         ({"run": "RUN", "checkpoint": "latest"}, "go2", "delta_action.checkpoint=latest is not allowed"),
         ({"run": "RUN", "lr": 1}, "go2", "delta_action.lr is not an option"),
         ({"run": "RUN"}, "g1", "is a delta for the go2, not the g1"),
+        ({"run": "RUN", "support": {"near": 4.0, "far": 2.0}}, "go2", "need 0 <= near < far"),
+        ({"run": "RUN", "support": {"near": 1.0, "width": 2.0}}, "go2", "delta_action.support.width is not"),
     ],
 )
 def test_a_wrong_delta_is_one_line(delta_run: Path, options: dict[str, Any], robot: str, needle: str) -> None:

@@ -50,6 +50,10 @@ SPEC = get_robot_spec("go2")
         ),
         (["stage=evaluate", "dr.randomization.kp_scale=[1.2,0.5]"], "dr: randomization.kp_scale=[1.2, 0.5]"),
         (
+            ["stage=evaluate", "finetune.support.far=1.0"],
+            "finetune.support near=2.0, far=1.0: need 0 <= near",
+        ),
+        (
             ["stage=collect", "mismatch.edits=[{kind: motor_kp, joint: hip, scale: 0.5}]"],
             "'hip' is not a joint",
         ),
@@ -260,6 +264,13 @@ def test_a_later_round_fine_tunes_the_round_before_with_its_own_delta(tmp_path: 
     assert f"agent.init_from={out / 'finetune' / 'asap' / 'run'}" in second
     assert f"+env.kwargs.delta_action.run={out / 'rounds' / 'r2' / 'train_delta'}" in second
     assert f"hydra.run.dir={out / 'finetune' / 'asap_round2' / 'run'}" in second
+    # asap_gated: round 1's delta from the pretrained policy, with the support gate; asap without it.
+    gated = pipeline.finetune_args("asap_gated")
+    assert f"agent.init_from={walker.resolve()}" in gated
+    assert f"+env.kwargs.delta_action.run={out / 'train_delta'}" in gated
+    assert "+env.kwargs.delta_action.support={near: 2.0, far: 4.0}" in gated
+    assert not any("support" in a for a in first)
+    assert f"hydra.run.dir={out / 'finetune' / 'asap_gated' / 'run'}" in gated
     # Round 2 needs round 1's raw logs to join: refused before minutes of recording, not after.
     pipeline.finetuned_artifact("asap").mkdir(parents=True)
     (pipeline.finetuned_artifact("asap") / "contract.json").write_text("{}")
