@@ -2,7 +2,7 @@
 nominal simulator and the nominal simulator plus an ASAP delta model, beside the target's (issue 22).
 
     python benchmarks/asap_fidelity.py <ASAP pipeline out folder> [--policy <rsl_ppo checkpoint dir>]
-                                       [--delta <train_delta run> ...] [--seconds 10] [--envs 4]
+                                       [--delta <train_delta run> ...] [--seconds 10] [--envs 4] [--support]
 
 The replay error (evaluate's open loop) says how well a simulator reproduces the recording from the
 recorded states; this says how it behaves when a policy drives it, which is what fine-tuning
@@ -13,6 +13,12 @@ body-frame planar velocity (m/s) and yaw rate (rad/s), as evaluate measures them
 --policy defaults to the pretrained walker (pretrain.run's final checkpoint); give
 <out>/finetune/asap/run/final for the fine-tuned one. --delta defaults to <out>/train_delta (its best
 checkpoint). The target's figures for the same policy are in <out>/evaluate/results.json.
+
+--support adds how far from the recording the policy goes (robolearn/sim2real/support.py, the
+asap_gated arm's gate): the distance of every visited state to the nearest recorded one, in units of
+the recording's typical spacing, and the mean gate under finetune.support's near and far, on each
+evaluated command (deterministic, as above) and on fine-tuning's own distribution (the nominal arm's
+task as it trains: its commands, randomisation and exploration noise, actions sampled).
 """
 
 from __future__ import annotations
@@ -69,6 +75,37 @@ def track(
     return float(np.sqrt(np.mean(lin))), float(np.sqrt(np.mean(yaw)))
 
 
+def support_profile(
+    kwargs: dict[str, Any],
+    policy: Any,
+    support: Any,
+    near_far: tuple[float, float],
+    seconds: float,
+    envs: int,
+    deterministic: bool,
+) -> dict[str, float]:
+    """Quantiles of the visited states' distance to the recording and the mean support gate."""
+    from robolearn.sim2real.support import frame_features, support_gate
+
+    task = VelocityTask(num_envs=envs, **kwargs)
+    venv = BatchedVecEnv(task)
+    dist: list[np.ndarray] = []
+    try:
+        venv.seed(100)
+        obs = venv.reset()
+        default = task.robot_spec.default_pos_array
+        for _ in range(round(seconds / task.robot_spec.control_dt)):
+            action = np.asarray(policy.predict(obs, deterministic=deterministic)[0], dtype=np.float32)
+            dist.append(support.distance(frame_features(task.backend.frame(), default)))
+            obs, _, _, _ = venv.step(action)
+    finally:
+        venv.close()
+    d = np.concatenate(dist)
+    q50, q90, q99 = np.quantile(d, [0.5, 0.9, 0.99])
+    gate = float(support_gate(d, *near_far).mean())
+    return {"q50": float(q50), "q90": float(q90), "q99": float(q99), "gate_mean": gate}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="an ASAP pipeline out folder (finished through finetune)")
@@ -79,6 +116,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--envs", type=int, default=4)
     parser.add_argument("--results", type=Path, default=None, help="write the figures to this JSON file")
+    parser.add_argument("--support", action="store_true", help="also the distances to the recording")
     args = parser.parse_args()
     out = args.out.resolve()
     nominal_run = OmegaConf.load(out / "finetune" / "nominal" / "run" / "config.yaml")
@@ -86,6 +124,7 @@ def main() -> None:
         **TASKS[str(nominal_run.env.id)].kwargs,
         **OmegaConf.to_container(nominal_run.env.kwargs, resolve=True),  # type: ignore[dict-item]
     }
+    training_kwargs = dict(kwargs)  # the nominal arm's fine-tuning task as it trains
     for key in ("command_curriculum", "randomization", "delta_action"):
         kwargs.pop(key, None)
     kwargs["standing_fraction"] = 0.0
@@ -118,6 +157,47 @@ def main() -> None:
         cells = ", ".join(f"{c['lin_vel_rms']:.3f}/{c['yaw_rate_rms']:.3f}" for c in row["commands"])
         print(f"target, {arm} policy: {cells}; mean lin {row['lin_vel_rms']:.3f}")
     results["target"] = {arm: row["commands"] for arm, row in closed.items()}
+    if args.support:
+        from robolearn.config.validate import compose_config
+        from robolearn.sim2real.recordings import load_delta_dataset
+        from robolearn.sim2real.support import RecordingSupport, check_support_options
+
+        gate = check_support_options(dict(compose_config("asap", []).finetune.support), "finetune.support")
+        spec_default = VelocityTask(num_envs=1, **kwargs).robot_spec.default_pos_array
+        segments, prov = load_delta_dataset(out / "collect" / "delta" / "data", "go2")
+        support = RecordingSupport.from_segments(segments, prov["layout"], spec_default)
+        spacing = np.quantile(support.recorded_spacing, [0.5, 0.9, 0.99])
+        print(
+            f"support: recorded held-out spacing q50/q90/q99 {spacing.round(2).tolist()}; gate near/far {gate}"
+        )
+        profiles = {
+            f"command {list(c)}": support_profile(
+                {
+                    **kwargs,
+                    "command_ranges": {
+                        "lin_vel_x": [c[0], c[0]],
+                        "lin_vel_y": [c[1], c[1]],
+                        "ang_vel_z": [c[2], c[2]],
+                    },
+                },
+                policy,
+                support,
+                gate,
+                args.seconds,
+                args.envs,
+                True,
+            )
+            for c in commands
+        }
+        profiles["fine-tuning distribution"] = support_profile(
+            training_kwargs, policy, support, gate, args.seconds, max(args.envs, 64), False
+        )
+        for name, p in profiles.items():
+            print(
+                f"support, {name}: distance q50 {p['q50']:.2f} q90 {p['q90']:.2f} q99 {p['q99']:.2f};"
+                f" mean gate {p['gate_mean']:.2f}"
+            )
+        results["support"] = {"spacing": spacing.tolist(), "near_far": list(gate), "profiles": profiles}
     if args.results is not None:
         atomic_write_json(args.results, results)
 
