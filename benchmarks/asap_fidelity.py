@@ -67,7 +67,7 @@ def track(
             if step * dt >= SETTLE_S:
                 frame = task.backend.frame()
                 v = quat_rotate_inverse_rows(frame.root_quat, frame.root_lin_vel)
-                w = quat_rotate_inverse_rows(frame.root_quat, frame.root_ang_vel)
+                w = frame.root_ang_vel  # body frame already (SimFrame)
                 lin.append(np.sum((v[:, :2] - np.asarray(command[:2])) ** 2, axis=1))
                 yaw.append((w[:, 2] - command[2]) ** 2)
     finally:
