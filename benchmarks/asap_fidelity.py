@@ -119,7 +119,13 @@ def main() -> None:
     parser.add_argument("--support", action="store_true", help="also the distances to the recording")
     args = parser.parse_args()
     out = args.out.resolve()
-    nominal_run = OmegaConf.load(out / "finetune" / "nominal" / "run" / "config.yaml")
+    nominal_config = out / "finetune" / "nominal" / "run" / "config.yaml"
+    if nominal_config.is_file():
+        nominal_run = OmegaConf.load(nominal_config)
+        init_from = Path(str(nominal_run.agent.init_from))
+    else:  # before the nominal arm trains: the pretrain run's own task (the nominal arm adds nothing to it)
+        init_from = Path(json.loads((out / "pretrain" / "check.json").read_text())["run"])
+        nominal_run = OmegaConf.load(init_from / "config.yaml")
     kwargs: dict[str, Any] = {
         **TASKS[str(nominal_run.env.id)].kwargs,
         **OmegaConf.to_container(nominal_run.env.kwargs, resolve=True),  # type: ignore[dict-item]
@@ -128,7 +134,6 @@ def main() -> None:
     for key in ("command_curriculum", "randomization", "delta_action"):
         kwargs.pop(key, None)
     kwargs["standing_fraction"] = 0.0
-    init_from = Path(str(nominal_run.agent.init_from))
     policy_dir = args.policy or init_from / "final"
     policy = RslPolicy.load(policy_dir / "model.zip")
     target = out / "evaluate" / "results.json"
@@ -136,9 +141,9 @@ def main() -> None:
     if "vanilla" in closed:  # the commands evaluate held on the target
         commands = [tuple(float(v) for v in c["command"]) for c in closed["vanilla"]["commands"]]
     else:
-        from robolearn.config.validate import compose_config
+        from robolearn.asap import EvaluateSettings
 
-        commands = [tuple(float(v) for v in c) for c in compose_config("asap", []).evaluate.commands]
+        commands = [tuple(float(v) for v in c) for c in EvaluateSettings().commands]
     deltas = args.delta if args.delta is not None else [out / "train_delta"]
     sims: dict[str, dict[str, Any]] = {"nominal": {}}
     for d in deltas:
@@ -158,11 +163,11 @@ def main() -> None:
         print(f"target, {arm} policy: {cells}; mean lin {row['lin_vel_rms']:.3f}")
     results["target"] = {arm: row["commands"] for arm, row in closed.items()}
     if args.support:
-        from robolearn.config.validate import compose_config
+        from robolearn.asap import FinetuneSettings
         from robolearn.sim2real.recordings import load_delta_dataset
         from robolearn.sim2real.support import RecordingSupport, check_support_options
 
-        gate = check_support_options(dict(compose_config("asap", []).finetune.support), "finetune.support")
+        gate = check_support_options(FinetuneSettings().support, "finetune.support")
         spec_default = VelocityTask(num_envs=1, **kwargs).robot_spec.default_pos_array
         segments, prov = load_delta_dataset(out / "collect" / "delta" / "data", "go2")
         support = RecordingSupport.from_segments(segments, prov["layout"], spec_default)

@@ -179,9 +179,9 @@ class FinetuneSettings:
     # recording); asap and delta_dynamics never do (their commands name their own folder); sysid and
     # oracle only where their physics values came out identical.
     reuse: list[str] = field(default_factory=list)
-    # The asap_gated arm (robolearn.sim2real.support): the delta at full strength up to `near` x the
-    # recording's typical spacing from the nearest recorded state, none beyond `far`.
-    support: dict[str, float] = field(default_factory=lambda: {"near": 2.0, "far": 4.0})
+    # The asap_gated arm (robolearn.sim2real.support): the delta at full strength up to `near` recording
+    # standard deviations (RMS over state features) from the nearest recorded state, none beyond `far`.
+    support: dict[str, float] = field(default_factory=lambda: {"near": 1.0, "far": 2.0})
 
 
 @dataclass

@@ -11,13 +11,14 @@ falling linearly to 0 at `far`, so far from the recording the fine-tuning simula
 
 The state features are the delta model's own state inputs without its action inputs (the body-frame
 angular and linear velocity, gravity in the body frame, joint positions relative to the default pose,
-joint velocities), each standardised by its spread over the recording. A distance is the RMS over
-features of the standardised difference, in units of the recording's own typical spacing: the median,
-over recorded states, of the distance to the nearest recorded state at least `exclude` steps away in
-time (consecutive steps are nearly equal, so the nearest neighbour inside that window says nothing
-about coverage). A state the recording visits is then at about 1, and `near` and `far` read as
-multiples of it. Actions are left out: fine-tuning samples them with exploration noise, so they would
-push every training state away from the recording.
+joint velocities), each standardised by its spread over the recording (what the model's input
+normaliser does to them). A distance is the RMS over features of the standardised difference to the
+nearest recorded state, in recording standard deviations: the pretrained Go2 walker in the nominal
+simulator, on the commands the target recorded it on, stays about 1 from the recording (median; 1.3
+to 1.5 at the 90th percentile; docs/asap.md). The recording's own spacing is no unit: the target is
+deterministic and a steady gait repeats itself, so a recorded state's nearest neighbour a gait cycle
+later is 0.02 away. Actions are left out: fine-tuning samples them with exploration noise, so they
+would push every training state away from the recording.
 """
 
 from __future__ import annotations
@@ -91,13 +92,9 @@ class RecordingSupport:
         same = (segment[:, None] == segment[None, :]) & (np.abs(step[:, None] - step[None, :]) < exclude)
         d2[same] = np.inf
         nearest = np.sqrt(d2.min(axis=1) / self.dim)
-        finite = nearest[np.isfinite(nearest)]
-        if not len(finite):
-            raise UserError(
-                f"the recording is one stretch shorter than exclude={exclude} steps: record longer"
-            )
-        self.typical = max(float(np.median(finite)), 1e-9)
-        self.recorded_spacing = finite / self.typical  # each recorded state's held-out distance
+        # Each recorded state's distance to the nearest one at least `exclude` steps away in time (a
+        # diagnostic: how often the recording repeats itself; none for a stretch shorter than that).
+        self.recorded_spacing = nearest[np.isfinite(nearest)]
 
     @classmethod
     def from_segments(
@@ -130,9 +127,10 @@ class RecordingSupport:
         return cls(np.concatenate(feats), np.concatenate(seg_ids), np.concatenate(steps), exclude)
 
     def distance(self, features: np.ndarray) -> np.ndarray:
-        """(k,) distance of each state to the nearest recorded one, in units of `typical`."""
+        """(k,) distance of each state to the nearest recorded one, in recording standard deviations
+        (RMS over features)."""
         z = (np.asarray(features, dtype=np.float64) - self.mean) / self.std
-        return np.sqrt(_squared_distances(z, self.points).min(axis=1) / self.dim) / self.typical
+        return np.sqrt(_squared_distances(z, self.points).min(axis=1) / self.dim)
 
 
 def check_support_options(
@@ -146,13 +144,11 @@ def check_support_options(
         near, far = float(options["near"]), float(options["far"])
     except (KeyError, TypeError, ValueError):
         raise UserError(
-            f"{key}={dict(options)} needs numbers near and far (multiples of the recording's"
-            " typical spacing), e.g. {near: 2.0, far: 4.0}"
+            f"{key}={dict(options)} needs numbers near and far (distances in recording standard"
+            " deviations), e.g. {near: 1.0, far: 2.0}"
         ) from None
     if not 0 <= near < far:
-        raise UserError(
-            f"{key} near={near}, far={far}: need 0 <= near < far, e.g. near 2, far 4"
-        )
+        raise UserError(f"{key} near={near}, far={far}: need 0 <= near < far, e.g. near 1, far 2")
     return near, far
 
 

@@ -50,8 +50,8 @@ SPEC = get_robot_spec("go2")
         ),
         (["stage=evaluate", "dr.randomization.kp_scale=[1.2,0.5]"], "dr: randomization.kp_scale=[1.2, 0.5]"),
         (
-            ["stage=evaluate", "finetune.support.far=1.0"],
-            "finetune.support near=2.0, far=1.0: need 0 <= near",
+            ["stage=evaluate", "finetune.support.far=0.5"],
+            "finetune.support near=1.0, far=0.5: need 0 <= near",
         ),
         (
             ["stage=collect", "mismatch.edits=[{kind: motor_kp, joint: hip, scale: 0.5}]"],
@@ -268,7 +268,7 @@ def test_a_later_round_fine_tunes_the_round_before_with_its_own_delta(tmp_path: 
     gated = pipeline.finetune_args("asap_gated")
     assert f"agent.init_from={walker.resolve()}" in gated
     assert f"+env.kwargs.delta_action.run={out / 'train_delta'}" in gated
-    assert "+env.kwargs.delta_action.support={near: 2.0, far: 4.0}" in gated
+    assert "+env.kwargs.delta_action.support={near: 1.0, far: 2.0}" in gated
     assert not any("support" in a for a in first)
     assert f"hydra.run.dir={out / 'finetune' / 'asap_gated' / 'run'}" in gated
     # Round 2 needs round 1's raw logs to join: refused before minutes of recording, not after.
