@@ -14,8 +14,9 @@ angular and linear velocity, gravity in the body frame, joint positions relative
 joint velocities), each standardised by its spread over the recording (what the model's input
 normaliser does to them). A distance is the RMS over features of the standardised difference to the
 nearest recorded state, in recording standard deviations: the pretrained Go2 walker in the nominal
-simulator, on the commands the target recorded it on, stays about 1 from the recording (median; 1.3
-to 1.5 at the 90th percentile; docs/asap.md). The recording's own spacing is no unit: the target is
+simulator, on the commands the target recorded it on, is 0.8 to 1.0 from the recording (median per
+command; 1.1 to 1.5 at the 90th percentile) on the gains_strength recording, and 1.0 (1.35) under
+fine-tuning's own commands and noise (docs/asap.md). The recording's own spacing is no unit: the target is
 deterministic and a steady gait repeats itself, so a recorded state's nearest neighbour a gait cycle
 later is 0.02 away. Actions are left out: fine-tuning samples them with exploration noise, so they
 would push every training state away from the recording.
