@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -284,3 +285,42 @@ def test_a_later_round_fine_tunes_the_round_before_with_its_own_delta(tmp_path: 
     with pytest.raises(UserError) as info:
         pipeline.rounds()
     assert "was recorded from another asap policy" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_benchmark_counts_no_asap_arm_as_a_baseline_of_another() -> None:
+    """benchmarks/asap.py's claim: an ASAP arm (asap, asap_gated, asap_round<r>) must beat every
+    baseline, not the oracle and not the other ASAP arms; the table states it for each of them."""
+    import importlib.util
+    import sys
+
+    bench = Path(__file__).resolve().parents[2] / "benchmarks"
+    sys.path.insert(0, str(bench))  # benchmarks/asap.py imports its sibling locomotion_runs
+    try:
+        spec = importlib.util.spec_from_file_location("asap_benchmark", bench / "asap.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(bench))
+
+    def row(lin: float) -> dict[str, Any]:
+        return {"lin_vel_rms": lin, "yaw_rate_rms": 0.1, "falls": 0, "episodes": 8}
+
+    closed = {
+        "vanilla": row(0.2),
+        "sysid": row(0.07),
+        "asap": row(0.09),
+        "asap_gated": row(0.05),
+        "asap_round2": row(0.04),
+        "oracle": row(0.01),
+    }
+    assert not module._beats_every_baseline(closed, "asap")  # sysid tracks better
+    assert module._beats_every_baseline(closed, "asap_gated")  # asap_round2 and the oracle are no baselines
+    text = module.table({"sticky_leg": [{"seed": 2, "closed_loop": closed, "open_loop": {}}]})
+    assert (
+        "asap: at least as few falls and a lower velocity error than every baseline (not the oracle): 0 of 1"
+        in text
+    )
+    assert "asap_gated: at least as few falls" in text and "asap_gated: at least" in text.split("asap: at")[1]
+    closed["asap_gated"] = {**row(0.05), "falls": 1}  # one more fall than the baselines: no win
+    assert not module._beats_every_baseline(closed, "asap_gated")
