@@ -18,7 +18,8 @@ checkpoint). The target's figures for the same policy are in <out>/evaluate/resu
 asap_gated arm's gate): the distance of every visited state to the nearest recorded one, in units of
 the recording's typical spacing, and the mean gate under finetune.support's near and far, on each
 evaluated command (deterministic, as above) and on fine-tuning's own distribution (the nominal arm's
-task as it trains: its commands, randomisation and exploration noise, actions sampled).
+task as it trains: its commands, randomisation and exploration noise, actions sampled), in each
+simulator (the nominal one and each --delta's, ungated: where an asap policy was fine-tuned).
 """
 
 from __future__ import annotations
@@ -175,28 +176,22 @@ def main() -> None:
         print(
             f"support: recorded held-out spacing q50/q90/q99 {spacing.round(2).tolist()}; gate near/far {gate}"
         )
-        profiles = {
-            f"command {list(c)}": support_profile(
-                {
-                    **kwargs,
-                    "command_ranges": {
-                        "lin_vel_x": [c[0], c[0]],
-                        "lin_vel_y": [c[1], c[1]],
-                        "ang_vel_z": [c[2], c[2]],
-                    },
-                },
-                policy,
-                support,
-                gate,
-                args.seconds,
-                args.envs,
-                True,
+        profiles: dict[str, dict[str, float]] = {}
+        for sim, extra in sims.items():  # in each simulator the policy can be fine-tuned in
+            for c in commands:
+                ranges = {"lin_vel_x": [c[0], c[0]], "lin_vel_y": [c[1], c[1]], "ang_vel_z": [c[2], c[2]]}
+                profiles[f"{sim}, command {list(c)}"] = support_profile(
+                    {**kwargs, **extra, "command_ranges": ranges},
+                    policy,
+                    support,
+                    gate,
+                    args.seconds,
+                    args.envs,
+                    True,
+                )
+            profiles[f"{sim}, fine-tuning distribution"] = support_profile(
+                {**training_kwargs, **extra}, policy, support, gate, args.seconds, max(args.envs, 64), False
             )
-            for c in commands
-        }
-        profiles["fine-tuning distribution"] = support_profile(
-            training_kwargs, policy, support, gate, args.seconds, max(args.envs, 64), False
-        )
         for name, p in profiles.items():
             print(
                 f"support, {name}: distance q50 {p['q50']:.2f} q90 {p['q90']:.2f} q99 {p['q99']:.2f};"
