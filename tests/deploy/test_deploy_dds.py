@@ -198,9 +198,12 @@ def test_fault_ends_in_damp_within_one_command_period(name: str, domains, procs,
     assert after["t"][-1] - fault["t"] > 0.8 and len(after) > 0.8 * (after["t"][-1] - fault["t"]) / COMMAND_DT
     if guard == "stale_state":
         # Detection came within a command period (plus scheduling slack) of the threshold being crossed.
+        # The slack is the test machine's, not the runtime's: here the loop runs without real-time
+        # priority on 2 cores shared with the bridge and another test worker, and one CI run measured
+        # 5.1 ms (3 ms of slack failed it); still a tenth of the 50 ms staleness threshold.
         before = c[(c["t"] < fault["t"]) & np.isfinite(c["t_state"])]
         crossed = before["t_state"].max() + 0.05
-        assert fault["t"] - crossed < COMMAND_DT + 0.003
+        assert fault["t"] - crossed < COMMAND_DT + 0.006
     # On the wire: once DAMP appears it never stops, and nothing ever broke a limit.
     damp = [is_damp(rec) for _, rec in sniffer.messages]
     first = damp.index(True, next(i for i, d in enumerate(damp) if not d))
