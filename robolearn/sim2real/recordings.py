@@ -46,6 +46,9 @@ DELTA_VERSION = 1
 # How far (ms) a policy step's state tick may lie from one control period after the previous step's:
 # one LowState period at 500 Hz, the jitter of a policy loop reading the newest state.
 TICK_TOLERANCE_MS = 2
+# Provenance counts summed over joined recordings: splits of POLICY stretches at irregular steps, and
+# the stretches those splits left too short for a transition (dropped; each split adds one stretch).
+SPLIT_COUNTS = ("irregular_steps_split", "short_stretches_dropped")
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,21 @@ class DeltaSegment:
     def steps(self) -> int:
         """Transitions in the stretch."""
         return len(self.actions)
+
+
+def policy_stretches(
+    steps: np.ndarray, ticks: np.ndarray, period_ms: int
+) -> tuple[list[np.ndarray], int]:
+    """The runs of a recording's POLICY steps that are one control period apart (index arrays, in
+    order) and how many splits cut them. A transition is one control period of the robot's clock: a
+    step that does not follow the previous one's step number, or whose state tick is further than
+    TICK_TOLERANCE_MS from one period after the previous one's (lost or repeated LowStates, a late
+    policy step), starts a new run, since the delta task simulates exactly one period per step."""
+    if len(steps) == 0:
+        return [], 0
+    off_period = np.abs(np.diff(np.asarray(ticks, dtype=np.int64)) - period_ms) > TICK_TOLERANCE_MS
+    breaks = np.flatnonzero((np.diff(np.asarray(steps, dtype=np.int64)) != 1) | off_period) + 1
+    return np.split(np.arange(len(steps)), breaks), len(breaks)
 
 
 def delta_segments(log_dir: str | Path, truth_dir: str | Path) -> tuple[list[DeltaSegment], dict[str, Any]]:
@@ -89,16 +107,11 @@ def delta_segments(log_dir: str | Path, truth_dir: str | Path) -> tuple[list[Del
     keep = p[p["safety"] == SafetyState.POLICY.value]
     fault_times = [float(e["t"]) for e in log.events if e.get("type") == "fault"]
     segments: list[DeltaSegment] = []
-    # A transition is one control period of the robot's clock: a step whose state is further than
-    # TICK_TOLERANCE_MS from one period after the last one's (lost or repeated LowStates, a late policy
-    # step) splits the stretch there, since the delta task simulates exactly one period per step.
     period_ms = round(float(contract.get("control_dt") or contract["robot"]["control_dt"]) * 1000)
-    ticks = keep["tick"].astype(np.int64)
-    off_period = np.abs(np.diff(ticks) - period_ms) > TICK_TOLERANCE_MS
-    irregular = (np.diff(keep["step"]) != 1) | off_period
-    breaks = np.flatnonzero(irregular) + 1 if len(keep) else np.array([], dtype=np.int64)
+    parts, splits = policy_stretches(keep["step"], keep["tick"], period_ms)
+    short = sum(1 for part in parts if len(part) < 2)
     dropped = int((truth.meta.get("summary") or {}).get("dropped", 0))
-    for part in np.split(keep, breaks) if len(keep) else []:
+    for part in (keep[i] for i in parts):
         missing = [int(t) for t in part["tick"] if int(t) not in where]
         if missing:
             raise UserError(
@@ -123,7 +136,8 @@ def delta_segments(log_dir: str | Path, truth_dir: str | Path) -> tuple[list[Del
         )
     provenance = {
         "schema": {"name": DELTA_SCHEMA, "version": DELTA_VERSION},
-        "irregular_steps_split": int(np.count_nonzero(off_period)) if len(keep) else 0,
+        "irregular_steps_split": splits,
+        "short_stretches_dropped": short,
         "robot": robot,
         "control_dt": float(contract.get("control_dt") or contract["robot"]["control_dt"]),
         "action_scale": contract["robot"]["action_scale"],
@@ -168,10 +182,11 @@ def write_delta_dataset(
             raise UserError(f"{log} has no stretch of two or more policy steps in POLICY")
         segments += extra
         recordings.append(
-            {**{k: theirs[k] for k in ("log", "truth", "irregular_steps_split")}, "episodes": len(extra)}
+            {**{k: theirs[k] for k in ("log", "truth", *SPLIT_COUNTS)}, "episodes": len(extra)}
         )
         provenance = provenance or theirs
-    provenance["irregular_steps_split"] = sum(r["irregular_steps_split"] for r in recordings)
+    for key in SPLIT_COUNTS:
+        provenance[key] = sum(r[key] for r in recordings)
     if more:
         provenance["recordings"] = recordings
     layout = provenance["layout"]

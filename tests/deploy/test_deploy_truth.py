@@ -134,3 +134,17 @@ def test_the_sim_bridge_logs_the_truth_a_deploy_over_dds_joins(domains, procs, t
     assert truth.meta["source"] == "bridge" and truth.meta["mismatch"]["name"] == "gains_strength"
     policy, at = _joined(tmp_path / "log", truth_dir)
     _check_states_agree(policy, at, truth.meta["layout"])
+
+
+def test_policy_stretches_split_at_late_lost_or_skipped_steps() -> None:
+    from robolearn.sim2real.recordings import TICK_TOLERANCE_MS, policy_stretches
+
+    # 20 ms control period: tick 61 is 1 ms late (within tolerance); 85 is 4 ms late (split); step 7
+    # is missing (split); 150 follows 130 (kept); 200 comes 50 ms later (split), a stretch of one.
+    steps = np.array([0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11])
+    ticks = np.array([0, 20, 40, 61, 85, 105, 125, 130, 150, 200, 300])
+    assert TICK_TOLERANCE_MS < 4
+    parts, splits = policy_stretches(steps, ticks, 20)
+    assert [p.tolist() for p in parts] == [[0, 1, 2, 3], [4, 5, 6], [7, 8], [9], [10]]
+    assert splits == 4 == len(parts) - 1
+    assert policy_stretches(steps[:0], ticks[:0], 20) == ([], 0)
