@@ -68,9 +68,7 @@ class DeltaSegment:
         return len(self.actions)
 
 
-def policy_stretches(
-    steps: np.ndarray, ticks: np.ndarray, period_ms: int
-) -> tuple[list[np.ndarray], int]:
+def policy_stretches(steps: np.ndarray, ticks: np.ndarray, period_ms: int) -> tuple[list[np.ndarray], int]:
     """The runs of a recording's POLICY steps that are one control period apart (index arrays, in
     order) and how many splits cut them. A transition is one control period of the robot's clock: a
     step that does not follow the previous one's step number, or whose state tick is further than
@@ -181,9 +179,7 @@ def write_delta_dataset(
         if not extra:
             raise UserError(f"{log} has no stretch of two or more policy steps in POLICY")
         segments += extra
-        recordings.append(
-            {**{k: theirs[k] for k in ("log", "truth", *SPLIT_COUNTS)}, "episodes": len(extra)}
-        )
+        recordings.append({**{k: theirs[k] for k in ("log", "truth", *SPLIT_COUNTS)}, "episodes": len(extra)})
         provenance = provenance or theirs
     for key in SPLIT_COUNTS:
         provenance[key] = sum(r[key] for r in recordings)
