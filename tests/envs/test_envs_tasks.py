@@ -336,6 +336,31 @@ def test_tracking_metrics_are_small_on_the_reference_and_grow_when_the_robot_fal
     assert set(info["metrics"]) == {"body_pos_error", "anchor_pos_error", "anchor_rot_error"}
 
 
+def test_tracking_only_positive_rewards_floor_each_step_at_zero_but_keep_the_fall_penalty() -> None:
+    # Jerky random actions: the action-rate and joint-limit penalties outweigh the tracking terms.
+    rewards: dict[bool, list[tuple[float, bool]]] = {}
+    for clipped in (False, True):
+        env = gym.make("robolearn/G1Tracking-v1", only_positive_rewards=clipped)
+        env.reset(seed=0)
+        rng = np.random.default_rng(0)
+        rows = rewards[clipped] = []
+        for _ in range(200):
+            _, r, terminated, truncated, _ = env.step(rng.uniform(-3, 3, 23).astype(np.float32))
+            rows.append((float(r), bool(terminated)))
+            if terminated or truncated:
+                break
+        env.close()
+    fall = -50.0 * G1_SPEC.control_dt  # the termination scale, per second, times the step
+    plain, floored = rewards[False], rewards[True]
+    assert len(plain) == len(floored) and plain[-1][1]  # same rollout, ending in a fall
+    assert min(r for r, done in plain if not done) < 0.0  # unclipped: staying up can cost
+    for (r0, done), (r1, _) in zip(plain, floored, strict=True):
+        if done:  # the fall keeps its penalty on top of a floored sum
+            assert fall <= r1 < fall + 0.2 and r1 >= r0
+        else:
+            assert r1 == pytest.approx(max(r0, 0.0), abs=1e-9)
+
+
 def test_privileged_base_velocity_observation_is_appended_scaled() -> None:
     env = gym.make("robolearn/Go2Velocity-v1", observe_base_lin_vel=True, randomization={"obs_noise": 0.0})
     plain = gym.make("robolearn/Go2Velocity-v1", randomization={"obs_noise": 0.0})

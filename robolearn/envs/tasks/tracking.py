@@ -123,6 +123,7 @@ class TrackingTask(RobotTask):
         render_mode: str | None = None,
         adaptive_sampling: Mapping[str, Any] | None = None,
         start: str = "random",
+        only_positive_rewards: bool = False,
     ) -> None:
         from robolearn.robots.registry import get_robot_spec
 
@@ -160,6 +161,7 @@ class TrackingTask(RobotTask):
             max_episode_steps=max_episode_steps,
             render_mode=render_mode,
             extra_obs_size=2 * nj + 6,
+            only_positive_rewards=only_positive_rewards,
         )
         paths = _clip_paths(robot, clips)
         self.references: tuple[ReferenceMotion, ...] = tuple(
