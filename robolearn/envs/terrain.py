@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 import mujoco
@@ -82,7 +83,8 @@ class TerrainConfig:
         for key in cfg:
             if key not in names:
                 raise UserError(
-                    f"terrain.{key} is not a terrain option{close_matches(str(key), names)}; use {', '.join(names)}"
+                    f"terrain.{key} is not a terrain option{close_matches(str(key), names)}; use "
+                    f"{', '.join(names)}, curriculum or max_init_level"
                 )
         out = cls(**cfg)
         for key in ("levels", "types"):
@@ -316,3 +318,37 @@ def generate_terrain(cfg: TerrainConfig) -> Terrain:
             centre = tile[round(c - half) : round(c + half) + 1, round(c - half) : round(c + half) + 1]
             origins[i, j] = ((x0 + c) * cfg.horizontal_scale, (y0 + c) * cfg.horizontal_scale, centre.max())
     return Terrain(config=cfg, heights=heights, kinds=kinds, difficulty=difficulty, origins=origins)
+
+
+def model_with_terrain(path: str | Path, terrain: Terrain) -> mujoco.MjModel:
+    """Compile the MJCF scene at `path` with its `floor` geom replaced by the terrain."""
+    spec = mujoco.MjSpec.from_file(str(path))
+    terrain.add_to_spec(spec)
+    return spec.compile()
+
+
+@dataclass(frozen=True)
+class TerrainOptions:
+    """A task's `terrain:` mapping: the grid (TerrainConfig) and how robots move over it."""
+
+    grid: TerrainConfig
+    curriculum: bool = True  # [lg] terrain.curriculum: levels follow the distance walked
+    max_init_level: int = 5  # [lg] max_init_terrain_level: training envs start at levels 0..5
+
+    @classmethod
+    def from_kwargs(cls, cfg: Mapping[str, Any] | None) -> TerrainOptions | None:
+        """None for no terrain (flat floor); a mapping (possibly empty: every default) for terrain."""
+        if cfg is None:
+            return None
+        if not isinstance(cfg, Mapping):
+            raise UserError(
+                f"terrain={cfg!r} must be a mapping of terrain options (e.g. {{levels: 10}}) or null"
+            )
+        rest = dict(cfg)
+        curriculum = rest.pop("curriculum", True)
+        max_init = rest.pop("max_init_level", 5)
+        if not isinstance(curriculum, bool):
+            raise UserError(f"terrain.curriculum={curriculum!r} must be true or false")
+        if isinstance(max_init, bool) or not isinstance(max_init, int | np.integer) or max_init < 0:
+            raise UserError(f"terrain.max_init_level={max_init!r} must be a level >= 0, e.g. 5")
+        return cls(grid=TerrainConfig.from_kwargs(rest), curriculum=curriculum, max_init_level=int(max_init))

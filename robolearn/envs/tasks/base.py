@@ -26,9 +26,10 @@ from robolearn.envs.backends import make_backend
 from robolearn.envs.backends.base import DynamicsParams, RootJointState, SimFrame
 from robolearn.envs.backends.mujoco_backend import MujocoBackend
 from robolearn.envs.tasks.randomization import Randomization, uniform
+from robolearn.envs.terrain import Terrain, model_with_terrain
 from robolearn.errors import UserError, close_matches
 from robolearn.robots.go2 import go2_spec
-from robolearn.robots.model import load_model, set_joint_armature
+from robolearn.robots.model import check_model, default_model_path, load_model, set_joint_armature
 from robolearn.robots.observations import ObsTerm, action_to_joint_targets, build_observation
 from robolearn.robots.registry import get_robot_spec
 from robolearn.robots.spec import RobotSpec
@@ -129,6 +130,7 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         observation_history: int = 1,
         delta_action: Mapping[str, Any] | None = None,
         residual_dynamics: Mapping[str, Any] | None = None,
+        terrain: Terrain | None = None,
     ) -> None:
         history = observation_history
         if isinstance(history, bool) or not isinstance(history, int | np.integer) or not 1 <= history <= 100:
@@ -145,6 +147,16 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         self.action_clip = float(action_clip)
         self.control_dt = spec.control_dt
         self.mj_model = load_model(spec, model_path)
+        # Rough ground (robolearn.envs.terrain): the scene's flat floor replaced by a heightfield.
+        self.terrain = terrain
+        if terrain is not None:
+            if backend == "warp":
+                raise UserError(
+                    "terrain with backend=warp is not supported yet (the heightfield is tested on the C "
+                    "MuJoCo backends); use backend=batch, or terrain: null"
+                )
+            self.mj_model = model_with_terrain(model_path or default_model_path(spec), terrain)
+            check_model(self.mj_model, spec, source=f"{model_path or default_model_path(spec)} with terrain")
         if spec is not get_robot_spec(robot):
             # Options rebuilt the drives, so the joints get the rebuilt spec's armature too.
             set_joint_armature(self.mj_model, spec)

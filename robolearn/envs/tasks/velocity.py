@@ -17,6 +17,7 @@ from robolearn.envs.backends.base import RootJointState, SimFrame
 from robolearn.envs.tasks.base import RobotTask
 from robolearn.envs.tasks.rewards import LOCOMOTION_REWARDS, LocomotionContext
 from robolearn.envs.tasks.rotations import gravity_in_body, quat_from_yaw, quat_rotate_inverse_rows
+from robolearn.envs.terrain import TerrainOptions, generate_terrain
 from robolearn.errors import UserError, close_matches
 from robolearn.robots.model import joint_index_map, set_default_pose
 from robolearn.robots.observations import LOCOMOTION_TERMS, ObsTerm, clock_phase
@@ -108,6 +109,11 @@ def standing_foot_heights(model: mujoco.MjModel, spec: Any) -> np.ndarray:
     return np.array([data.xpos[i][2] for i in ids])
 
 
+# A robot starts within this much (m, per axis) of its tile's origin (ours; [lg] 1 m with a 2 m square:
+# ours keeps its feet inside the origin's square too).
+TERRAIN_SPAWN_OFFSET = 0.5
+
+
 class _FrameCache:
     """A value derived from one SimFrame, kept while that frame is current; not state (not snapshotted)."""
 
@@ -157,6 +163,7 @@ class VelocityTask(RobotTask):
         soft_velocity_limit: float = 0.9,
         air_time_window: tuple[float, float] = (0.05, 0.15),
         clearance_speed_gain: float = 2.0,
+        terrain: Mapping[str, Any] | None = None,
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
     ) -> None:
@@ -185,6 +192,7 @@ class VelocityTask(RobotTask):
                 "observes the base velocity (and so does the critic); set critic_observes_base_lin_vel=false"
             )
         terms = LOCOMOTION_TERMS if gait_period_s is None else (*LOCOMOTION_TERMS, ObsTerm("gait_clock"))
+        terrain_options = TerrainOptions.from_kwargs(terrain)
         super().__init__(
             robot=robot,
             proprio_terms=terms,
@@ -205,6 +213,7 @@ class VelocityTask(RobotTask):
             observation_history=observation_history,
             delta_action=delta_action,
             residual_dynamics=residual_dynamics,
+            terrain=None if terrain_options is None else generate_terrain(terrain_options.grid),
         )
         spec = self.robot_spec
         self.observe_base_lin_vel = bool(observe_base_lin_vel)
@@ -283,6 +292,22 @@ class VelocityTask(RobotTask):
         self.foot_air_time = np.zeros((self.num_envs, nf))
         self.foot_last_contact = np.ones((self.num_envs, nf), dtype=bool)
         self._gravity_cache = _FrameCache()
+        self._ground_cache = _FrameCache()
+        # Terrain: each env walks one tile, (level, type); training batches move between levels by
+        # legged_gym's curriculum (_update_terrain_curriculum), a single env (evaluation) draws its tile.
+        self.terrain_curriculum = bool(terrain_options and terrain_options.curriculum and self.num_envs > 1)
+        if self.terrain is not None:
+            assert terrain_options is not None
+            grid = terrain_options.grid
+            # [lg] envs spread over the columns in order, levels 0..max_init_terrain_level in turn.
+            self.terrain_type = np.arange(self.num_envs) * grid.types // self.num_envs
+            top = (
+                min(terrain_options.max_init_level, grid.levels - 1)
+                if self.terrain_curriculum
+                else grid.levels - 1
+            )
+            self.terrain_level = np.arange(self.num_envs) % (top + 1)
+            self.last_root_xy = np.zeros((self.num_envs, 2))
 
     # -- episode start -------------------------------------------------------------------------------
     def initial_state(self, ids: np.ndarray) -> RootJointState:
@@ -293,6 +318,16 @@ class VelocityTask(RobotTask):
         root_pos = np.zeros((k, 3))
         # A centimetre of drop so joint noise never starts a foot inside the floor.
         root_pos[:, 2] = spec.base_height + 0.01
+        if self.terrain is not None:
+            t = self.terrain
+            if not self.terrain_curriculum:  # a single env: any tile of the grid
+                self.terrain_level[ids] = self.rng.integers(0, t.config.levels, size=k)
+                self.terrain_type[ids] = self.rng.integers(0, t.config.types, size=k)
+            origin = t.origins[self.terrain_level[ids], self.terrain_type[ids]]
+            # Within TERRAIN_SPAWN_OFFSET of the tile's origin, whose height is the highest point of the
+            # central square: the feet start above the ground wherever they land.
+            root_pos[:, :2] = origin[:, :2] + self.rng.uniform(-1.0, 1.0, size=(k, 2)) * TERRAIN_SPAWN_OFFSET
+            root_pos[:, 2] += origin[:, 2]
         quat = quat_from_yaw(self.rng.uniform(-np.pi, np.pi, size=k))
         lin = self.rng.uniform(-1.0, 1.0, size=(k, 3)) * self.init_velocity_noise
         ang = self.rng.uniform(-1.0, 1.0, size=(k, 3)) * self.init_velocity_noise
@@ -303,7 +338,27 @@ class VelocityTask(RobotTask):
         ids = np.asarray(ids, dtype=np.int64)
         if self.curriculum is not None and len(ids):
             self._update_curriculum(ids[self.episode_step[ids] > 0])
+        if self.terrain_curriculum and len(ids):
+            self._update_terrain_levels(ids[self.episode_step[ids] > 0])
         super().reset_envs(ids)
+
+    def _update_terrain_levels(self, ended: np.ndarray) -> None:
+        """legged_gym's terrain curriculum: a robot that walked more than half a tile from its origin
+        goes a level up; one that walked less than half the distance its command asked for over a
+        full episode goes a level down; one past the last level goes to a random level."""
+        if len(ended) == 0:
+            return
+        t = self.terrain
+        assert t is not None
+        origin = t.origins[self.terrain_level[ended], self.terrain_type[ended], :2]
+        distance = np.linalg.norm(self.last_root_xy[ended] - origin, axis=1)
+        episode_s = (self.max_episode_steps or 1000) * self.control_dt
+        up = distance > t.config.tile_size / 2
+        down = (distance < np.linalg.norm(self.command[ended, :2], axis=1) * episode_s * 0.5) & ~up
+        level = self.terrain_level[ended] + up.astype(np.int64) - down.astype(np.int64)
+        solved = level >= t.config.levels
+        level = np.where(solved, self.rng.integers(0, t.config.levels, size=len(ended)), np.maximum(level, 0))
+        self.terrain_level[ended] = level
 
     def _update_curriculum(self, ended: np.ndarray) -> None:
         """Once a batch of ended episodes (as many as there are envs) scores more than `threshold`,
@@ -445,17 +500,34 @@ class VelocityTask(RobotTask):
             cache.frame, cache.value = frame, gravity_in_body(frame.root_quat)
         return cache.value
 
+    def _ground(self, frame: SimFrame) -> np.ndarray:
+        """(N, 1 + feet) ground height under the base and under each foot (0 on the flat floor), once
+        per frame; the terrain case also keeps the base's position for the terrain curriculum."""
+        cache = self._ground_cache
+        if cache.frame is not frame:
+            if self.terrain is None:
+                value = np.zeros((self.num_envs, 1 + frame.body_pos.shape[1]))
+            else:
+                xy = np.concatenate((frame.root_pos[:, None, :2], frame.body_pos[:, :, :2]), axis=1)
+                value = self.terrain.height_at(xy)
+                self.last_root_xy = np.array(frame.root_pos[:, :2], dtype=np.float64)
+            cache.frame, cache.value = frame, value
+        return cache.value
+
     def fallen(self, frame: SimFrame) -> np.ndarray:
-        """Base tilted past max_tilt_deg or lower than the robot's minimum base height."""
+        """Base tilted past max_tilt_deg or lower than the robot's minimum base height (above the
+        ground under it)."""
         gravity_z = self._gravity(frame)[:, 2]
-        return (gravity_z > -self.max_tilt_cos) | (frame.root_pos[:, 2] < self.min_base_height)
+        height = frame.root_pos[:, 2] - self._ground(frame)[:, 0]
+        return (gravity_z > -self.max_tilt_cos) | (height < self.min_base_height)
 
     def reward_context(
         self, frame: SimFrame, action: np.ndarray, torque: np.ndarray, terminated: np.ndarray
     ) -> LocomotionContext:
         """Base velocities in the base frame, foot contacts and air time, joint state and actions."""
         quat = frame.root_quat
-        foot_z = frame.body_pos[:, :, 2]
+        ground = self._ground(frame)
+        foot_z = frame.body_pos[:, :, 2] - ground[:, 1:]  # above the ground under each foot
         contact = foot_z < self.contact_height
         # legged_gym's filter: a touch-down counts on either of two consecutive contact readings.
         contact_filt = contact | self.foot_last_contact
@@ -483,7 +555,7 @@ class VelocityTask(RobotTask):
             base_lin_vel=base_lin_vel,
             base_ang_vel=frame.root_ang_vel,
             projected_gravity=self._gravity(frame),
-            base_height=frame.root_pos[:, 2],
+            base_height=frame.root_pos[:, 2] - ground[:, 0],
             base_height_target=self.base_height_target,
             joint_pos=frame.joint_pos,
             joint_vel=frame.joint_vel,
