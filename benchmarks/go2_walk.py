@@ -1,6 +1,6 @@
 """Wall clock for PPO to learn flat walking on Go2Velocity: time until the evaluation first meets the bar.
 
-    python benchmarks/go2_walk.py [recipe=prior|scratch|trot|trot_full|trot_widen|trot_relative|trot_deploy|trot_directional|trot_symmetric|trot_history] [--seeds 0] [--steps N] [--out DIR]
+    python benchmarks/go2_walk.py [recipe=prior|scratch|trot|trot_full|trot_widen|trot_relative|trot_deploy|trot_directional|trot_symmetric|trot_history|rough] [--seeds 0] [--steps N] [--out DIR]
                                   [--stop-after-min M] [--results DIR] [-- extra train overrides]
 
 recipe=prior (the default; also --recipe prior): each seed is one `python -m robolearn.train
@@ -22,7 +22,9 @@ the policy deploys over DDS (`+experiment=go2_walk_trot_deploy`); recipe=trot_di
 trot_relative with the curriculum scored per command direction, the worst deciding
 (`+experiment=go2_walk_trot_directional`); recipe=trot_symmetric: trot_directional from a symmetric
 forward-speed start range, vx in [-0.5, 0.5] (`+experiment=go2_walk_trot_symmetric`);
-recipe=trot_history: trot_deploy with 5 observation frames (`+experiment=go2_walk_trot_history`). Each from-scratch recipe runs in
+recipe=trot_history: trot_deploy with 5 observation frames (`+experiment=go2_walk_trot_history`);
+recipe=rough: trot_history on legged_gym's terrain grid with its terrain curriculum
+(`+experiment=go2_walk_rough`; its evaluations and checks run on random tiles of every level). Each from-scratch recipe runs in
 <out>/<recipe>/seed_<N>. `--stop-after-min M` stops the training with
 SIGINT after M minutes of this call (it checkpoints and exits; the next call resumes it), and
 `--results DIR` copies each seed's small files (metrics.jsonl, config.yaml, the evaluation rows and
@@ -79,6 +81,7 @@ RECIPES = {
     "trot_directional": "go2_walk_trot_directional",
     "trot_symmetric": "go2_walk_trot_symmetric",
     "trot_history": "go2_walk_trot_history",
+    "rough": "go2_walk_rough",
 }
 DEFAULT_STEPS = {
     "prior": 3_000_000,
@@ -91,6 +94,7 @@ DEFAULT_STEPS = {
     "trot_directional": 200_000_000,
     "trot_symmetric": 200_000_000,
     "trot_history": 200_000_000,
+    "rough": 200_000_000,
 }
 GOAL_RANGES = [[-1.0, 1.0], [-0.5, 0.5], [-1.0, 1.0]]  # the goal's vx, vy, yaw ranges (every recipe's config)
 GRID_SEED = 400  # the grid check's resets: seeds 400.. (none shared with evaluations or scores)

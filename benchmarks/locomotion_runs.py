@@ -150,11 +150,16 @@ def curriculum_state(run: Path) -> dict[str, Any] | None:
     task = saved["state"]["env"]["venv"]["envs"][0]["task"]
     if "curriculum_ranges" not in task:
         return None
-    return {
+    out: dict[str, Any] = {
         "step": int(saved.get("step", -1)),
         "level": int(task["curriculum_level"][1]),
         "ranges": np.asarray(task["curriculum_ranges"][1]).round(3).tolist(),
     }
+    if "terrain_level" in task:  # terrain: the envs' tile levels (legged_gym's terrain curriculum)
+        levels = np.asarray(task["terrain_level"][1])
+        out["terrain_level_mean"] = round(float(levels.mean()), 3)
+        out["terrain_level_counts"] = np.bincount(levels).tolist()
+    return out
 
 
 def newest_actor(run: Path) -> tuple[Any, dict[str, Any]] | None:
