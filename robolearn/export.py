@@ -64,8 +64,9 @@ from robolearn.deploy.artifact import (
     write_contract,
 )
 from robolearn.deploy.config import RobotNode
+from robolearn.deploy.motion import MOTION_FILE, MotionLibrary, library_from_references, write_motion
 from robolearn.errors import UserError, require, require_extra
-from robolearn.robots.observations import LOCOMOTION_TERMS, ObsTerm, observation_size
+from robolearn.robots.observations import LOCOMOTION_TERMS, MOTION_TERMS, ObsTerm, observation_size
 from robolearn.robots.registry import get_robot_spec
 from robolearn.robots.spec import RobotSpec
 from robolearn.utils.io import replace_dir
@@ -197,9 +198,11 @@ def _write_folder(
     onnx_bytes: bytes,
     checkpoint_files: Mapping[str, tuple[Path, str]],
     description: tuple[str, Callable[[Path], None]],
+    extra: Sequence[tuple[str, Callable[[Path], None]]] = (),
 ) -> None:
-    """Write network, checkpoint/ and the description file (name, writer) into a temporary folder
-    beside out, then move it into place: a reader sees the old folder or the whole new one."""
+    """Write network, checkpoint/, the description file (name, writer) and any extra files into a
+    temporary folder beside out, then move it into place: a reader sees the old folder or the whole
+    new one."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -207,8 +210,8 @@ def _write_folder(
         (tmp / CHECKPOINT_DIR).mkdir()
         for name, (source, _) in checkpoint_files.items():
             shutil.copyfile(source, tmp / CHECKPOINT_DIR / name)
-        name, write = description
-        write(tmp / name)
+        for name, write in (description, *extra):
+            write(tmp / name)
         tmp.chmod(0o755)  # mkdtemp made it private; an artifact is shared data
         replace_dir(tmp, out)
     finally:
@@ -224,8 +227,10 @@ def export_policy(
     reference: Callable[[np.ndarray], np.ndarray] | None = None,
     check_samples: int = 256,
     seed: int = 0,
+    motion: MotionLibrary | None = None,
 ) -> PolicyArtifact:
-    """Write policy.onnx + checkpoint/ + contract.json into out, after checking onnxruntime against torch.
+    """Write policy.onnx + checkpoint/ + contract.json (+ motion.npz for a tracking policy, whose
+    contract describes it) into out, after checking onnxruntime against torch.
 
     network maps a (B, input_size) float32 tensor to (B, num_joints) actions; checkpoint_files maps
     a file name to (source path, kind); reference, when given, is a second implementation (such as
@@ -259,11 +264,14 @@ def export_policy(
         {"file": f"{CHECKPOINT_DIR}/{name}", "kind": kind} for name, (_, kind) in checkpoint_files.items()
     )
     final = dataclasses.replace(contract, network=network_info, checkpoint=checkpoint)
+    if (final.motion is None) != (motion is None):
+        raise UserError("export_policy: give the motion library exactly when the contract has a motion entry")
+    extra = () if motion is None else ((MOTION_FILE, lambda path: write_motion(path, motion)),)
     out = Path(out)
     _write_folder(
-        out, onnx_bytes, checkpoint_files, (CONTRACT_FILE, lambda path: write_contract(path, final))
+        out, onnx_bytes, checkpoint_files, (CONTRACT_FILE, lambda path: write_contract(path, final)), extra
     )
-    return PolicyArtifact(out, final)
+    return PolicyArtifact(out, final, motion)
 
 
 def sb3_actor(model: Any) -> Any:
@@ -486,6 +494,16 @@ def _task_extra_terms(task: Any) -> tuple[ObsTerm, ...]:
     return (ObsTerm("base_lin_vel", scale=LIN_VEL_OBS_SCALE, noise=LIN_VEL_OBS_NOISE * obs_noise),)
 
 
+def task_motion_library(task: Any) -> MotionLibrary | None:
+    """The reference clips a tracking task's policy observes (its motion_* terms), for the artifact's
+    motion.npz; None for a task without them. The anchor is the task's first tracked body."""
+    if not any(t.name in MOTION_TERMS for t in getattr(task, "proprio_terms", ())):
+        return None
+    from robolearn.envs.tasks.tracking import TRACKED_BODIES
+
+    return library_from_references(task.references, 0, TRACKED_BODIES[0])
+
+
 def task_contract_fields(task: Any) -> dict[str, Any]:
     """robot, terms, obs_clip, history length, action_clip, command ranges and gait period of a robot
     task env (its unwrapped env)."""
@@ -511,7 +529,9 @@ def task_contract_fields(task: Any) -> dict[str, Any]:
     ranges = getattr(task, "command_ranges", None) or DEFAULT_COMMAND_RANGES
     action_clip = getattr(task, "action_clip", None)
     gait = getattr(task, "gait_period_s", None)
+    library = task_motion_library(task)
     return {
+        "motion": None if library is None else library.describe(),
         "robot": spec,
         "terms": terms,
         "obs_clip": float(OBS_CLIP),
@@ -547,14 +567,18 @@ class RunPolicy:
     env_id: str
     spaces: tuple[Any, Any]  # (observation space, action space) of the env
     contract_fields: dict[str, Any] | None  # task_contract_fields of a robot task; None for any other env
+    motion: MotionLibrary | None = None  # a tracking task's reference clips (task_motion_library)
 
 
-def _env_facts(env: Any) -> tuple[tuple[Any, Any], dict[str, Any] | None]:
-    """((observation space, action space), contract fields or None) of an env, which is closed."""
+def _env_facts(env: Any) -> tuple[tuple[Any, Any], dict[str, Any] | None, MotionLibrary | None]:
+    """((observation space, action space), contract fields or None, a tracking task's clips or None)
+    of an env, which is closed."""
     try:
         task = env.unwrapped
-        fields = task_contract_fields(task) if is_robot_task(task) else None
-        return (env.observation_space, env.action_space), fields
+        robot = is_robot_task(task)
+        fields = task_contract_fields(task) if robot else None
+        motion = task_motion_library(task) if robot else None
+        return (env.observation_space, env.action_space), fields, motion
     finally:
         env.close()
 
@@ -619,7 +643,7 @@ def _sb3_policy(run: Any, cfg: DictConfig, checkpoint: str, scratch: Path) -> Ru
     else:
         model_path, kind = _model_folder(run, checkpoint) / MODEL_FILE, f"stable-baselines3 {algo}"
     folder = model_path.parent
-    _, fields = _env_facts(make_env(cfg.env))
+    _, fields, motion = _env_facts(make_env(cfg.env))
     try:
         model = cls.load(model_path, device="cpu")
     except Exception as exc:  # SB3 raises many kinds for a damaged zip
@@ -656,6 +680,7 @@ def _sb3_policy(run: Any, cfg: DictConfig, checkpoint: str, scratch: Path) -> Ru
         env_id=str(cfg.env.id),
         spaces=(model.observation_space, model.action_space),
         contract_fields=fields,
+        motion=motion,
     )
 
 
@@ -691,7 +716,7 @@ def _offline_policy(run: Any, cfg: DictConfig, checkpoint: str) -> RunPolicy:
         env = gym.make(env_id, **env_kwargs)
     except gym.error.Error as exc:
         raise UserError(f"{run.root / POLICY_FILE}: cannot make its env {env_id!r} ({exc})") from None
-    spaces, fields = _env_facts(env)
+    spaces, fields, motion = _env_facts(env)
     torch = _torch()
     low = np.asarray(facts["action_low"], dtype=np.float64)
     high = np.asarray(facts["action_high"], dtype=np.float64)
@@ -716,6 +741,7 @@ def _offline_policy(run: Any, cfg: DictConfig, checkpoint: str) -> RunPolicy:
         env_id=env_id,
         spaces=spaces,
         contract_fields=fields,
+        motion=motion,
     )
 
 
@@ -793,6 +819,7 @@ def _export_loaded(
         reference=loaded.reference,
         check_samples=check_samples,
         seed=seed,
+        motion=loaded.motion,
     )
 
 

@@ -24,6 +24,7 @@ from robolearn.deploy.config import (
     dds_target,
     validate_deploy_config,
 )
+from robolearn.deploy.motion import MotionPlayer
 from robolearn.deploy.operator import KeyboardReader, OperatorInput
 from robolearn.deploy.recorder import Recorder
 from robolearn.deploy.runtime import EXIT_CODES, Controller, Runtime, RuntimeOptions, make_policy
@@ -256,6 +257,13 @@ def build_session(
         if artifact is not None and contract is not None
         else None
     )
+    motion = None
+    if artifact is not None and artifact.motion is not None:
+        motion = MotionPlayer(artifact.motion.track(cfg.get("motion_clip")), spec.control_dt)
+    elif cfg.get("motion_clip") is not None:
+        raise UserError(
+            f"motion_clip={cfg.motion_clip} but the policy tracks no reference motion; leave motion_clip unset"
+        )
     recorder = None
     if cfg.record.dir is not None:
         recorder = Recorder(
@@ -277,7 +285,9 @@ def build_session(
             cfg.record.chunk,
         )
     backend = (backend_factory or make_backend)(cfg, spec)
-    controller = Controller(spec, options, guards, limiter, operator, contract, policy, recorder)
+    controller = Controller(
+        spec, options, guards, limiter, operator, contract, policy, recorder, motion=motion
+    )
     keyboard_mode = str(cfg.keyboard).lower()
     keyboard = None
     if keyboard_mode == "true" or (keyboard_mode == "auto" and sys.stdin.isatty()):

@@ -25,6 +25,10 @@ robot's state into the network's input and its output into joint targets, withou
     command          ranges [[min, max]] of vx, vy, yaw rate the policy was trained on
     gait             {period_s} when the observation has a gait_clock term: its phase is the policy steps
                      since the policy took over times control_dt over period_s, modulo 1; else null
+    motion           (optional) {file, format_version, anchor_body, clips [{name, fps, frames, periodic}]}
+                     when the observation has motion_* terms: the reference clips the policy tracks, in
+                     the artifact's motion.npz (robolearn.deploy.motion documents its layout and how
+                     the runtime plays a clip)
     network          file, input and output names, input_size, output_size, opset, the export check;
                      state (optional, recurrent networks): [{input, output, shape}], float32 tensors fed
                      zeros at the start of every POLICY segment and each step's outputs after that
@@ -41,12 +45,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from robolearn.errors import UserError
 from robolearn.robots.observations import (
+    MOTION_TERMS,
     TERMS,
     ObsTerm,
     clock_phase,
@@ -55,6 +60,9 @@ from robolearn.robots.observations import (
 )
 from robolearn.robots.spec import MESSAGE_FAMILIES, RobotSpec
 from robolearn.robots.state import RobotState
+
+if TYPE_CHECKING:
+    from robolearn.deploy.motion import MotionLibrary
 
 CONTRACT_VERSION = 1
 CONTRACT_FILE = "contract.json"
@@ -127,6 +135,7 @@ class PolicyContract:
     format_version: int = CONTRACT_VERSION
     policy_joints: tuple[str, ...] | None = None  # None: every robot joint, in robot order
     robot_overrides: tuple[str, ...] = ()
+    motion: Mapping[str, Any] | None = None  # contract.json's motion entry (MotionLibrary.describe())
 
     @cached_property
     def policy_index(self) -> np.ndarray:
@@ -160,11 +169,19 @@ class PolicyContract:
         if self.policy_joints is None:
             return state
         idx = self.policy_index
+        motion = state.motion
+        if motion is not None:
+            motion = dataclasses.replace(
+                motion,
+                joint_pos=np.asarray(motion.joint_pos)[..., idx],
+                joint_vel=np.asarray(motion.joint_vel)[..., idx],
+            )
         return dataclasses.replace(
             state,
             joint_pos=np.asarray(state.joint_pos)[..., idx],
             joint_vel=np.asarray(state.joint_vel)[..., idx],
             last_action=np.asarray(state.last_action)[..., idx],
+            motion=motion,
         )
 
     @property
@@ -211,6 +228,8 @@ class PolicyContract:
             out["policy_joints"] = list(self.policy_joints)
         if self.robot_overrides:
             out["robot_overrides"] = list(self.robot_overrides)
+        if self.motion is not None:
+            out["motion"] = dict(self.motion)
         return out | {
             "observation": {
                 "terms": [entry.to_dict() for entry in observation_layout(policy, self.terms)],
@@ -285,6 +304,7 @@ class PolicyContract:
                 gait_period_s=None if gait is None else float(gait["period_s"]),
                 policy_joints=None if joints is None else tuple(str(j) for j in joints),
                 robot_overrides=tuple(str(f) for f in data.get("robot_overrides") or ()),
+                motion=None if data.get("motion") is None else dict(data["motion"]),
             )
         except UserError as exc:
             raise UserError(f"{where}: {exc}" if not str(exc).startswith(where) else str(exc)) from None
@@ -517,6 +537,20 @@ def validate_contract(data: Mapping[str, Any], where: str = CONTRACT_FILE) -> No
         )
     elif has_clock:
         raise UserError(f"{where}: the observation has a gait_clock term but gait.period_s is missing")
+    # motion
+    motion = c.mapping("motion", optional=True)
+    tracking = [t.name for t in terms if t.name in MOTION_TERMS]
+    if motion is not None:
+        c.string("motion.file", c.get("motion.file"))
+        c.string("motion.anchor_body", c.get("motion.anchor_body"))
+        clips = c.get("motion.clips")
+        if not isinstance(clips, list) or not clips or not all(isinstance(e, Mapping) for e in clips):
+            raise c.fail("motion.clips", clips, "a non-empty list of {name, fps, frames, periodic}")
+    elif tracking:
+        raise UserError(
+            f"{where}: the observation has a {tracking[0]} term but no motion entry (the reference clips);"
+            " re-export the policy"
+        )
 
     frame_size = observation_size(policy, terms)
     if c.get("observation.frame_size", optional=True) is not None:
@@ -635,6 +669,7 @@ class PolicyArtifact:
 
     root: Path
     contract: PolicyContract
+    motion: MotionLibrary | None = None  # the reference clips of a tracking policy (motion.npz)
 
     @property
     def network_path(self) -> Path:
@@ -680,7 +715,12 @@ def load_artifact(path: str | Path) -> PolicyArtifact:
     if not isinstance(data, dict):
         raise UserError(f"{contract_path} must hold a JSON object")
     contract = PolicyContract.from_dict(data, str(contract_path))
-    artifact = PolicyArtifact(root, contract)
+    motion = None
+    if contract.motion is not None:
+        from robolearn.deploy.motion import load_motion
+
+        motion = load_motion(root / str(contract.motion["file"]), contract.robot, contract.motion)
+    artifact = PolicyArtifact(root, contract, motion)
     if not artifact.network_path.is_file():
         raise UserError(f"{contract_path} names network {contract.network['file']}, which is not in {root}")
     return artifact

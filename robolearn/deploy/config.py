@@ -132,6 +132,7 @@ class DeployConfig:
     robot: RobotNode = field(default_factory=RobotNode)
     settings: RobotSettings = field(default_factory=RobotSettings)
     policy: str | None = None  # artifact folder; None runs PASSIVE/RAMP/HOLD/DAMP only
+    motion_clip: str | None = None  # a tracking policy's clip (motion.npz); None: its first
     backend: str = "mujoco"  # mujoco | dds
     dry_run: bool = False  # dds: read states, compute everything, publish nothing
     interface: str | None = None  # shortcut for settings.dds.interface

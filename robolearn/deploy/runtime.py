@@ -38,6 +38,7 @@ from robolearn.deploy.artifact import PolicyContract
 from robolearn.deploy.backends.base import Backend, StateSample
 from robolearn.deploy.backends.mujoco_backend import MujocoBackend
 from robolearn.deploy.commands import CommandKind, CommandLimiter, MotorCommand
+from robolearn.deploy.motion import MotionPlayer
 from robolearn.deploy.operator import QUIT, OperatorInput
 from robolearn.deploy.policy import ObservationPipeline, OnnxPolicy
 from robolearn.deploy.recorder import Recorder
@@ -109,6 +110,7 @@ class Controller:
         policy: Callable[[np.ndarray], np.ndarray] | None = None,
         recorder: Recorder | None = None,
         log: Callable[[str], None] | None = None,
+        motion: MotionPlayer | None = None,
     ) -> None:
         self.spec = spec
         self.options = options
@@ -118,6 +120,8 @@ class Controller:
         self.contract = contract
         self.policy = policy
         self.pipeline = ObservationPipeline(contract) if contract is not None else None
+        # A tracking policy's reference (the artifact's clip), restarted with each POLICY segment.
+        self.motion = motion
         # A recurrent network's state is zeroed where the observation history is (policy.OnnxPolicy.reset).
         self._reset_policy: Callable[[], None] | None = getattr(policy, "reset", None)
         self.recorder = recorder
@@ -449,6 +453,8 @@ class Controller:
         if sample is None:
             return
         assert self.contract is not None
+        if self.motion is not None and self._segment_steps == 0:
+            self.motion.start(sample.quat)  # the reference turned to face where the robot faces
         state = RobotState(
             joint_pos=sample.joint_pos,
             joint_vel=sample.joint_vel,
@@ -459,6 +465,7 @@ class Controller:
             # The training env's clock: phase 0 on the first step of a segment, one control_dt per tick.
             gait_phase=self.contract.gait_phase(self._segment_steps),
             base_lin_vel=sample.base_lin_vel,
+            motion=None if self.motion is None else self.motion.frame(self._segment_steps),
         )
         self._segment_steps += 1
         t0 = clock()

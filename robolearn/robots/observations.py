@@ -20,8 +20,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from robolearn.errors import UserError, close_matches
+from robolearn.robots.rotations import quat_conjugate, quat_multiply, quat_to_matrix
 from robolearn.robots.spec import RobotSpec
-from robolearn.robots.state import RobotState
+from robolearn.robots.state import MotionFrame, RobotState
 
 _GRAVITY_DIRECTION = np.array([0.0, 0.0, -1.0])
 
@@ -104,6 +105,34 @@ def gait_clock(state: RobotState, spec: RobotSpec) -> np.ndarray:
     return np.concatenate((np.sin(angle), np.cos(angle)), axis=-1)
 
 
+def _motion(state: RobotState, term: str) -> MotionFrame:
+    if state.motion is None:
+        raise UserError(
+            f"the {term} observation term needs RobotState.motion (the reference being tracked); the tracking"
+            " env sets it, and the deploy runtime from the artifact's motion file"
+        )
+    return state.motion
+
+
+def motion_joint_pos(state: RobotState, spec: RobotSpec) -> np.ndarray:
+    """The reference's joint positions relative to the default pose (rad)."""
+    return np.asarray(_motion(state, "motion_joint_pos").joint_pos, dtype=np.float64) - spec.default_pos_array
+
+
+def motion_joint_vel(state: RobotState, spec: RobotSpec) -> np.ndarray:
+    """The reference's joint velocities (rad/s)."""
+    return np.asarray(_motion(state, "motion_joint_vel").joint_vel, dtype=np.float64)
+
+
+def motion_anchor_ori(state: RobotState, spec: RobotSpec) -> np.ndarray:
+    """The reference anchor's orientation in the robot's base frame: the first two columns of the
+    rotation conj(base_quat) * anchor_quat, row by row (6 values; BeyondMimic's motion_anchor_ori_b)."""
+    anchor = np.asarray(_motion(state, "motion_anchor_ori").anchor_quat, dtype=np.float64)
+    relative = quat_multiply(quat_conjugate(np.asarray(state.base_quat, dtype=np.float64)), anchor)
+    cols = quat_to_matrix(relative)[..., :, :2]
+    return cols.reshape((*cols.shape[:-2], 6))
+
+
 TermFunction = Callable[[RobotState, RobotSpec], np.ndarray]
 
 # name -> (function, size for a spec)
@@ -116,7 +145,12 @@ TERMS: dict[str, tuple[TermFunction, Callable[[RobotSpec], int]]] = {
     "joint_vel": (joint_vel, lambda spec: spec.num_joints),
     "last_action": (last_action, lambda spec: spec.num_joints),
     "gait_clock": (gait_clock, lambda spec: 2),
+    "motion_joint_pos": (motion_joint_pos, lambda spec: spec.num_joints),
+    "motion_joint_vel": (motion_joint_vel, lambda spec: spec.num_joints),
+    "motion_anchor_ori": (motion_anchor_ori, lambda spec: 6),
 }
+# The terms that read RobotState.motion: a contract with any of them needs the artifact's motion file.
+MOTION_TERMS = ("motion_joint_pos", "motion_joint_vel", "motion_anchor_ori")
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ Every array has the quantity on its last axis and an optional leading batch axis
 robot, (B, n) for B robots. The fields are what Unitree's LowState gives (joint q/dq, IMU
 quaternion and gyro) plus the operator command and the policy's previous action, and, for policies
 trained with a gait clock, the clock's phase (kept by the env or by the deploy runtime). The base
-linear velocity is optional: no real robot's LowState reports it, a simulator can.
+linear velocity is optional: no real robot's LowState reports it, a simulator can. A motion-tracking
+policy also reads the reference it follows at this step (MotionFrame: the tracking env's clip, or the
+deploy runtime's copy of it from the policy artifact).
 """
 
 from __future__ import annotations
@@ -15,6 +17,15 @@ import numpy as np
 
 from robolearn.errors import UserError
 from robolearn.robots.spec import RobotSpec
+
+
+@dataclass(frozen=True)
+class MotionFrame:
+    """The reference motion at one step (batched like the RobotState that carries it)."""
+
+    joint_pos: np.ndarray  # (..., n) reference joint positions, motor order, rad
+    joint_vel: np.ndarray  # (..., n) reference joint velocities, rad/s
+    anchor_quat: np.ndarray  # (..., 4) the reference anchor body's (torso) orientation, world frame
 
 
 @dataclass(frozen=True)
@@ -29,6 +40,7 @@ class RobotState:
     last_action: np.ndarray  # (..., n) the previous policy output, before scaling
     gait_phase: np.ndarray | None = None  # (..., 1) position in the gait cycle, [0, 1); None: no clock
     base_lin_vel: np.ndarray | None = None  # (..., 3) base linear velocity, body frame, m/s; None: unknown
+    motion: MotionFrame | None = None  # the reference a tracking policy follows; None: no reference
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
@@ -67,6 +79,13 @@ class RobotState:
                 raise UserError(
                     f"RobotState.{name} has batch shape {arr.shape[:-1]} but joint_pos has {batch}"
                 )
+        if self.motion is not None:
+            for name, size in (("joint_pos", n), ("joint_vel", n), ("anchor_quat", 4)):
+                arr = np.asarray(getattr(self.motion, name))
+                if arr.shape != (*batch, size):
+                    raise UserError(
+                        f"RobotState.motion.{name} must have shape {(*batch, size)} for {spec.name}, got {arr.shape}"
+                    )
 
     @classmethod
     def default(cls, spec: RobotSpec, batch_size: int | None = None) -> RobotState:

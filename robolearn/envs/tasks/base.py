@@ -33,7 +33,7 @@ from robolearn.robots.model import check_model, default_model_path, load_model, 
 from robolearn.robots.observations import ObsTerm, action_to_joint_targets, build_observation
 from robolearn.robots.registry import get_robot_spec
 from robolearn.robots.spec import RobotSpec
-from robolearn.robots.state import RobotState
+from robolearn.robots.state import MotionFrame, RobotState
 
 # legged_gym's clip_observations: keeps a diverging state from producing huge network inputs.
 OBS_CLIP = 100.0
@@ -254,6 +254,11 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
         """Task-specific observation values appended after the proprioceptive terms, (k, extra)."""
         return None
 
+    def motion_frame(self, ids: np.ndarray | None) -> MotionFrame | None:
+        """The reference motion envs ids (all by default) follow at this step, for the motion_* terms;
+        None for a task that tracks none."""
+        return None
+
     def privileged_observation(self, frame: SimFrame, ids: np.ndarray) -> np.ndarray | None:
         """(k, privileged_size) values only a critic sees (rsl_ppo's "critic" group: the batched
         VecEnv carries them beside the observations), or None when the task has none."""
@@ -406,6 +411,7 @@ class RobotTask(gym.Env[np.ndarray, np.ndarray], ABC):
             command=self.command[sel],
             last_action=self.last_action[sel],
             gait_phase=None if phase is None else phase[sel, None],
+            motion=self.motion_frame(ids),
         )
         rng = self.rng if self._noisy_obs else None
         obs = build_observation(state, self.robot_spec, self.proprio_terms, rng=rng, clip=OBS_CLIP)

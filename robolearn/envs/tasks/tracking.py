@@ -30,18 +30,17 @@ from robolearn.envs.tasks.motion import ReferenceMotion, default_clip_paths, loa
 from robolearn.envs.tasks.rewards import TRACKING_REWARDS, TrackingContext
 from robolearn.envs.tasks.rotations import (
     quat_angle_between,
-    quat_conjugate,
     quat_from_yaw,
     quat_multiply,
     quat_rotate,
     quat_rotate_inverse,
-    quat_to_matrix,
     yaw_of,
 )
 from robolearn.envs.tasks.velocity import SOFT_LIMIT_FRACTION, soft_joint_limits
 from robolearn.errors import UserError, close_matches
 from robolearn.resources import envs_dir
 from robolearn.robots.observations import ObsTerm
+from robolearn.robots.state import MotionFrame
 
 # BeyondMimic's G1 tracking bodies; the anchor (first) is the torso.
 TRACKED_BODIES = (
@@ -68,6 +67,14 @@ TRACKING_PROPRIO_TERMS = (
     ObsTerm("joint_pos_rel", scale=1.0, noise=0.01),
     ObsTerm("joint_vel", scale=0.05, noise=1.5),
     ObsTerm("last_action", scale=1.0),
+)
+# Then the reference (robolearn.robots.observations' motion_* terms, which the deploy runtime builds
+# from the artifact's motion file): its joints relative to default, its joint velocities x 0.05, and
+# its anchor's orientation in the robot's base frame (6).
+TRACKING_MOTION_TERMS = (
+    ObsTerm("motion_joint_pos"),
+    ObsTerm("motion_joint_vel", scale=0.05),
+    ObsTerm("motion_anchor_ori"),
 )
 
 # The end effectors BeyondMimic's `ee_body_pos` termination watches (its wrist yaw links are our hands).
@@ -142,12 +149,11 @@ class TrackingTask(RobotTask):
         self.start = start
 
         spec = get_robot_spec(robot)
-        nj = spec.num_joints
         scales = dict(DEFAULT_TRACKING_SCALES)
         scales.update({str(k): float(v) for k, v in (reward_scales or {}).items()})
         super().__init__(
             robot=robot,
-            proprio_terms=TRACKING_PROPRIO_TERMS,
+            proprio_terms=(*TRACKING_PROPRIO_TERMS, *TRACKING_MOTION_TERMS),
             reward_scales=scales,
             bodies=TRACKED_BODIES,
             num_envs=num_envs,
@@ -160,7 +166,6 @@ class TrackingTask(RobotTask):
             action_clip=action_clip,
             max_episode_steps=max_episode_steps,
             render_mode=render_mode,
-            extra_obs_size=2 * nj + 6,
             only_positive_rewards=only_positive_rewards,
         )
         paths = _clip_paths(robot, clips)
@@ -280,16 +285,14 @@ class TrackingTask(RobotTask):
         )
 
     # -- observation, reward, termination --------------------------------------------------------------
-    def extra_observation(self, frame: SimFrame, ids: np.ndarray) -> np.ndarray:
-        """Reference joint positions (relative to default) and velocities, and the reference anchor's
-        orientation in the robot's base frame (first two columns of the relative rotation)."""
-        spec = self.robot_spec
-        ref_q = self.reference("joint_pos", ids) - spec.default_pos_array
-        ref_dq = self.reference("joint_vel", ids) * 0.05
-        ref_anchor = self.reference("body_quat", ids)[:, 0]
-        relative = quat_multiply(quat_conjugate(frame.root_quat[ids]), ref_anchor)
-        cols = quat_to_matrix(relative)[..., :, :2].reshape(len(ids), 6)
-        return np.concatenate((ref_q, ref_dq, cols), axis=1)
+    def motion_frame(self, ids: np.ndarray | None) -> MotionFrame:
+        """The reference's joint positions and velocities and its anchor's (torso's) world orientation
+        at the current frame of envs ids: what the motion_* observation terms read."""
+        return MotionFrame(
+            joint_pos=self.reference("joint_pos", ids),
+            joint_vel=self.reference("joint_vel", ids),
+            anchor_quat=self.reference("body_quat", ids)[:, 0],
+        )
 
     def fallen(self, frame: SimFrame) -> np.ndarray:
         """Anchor height or tilt (or, when set, an end effector's height) too far from the reference's."""
