@@ -2,7 +2,12 @@
 
     python benchmarks/locomotion_robustness.py <run dir | artifact dir> [--name NAME]
         [--seeds 3] [--duration 60] [--every 10] [--ranges contract | curriculum | VX0 VX1 VY0 VY1 YAW0 YAW1]
-        [--paths sim2sim dds] [--no-randomization | --no-obs-noise] [--out benchmarks/results/robustness]
+        [--paths sim2sim dds] [--no-randomization | --no-obs-noise] [--motion-clip NAME]
+        [--out benchmarks/results/robustness]
+
+A tracking policy (a G1Tracking run: its artifact carries the clips) plays --motion-clip in both paths
+(deploy's motion_clip; its commands are unused, so pass --ranges 0 0 0 0 0 0): the figures that count
+are the falls and the safety events.
 
 1. The artifact: a run directory is exported with the documented command (`python -m robolearn.export
    run=<run> checkpoint=<--checkpoint> out=<work>/artifact`); --checkpoint auto (the default) is final
@@ -523,6 +528,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="friction randomised, no obs noise (it reaches the guards too)",
     )
+    parser.add_argument(
+        "--motion-clip",
+        default=None,
+        help="a tracking policy's clip to play (deploy's motion_clip; its commands are unused: pass"
+        " --ranges 0 0 0 0 0 0)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "robustness")
     parser.add_argument("--work", type=Path, default=REPO / "outputs" / "robustness")
     args = parser.parse_args(argv)
@@ -549,6 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         friction_range=tuple(applied["friction"]) if applied["friction"] else None,
         joint_friction_range=tuple(applied["joint_friction"]) if applied["joint_friction"] else None,
         obs_noise=float(applied["obs_noise"] or 0.0),
+        motion_clip=args.motion_clip,
     )
     episodes: dict[str, list[dict[str, Any]]] = {p: [] for p in args.paths}
     for path in args.paths:
@@ -559,7 +571,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 e = sim2sim_episode(artifact, config, seed, args.transient)
             else:
                 e = dds_episode(
-                    artifact, dataclasses.replace(config, obs_noise=0.0), seed, args.transient, work
+                    artifact,
+                    dataclasses.replace(config, obs_noise=0.0),
+                    seed,
+                    args.transient,
+                    work,
+                    deploy_overrides=[f"motion_clip={args.motion_clip}"] if args.motion_clip else (),
                 )
             episodes[path].append(e)
             print(
@@ -595,6 +612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "settle_s": args.settle,
             "transient_s": args.transient,
             "seeds": list(range(args.seeds)),
+            "motion_clip": args.motion_clip,
         },
         "fall_rule": dataclasses.asdict(task_defaults(artifact.contract.robot.name)[0]),
         "machine": {

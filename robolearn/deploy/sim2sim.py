@@ -105,6 +105,7 @@ class Sim2SimConfig:
     # The simulated robot's physics mismatch: robolearn.envs.edits items ({kind: motor_kp, ...}),
     # resolved by robolearn.deploy.mismatch; () is the nominal robot.
     mismatch: tuple[Any, ...] = ()
+    motion_clip: str | None = None  # a tracking policy's clip (deploy's motion_clip); None: its first
 
 
 @dataclass(frozen=True)
@@ -536,6 +537,7 @@ def run_episode(
             "keyboard=false",
             "status_every_s=0",
             *([f"record.dir={record_dir}"] if record_dir is not None else []),
+            *([f"motion_clip={config.motion_clip}"] if config.motion_clip is not None else []),
         ]
     )
     made: list[Sim2SimBackend] = []
