@@ -38,7 +38,7 @@ from robolearn.errors import UserError, close_matches
 from robolearn.robots.rotations import quat_from_yaw, quat_multiply, yaw_of
 from robolearn.robots.spec import RobotSpec
 from robolearn.robots.state import MotionFrame
-from robolearn.utils.io import atomic_save_with
+from robolearn.utils.io import atomic_save_with, read_npz
 
 MOTION_FILE = "motion.npz"
 MOTION_VERSION = 1
@@ -133,19 +133,7 @@ def write_motion(path: Path, library: MotionLibrary) -> None:
 
 def load_motion(path: Path, spec: RobotSpec, described: Mapping[str, Any] | None = None) -> MotionLibrary:
     """Read and check a motion file for this robot (and against contract.json's description)."""
-    if not path.is_file():
-        raise UserError(
-            f"{path} is missing: the policy tracks a reference motion and its artifact must hold it;"
-            " re-export the policy"
-        )
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            raw = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path} is not a readable motion file ({exc}); re-export the policy") from None
-    missing = [k for k in MOTION_KEYS if k not in raw]
-    if missing:
-        raise UserError(f"{path} has no {missing[0]}; re-export the policy")
+    raw = read_npz(path, MOTION_KEYS, "motion file", "the policy tracks a reference motion: re-export it")
     if int(raw["format_version"]) != MOTION_VERSION:
         raise UserError(
             f"{path} is motion format {int(raw['format_version'])}; this robolearn reads {MOTION_VERSION}"

@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader (or a run killed mid-write) never sees a half-written file."""
+"""Atomic file writes (a reader, or a run killed mid-write, never sees a half-written file), and a
+checked .npz read."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import os
 import pickle
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from robolearn.errors import UserError
 
 
 def _discard(_: object) -> None:
@@ -88,3 +91,22 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_npz(path: Path, keys: Sequence[str], what: str, fix: str = "") -> dict[str, Any]:
+    """Every array of an .npz file, refusing in one line (naming `what` it should be, and `fix`, a
+    sentence after a semicolon) a file that is missing, unreadable or lacks any of `keys`."""
+    import numpy as np
+
+    tail = f"; {fix}" if fix else ""
+    if not path.is_file():
+        raise UserError(f"{what} not found: {path}{tail}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path} is not a readable {what} ({exc}){tail}") from None
+    missing = [k for k in keys if k not in arrays]
+    if missing:
+        raise UserError(f"{what} {path} lacks key(s) {', '.join(missing)}{tail}")
+    return arrays

@@ -197,8 +197,10 @@ def run_module(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[s
     )
 
 
-def record_in_process(log_dir: Path, *overrides: str, policy: Path = REFERENCE) -> Path:
-    """A short Go2 session on the in-process backend (standing from the default pose, then POLICY),
+def record_in_process(
+    log_dir: Path, *overrides: str, policy: Path = REFERENCE, robot: str = "go2", duration_s: float = 1.0
+) -> Path:
+    """A short session on the in-process backend (standing from the default pose, then POLICY),
     recorded to log_dir with the simulator's truth in log_dir/truth; returns log_dir."""
     from robolearn.config.validate import compose_config
     from robolearn.deploy.app import build_session
@@ -206,13 +208,13 @@ def record_in_process(log_dir: Path, *overrides: str, policy: Path = REFERENCE) 
     cfg = compose_config(
         "deploy",
         [
-            "robot=go2",
+            f"robot={robot}",
             f"policy={policy}",
             "backend=mujoco",
             "settings.sim_pose=default",
             "settings.ramp_s=0.2",
             "autopolicy_s=0.1",
-            "duration_s=1.0",
+            f"duration_s={duration_s}",
             "exit_damp_s=0.1",
             f"record.dir={log_dir}",
             "keyboard=false",
@@ -226,3 +228,22 @@ def record_in_process(log_dir: Path, *overrides: str, policy: Path = REFERENCE) 
     assert recorder is not None
     recorder.close(summary)
     return log_dir
+
+
+def sim_frame(rec: Any, bodies: int) -> Any:
+    """A one-env SimFrame of a recorded policy step's state (base at the origin, no body poses)."""
+    from robolearn.envs.backends.base import SimFrame
+
+    one = lambda x: np.asarray(x, dtype=np.float64)[None]  # noqa: E731
+    return SimFrame(
+        root_pos=np.zeros((1, 3)),
+        root_quat=one(rec["base_quat"]),
+        root_lin_vel=np.zeros((1, 3)),
+        root_ang_vel=one(rec["gyro"]),
+        joint_pos=one(rec["joint_pos"]),
+        joint_vel=one(rec["joint_vel"]),
+        body_pos=np.zeros((1, bodies, 3)),
+        body_quat=np.zeros((1, bodies, 4)),
+        body_lin_vel=np.zeros((1, bodies, 3)),
+        body_ang_vel=np.zeros((1, bodies, 3)),
+    )

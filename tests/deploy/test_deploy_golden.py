@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from deploy_helpers import REFERENCE
+from deploy_helpers import REFERENCE, sim_frame
 
 from robolearn.config.validate import compose_config
 from robolearn.deploy.app import build_session
@@ -27,7 +27,6 @@ from robolearn.deploy.artifact import load_artifact
 from robolearn.deploy.commands import CommandLimiter
 from robolearn.deploy.policy import ObservationPipeline
 from robolearn.deploy.recorder import read_log
-from robolearn.envs.backends.base import SimFrame
 from robolearn.export import export_policy, reference_network, task_contract_fields
 from robolearn.robots.state import RobotState
 
@@ -99,23 +98,6 @@ def recorded(task: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
     return root / "policy", root / "log"
 
 
-def _frame(task: Any, rec: np.ndarray) -> SimFrame:
-    one = lambda x: np.asarray(x, dtype=np.float64)[None]  # noqa: E731
-    zeros = np.zeros((1, 4, 3))
-    return SimFrame(
-        root_pos=np.zeros((1, 3)),
-        root_quat=one(rec["base_quat"]),
-        root_lin_vel=np.zeros((1, 3)),
-        root_ang_vel=one(rec["gyro"]),
-        joint_pos=one(rec["joint_pos"]),
-        joint_vel=one(rec["joint_vel"]),
-        body_pos=zeros,
-        body_quat=np.zeros((1, 4, 4)),
-        body_lin_vel=zeros,
-        body_ang_vel=zeros,
-    )
-
-
 def test_training_and_deploy_observations_are_identical(task: Any, recorded: tuple[Path, Path]) -> None:
     artifact_dir, log_dir = recorded
     log = read_log(log_dir)
@@ -132,7 +114,7 @@ def test_training_and_deploy_observations_are_identical(task: Any, recorded: tup
         task.last_action = np.asarray(rec["last_action"], dtype=np.float64)[None]
         # The env's clock i control steps into an episode; the runtime's is i policy steps into POLICY.
         task.episode_step[:] = i
-        training = task.observe(_frame(task, rec))[0]
+        training = task.observe(sim_frame(rec, len(task.robot_spec.foot_bodies)))[0]
         state = RobotState(
             joint_pos=rec["joint_pos"].astype(np.float64),
             joint_vel=rec["joint_vel"].astype(np.float64),

@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from deploy_helpers import REFERENCE
+from deploy_helpers import REFERENCE, record_in_process, sim_frame
 
 from robolearn.config.validate import compose_config
 from robolearn.deploy.app import build_session
@@ -22,7 +22,7 @@ from robolearn.deploy.artifact import load_artifact
 from robolearn.deploy.motion import MOTION_FILE, MotionPlayer, load_motion
 from robolearn.deploy.policy import ObservationPipeline
 from robolearn.deploy.recorder import read_log
-from robolearn.envs.backends.base import SimFrame
+from robolearn.envs.tasks.tracking import TRACKED_BODIES
 from robolearn.errors import UserError
 from robolearn.export import export_policy, reference_network, task_contract_fields, task_motion_library
 from robolearn.robots.observations import build_observation
@@ -71,33 +71,10 @@ def artifact(task: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def recorded(artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A deploy session of the tracking artifact on the in-process G1, playing CLIP; its log."""
+    """A deploy session of the tracking artifact on the in-process G1, playing CLIP; its log. A G1 on
+    a random policy tips past its tilt guard after about 1.1 s: the session ends at 1 s."""
     log = tmp_path_factory.mktemp("motion_log") / "log"
-    cfg = compose_config(
-        "deploy",
-        [
-            "robot=g1",
-            f"policy={artifact}",
-            f"motion_clip={CLIP}",
-            "backend=mujoco",
-            "settings.sim_pose=default",
-            "settings.ramp_s=0.2",
-            "autostart=true",
-            "autopolicy_s=0.1",
-            "duration_s=1.0",  # a G1 on a random policy tips past its tilt guard after about 1.1 s
-            "exit_damp_s=0.1",
-            f"record.dir={log}",
-            "keyboard=false",
-            "status_every_s=0",
-        ],
-    )
-    runtime, _, recorder = build_session(cfg)
-    summary = runtime.run()
-    runtime.backend.close()
-    assert recorder is not None
-    recorder.close(summary)
-    assert summary["faults"] == [] and summary["policy_steps"] > 30
-    return log
+    return record_in_process(log, f"motion_clip={CLIP}", policy=artifact, robot="g1")
 
 
 def test_the_artifact_carries_the_clips_in_motor_order(task: Any, artifact: Path) -> None:
@@ -116,27 +93,13 @@ def test_the_artifact_carries_the_clips_in_motor_order(task: Any, artifact: Path
         assert track.fps == ref.clip.fps and track.periodic == ref.clip.periodic
 
 
-def _frame(rec: np.ndarray) -> SimFrame:
-    one = lambda x: np.asarray(x, dtype=np.float64)[None]  # noqa: E731
-    return SimFrame(
-        root_pos=np.zeros((1, 3)),
-        root_quat=one(rec["base_quat"]),
-        root_lin_vel=np.zeros((1, 3)),
-        root_ang_vel=one(rec["gyro"]),
-        joint_pos=one(rec["joint_pos"]),
-        joint_vel=one(rec["joint_vel"]),
-        body_pos=np.zeros((1, 14, 3)),
-        body_quat=np.zeros((1, 14, 4)),
-        body_lin_vel=np.zeros((1, 14, 3)),
-        body_ang_vel=np.zeros((1, 14, 3)),
-    )
-
-
 def test_the_runtime_observes_the_reference_as_the_tracking_env_does(
     task: Any, artifact: Path, recorded: Path
 ) -> None:
-    steps = read_log(recorded).policy
+    log = read_log(recorded)
+    steps = log.policy
     assert len(steps) > 30 and np.abs(steps["last_action"]).max() > 0.01
+    assert not [e for e in log.events if e.get("type") == "fault"]
     clip = task.clip_names.index(CLIP)
     n = task.robot_spec.num_joints
     for i, rec in enumerate(steps):
@@ -144,7 +107,7 @@ def test_the_runtime_observes_the_reference_as_the_tracking_env_does(
         task.clip_index[0] = clip
         task.motion_time[0] = i * task.control_dt
         task.last_action = np.asarray(rec["last_action"], dtype=np.float64)[None]
-        training = task.observe(_frame(rec))[0]
+        training = task.observe(sim_frame(rec, len(TRACKED_BODIES)))[0]
         # Joints exactly; the anchor's orientation up to the runtime's turn to the robot's heading at
         # the segment's start: the clip starts facing +x as the simulated robot does, which turned by
         # about 1e-5 rad while it ramped and held.
@@ -211,7 +174,9 @@ def test_motion_mistakes_are_one_line(artifact: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     shutil.copytree(artifact, broken)
     (broken / MOTION_FILE).unlink()
-    with pytest.raises(UserError, match=r"motion\.npz is missing: the policy tracks a reference motion"):
+    with pytest.raises(
+        UserError, match=r"motion file not found: .*motion\.npz; the policy tracks a reference motion"
+    ):
         load_artifact(broken)
     # contract.json with motion terms but no motion entry.
     data = json.loads((artifact / "contract.json").read_text())

@@ -35,6 +35,7 @@ from robolearn.errors import UserError
 from robolearn.resources import envs_dir
 from robolearn.robots.model import joint_index_map
 from robolearn.robots.spec import RobotSpec
+from robolearn.utils.io import read_npz
 
 CLIP_FORMAT_VERSION = 1
 _KEYS = ("format_version", "robot", "fps", "joint_names", "joint_pos", "root_pos", "root_quat", "periodic")
@@ -101,16 +102,7 @@ def save_clip(path: str | Path, clip: MotionClip) -> None:
 def load_clip(path: str | Path) -> MotionClip:
     """Read and check a clip file; UserError naming the file and the problem."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"motion clip not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path} is not a readable npz file: {exc}") from None
-    missing = [k for k in _KEYS if k not in data]
-    if missing:
-        raise UserError(f"motion clip {path} lacks key(s) {', '.join(missing)}")
+    data = read_npz(path, _KEYS, "motion clip")
     if int(data["format_version"]) != CLIP_FORMAT_VERSION:
         raise UserError(
             f"motion clip {path} has format_version {int(data['format_version'])}, expected {CLIP_FORMAT_VERSION}"
