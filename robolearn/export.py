@@ -185,6 +185,23 @@ def _compare(
     return onnx_out, errors
 
 
+def _input_spread(network: Any, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(centre, spread) of the export check's inputs: (0, 1) per value, or for a network that
+    normalises its own input (rsl-rl-lib's EmpiricalNormalization as `normalizer`: agent=rsl_ppo) its
+    running mean and std + eps, so the check's inputs normalise to N(0, 2) as they would without it
+    (raw N(0, 2) inputs on a feature the policy only ever saw constant normalise to +-200: a region no
+    observation reaches, where float32 sums of saturated units differ by more than the tolerance)."""
+    norm = getattr(network, "normalizer", None)
+    mean, std = getattr(norm, "_mean", None), getattr(norm, "_std", None)
+    if mean is None or std is None:
+        return np.zeros(size), np.ones(size)
+    centre = mean.detach().double().numpy().reshape(-1)
+    spread = std.detach().double().numpy().reshape(-1) + float(getattr(norm, "eps", 0.0))
+    if centre.shape != (size,) or spread.shape != (size,):
+        return np.zeros(size), np.ones(size)
+    return centre, spread
+
+
 def _refuse_disagreement(errors: Mapping[str, float], out: Path) -> None:
     for name, err in errors.items():
         if not err <= EXPORT_ATOL:
@@ -238,8 +255,12 @@ def export_policy(
     """
     network = network.eval()
     rng = np.random.default_rng(seed)
-    # Inputs spread over the normalised range and beyond, where clipping and saturation show up.
-    samples = (rng.standard_normal((check_samples, contract.input_size)) * 2.0).astype(np.float32)
+    # Inputs spread over the normalised range and beyond, where clipping and saturation show up: in
+    # the raw observation's units when the network normalises its input itself.
+    centre, spread = _input_spread(network, contract.input_size)
+    samples = (centre + spread * rng.standard_normal((check_samples, contract.input_size)) * 2.0).astype(
+        np.float32
+    )
     onnx_bytes = network_to_onnx(network, (contract.input_size,))
     onnx_out, errors = _compare(onnx_bytes, network, samples, reference)
     if onnx_out.shape != (check_samples, contract.robot.num_joints):
