@@ -29,7 +29,8 @@ are the falls and the safety events.
    the sim bridge (robolearn.deploy.sim_bridge.SimBridge, run here at 500 Hz on a DDS domain in 2-98
    with SCHED_FIFO 45 as `bridge.rt_priority=45` does, so the benchmark reads its ground truth).
    Driven as a robot is: the Go2 lies folded, the virtual remote presses start, then A when the
-   runtime holds the pose; the schedule moves the remote's sticks; after --duration s of policy time
+   runtime holds the pose (a G1 hangs on the bridge's gantry, bridge.hold_until_release, and is
+   released when the runtime enters POLICY, as an operator lowers a humanoid once its policy runs); the schedule moves the remote's sticks; after --duration s of policy time
    (or a fall, or a guard trip) select damps it and the deploy process is stopped with SIGTERM.
 
 Per path and seed: falls (policy time, why; the velocity task's rule, as sim2sim), RMS errors of the
@@ -74,10 +75,12 @@ from robolearn.deploy.sim2sim import (
     tracking_figures,
     validate_sim2sim,
 )
+from robolearn.utils.io import json_safe
 
 REPO = Path(__file__).resolve().parents[1]
 TRANSITION = re.compile(r"^\[\s*[\d.]+ s\] (\w+) -> (\w+)")
 RESULT_FORMAT = 1
+GANTRY_ROBOTS = ("g1", "g1_29dof")  # humanoids: held on the bridge's gantry until POLICY (hold_until_release)
 
 
 # -- the artifact --------------------------------------------------------------------------------------
@@ -278,12 +281,16 @@ def dds_episode(
     deploy_cfg = compose_config("deploy", [f"robot={robot}"])
     deadband = float(deploy_cfg.settings.remote.deadband)
     problem = set_process_realtime_priority(rt_priority)  # as bridge.rt_priority=45
+    # A robot that cannot stand on its PD hold (the G1) hangs on the bridge's gantry until its policy
+    # runs, as an operator lowers a humanoid once its policy has taken over.
+    gantry = robot in GANTRY_ROBOTS
     bridge = SimBridge(
         contract.robot,
         DdsSession(domain, "lo"),
         initial_pose=str(deploy_cfg.settings.sim_pose),
         model_path=deploy_cfg.robot.model,
         seed=seed,
+        hold_until_release=gantry,
     )
     dynamics = randomize_dynamics(bridge.sim.model, bridge.sim.index.qvel_adr, config, seed)
     log_dir = work / f"dds_log_seed{seed}"
@@ -340,6 +347,8 @@ def dds_episode(
                     stage = "handover"
                 elif m and stage == "handover" and m.group(2) == "POLICY":
                     stage, t0 = "policy", float(bridge.sim.data.time)
+                    if gantry:
+                        bridge.handle("release", now)
                 elif m and stage == "policy" and m.group(1) == "POLICY" and policy_end is None:
                     policy_end = float(bridge.sim.data.time) - (t0 or 0.0)  # a guard trip or our select
                     stop_at = stop_at or now + config.exit_damp_s
@@ -626,7 +635,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{artifact.contract.robot.name}_{name}.json"
-    path.write_text(json.dumps(result, indent=1, allow_nan=False) + "\n")
+    # An episode that never reached POLICY has NaN timing percentiles: null in JSON.
+    path.write_text(json.dumps(json_safe(result), indent=1, allow_nan=False) + "\n")
     print(markdown_table(result))
     print(f"wrote {path}")
     return 0

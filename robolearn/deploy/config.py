@@ -113,6 +113,7 @@ class BridgeSettings:
     seed: int = 0
     mode_machine: int | None = None  # unitree_hg LowState.mode_machine to advertise; None: the spec's
     hold_until_command: bool = False  # freeze the pose until the first powered command (a gantry)
+    hold_until_release: bool = False  # freeze it until the console's `release` (lowered once the policy runs)
     record_truth: str | None = None  # folder for the simulator's true state (robolearn.deploy.truth)
 
 

@@ -13,7 +13,9 @@ loopback interface only (a simulated robot must never appear on a real robot's n
 - a virtual remote controller: its buttons and sticks travel in LowState.wireless_remote;
 - fault injection for tests and drills;
 - `bridge.hold_until_command=true`: the robot hangs as on a gantry (pose frozen, time and states
-  running) until the first powered command, so a G1 is still upright when deploy connects.
+  running) until the first powered command, so a G1 is still upright when deploy connects;
+  `bridge.hold_until_release=true`: until the console's `release` instead, as an operator lowers a
+  humanoid from its gantry once its policy runs (a G1 cannot stand on its PD hold alone).
 
 The console (stdin, one command a line) drives the remote and the faults:
 
@@ -22,6 +24,7 @@ The console (stdin, one command a line) drives the remote and the faults:
     fault <silence|nan|bad_crc|none>          stop publishing / NaN joint positions / corrupt the CRC / clear
     loss <p> | latency <s> [jitter_s]         network impairments
     push <vx> <vy>                            kick the base (m/s)
+    release                                   lower a held robot off its gantry (hold_until_release)
     stats | quit
 """
 
@@ -100,6 +103,7 @@ class SimBridge:
         seed: int = 0,
         mode_machine: int | None = None,
         hold_until_command: bool = False,
+        hold_until_release: bool = False,
         mismatch: TargetPhysics | None = None,
         truth_dir: str | None = None,
     ) -> None:
@@ -147,7 +151,8 @@ class SimBridge:
         self._state["motor_state"]["mode"][self.slots] = self.family.enabled_mode
         # A robot on a gantry: its pose is frozen (time runs, states flow) until the first powered
         # command, so a G1, which cannot stand unpowered, is still upright when deploy connects.
-        self._held_qpos = self.sim.data.qpos.copy() if hold_until_command else None
+        self._held_qpos = self.sim.data.qpos.copy() if hold_until_command or hold_until_release else None
+        self._release_on_command = hold_until_command and not hold_until_release
         self.done = False
 
     # -- console ----------------------------------------------------------------------------------------
@@ -197,12 +202,15 @@ class SimBridge:
                 return "pushed"
             if cmd == "stats":
                 return "stats " + json.dumps(self.telemetry(now))
+            if cmd == "release":
+                held, self._held_qpos = self._held_qpos is not None, None
+                return f"released from the gantry at t={now:.6f}" if held else "not held"
             if cmd == "quit":
                 self.done = True
                 return "quitting"
         except (IndexError, ValueError) as exc:
             return f"bad command '{line}': {exc}"
-        return f"unknown command '{cmd}' (press, stick, fault, loss, latency, push, stats, quit)"
+        return f"unknown command '{cmd}' (press, stick, fault, loss, latency, push, release, stats, quit)"
 
     def telemetry(self, now: float) -> dict[str, Any]:
         """Simulation and traffic figures (JSON-ready)."""
@@ -265,7 +273,7 @@ class SimBridge:
                 tau=np.where(on, latest["tau"], 0.0),
             )
             self.last_command_time = now
-            if self._held_qpos is not None and np.any(on & (latest["kp"] > 0)):
+            if self._held_qpos is not None and self._release_on_command and np.any(on & (latest["kp"] > 0)):
                 self._held_qpos = None  # the first powered command lowers the robot off the gantry
 
     def publish(self, now: float) -> None:
@@ -363,6 +371,7 @@ def run_bridge(cfg: DictConfig) -> dict[str, Any]:
         seed=b.seed,
         mode_machine=b.mode_machine,
         hold_until_command=b.hold_until_command,
+        hold_until_release=b.hold_until_release,
         mismatch=target_from_config(cfg, spec),
         truth_dir=b.record_truth,
     )
@@ -370,7 +379,7 @@ def run_bridge(cfg: DictConfig) -> dict[str, Any]:
     print(
         f"sim bridge: {spec.name} ({spec.message_family}) on {interface}, domain {domain}; state {b.state_hz:g} Hz,"
         f" physics {b.physics_hz:g} Hz, pose {pose}; {bridge.sim.mismatch.describe()}; console:"
-        " press/stick/fault/loss/latency/push/stats/quit",
+        " press/stick/fault/loss/latency/push/release/stats/quit",
         flush=True,
     )
     # The bridge stands in for the robot's firmware, which never stalls because a host is busy: with
@@ -421,7 +430,7 @@ HELP = verb_help(
     "A MuJoCo robot that behaves like the real one on DDS (loopback only): motor-side PD from rt/lowcmd,\n"
     "rt/lowstate with tick, IMU and CRC, optional latency/jitter/loss, a virtual remote and fault\n"
     "injection. Console (stdin): press <button>, stick <axis> <v>, fault <silence|nan|bad_crc|none>,\n"
-    "loss <p>, latency <s> [jitter_s], push <vx> <vy>, stats, quit. Reads configs/deploy.yaml.",
+    "loss <p>, latency <s> [jitter_s], push <vx> <vy>, release, stats, quit. Reads configs/deploy.yaml.",
     [
         ("robot", "go2 | g1 | g1_29dof (default: go2)"),
         ("domain_id", "DDS domain id (default: settings.dds.domain_id)"),

@@ -8,7 +8,7 @@ import os
 import pickle
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +110,16 @@ def read_npz(path: Path, keys: Sequence[str], what: str, fix: str = "") -> dict[
     if missing:
         raise UserError(f"{what} {path} lacks key(s) {', '.join(missing)}{tail}")
     return arrays
+
+
+def json_safe(value: Any) -> Any:
+    """value with NaN and infinities (which JSON cannot hold) as None, through dicts, lists and tuples."""
+    import math
+
+    if isinstance(value, Mapping):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

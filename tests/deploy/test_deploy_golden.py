@@ -266,3 +266,31 @@ def test_bridge_holds_the_g1_until_the_first_powered_command() -> None:
     for k in range(1, 51):
         held.tick(now=0.5 + k * held.period)
     assert not np.array_equal(held.sim.data.qpos, start)  # physics runs: the robot is on its feet
+
+
+def test_bridge_holds_the_g1_through_powered_commands_until_released() -> None:
+    """bridge.hold_until_release: the G1 stays on the gantry while deploy ramps and holds it, until the
+    console's `release` (what the robustness benchmark sends when the runtime enters POLICY)."""
+    pytest.importorskip("unitree_sdk2py")
+    from robolearn.deploy.backends.dds_backend import DdsBackend
+    from robolearn.deploy.sim_bridge import SimBridge
+    from robolearn.robots.registry import get_robot_spec
+
+    spec = get_robot_spec("g1")
+    side, deploy_side = _FakeSession(), _FakeSession()
+    held = SimBridge(spec, side, initial_pose="default", hold_until_release=True)  # type: ignore[arg-type]
+    start = held.sim.data.qpos.copy()
+    backend = DdsBackend(spec, deploy_side)  # type: ignore[arg-type]
+    q, dq = spec.default_pos_array, np.zeros(spec.num_joints)
+    for k in range(100):  # 0.2 s of PD commands at 500 Hz: still held
+        backend.send(CommandLimiter(spec).pd(q, q, dq))
+        side.readers["rt/lowcmd"].queue.extend(deploy_side.wire["rt/lowcmd"][-1:])
+        held.tick(now=k * held.period)
+    np.testing.assert_array_equal(held.sim.data.qpos, start)
+    assert held.handle("release", now=0.2).startswith("released from the gantry")
+    assert held.handle("release", now=0.2) == "not held"
+    for k in range(100, 150):
+        backend.send(CommandLimiter(spec).pd(q, q, dq))
+        side.readers["rt/lowcmd"].queue.extend(deploy_side.wire["rt/lowcmd"][-1:])
+        held.tick(now=k * held.period)
+    assert not np.array_equal(held.sim.data.qpos, start)  # physics runs on its own feet
