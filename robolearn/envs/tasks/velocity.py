@@ -504,14 +504,14 @@ class VelocityTask(RobotTask):
         """(N, 1 + feet) ground height under the base and under each foot (0 on the flat floor), once
         per frame; the terrain case also keeps the base's position for the terrain curriculum."""
         cache = self._ground_cache
+        if self.terrain is None:
+            if cache.value.shape != (self.num_envs, 1 + frame.body_pos.shape[1]):
+                cache.value = np.zeros((self.num_envs, 1 + frame.body_pos.shape[1]))
+            return cache.value  # flat floor at 0: one array of zeros, never written
         if cache.frame is not frame:
-            if self.terrain is None:
-                value = np.zeros((self.num_envs, 1 + frame.body_pos.shape[1]))
-            else:
-                xy = np.concatenate((frame.root_pos[:, None, :2], frame.body_pos[:, :, :2]), axis=1)
-                value = self.terrain.height_at(xy)
-                self.last_root_xy = np.array(frame.root_pos[:, :2], dtype=np.float64)
-            cache.frame, cache.value = frame, value
+            xy = np.concatenate((frame.root_pos[:, None, :2], frame.body_pos[:, :, :2]), axis=1)
+            cache.frame, cache.value = frame, self.terrain.height_at(xy)
+            self.last_root_xy = np.array(frame.root_pos[:, :2], dtype=np.float64)
         return cache.value
 
     def fallen(self, frame: SimFrame) -> np.ndarray:
