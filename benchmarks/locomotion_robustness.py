@@ -215,6 +215,7 @@ def sim2sim_episode(
         "outcome": r["runtime"]["outcome"],
         "joint_limit_hits": r["joint_limit_hits"],
         "torque_limit_hits": r["torque_limit_hits"],
+        "motion_joint_rms": r["motion_joint_rms"],
         "dynamics": r["dynamics"],
         "command_changes": r["command_changes"],
         "wall_s": r["wall_s"],

@@ -434,6 +434,11 @@ class Controller:
             else -1
         )
 
+    @property
+    def segment_steps(self) -> int:
+        """Policy steps taken in the current POLICY segment (the gait clock's and the reference's count)."""
+        return self._segment_steps
+
     # -- the policy step --------------------------------------------------------------------------------
     def policy_tick(
         self, now: float, lateness: float = 0.0, clock: Callable[[], float] = time.perf_counter

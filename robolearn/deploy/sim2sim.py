@@ -366,6 +366,9 @@ class Sim2SimBackend(MujocoBackend):
         self.fall: tuple[float, str] | None = None  # (policy time, why)
         self.completed = False  # the policy drove for the whole duration
         self.rows: list[tuple[float, ...]] = []  # (policy time, x, y, vx, vy, wz, height, cos tilt)
+        # A tracking policy: squared joint error against the reference it was shown, summed per tick.
+        self.motion_sq_sum = 0.0
+        self.motion_ticks = 0
 
     def _reset_noise(self, rng: np.random.Generator, joint_noise: float, velocity_noise: float) -> None:
         """VelocityTask.initial_state: default pose + uniform joint noise, random heading, base a
@@ -443,6 +446,11 @@ class Sim2SimBackend(MujocoBackend):
         if self.schedule:
             self._follow_schedule(t)  # reaches the policy at its next step
         q = d.qpos[self._q]
+        if c.motion is not None and c.segment_steps > 0:
+            # The reference of the policy's latest step (the frame it was asked to follow now).
+            ref = c.motion.frame(c.segment_steps - 1).joint_pos
+            self.motion_sq_sum += float(np.mean(np.square(q - ref)))
+            self.motion_ticks += 1
         at = (q <= self._lower) | (q >= self._upper)
         self.joint_limit_hits += at & ~self._at_joint_limit  # count arrivals, not ticks spent there
         self._at_joint_limit = at
@@ -592,6 +600,10 @@ def _episode_report(
         "time_to_fall_s": None if fall is None else round(fall[0], 4),
         "fall_reason": None if fall is None else fall[1],
         **tracking_figures(backend.rows, np.asarray(backend.row_commands).reshape(-1, 3), config.settle_s),
+        # A tracking policy's joint RMS error against its reference (rad), over the ticks it drove.
+        "motion_joint_rms": float(np.sqrt(backend.motion_sq_sum / backend.motion_ticks))
+        if backend.motion_ticks
+        else None,
         "joint_limit_hits": int(backend.joint_limit_hits.sum()),
         "joint_limit_hits_by_joint": _by_joint(spec.joint_names, backend.joint_limit_hits),
         "torque_limit_hits": int(backend.torque_limit_hits.sum()),

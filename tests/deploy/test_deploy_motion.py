@@ -194,3 +194,19 @@ def test_motion_mistakes_are_one_line(artifact: Path, tmp_path: Path) -> None:
     )
     with pytest.raises(UserError, match="motion_clip=squat but the policy tracks no reference motion"):
         build_session(cfg)
+
+
+def test_sim2sim_measures_a_tracking_policys_joint_error_against_its_reference(artifact: Path) -> None:
+    from robolearn.deploy.sim2sim import Sim2SimConfig, run_sim2sim
+
+    config = Sim2SimConfig(
+        duration_s=0.4, settle_s=0.1, episodes=1, motion_clip=CLIP, command=(0.0, 0.0, 0.0)
+    )
+    result = run_sim2sim(artifact, config)
+    episode = result["episodes"][0]
+    assert episode["policy_started"] and episode["runtime"]["policy_steps"] >= 15
+    # The random policy barely moves the joints while the clip steps: an error of centimetres of
+    # joint angle, from the reference's own motion (stepping lifts each foot 7 cm).
+    assert 0.005 < episode["motion_joint_rms"] < 0.5
+    plain = run_sim2sim(REFERENCE, Sim2SimConfig(duration_s=0.2, settle_s=0.1, episodes=1))
+    assert plain["episodes"][0]["motion_joint_rms"] is None
