@@ -75,6 +75,7 @@ from robolearn.deploy.sim2sim import (
     tracking_figures,
     validate_sim2sim,
 )
+from robolearn.robots.observations import observation_layout
 from robolearn.utils.io import json_safe
 
 REPO = Path(__file__).resolve().parents[1]
@@ -189,6 +190,20 @@ def path_figures(
         path_m=every["path_m"],
     )
     return out
+
+
+def logged_motion_rms(artifact: PolicyArtifact, obs: np.ndarray) -> float | None:
+    """A tracking policy's joint RMS error against its reference (rad) from a deploy log's observation
+    frames: joint_pos_rel against motion_joint_pos (both relative to the default pose, scale 1); None
+    for a policy without them or a log without policy steps."""
+    layout = {e.name: e for e in observation_layout(artifact.contract.policy_spec, artifact.contract.terms)}
+    joints, ref = layout.get("joint_pos_rel"), layout.get("motion_joint_pos")
+    if joints is None or ref is None or len(obs) == 0:
+        return None
+    frames = np.asarray(obs, dtype=np.float64)
+    q = frames[:, joints.start : joints.start + joints.size] / np.asarray(joints.scale)
+    r = frames[:, ref.start : ref.start + ref.size] / np.asarray(ref.scale)
+    return float(np.sqrt(np.mean(np.square(q - r))))
 
 
 # -- path 1: sim2sim -------------------------------------------------------------------------------------
@@ -406,10 +421,12 @@ def dds_episode(
         time.sleep(0.1)
         lock.close()
     summary: dict[str, Any] = next((json.loads(ln[8:]) for ln in out.lines if ln.startswith("summary ")), {})
-    limited = None
+    limited, motion_rms = None, None
     if log_dir.is_dir() and (log_dir / "meta.json").is_file():
-        c = read_log(log_dir).control
+        log = read_log(log_dir)
+        c = log.control
         limited = int(np.count_nonzero((c["limited"] > 0) & (c["safety"] == SafetyState.POLICY.value)))
+        motion_rms = logged_motion_rms(artifact, log.policy["obs"])
     figs = path_figures(
         np.asarray(rows).reshape(-1, 8),
         np.asarray(row_cmds).reshape(-1, 3),
@@ -429,6 +446,7 @@ def dds_episode(
         "completed": completed,
         **figs,
         "limited_commands": limited,
+        "motion_joint_rms": motion_rms,
         "safety_faults": [str(f.get("reason")) for f in summary.get("faults", [])],
         "final_state": summary.get("final_state"),
         "outcome": summary.get("outcome"),
