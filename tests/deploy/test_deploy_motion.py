@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -210,3 +211,18 @@ def test_sim2sim_measures_a_tracking_policys_joint_error_against_its_reference(a
     assert 0.005 < episode["motion_joint_rms"] < 0.5
     plain = run_sim2sim(REFERENCE, Sim2SimConfig(duration_s=0.2, settle_s=0.1, episodes=1))
     assert plain["episodes"][0]["motion_joint_rms"] is None
+
+
+def test_the_robustness_benchmark_reads_the_joint_error_from_a_deploy_log(
+    task: Any, artifact: Path, recorded: Path
+) -> None:
+    from deploy_helpers import REPO
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from locomotion_robustness import logged_motion_rms
+
+    steps = read_log(recorded).policy
+    ref = task.references[task.clip_names.index(CLIP)].joint_pos[: len(steps)]
+    direct = np.sqrt(np.mean(np.square(steps["joint_pos"] - ref)))
+    assert logged_motion_rms(load_artifact(artifact), steps["obs"]) == pytest.approx(direct, rel=1e-5)
+    assert logged_motion_rms(load_artifact(REFERENCE), steps["obs"][:, :45]) is None
