@@ -107,3 +107,37 @@ def test_terrain_options_fail_in_one_line() -> None:
         assert needle in str(err.value) and "\n" not in str(err.value)
     with pytest.raises(UserError, match="terrain with backend=warp is not supported yet"):
         VelocityTask(robot="go2", num_envs=2, backend="warp", terrain=GRID)
+
+
+def test_the_critic_height_scan_reads_the_ground_around_the_base_in_its_heading() -> None:
+    from robolearn.envs.tasks.velocity import HEIGHT_SCAN_POINTS
+
+    env = make_batched_vector_env(
+        "robolearn/Go2Velocity-v1",
+        num_envs=4,
+        terrain=GRID,
+        critic_observes_base_lin_vel=True,
+        critic_observes_height_scan=True,
+    )
+    env.reset(seed=0)
+    task = env.task if hasattr(env, "task") else env.unwrapped
+    assert task.privileged_size == 3 + 187 == 3 + len(HEIGHT_SCAN_POINTS)
+    frame = task.backend.frame()
+    ids = np.arange(4)
+    scan = task.privileged_observation(frame, ids)[:, 3:]
+    yaw = np.array(
+        [
+            np.arctan2(2 * (q[0] * q[3] + q[1] * q[2]), 1 - 2 * (q[2] ** 2 + q[3] ** 2))
+            for q in frame.root_quat
+        ]
+    )
+    for i in range(4):
+        c, s = np.cos(yaw[i]), np.sin(yaw[i])
+        world = HEIGHT_SCAN_POINTS @ np.array([[c, s], [-s, c]]) + frame.root_pos[i, :2]
+        expected = np.clip(frame.root_pos[i, 2] - 0.5 - task.terrain.height_at(world), -1, 1) * 5.0
+        np.testing.assert_allclose(scan[i], expected, atol=1e-9)
+    # Envs 2 and 3 stand on a rough slope (level 2) and among obstacles (level 3): the scan sees them.
+    assert np.ptp(scan[2]) > 0.5 and np.ptp(scan[3]) > 0.5
+    env.close()
+    with pytest.raises(UserError, match="critic_observes_height_scan=true needs terrain"):
+        gym.make("robolearn/Go2Velocity-v1", critic_observes_height_scan=True)

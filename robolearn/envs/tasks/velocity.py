@@ -16,7 +16,7 @@ import numpy as np
 from robolearn.envs.backends.base import RootJointState, SimFrame
 from robolearn.envs.tasks.base import RobotTask
 from robolearn.envs.tasks.rewards import LOCOMOTION_REWARDS, LocomotionContext
-from robolearn.envs.tasks.rotations import gravity_in_body, quat_from_yaw, quat_rotate_inverse_rows
+from robolearn.envs.tasks.rotations import gravity_in_body, quat_from_yaw, quat_rotate_inverse_rows, yaw_of
 from robolearn.envs.terrain import TerrainOptions, generate_terrain
 from robolearn.errors import UserError, close_matches
 from robolearn.robots.model import joint_index_map, set_default_pose
@@ -109,6 +109,13 @@ def standing_foot_heights(model: mujoco.MjModel, spec: Any) -> np.ndarray:
     return np.array([data.xpos[i][2] for i in ids])
 
 
+# legged_gym's measured_points_x (-0.8..0.8 m) and _y (-0.5..0.5 m), 0.1 m apart: 17 x 11 = 187
+# points in the base's heading frame; its obs_scales.height_measurements 5.0.
+HEIGHT_SCAN_POINTS = np.stack(
+    np.meshgrid(np.linspace(-0.8, 0.8, 17), np.linspace(-0.5, 0.5, 11), indexing="ij"), axis=-1
+).reshape(-1, 2)
+HEIGHT_SCAN_SCALE = 5.0
+
 # A robot starts within this much (m, per axis) of its tile's origin (ours; [lg] 1 m with a 2 m square:
 # ours keeps its feet inside the origin's square too).
 TERRAIN_SPAWN_OFFSET = 0.5
@@ -152,6 +159,7 @@ class VelocityTask(RobotTask):
         only_positive_rewards: bool = True,
         observe_base_lin_vel: bool = False,
         critic_observes_base_lin_vel: bool = False,
+        critic_observes_height_scan: bool = False,
         observation_history: int = 1,
         delta_action: Mapping[str, Any] | None = None,
         residual_dynamics: Mapping[str, Any] | None = None,
@@ -217,7 +225,16 @@ class VelocityTask(RobotTask):
         )
         spec = self.robot_spec
         self.observe_base_lin_vel = bool(observe_base_lin_vel)
-        self.privileged_size = 3 if critic_observes_base_lin_vel else 0
+        self.critic_observes_base_lin_vel = bool(critic_observes_base_lin_vel)
+        self.critic_observes_height_scan = bool(critic_observes_height_scan)
+        if self.critic_observes_height_scan and self.terrain is None:
+            raise UserError(
+                "critic_observes_height_scan=true needs terrain (on the flat floor the scan is the base"
+                " height); set terrain: {...} or critic_observes_height_scan=false"
+            )
+        self.privileged_size = (3 if critic_observes_base_lin_vel else 0) + (
+            len(HEIGHT_SCAN_POINTS) if critic_observes_height_scan else 0
+        )
         self.gait_period_s = None if gait_period_s is None else float(gait_period_s)
         self.gait_duty = float(gait_duty)
         self.gait_offsets = np.asarray(defaults["gait_offsets"], dtype=np.float64)
@@ -485,12 +502,30 @@ class VelocityTask(RobotTask):
         return vel
 
     def privileged_observation(self, frame: SimFrame, ids: np.ndarray) -> np.ndarray | None:
-        """With critic_observes_base_lin_vel: the base's linear velocity in its own frame, scaled by 2
-        and without noise, for the critic only (an asymmetric actor-critic: the actor stays deployable
-        on a robot whose IMU does not measure it)."""
+        """Values for the critic only (an asymmetric actor-critic: the actor stays deployable on a robot
+        that measures neither): with critic_observes_base_lin_vel the base's linear velocity in its
+        own frame, scaled by 2, without noise; then with critic_observes_height_scan the height scan."""
         if not self.privileged_size:
             return None
-        return quat_rotate_inverse_rows(frame.root_quat[ids], frame.root_lin_vel[ids]) * LIN_VEL_OBS_SCALE
+        parts = []
+        if self.critic_observes_base_lin_vel:
+            parts.append(
+                quat_rotate_inverse_rows(frame.root_quat[ids], frame.root_lin_vel[ids]) * LIN_VEL_OBS_SCALE
+            )
+        if self.critic_observes_height_scan:
+            parts.append(self.height_scan(frame, ids))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+    def height_scan(self, frame: SimFrame, ids: np.ndarray) -> np.ndarray:
+        """legged_gym's measured heights: the ground at HEIGHT_SCAN_POINTS around the base (turned with
+        its heading), as clip(base z - 0.5 - ground, -1, 1) x 5 (its obs_scales.height_measurements)."""
+        assert self.terrain is not None
+        yaw = yaw_of(frame.root_quat[ids])
+        c, s = np.cos(yaw)[:, None], np.sin(yaw)[:, None]
+        px, py = HEIGHT_SCAN_POINTS[:, 0], HEIGHT_SCAN_POINTS[:, 1]
+        xy = np.stack((c * px - s * py, s * px + c * py), axis=-1) + frame.root_pos[ids, None, :2]
+        ground = self.terrain.height_at(xy)
+        return np.clip(frame.root_pos[ids, 2:3] - 0.5 - ground, -1.0, 1.0) * HEIGHT_SCAN_SCALE
 
     # -- step ----------------------------------------------------------------------------------------
     def _gravity(self, frame: SimFrame) -> np.ndarray:
