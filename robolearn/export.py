@@ -526,8 +526,13 @@ def task_motion_library(task: Any) -> MotionLibrary | None:
 
 
 def task_contract_fields(task: Any) -> dict[str, Any]:
-    """robot, terms, obs_clip, history length, action_clip, command ranges and gait period of a robot
-    task env (its unwrapped env)."""
+    """robot, terms, obs_clip, history length, action_clip, command ranges, gait period and motion
+    entry of a robot task env (its unwrapped env)."""
+    return _task_contract(task)[0]
+
+
+def _task_contract(task: Any) -> tuple[dict[str, Any], MotionLibrary | None]:
+    """task_contract_fields and the tracking clips its motion entry describes (None without)."""
     spec = getattr(task, "robot_spec", None)
     terms = getattr(task, "proprio_terms", None)
     if not isinstance(spec, RobotSpec) or terms is None:
@@ -551,7 +556,7 @@ def task_contract_fields(task: Any) -> dict[str, Any]:
     action_clip = getattr(task, "action_clip", None)
     gait = getattr(task, "gait_period_s", None)
     library = task_motion_library(task)
-    return {
+    fields = {
         "motion": None if library is None else library.describe(),
         "robot": spec,
         "terms": terms,
@@ -561,6 +566,7 @@ def task_contract_fields(task: Any) -> dict[str, Any]:
         "command_ranges": tuple((float(lo), float(hi)) for lo, hi in ranges),
         "gait_period_s": None if gait is None else float(gait),
     }
+    return fields, library
 
 
 def _model_folder(run: Any, which: str) -> Path:
@@ -596,9 +602,7 @@ def _env_facts(env: Any) -> tuple[tuple[Any, Any], dict[str, Any] | None, Motion
     of an env, which is closed."""
     try:
         task = env.unwrapped
-        robot = is_robot_task(task)
-        fields = task_contract_fields(task) if robot else None
-        motion = task_motion_library(task) if robot else None
+        fields, motion = _task_contract(task) if is_robot_task(task) else (None, None)
         return (env.observation_space, env.action_space), fields, motion
     finally:
         env.close()

@@ -113,13 +113,18 @@ def read_npz(path: Path, keys: Sequence[str], what: str, fix: str = "") -> dict[
 
 
 def json_safe(value: Any) -> Any:
-    """value with NaN and infinities (which JSON cannot hold) as None, through dicts, lists and tuples."""
+    """value as JSON can hold it: numpy arrays and tuples as (nested) lists, numpy floats as floats, and
+    NaN and infinities (which JSON has not) as None, through dicts and lists."""
     import math
 
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
     if isinstance(value, Mapping):
         return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(float(value)) else None
     return value

@@ -31,6 +31,7 @@ import torch
 
 from robolearn.errors import UserError
 from robolearn.runs.loop import LoopRun
+from robolearn.utils.io import json_safe
 
 # Env seeds: training episodes and evaluation episodes draw from disjoint ranges.
 _TRAIN_SEED_BASE = 1_000_003
@@ -409,15 +410,8 @@ class ContinualLoop:
             run.stop_point(self.global_step, self.state_dict)
 
 
-def finite_or_none(values: Any) -> Any:
-    """JSON-safe numbers: arrays and sequences as (nested) lists, NaN and inf as None (JSON has no NaN)."""
-    if isinstance(values, np.ndarray):
-        values = values.tolist()
-    if isinstance(values, list | tuple):
-        return [finite_or_none(v) for v in values]
-    if isinstance(values, float | np.floating):
-        return float(values) if math.isfinite(float(values)) else None
-    return values
+# JSON-safe numbers: arrays and sequences as (nested) lists, NaN and inf as None (JSON has no NaN).
+finite_or_none = json_safe
 
 
 def matrix_to_json(matrix: np.ndarray) -> list[list[float | None]]:
