@@ -205,6 +205,10 @@ class MotionPlayer:
         offset = yaw_of(np.asarray(base_quat, dtype=np.float64)) - yaw_of(self.track.root_quat[0])
         self._turn = quat_from_yaw(offset)
 
+    def joint_pos(self, steps: int) -> np.ndarray:
+        """The reference's joint positions (motor order) at the policy's `steps`-th step of the segment."""
+        return self.track.joint_pos[self.track.frame_index(steps, self.control_dt)]
+
     def frame(self, steps: int) -> MotionFrame:
         """The reference the policy's `steps`-th step of the segment observes."""
         if self._turn is None:

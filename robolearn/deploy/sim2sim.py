@@ -447,8 +447,8 @@ class Sim2SimBackend(MujocoBackend):
             self._follow_schedule(t)  # reaches the policy at its next step
         q = d.qpos[self._q]
         if c.motion is not None and c.segment_steps > 0:
-            # The reference of the policy's latest step (the frame it was asked to follow now).
-            ref = c.motion.frame(c.segment_steps - 1).joint_pos
+            # The reference joints of the policy's latest step (the frame it was asked to follow now).
+            ref = c.motion.joint_pos(c.segment_steps - 1)
             self.motion_sq_sum += float(np.mean(np.square(q - ref)))
             self.motion_ticks += 1
         at = (q <= self._lower) | (q >= self._upper)

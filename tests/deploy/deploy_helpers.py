@@ -247,3 +247,25 @@ def sim_frame(rec: Any, bodies: int) -> Any:
         body_lin_vel=np.zeros((1, bodies, 3)),
         body_ang_vel=np.zeros((1, bodies, 3)),
     )
+
+
+def export_small_policy(contract: Any, root: Path, motion: Any = None) -> Path:
+    """A small policy that moves (the reference network with N(0, 0.05) output weights) exported with
+    `contract` (and a tracking policy's clips) into root/policy; returns that folder."""
+    import torch
+
+    from robolearn.export import export_policy, reference_network
+
+    net = reference_network(contract.robot, contract.input_size, seed=3)
+    with torch.no_grad():
+        net[2].weight.normal_(0.0, 0.05, generator=torch.Generator().manual_seed(4))
+    torch.save(net.state_dict(), root / "net.pt")
+    export_policy(
+        net,
+        contract,
+        root / "policy",
+        {"policy.pt": (root / "net.pt", "torch state_dict")},
+        check_samples=16,
+        motion=motion,
+    )
+    return root / "policy"

@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from deploy_helpers import REFERENCE, sim_frame
+from deploy_helpers import REFERENCE, export_small_policy, sim_frame
 
 from robolearn.config.validate import compose_config
 from robolearn.deploy.app import build_session
@@ -27,7 +27,7 @@ from robolearn.deploy.artifact import load_artifact
 from robolearn.deploy.commands import CommandLimiter
 from robolearn.deploy.policy import ObservationPipeline
 from robolearn.deploy.recorder import read_log
-from robolearn.export import export_policy, reference_network, task_contract_fields
+from robolearn.export import task_contract_fields
 from robolearn.robots.state import RobotState
 
 # Session length and the policy steps it must record. The Go2 stands and takes pushes for 2.5 s; a
@@ -54,8 +54,6 @@ def task(request: pytest.FixtureRequest) -> Any:
 @pytest.fixture(scope="module")
 def recorded(task: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(artifact, deploy log): a small random policy exported from the task, run with a command and pushes."""
-    import torch
-
     root = tmp_path_factory.mktemp("golden")
     reference = load_artifact(REFERENCE).contract
     # The reference is a Go2 artifact: its normalisation statistics fit only the Go2's input.
@@ -63,13 +61,7 @@ def recorded(task: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
         reference, **task_contract_fields(task), normalization=None, source={"kind": "test"}
     )
     assert contract.robot.name == task.robot_spec.name
-    net = reference_network(contract.robot, contract.input_size, seed=3)
-    with torch.no_grad():
-        net[2].weight.normal_(0.0, 0.05, generator=torch.Generator().manual_seed(4))
-    torch.save(net.state_dict(), root / "net.pt")
-    export_policy(
-        net, contract, root / "policy", {"policy.pt": (root / "net.pt", "torch state_dict")}, check_samples=16
-    )
+    export_small_policy(contract, root)
     cfg = compose_config(
         "deploy",
         [

@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from deploy_helpers import REFERENCE, record_in_process, sim_frame
+from deploy_helpers import REFERENCE, export_small_policy, record_in_process, sim_frame
 
 from robolearn.config.validate import compose_config
 from robolearn.deploy.app import build_session
@@ -25,7 +25,7 @@ from robolearn.deploy.policy import ObservationPipeline
 from robolearn.deploy.recorder import read_log
 from robolearn.envs.tasks.tracking import TRACKED_BODIES
 from robolearn.errors import UserError
-from robolearn.export import export_policy, reference_network, task_contract_fields, task_motion_library
+from robolearn.export import task_contract_fields, task_motion_library
 from robolearn.robots.observations import build_observation
 from robolearn.robots.rotations import quat_from_yaw, quat_multiply
 from robolearn.robots.state import RobotState
@@ -45,8 +45,6 @@ def task() -> Any:
 @pytest.fixture(scope="module")
 def artifact(task: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small random tracking policy exported from the task (its clips in motion.npz)."""
-    import torch
-
     root = tmp_path_factory.mktemp("motion")
     reference = load_artifact(REFERENCE).contract
     contract = dataclasses.replace(
@@ -55,19 +53,7 @@ def artifact(task: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert contract.motion is not None and [c["name"] for c in contract.motion["clips"]] == list(
         task.clip_names
     )
-    net = reference_network(contract.robot, contract.input_size, seed=3)
-    with torch.no_grad():
-        net[2].weight.normal_(0.0, 0.05, generator=torch.Generator().manual_seed(4))
-    torch.save(net.state_dict(), root / "net.pt")
-    export_policy(
-        net,
-        contract,
-        root / "policy",
-        {"policy.pt": (root / "net.pt", "torch state_dict")},
-        check_samples=16,
-        motion=task_motion_library(task),
-    )
-    return root / "policy"
+    return export_small_policy(contract, root, motion=task_motion_library(task))
 
 
 @pytest.fixture(scope="module")
